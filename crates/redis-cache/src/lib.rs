@@ -1,0 +1,1 @@
+//! Typed JSON cache over Redis, with an optional in-process L1.

@@ -1,0 +1,1 @@
+//! Connection manager on fred: retry with backoff, pooling, lifecycle, health checks.

@@ -1,0 +1,1 @@
+//! Pub/sub for cross-instance cache invalidation.

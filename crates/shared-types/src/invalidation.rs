@@ -1,0 +1,438 @@
+//! Invalidations: what a change makes stale, and the channel that announces it.
+//!
+//! This is the one table the crates agree on: each [`Invalidation`] names its
+//! pub/sub channel, parses back from it, and knows the exact key or key
+//! pattern it covers ([`Scope`]). Every key family that lives in an L1 maps to
+//! the narrowest invalidation covering it ([`Invalidation::for_key`]).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{QueryHash, TokenHash};
+use crate::error::ValidationError;
+use crate::id::{ShardId, TenantId, UserId};
+use crate::key::{CacheKey, KeyFamily};
+use crate::pattern::KeyPattern;
+
+/// Prefix of every invalidation channel.
+pub const CHANNEL_PREFIX: &str = "cache:invalidate:";
+
+/// The one `PSUBSCRIBE` pattern that covers every invalidation channel.
+pub const ALL_INVALIDATIONS_PATTERN: &str = "cache:invalidate:*";
+
+/// Something that became stale, with the ids that say exactly what.
+///
+/// Serialised with an internal `kind` tag, e.g.
+/// `{"kind":"shard","tenant_id":"t1","shard_id":"s1"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Invalidation {
+    /// One shard's structured data. Channel `cache:invalidate:shard:{t}:{s}`.
+    Shard {
+        tenant_id: TenantId,
+        shard_id: ShardId,
+    },
+    /// One user's profile. Channel `cache:invalidate:user:{t}:{u}`.
+    User {
+        tenant_id: TenantId,
+        user_id: UserId,
+    },
+    /// Every ACL entry of a tenant. Channel `cache:invalidate:acl:{t}:*`.
+    Acl { tenant_id: TenantId },
+    /// Every ACL entry of one user. Channel `cache:invalidate:acl:{t}:user:{u}`.
+    AclUser {
+        tenant_id: TenantId,
+        user_id: UserId,
+    },
+    /// Every ACL entry on one shard. Channel `cache:invalidate:acl:{t}:shard:{s}`.
+    AclShard {
+        tenant_id: TenantId,
+        shard_id: ShardId,
+    },
+    /// One ACL entry. Channel `cache:invalidate:acl:{t}:entry:{u}:{s}`.
+    AclEntry {
+        tenant_id: TenantId,
+        user_id: UserId,
+        shard_id: ShardId,
+    },
+    /// Every vector-search result of a tenant. Channel `cache:invalidate:vsearch:{t}:*`.
+    Vsearch { tenant_id: TenantId },
+    /// One vector-search result. Channel `cache:invalidate:vsearch:{t}:query:{h}`.
+    VsearchQuery {
+        tenant_id: TenantId,
+        query_hash: QueryHash,
+    },
+    /// All cached data of a tenant (not its sessions or counters).
+    /// Channel `cache:invalidate:tenant:{t}:*`.
+    Tenant { tenant_id: TenantId },
+    /// One session, on revocation. Channel `cache:invalidate:session:{t}:{token_hash}`.
+    Session {
+        tenant_id: TenantId,
+        session_hash: TokenHash,
+    },
+}
+
+/// What an invalidation covers: one exact key, or one key pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Exactly this key.
+    Key(CacheKey),
+    /// Every key matching this pattern.
+    Pattern(KeyPattern),
+}
+
+impl Scope {
+    /// Whether `key` is covered.
+    pub fn covers(&self, key: &str) -> bool {
+        match self {
+            Scope::Key(k) => k.as_str() == key,
+            Scope::Pattern(p) => p.matches(key),
+        }
+    }
+}
+
+impl Invalidation {
+    /// The tenant whose data this invalidation concerns.
+    pub fn tenant(&self) -> &TenantId {
+        match self {
+            Invalidation::Shard { tenant_id, .. }
+            | Invalidation::User { tenant_id, .. }
+            | Invalidation::Acl { tenant_id }
+            | Invalidation::AclUser { tenant_id, .. }
+            | Invalidation::AclShard { tenant_id, .. }
+            | Invalidation::AclEntry { tenant_id, .. }
+            | Invalidation::Vsearch { tenant_id }
+            | Invalidation::VsearchQuery { tenant_id, .. }
+            | Invalidation::Tenant { tenant_id }
+            | Invalidation::Session { tenant_id, .. } => tenant_id,
+        }
+    }
+
+    /// The `kind` tag, as in the JSON payload (`shard`, `acl_user`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Invalidation::Shard { .. } => "shard",
+            Invalidation::User { .. } => "user",
+            Invalidation::Acl { .. } => "acl",
+            Invalidation::AclUser { .. } => "acl_user",
+            Invalidation::AclShard { .. } => "acl_shard",
+            Invalidation::AclEntry { .. } => "acl_entry",
+            Invalidation::Vsearch { .. } => "vsearch",
+            Invalidation::VsearchQuery { .. } => "vsearch_query",
+            Invalidation::Tenant { .. } => "tenant",
+            Invalidation::Session { .. } => "session",
+        }
+    }
+
+    /// The channel this invalidation is published on.
+    pub fn channel(&self) -> String {
+        let p = CHANNEL_PREFIX;
+        match self {
+            Invalidation::Shard {
+                tenant_id: t,
+                shard_id: s,
+            } => format!("{p}shard:{t}:{s}"),
+            Invalidation::User {
+                tenant_id: t,
+                user_id: u,
+            } => format!("{p}user:{t}:{u}"),
+            Invalidation::Acl { tenant_id: t } => format!("{p}acl:{t}:*"),
+            Invalidation::AclUser {
+                tenant_id: t,
+                user_id: u,
+            } => format!("{p}acl:{t}:user:{u}"),
+            Invalidation::AclShard {
+                tenant_id: t,
+                shard_id: s,
+            } => {
+                format!("{p}acl:{t}:shard:{s}")
+            }
+            Invalidation::AclEntry {
+                tenant_id: t,
+                user_id: u,
+                shard_id: s,
+            } => {
+                format!("{p}acl:{t}:entry:{u}:{s}")
+            }
+            Invalidation::Vsearch { tenant_id: t } => format!("{p}vsearch:{t}:*"),
+            Invalidation::VsearchQuery {
+                tenant_id: t,
+                query_hash: h,
+            } => {
+                format!("{p}vsearch:{t}:query:{h}")
+            }
+            Invalidation::Tenant { tenant_id: t } => format!("{p}tenant:{t}:*"),
+            Invalidation::Session {
+                tenant_id: t,
+                session_hash: h,
+            } => {
+                format!("{p}session:{t}:{h}")
+            }
+        }
+    }
+
+    /// Parses a channel name back into its invalidation.
+    ///
+    /// # Errors
+    /// [`ValidationError::Channel`] when the layout is not one of ours, or the
+    /// id error when an id in it is invalid.
+    pub fn from_channel(channel: &str) -> Result<Self, ValidationError> {
+        let rest = channel
+            .strip_prefix(CHANNEL_PREFIX)
+            .ok_or_else(|| channel_error("does not start with cache:invalidate:"))?;
+        let parts: Vec<&str> = rest.split(':').collect();
+        let inv = match parts.as_slice() {
+            ["shard", t, s] => Invalidation::Shard {
+                tenant_id: t.parse()?,
+                shard_id: s.parse()?,
+            },
+            ["user", t, u] => Invalidation::User {
+                tenant_id: t.parse()?,
+                user_id: u.parse()?,
+            },
+            ["acl", t, "*"] => Invalidation::Acl {
+                tenant_id: t.parse()?,
+            },
+            ["acl", t, "user", u] => Invalidation::AclUser {
+                tenant_id: t.parse()?,
+                user_id: u.parse()?,
+            },
+            ["acl", t, "shard", s] => Invalidation::AclShard {
+                tenant_id: t.parse()?,
+                shard_id: s.parse()?,
+            },
+            ["acl", t, "entry", u, s] => Invalidation::AclEntry {
+                tenant_id: t.parse()?,
+                user_id: u.parse()?,
+                shard_id: s.parse()?,
+            },
+            ["vsearch", t, "*"] => Invalidation::Vsearch {
+                tenant_id: t.parse()?,
+            },
+            ["vsearch", t, "query", h] => Invalidation::VsearchQuery {
+                tenant_id: t.parse()?,
+                query_hash: h.parse()?,
+            },
+            ["tenant", t, "*"] => Invalidation::Tenant {
+                tenant_id: t.parse()?,
+            },
+            ["session", t, h] => Invalidation::Session {
+                tenant_id: t.parse()?,
+                session_hash: h.parse()?,
+            },
+            _ => return Err(channel_error("unknown kind or layout")),
+        };
+        Ok(inv)
+    }
+
+    /// Exactly what this invalidation makes stale.
+    pub fn scope(&self) -> Scope {
+        match self {
+            Invalidation::Shard {
+                tenant_id,
+                shard_id,
+            } => Scope::Key(CacheKey::shard_structured(tenant_id, shard_id)),
+            Invalidation::User { tenant_id, user_id } => {
+                Scope::Key(CacheKey::user_profile(tenant_id, user_id))
+            }
+            Invalidation::Acl { tenant_id } => Scope::Pattern(KeyPattern::tenant_acl(tenant_id)),
+            Invalidation::AclUser { tenant_id, user_id } => {
+                Scope::Pattern(KeyPattern::user_acl(tenant_id, user_id))
+            }
+            Invalidation::AclShard {
+                tenant_id,
+                shard_id,
+            } => Scope::Pattern(KeyPattern::shard_acl(tenant_id, shard_id)),
+            Invalidation::AclEntry {
+                tenant_id,
+                user_id,
+                shard_id,
+            } => Scope::Key(CacheKey::acl(tenant_id, user_id, shard_id)),
+            Invalidation::Vsearch { tenant_id } => {
+                Scope::Pattern(KeyPattern::tenant_vector_search(tenant_id))
+            }
+            Invalidation::VsearchQuery {
+                tenant_id,
+                query_hash,
+            } => Scope::Key(CacheKey::vector_search(tenant_id, query_hash)),
+            Invalidation::Tenant { tenant_id } => {
+                Scope::Pattern(KeyPattern::tenant_cache(tenant_id))
+            }
+            Invalidation::Session {
+                tenant_id,
+                session_hash,
+            } => Scope::Key(CacheKey::session(tenant_id, session_hash)),
+        }
+    }
+
+    /// The narrowest invalidation that covers `key`, for the families an L1
+    /// may hold (cached data and sessions). `None` for rate-limit windows,
+    /// counters, revocation tombstones and session sets, which are never held
+    /// in an L1 and so need no cross-instance invalidation.
+    pub fn for_key(key: &CacheKey) -> Option<Self> {
+        let segs = key.segments();
+        let inv = match (key.family(), segs.as_slice()) {
+            (KeyFamily::ShardStructured, ["tenant", t, "shard", s, "structured"]) => {
+                Invalidation::Shard {
+                    tenant_id: t.parse().ok()?,
+                    shard_id: s.parse().ok()?,
+                }
+            }
+            (KeyFamily::UserProfile, ["tenant", t, "user", u, "profile"]) => Invalidation::User {
+                tenant_id: t.parse().ok()?,
+                user_id: u.parse().ok()?,
+            },
+            (KeyFamily::Acl, ["tenant", t, "acl", u, s]) => Invalidation::AclEntry {
+                tenant_id: t.parse().ok()?,
+                user_id: u.parse().ok()?,
+                shard_id: s.parse().ok()?,
+            },
+            (KeyFamily::VectorSearch, ["tenant", t, "vsearch", h]) => Invalidation::VsearchQuery {
+                tenant_id: t.parse().ok()?,
+                query_hash: h.parse().ok()?,
+            },
+            (KeyFamily::Session, ["auth", "tenant", t, "session", h]) => Invalidation::Session {
+                tenant_id: t.parse().ok()?,
+                session_hash: h.parse().ok()?,
+            },
+            _ => return None,
+        };
+        Some(inv)
+    }
+}
+
+impl fmt::Display for Invalidation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.channel())
+    }
+}
+
+fn channel_error(reason: &str) -> ValidationError {
+    ValidationError::Channel {
+        reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> TenantId {
+        s.parse().unwrap()
+    }
+
+    // The channel formats the platform agreed on, exactly.
+    #[test]
+    fn exact_channels() {
+        let tenant = t("t1");
+        assert_eq!(
+            Invalidation::Shard {
+                tenant_id: tenant.clone(),
+                shard_id: "s1".parse().unwrap()
+            }
+            .channel(),
+            "cache:invalidate:shard:t1:s1"
+        );
+        assert_eq!(
+            Invalidation::User {
+                tenant_id: tenant.clone(),
+                user_id: "u1".parse().unwrap()
+            }
+            .channel(),
+            "cache:invalidate:user:t1:u1"
+        );
+        assert_eq!(
+            Invalidation::Acl {
+                tenant_id: tenant.clone()
+            }
+            .channel(),
+            "cache:invalidate:acl:t1:*"
+        );
+        assert_eq!(
+            Invalidation::Vsearch {
+                tenant_id: tenant.clone()
+            }
+            .channel(),
+            "cache:invalidate:vsearch:t1:*"
+        );
+        assert_eq!(
+            Invalidation::Tenant {
+                tenant_id: tenant.clone()
+            }
+            .channel(),
+            "cache:invalidate:tenant:t1:*"
+        );
+        let h = TokenHash::of_token("tok");
+        assert_eq!(
+            Invalidation::Session {
+                tenant_id: tenant,
+                session_hash: h.clone()
+            }
+            .channel(),
+            format!("cache:invalidate:session:t1:{h}")
+        );
+    }
+
+    // The JSON payload is small and tagged by kind.
+    #[test]
+    fn json_shape() {
+        let inv = Invalidation::AclEntry {
+            tenant_id: t("t1"),
+            user_id: "u1".parse().unwrap(),
+            shard_id: "s1".parse().unwrap(),
+        };
+        let json = serde_json::to_string(&inv).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"acl_entry","tenant_id":"t1","user_id":"u1","shard_id":"s1"}"#
+        );
+        assert_eq!(serde_json::from_str::<Invalidation>(&json).unwrap(), inv);
+        assert!(
+            serde_json::from_str::<Invalidation>(
+                r#"{"kind":"shard","tenant_id":"a:b","shard_id":"s"}"#
+            )
+            .is_err()
+        );
+        assert!(
+            serde_json::from_str::<Invalidation>(r#"{"kind":"nope","tenant_id":"a"}"#).is_err()
+        );
+    }
+
+    // Garbage channels are rejected, not mis-parsed.
+    #[test]
+    fn rejects_foreign_channels() {
+        for bad in [
+            "",
+            "cache:invalidate:",
+            "cache:invalidate:shard:t1",
+            "cache:invalidate:shard:t1:s1:extra",
+            "cache:invalidate:acl:t1:x",
+            "cache:invalidate:tenant:t1:s1",
+            "other:invalidate:shard:t1:s1",
+            "cache:invalidate:session:t1:nothex",
+        ] {
+            assert!(Invalidation::from_channel(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    // Every L1-held family maps to an invalidation whose scope is that very key.
+    #[test]
+    fn for_key_is_narrowest() {
+        let (tn, u, s) = (t("t1"), "u1".parse().unwrap(), "s1".parse().unwrap());
+        let keys = [
+            CacheKey::shard_structured(&tn, &s),
+            CacheKey::user_profile(&tn, &u),
+            CacheKey::acl(&tn, &u, &s),
+            CacheKey::vector_search(&tn, &QueryHash::of_query("q")),
+            CacheKey::session(&tn, &TokenHash::of_token("x")),
+        ];
+        for key in keys {
+            let inv = Invalidation::for_key(&key).expect("mapped");
+            assert_eq!(inv.scope(), Scope::Key(key.clone()));
+            assert!(inv.scope().covers(key.as_str()));
+        }
+        let counter = CacheKey::counter(&tn, &"c".parse().unwrap());
+        assert_eq!(Invalidation::for_key(&counter), None);
+    }
+}

@@ -1,0 +1,291 @@
+//! Cache keys: the only way this workspace names a Redis key.
+//!
+//! Callers never concatenate strings into keys: each family has a builder that
+//! takes validated ids, so the format lives here once and a key can never name
+//! another tenant's data.
+//!
+//! Two namespaces:
+//! - **cache** (`tenant:{t}:...`): data that can be recomputed from a source of
+//!   truth. `tenant:{t}:*` covers exactly one tenant's cached data, and any
+//!   cache invalidation, even of a whole tenant, stays inside it.
+//! - **state** (`auth:...`, `ratelimit:...`, `counter:...`): sessions, revoked
+//!   tokens, rate-limit windows and counters. They are not cache: losing them
+//!   logs users out or resets a limit, so no cache invalidation touches them.
+
+use std::fmt;
+
+use crate::digest::{QueryHash, TokenHash};
+use crate::id::{CounterName, ShardId, TenantId, UserId};
+use crate::ttl::TtlPolicy;
+
+/// The family of a key: its format, its TTL policy and its invalidation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyFamily {
+    /// `tenant:{t}:shard:{s}:structured`
+    ShardStructured,
+    /// `tenant:{t}:user:{u}:profile`
+    UserProfile,
+    /// `tenant:{t}:acl:{u}:{s}`
+    Acl,
+    /// `tenant:{t}:vsearch:{query_hash}`
+    VectorSearch,
+    /// `auth:tenant:{t}:session:{token_hash}` (state)
+    Session,
+    /// `auth:tenant:{t}:revoked:{token_hash}` (state)
+    RevokedToken,
+    /// `auth:tenant:{t}:user:{u}:sessions`, the set of a user's session hashes (state)
+    UserSessions,
+    /// `ratelimit:tenant:{t}:user:{u}:{action}` (state)
+    RateLimit,
+    /// `counter:tenant:{t}:{name}` (state)
+    Counter,
+}
+
+impl KeyFamily {
+    /// Every family, for tables and tests.
+    pub const ALL: [KeyFamily; 9] = [
+        KeyFamily::ShardStructured,
+        KeyFamily::UserProfile,
+        KeyFamily::Acl,
+        KeyFamily::VectorSearch,
+        KeyFamily::Session,
+        KeyFamily::RevokedToken,
+        KeyFamily::UserSessions,
+        KeyFamily::RateLimit,
+        KeyFamily::Counter,
+    ];
+
+    /// A short name for logs and metrics labels. Logs carry the family, never
+    /// the full key, which may name a user.
+    pub const fn name(self) -> &'static str {
+        match self {
+            KeyFamily::ShardStructured => "shard",
+            KeyFamily::UserProfile => "profile",
+            KeyFamily::Acl => "acl",
+            KeyFamily::VectorSearch => "vsearch",
+            KeyFamily::Session => "session",
+            KeyFamily::RevokedToken => "revoked",
+            KeyFamily::UserSessions => "user_sessions",
+            KeyFamily::RateLimit => "ratelimit",
+            KeyFamily::Counter => "counter",
+        }
+    }
+
+    /// Whether the family is cached data (under `tenant:{t}:`), as opposed to state.
+    pub const fn is_cache(self) -> bool {
+        matches!(
+            self,
+            KeyFamily::ShardStructured
+                | KeyFamily::UserProfile
+                | KeyFamily::Acl
+                | KeyFamily::VectorSearch
+        )
+    }
+
+    /// The default TTL policy of the family. Rate-limit windows and counters
+    /// have none: their expiry is chosen by the caller (the window length).
+    pub const fn default_ttl(self) -> Option<TtlPolicy> {
+        match self {
+            KeyFamily::ShardStructured => Some(TtlPolicy::shard_structured()),
+            KeyFamily::UserProfile => Some(TtlPolicy::user_profile()),
+            KeyFamily::Acl => Some(TtlPolicy::acl()),
+            KeyFamily::VectorSearch => Some(TtlPolicy::vector_search()),
+            KeyFamily::Session | KeyFamily::RevokedToken | KeyFamily::UserSessions => {
+                Some(TtlPolicy::session())
+            }
+            KeyFamily::RateLimit | KeyFamily::Counter => None,
+        }
+    }
+}
+
+/// A Redis key built from validated ids. See the module docs for the formats.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    key: String,
+    family: KeyFamily,
+}
+
+impl CacheKey {
+    fn new(family: KeyFamily, key: String) -> Self {
+        Self { key, family }
+    }
+
+    /// `tenant:{t}:shard:{s}:structured`
+    pub fn shard_structured(tenant: &TenantId, shard: &ShardId) -> Self {
+        Self::new(
+            KeyFamily::ShardStructured,
+            format!("tenant:{tenant}:shard:{shard}:structured"),
+        )
+    }
+
+    /// `tenant:{t}:user:{u}:profile`
+    pub fn user_profile(tenant: &TenantId, user: &UserId) -> Self {
+        Self::new(
+            KeyFamily::UserProfile,
+            format!("tenant:{tenant}:user:{user}:profile"),
+        )
+    }
+
+    /// `tenant:{t}:acl:{u}:{s}`: the ACL check of one user on one shard.
+    pub fn acl(tenant: &TenantId, user: &UserId, shard: &ShardId) -> Self {
+        Self::new(
+            KeyFamily::Acl,
+            format!("tenant:{tenant}:acl:{user}:{shard}"),
+        )
+    }
+
+    /// `tenant:{t}:vsearch:{query_hash}`
+    pub fn vector_search(tenant: &TenantId, query: &QueryHash) -> Self {
+        Self::new(
+            KeyFamily::VectorSearch,
+            format!("tenant:{tenant}:vsearch:{query}"),
+        )
+    }
+
+    /// `auth:tenant:{t}:session:{token_hash}`: one session, named by its token's hash.
+    pub fn session(tenant: &TenantId, token: &TokenHash) -> Self {
+        Self::new(
+            KeyFamily::Session,
+            format!("auth:tenant:{tenant}:session:{token}"),
+        )
+    }
+
+    /// `auth:tenant:{t}:revoked:{token_hash}`: a revoked token's tombstone.
+    pub fn revoked_token(tenant: &TenantId, token: &TokenHash) -> Self {
+        Self::new(
+            KeyFamily::RevokedToken,
+            format!("auth:tenant:{tenant}:revoked:{token}"),
+        )
+    }
+
+    /// `auth:tenant:{t}:user:{u}:sessions`: the set of a user's session hashes.
+    pub fn user_sessions(tenant: &TenantId, user: &UserId) -> Self {
+        Self::new(
+            KeyFamily::UserSessions,
+            format!("auth:tenant:{tenant}:user:{user}:sessions"),
+        )
+    }
+
+    /// `ratelimit:tenant:{t}:user:{u}:{action}`: one user's window for one action.
+    pub fn rate_limit(tenant: &TenantId, user: &UserId, action: &CounterName) -> Self {
+        Self::new(
+            KeyFamily::RateLimit,
+            format!("ratelimit:tenant:{tenant}:user:{user}:{action}"),
+        )
+    }
+
+    /// `counter:tenant:{t}:{name}`: a tenant-wide counter.
+    pub fn counter(tenant: &TenantId, name: &CounterName) -> Self {
+        Self::new(
+            KeyFamily::Counter,
+            format!("counter:tenant:{tenant}:{name}"),
+        )
+    }
+
+    /// The key as Redis sees it.
+    pub fn as_str(&self) -> &str {
+        &self.key
+    }
+
+    /// The key's family.
+    pub fn family(&self) -> KeyFamily {
+        self.family
+    }
+
+    /// The `:`-separated segments after the family's fixed prefix; used to
+    /// recover ids (which never contain `:`).
+    pub(crate) fn segments(&self) -> Vec<&str> {
+        self.key.split(':').collect()
+    }
+}
+
+impl fmt::Display for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key)
+    }
+}
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CacheKey({:?}, {})", self.family, self.key)
+    }
+}
+
+impl AsRef<str> for CacheKey {
+    fn as_ref(&self) -> &str {
+        &self.key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> TenantId {
+        s.parse().unwrap()
+    }
+
+    // The exact key formats the platform agreed on.
+    #[test]
+    fn exact_formats() {
+        let (tenant, user, shard) = (t("t1"), "u1".parse().unwrap(), "s1".parse().unwrap());
+        let q = QueryHash::of_query("q");
+        let tok = TokenHash::of_token("tok");
+        let name: CounterName = "login".parse().unwrap();
+        let cases = [
+            (
+                CacheKey::shard_structured(&tenant, &shard),
+                "tenant:t1:shard:s1:structured".to_owned(),
+            ),
+            (
+                CacheKey::user_profile(&tenant, &user),
+                "tenant:t1:user:u1:profile".to_owned(),
+            ),
+            (
+                CacheKey::acl(&tenant, &user, &shard),
+                "tenant:t1:acl:u1:s1".to_owned(),
+            ),
+            (
+                CacheKey::vector_search(&tenant, &q),
+                format!("tenant:t1:vsearch:{q}"),
+            ),
+            (
+                CacheKey::session(&tenant, &tok),
+                format!("auth:tenant:t1:session:{tok}"),
+            ),
+            (
+                CacheKey::revoked_token(&tenant, &tok),
+                format!("auth:tenant:t1:revoked:{tok}"),
+            ),
+            (
+                CacheKey::user_sessions(&tenant, &user),
+                "auth:tenant:t1:user:u1:sessions".to_owned(),
+            ),
+            (
+                CacheKey::rate_limit(&tenant, &user, &name),
+                "ratelimit:tenant:t1:user:u1:login".to_owned(),
+            ),
+            (
+                CacheKey::counter(&tenant, &name),
+                "counter:tenant:t1:login".to_owned(),
+            ),
+        ];
+        for (key, expected) in cases {
+            assert_eq!(key.as_str(), expected);
+            assert_eq!(key.family().is_cache(), expected.starts_with("tenant:"));
+        }
+    }
+
+    // Only cache families live under `tenant:`; state has no default jitter.
+    #[test]
+    fn family_table() {
+        for family in KeyFamily::ALL {
+            if family == KeyFamily::Session {
+                assert_eq!(family.default_ttl().unwrap().jitter_percent(), 0);
+            }
+            if family.is_cache() {
+                assert_eq!(family.default_ttl().unwrap().jitter_percent(), 10);
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Key patterns for group invalidation.
+//!
+//! A [`KeyPattern`] is a Redis glob built only from validated ids and a fixed
+//! literal prefix `tenant:{t}:`. Because ids cannot contain `:` or glob
+//! characters, a pattern of tenant `a` can never match a key of tenant `ab`.
+
+use std::fmt;
+
+use crate::glob::glob_match;
+use crate::id::{ShardId, TenantId, UserId};
+
+/// A Redis glob over one tenant's cached keys.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct KeyPattern {
+    pattern: String,
+}
+
+impl KeyPattern {
+    /// `tenant:{t}:*`: all cached data of a tenant (never its sessions or counters).
+    pub fn tenant_cache(tenant: &TenantId) -> Self {
+        Self {
+            pattern: format!("tenant:{tenant}:*"),
+        }
+    }
+
+    /// `tenant:{t}:acl:*`: all ACL entries of a tenant.
+    pub fn tenant_acl(tenant: &TenantId) -> Self {
+        Self {
+            pattern: format!("tenant:{tenant}:acl:*"),
+        }
+    }
+
+    /// `tenant:{t}:acl:{u}:*`: all ACL entries of one user.
+    pub fn user_acl(tenant: &TenantId, user: &UserId) -> Self {
+        Self {
+            pattern: format!("tenant:{tenant}:acl:{user}:*"),
+        }
+    }
+
+    /// `tenant:{t}:acl:*:{s}`: all ACL entries on one shard.
+    pub fn shard_acl(tenant: &TenantId, shard: &ShardId) -> Self {
+        Self {
+            pattern: format!("tenant:{tenant}:acl:*:{shard}"),
+        }
+    }
+
+    /// `tenant:{t}:vsearch:*`: all vector-search results of a tenant.
+    pub fn tenant_vector_search(tenant: &TenantId) -> Self {
+        Self {
+            pattern: format!("tenant:{tenant}:vsearch:*"),
+        }
+    }
+
+    /// The glob as Redis sees it (for `SCAN MATCH`).
+    pub fn as_str(&self) -> &str {
+        &self.pattern
+    }
+
+    /// Whether `key` matches, with Redis glob semantics.
+    pub fn matches(&self, key: &str) -> bool {
+        glob_match(&self.pattern, key)
+    }
+}
+
+impl fmt::Display for KeyPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.pattern)
+    }
+}
+
+impl fmt::Debug for KeyPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyPattern({})", self.pattern)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::CacheKey;
+
+    // Each pattern covers what its name says, and nothing of a look-alike tenant.
+    #[test]
+    fn coverage() {
+        let a: TenantId = "a".parse().unwrap();
+        let ab: TenantId = "ab".parse().unwrap();
+        let (u1, u2): (UserId, UserId) = ("u1".parse().unwrap(), "u2".parse().unwrap());
+        let (s1, s2): (ShardId, ShardId) = ("s1".parse().unwrap(), "s2".parse().unwrap());
+
+        let acl_a = CacheKey::acl(&a, &u1, &s1);
+        assert!(KeyPattern::tenant_cache(&a).matches(acl_a.as_str()));
+        assert!(KeyPattern::tenant_acl(&a).matches(acl_a.as_str()));
+        assert!(KeyPattern::user_acl(&a, &u1).matches(acl_a.as_str()));
+        assert!(!KeyPattern::user_acl(&a, &u2).matches(acl_a.as_str()));
+        assert!(KeyPattern::shard_acl(&a, &s1).matches(acl_a.as_str()));
+        assert!(!KeyPattern::shard_acl(&a, &s2).matches(acl_a.as_str()));
+        assert!(!KeyPattern::tenant_cache(&a).matches(CacheKey::acl(&ab, &u1, &s1).as_str()));
+        assert!(!KeyPattern::tenant_acl(&a).matches(CacheKey::shard_structured(&a, &s1).as_str()));
+        let session = CacheKey::session(&a, &crate::TokenHash::of_token("x"));
+        assert!(!KeyPattern::tenant_cache(&a).matches(session.as_str()));
+    }
+}

@@ -1,0 +1,101 @@
+//! Tenant isolation: no key of one tenant is covered by anything built for another.
+
+use proptest::prelude::*;
+use shared_types::{CacheKey, CounterName, Invalidation, KeyPattern, TenantId, glob_match};
+
+use crate::strategies::{invalidation, query_hash, shard, tenant, token_hash, user};
+
+fn all_keys(
+    t: &TenantId,
+    u: &shared_types::UserId,
+    s: &shared_types::ShardId,
+    q: &shared_types::QueryHash,
+    h: &shared_types::TokenHash,
+) -> Vec<CacheKey> {
+    let name = CounterName::new("c").unwrap();
+    vec![
+        CacheKey::shard_structured(t, s),
+        CacheKey::user_profile(t, u),
+        CacheKey::acl(t, u, s),
+        CacheKey::vector_search(t, q),
+        CacheKey::session(t, h),
+        CacheKey::revoked_token(t, h),
+        CacheKey::user_sessions(t, u),
+        CacheKey::rate_limit(t, u, &name),
+        CacheKey::counter(t, &name),
+    ]
+}
+
+fn all_patterns(
+    t: &TenantId,
+    u: &shared_types::UserId,
+    s: &shared_types::ShardId,
+) -> Vec<KeyPattern> {
+    vec![
+        KeyPattern::tenant_cache(t),
+        KeyPattern::tenant_acl(t),
+        KeyPattern::user_acl(t, u),
+        KeyPattern::shard_acl(t, s),
+        KeyPattern::tenant_vector_search(t),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    // For two different tenants, no key of one matches any pattern of the other.
+    #[test]
+    fn patterns_never_cross_tenants(
+        a in tenant(), b in tenant(),
+        (u1, u2) in (user(), user()), (s1, s2) in (shard(), shard()),
+        q in query_hash(), h in token_hash(),
+    ) {
+        prop_assume!(a != b);
+        for key in all_keys(&a, &u1, &s1, &q, &h) {
+            for pattern in all_patterns(&b, &u2, &s2) {
+                prop_assert!(!glob_match(pattern.as_str(), key.as_str()),
+                    "{} matches {}", pattern, key);
+            }
+        }
+    }
+
+    // Look-alike tenants (one a prefix of the other) are the dangerous case: test it directly.
+    #[test]
+    fn prefix_tenants_isolated(base in "[a-z]{1,20}", tail in "[a-z0-9.-]{1,5}",
+                               u in user(), s in shard(), q in query_hash(), h in token_hash()) {
+        let a = TenantId::new(base.as_str()).unwrap();
+        let ab = TenantId::new(format!("{base}{tail}")).unwrap();
+        for (x, y) in [(&a, &ab), (&ab, &a)] {
+            for key in all_keys(x, &u, &s, &q, &h) {
+                for pattern in all_patterns(y, &u, &s) {
+                    prop_assert!(!pattern.matches(key.as_str()), "{} matches {}", pattern, key);
+                }
+            }
+        }
+    }
+
+    // An invalidation of one tenant never covers a key of another, and the
+    // tenant-wide invalidation covers all cached keys and no state keys.
+    #[test]
+    fn invalidations_stay_in_tenant(
+        a in tenant(), b in tenant(), inv in invalidation(),
+        u in user(), s in shard(), q in query_hash(), h in token_hash(),
+    ) {
+        prop_assume!(a != b);
+        // Re-home the generated invalidation onto tenant b.
+        let inv_b = retenant(&inv, &b);
+        for key in all_keys(&a, &u, &s, &q, &h) {
+            prop_assert!(!inv_b.scope().covers(key.as_str()), "{} covers {}", inv_b, key);
+        }
+        let whole = Invalidation::Tenant { tenant_id: a.clone() };
+        for key in all_keys(&a, &u, &s, &q, &h) {
+            prop_assert_eq!(whole.scope().covers(key.as_str()), key.family().is_cache());
+        }
+    }
+}
+
+fn retenant(inv: &Invalidation, t: &TenantId) -> Invalidation {
+    let mut json = serde_json::to_value(inv).unwrap();
+    json["tenant_id"] = serde_json::Value::String(t.to_string());
+    serde_json::from_value(json).unwrap()
+}

@@ -1,0 +1,45 @@
+//! Real Redis servers for tests. No test of this workspace talks to a fake.
+//!
+//! - [`RedisServer`] spawns `redis-server` (from `PATH`, or `REDIS_SERVER_BIN`)
+//!   on a free loopback port, without persistence, and kills it on drop. It can
+//!   be stopped and started again on the same port, paused with SIGSTOP to
+//!   imitate a hung server, and queried behind the code's back with
+//!   [`RedisServer::cmd`].
+//! - [`RawClient`] is a minimal RESP2 client independent of fred, so that
+//!   assertions about what Redis holds do not share the code under test's bugs.
+//! - [`wait_for`] waits for a condition with a deadline; tests never sleep and hope.
+//!
+//! Each test starts its own server, so tests run in parallel without sharing
+//! state, and nothing ever touches port 6379.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let redis = test_support::RedisServer::start().await;
+//! assert_eq!(redis.cmd(&["PING"]).as_string().as_deref(), Some("PONG"));
+//! # }
+//! ```
+
+#[cfg(feature = "docker")]
+mod docker;
+mod port;
+mod process;
+mod resp;
+mod server;
+mod wait;
+
+pub use port::free_port;
+pub use resp::{RawClient, Reply};
+pub use server::{RedisServer, RedisServerBuilder};
+pub use wait::{wait_for, wait_for_sync};
+
+/// Installs a `tracing` subscriber that writes through the test harness's
+/// capture, filtered by `RUST_LOG` (default `warn`). Safe to call from every test.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}

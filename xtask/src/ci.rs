@@ -1,0 +1,74 @@
+//! `cargo xtask ci` and `cargo xtask test`.
+
+use crate::cmd::{Result, on_path, run, succeeds};
+
+/// Every check CI runs, in order; stops at the first failure.
+pub(crate) fn ci() -> Result {
+    ensure_redis_server()?;
+    run("cargo", &["fmt", "--all", "--check"])?;
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    // The Docker fallback of test-support is off by default; keep it compiling.
+    run(
+        "cargo",
+        &["check", "-p", "test-support", "--features", "docker"],
+    )?;
+    ensure_cargo_deny()?;
+    // The advisory database cannot be fetched from CI machines; see README.
+    run("cargo", &["deny", "check", "bans", "licenses", "sources"])?;
+    test(&[])
+}
+
+/// The test suite: every crate's tests against real redis-server processes,
+/// plus doc tests (which nextest does not run).
+pub(crate) fn test(extra: &[String]) -> Result {
+    ensure_redis_server()?;
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    if succeeds("cargo", &["nextest", "--version"]) {
+        let mut args = vec!["nextest", "run", "--workspace", "--no-fail-fast"];
+        args.extend(&extra);
+        run("cargo", &args)?;
+        run("cargo", &["test", "--workspace", "--doc"])
+    } else {
+        let mut args = vec!["test", "--workspace", "--no-fail-fast"];
+        args.extend(&extra);
+        run("cargo", &args)
+    }
+}
+
+/// Tests need a real redis-server; install it where we can, else say how.
+fn ensure_redis_server() -> Result {
+    if std::env::var_os("REDIS_SERVER_BIN").is_some() || on_path("redis-server") {
+        return Ok(());
+    }
+    if on_path("apt-get") {
+        println!("redis-server is missing: installing it with apt-get");
+        run(
+            "apt-get",
+            &["install", "-y", "--no-install-recommends", "redis-server"],
+        )?;
+        return Ok(());
+    }
+    Err(
+        "redis-server is not installed: install it (apt-get install redis-server, \
+         brew install redis) or set REDIS_SERVER_BIN"
+            .to_owned(),
+    )
+}
+
+fn ensure_cargo_deny() -> Result {
+    if succeeds("cargo", &["deny", "--version"]) {
+        return Ok(());
+    }
+    println!("cargo-deny is missing: installing it");
+    run("cargo", &["install", "--locked", "cargo-deny"])
+}

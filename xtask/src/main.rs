@@ -1,0 +1,42 @@
+//! `cargo xtask <command>`: the project's automation, in Rust so that it runs
+//! the same everywhere (the cargo-xtask pattern).
+//!
+//! - `ci`: everything CI checks, in CI's order (see `.ci/run`).
+//! - `test`: the test suite (the README's test command).
+
+// A command-line tool reports to its user on stdout/stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod ci;
+mod cmd;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  ci      formatting, clippy, cargo-deny and the tests: what CI runs
+  test    the whole test suite against real redis-server processes";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci::ci(),
+        Some("test") => ci::test(&args[1..]),
+        Some("help" | "--help" | "-h") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
