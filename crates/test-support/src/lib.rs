@@ -25,6 +25,7 @@ mod port;
 mod process;
 mod resp;
 mod server;
+pub mod tls;
 mod wait;
 
 pub use port::free_port;

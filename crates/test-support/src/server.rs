@@ -23,6 +23,7 @@ pub struct RedisServerBuilder {
     args: Vec<String>,
     password: Option<String>,
     username: Option<String>,
+    tls: bool,
 }
 
 impl RedisServerBuilder {
@@ -52,6 +53,15 @@ impl RedisServerBuilder {
         self.args(["--user", username, "on", &secret, "~*", "&*", "+@all"])
     }
 
+    /// Also listens for TLS on a second port, with a freshly generated CA and
+    /// server certificate (see [`RedisServer::tls_url`] and
+    /// [`RedisServer::tls_ca_file`]). The plain port stays open for the
+    /// harness's own commands.
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
     /// Starts the server and waits until it answers PING.
     ///
     /// # Panics
@@ -67,11 +77,15 @@ impl RedisServerBuilder {
         let auth = self.password.clone().map(|p| (self.username.clone(), p));
         let mut last_error = None;
         for _ in 0..SPAWN_ATTEMPTS {
-            match RedisProcess::spawn(binary, free_port(), self.args.clone(), auth.clone()) {
+            let mut args = self.args.clone();
+            let tls = self.tls.then(|| TlsListener::prepare(&mut args));
+            match RedisProcess::spawn(binary, free_port(), args, auth.clone()) {
                 Ok(process) => {
+                    let backend = Backend::Local(process);
                     return RedisServer {
-                        backend: Backend::Local(process),
+                        backend,
                         options: self,
+                        tls,
                     };
                 }
                 Err(e) => last_error = Some(e),
@@ -94,9 +108,14 @@ impl RedisServerBuilder {
         let container = crate::docker::DockerRedis::start(&self.args)
             .await
             .unwrap_or_else(|e| panic!("{MISSING_BINARY} (Docker fallback failed: {e})"));
+        assert!(
+            !self.tls,
+            "TLS test servers need a local redis-server binary"
+        );
         RedisServer {
             backend: Backend::Docker(container),
             options: self,
+            tls: None,
         }
     }
 }
@@ -125,6 +144,45 @@ enum Backend {
 pub struct RedisServer {
     backend: Backend,
     options: RedisServerBuilder,
+    tls: Option<TlsListener>,
+}
+
+/// The TLS side of a server started with [`RedisServerBuilder::tls`].
+#[derive(Debug)]
+struct TlsListener {
+    port: u16,
+    files: crate::tls::TlsFiles,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsListener {
+    /// Writes fresh certificates and adds the TLS arguments to `args`.
+    fn prepare(args: &mut Vec<String>) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("redis-tls-")
+            .tempdir()
+            .expect("tempdir");
+        let files = crate::tls::write_server_files(dir.path());
+        let port = free_port();
+        let path = |p: &std::path::Path| p.display().to_string();
+        args.extend([
+            "--tls-port".to_owned(),
+            port.to_string(),
+            "--tls-cert-file".to_owned(),
+            path(&files.server_cert),
+            "--tls-key-file".to_owned(),
+            path(&files.server_key),
+            "--tls-ca-cert-file".to_owned(),
+            path(&files.ca_cert),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ]);
+        Self {
+            port,
+            files,
+            _dir: dir,
+        }
+    }
 }
 
 impl RedisServer {
@@ -159,6 +217,38 @@ impl RedisServer {
     /// `redis://host:port` (without credentials).
     pub fn url(&self) -> String {
         format!("redis://{}:{}", self.host(), self.port())
+    }
+
+    /// `rediss://127.0.0.1:<tls port>`, for a server started with TLS.
+    ///
+    /// # Panics
+    /// When the server was started without [`RedisServerBuilder::tls`].
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.tls_port())
+    }
+
+    /// The TLS port.
+    ///
+    /// # Panics
+    /// When the server was started without TLS.
+    pub fn tls_port(&self) -> u16 {
+        self.tls
+            .as_ref()
+            .expect("server started without .tls()")
+            .port
+    }
+
+    /// The PEM file of the CA that signed the server's certificate.
+    ///
+    /// # Panics
+    /// When the server was started without TLS.
+    pub fn tls_ca_file(&self) -> PathBuf {
+        self.tls
+            .as_ref()
+            .expect("server started without .tls()")
+            .files
+            .ca_cert
+            .clone()
     }
 
     /// `host:port`.

@@ -1,0 +1,270 @@
+//! [`RedisConnectionManager`]: the pool of connections every other crate uses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fred::interfaces::{ClientLike, ClusterInterface};
+use fred::prelude::{Builder, Client, Pool};
+use tokio::sync::{broadcast, watch};
+use tracing::info;
+
+use crate::config::RedisConfig;
+use crate::error::ConnectionError;
+use crate::health::{HealthReport, HealthStatus, assess, ping};
+use crate::monitor::Slot;
+use crate::status::{ConnectionEvent, ConnectionStatus};
+use crate::subscriber::RedisSubscriber;
+use crate::supervisor::Supervisor;
+
+/// How long [`RedisConnectionManager::shutdown`] waits for connections to
+/// close before aborting them.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(2);
+
+/// A pool of Redis connections with reconnection, state tracking and health
+/// checks. Cheap to clone: clones share the pool.
+///
+/// Build it with [`connect`](Self::connect) (wait until connected) or
+/// [`connect_lazy`](Self::connect_lazy) (return at once, connect in the
+/// background). While Redis is unreachable every command fails within the
+/// configured command timeout; when it comes back the pool reconnects by
+/// itself. Dropping the last clone aborts every background task; call
+/// [`shutdown`](Self::shutdown) to close connections politely first.
+#[derive(Debug, Clone)]
+pub struct RedisConnectionManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: RedisConfig,
+    builder: Builder,
+    pool: Pool,
+    supervisor: Supervisor,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConnectionManager")
+            .field("config", &self.config)
+            .field("status", &self.supervisor.monitor.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisConnectionManager {
+    /// Connects and waits until every pooled connection is up, retrying under
+    /// the configured backoff (each failed attempt is logged).
+    ///
+    /// # Errors
+    /// - [`ConnectionError::Config`] / [`ConnectionError::Tls`] for a bad configuration;
+    /// - [`ConnectionError::Auth`] at the first refusal of the credentials
+    ///   (retrying would not help);
+    /// - [`ConnectionError::Unavailable`] once `max_attempts` attempts failed.
+    ///
+    /// With `max_attempts == 0` it waits until Redis answers; a service that
+    /// must start while Redis is down uses [`connect_lazy`](Self::connect_lazy).
+    pub async fn connect(config: RedisConfig) -> Result<Self, ConnectionError> {
+        let manager = Self::connect_lazy(config)?;
+        if let Err(error) = manager.wait_until_connected().await {
+            manager.shutdown().await;
+            return Err(error);
+        }
+        Ok(manager)
+    }
+
+    /// Returns at once and connects in the background, retrying under the
+    /// configured backoff. Commands issued before the first connection wait
+    /// for it, at most the command timeout.
+    ///
+    /// # Errors
+    /// Only configuration errors ([`ConnectionError::Config`],
+    /// [`ConnectionError::Tls`]). Must be called within a tokio runtime.
+    pub fn connect_lazy(config: RedisConfig) -> Result<Self, ConnectionError> {
+        let builder = crate::fred_config::builder(&config)?;
+        let pool = builder
+            .build_pool(config.pool_size)
+            .map_err(|e| ConnectionError::from_fred(&e, config.command_timeout))?;
+        info!(
+            redis.addresses = ?config.topology.addresses(),
+            redis.pool_size = config.pool_size,
+            redis.tls = config.tls.is_some(),
+            "connecting to Redis"
+        );
+        let supervisor = Supervisor::start(
+            pool.clients(),
+            config.event_capacity,
+            config.command_timeout,
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                builder,
+                pool,
+                supervisor,
+            }),
+        })
+    }
+
+    /// Waits until every pooled client is connected, or fails as
+    /// [`connect`](Self::connect) describes.
+    async fn wait_until_connected(&self) -> Result<(), ConnectionError> {
+        let monitor = &self.inner.supervisor.monitor;
+        let mut changes = monitor.changes();
+        loop {
+            let slots = monitor.slots();
+            if slots.iter().all(|s| *s == Slot::Connected) {
+                return Ok(());
+            }
+            match monitor.last_error() {
+                Some(e @ (ConnectionError::Auth(_) | ConnectionError::Tls(_))) => return Err(e),
+                Some(e @ ConnectionError::Config { .. }) => return Err(e),
+                _ => {}
+            }
+            if slots.contains(&Slot::Stopped) {
+                let attempts = self.inner.config.reconnect.max_attempts;
+                let last = monitor
+                    .last_error()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                return Err(ConnectionError::Unavailable(format!(
+                    "could not connect to {} after {attempts} attempts: {last}",
+                    self.inner.config.topology.addresses().join(", ")
+                )));
+            }
+            if changes.changed().await.is_err() {
+                return Err(ConnectionError::Shutdown);
+            }
+        }
+    }
+
+    /// The configuration this manager was built from.
+    pub fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    /// The command timeout every command runs under.
+    pub fn command_timeout(&self) -> Duration {
+        self.inner.config.command_timeout
+    }
+
+    /// The fred pool, for commands. Pool clients must never `SUBSCRIBE`: use
+    /// [`subscriber`](Self::subscriber).
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// One pooled client, preferring a connected one: for what [`Pool`] lacks
+    /// (pipelines, `SCAN`, `PUBLISH`).
+    pub fn client(&self) -> &Client {
+        self.inner.pool.next_connected()
+    }
+
+    /// Builds a dedicated subscriber connection with this manager's
+    /// configuration, connecting in the background.
+    ///
+    /// # Errors
+    /// When fred cannot build the client (a configuration error).
+    pub fn subscriber(&self) -> Result<RedisSubscriber, ConnectionError> {
+        let client = self
+            .inner
+            .builder
+            .build_subscriber_client()
+            .map_err(|e| ConnectionError::from_fred(&e, self.command_timeout()))?;
+        Ok(RedisSubscriber::start(client, &self.inner.config))
+    }
+
+    /// Connected, connecting, or disconnected (see [`ConnectionStatus`]).
+    pub fn status(&self) -> ConnectionStatus {
+        self.inner.supervisor.monitor.status()
+    }
+
+    /// Whether at least one pooled connection is up.
+    pub fn is_connected(&self) -> bool {
+        self.status() == ConnectionStatus::Connected
+    }
+
+    /// A receiver that sees every status change.
+    pub fn watch_status(&self) -> watch::Receiver<ConnectionStatus> {
+        self.inner.supervisor.monitor.watch_status()
+    }
+
+    /// Connection events of the pool's clients (connects, losses, give-ups).
+    pub fn events(&self) -> broadcast::Receiver<ConnectionEvent> {
+        self.inner.supervisor.monitor.events()
+    }
+
+    /// PINGs Redis and reports status, connectivity and latency.
+    ///
+    /// Every pooled connection is probed on a single server; every primary on
+    /// a cluster. Takes at most the command timeout; returns at once for
+    /// connections known to be down.
+    pub async fn health_check(&self) -> HealthReport {
+        let config = &self.inner.config;
+        let timeout = config.command_timeout;
+        let monitor = &self.inner.supervisor.monitor;
+        let connected = self.is_connected();
+        let mut report = if config.is_cluster() {
+            let client = self.client();
+            let primaries = client
+                .cached_cluster_state()
+                .map(|state| state.unique_primary_nodes())
+                .unwrap_or_default();
+            let probes = if primaries.is_empty() {
+                vec![ping(client, None, timeout).await]
+            } else {
+                futures::future::join_all(
+                    primaries
+                        .into_iter()
+                        .map(|node| ping(client, Some(node), timeout)),
+                )
+                .await
+            };
+            let down = monitor
+                .slots()
+                .iter()
+                .filter(|s| **s != Slot::Connected)
+                .count();
+            assess(
+                &probes,
+                "cluster primaries",
+                down,
+                connected,
+                config.health_degraded_threshold,
+            )
+        } else {
+            let probes = futures::future::join_all(
+                self.inner
+                    .pool
+                    .clients()
+                    .iter()
+                    .map(|c| ping(c, None, timeout)),
+            )
+            .await;
+            assess(
+                &probes,
+                "pooled connections",
+                0,
+                connected,
+                config.health_degraded_threshold,
+            )
+        };
+        if report.status == HealthStatus::Unhealthy {
+            // "not connected" says less than the error that disconnected us.
+            if let Some(last) = monitor.last_error() {
+                report.error = Some(last.to_string());
+            }
+        }
+        report
+    }
+
+    /// Closes every connection: stops reconnecting, sends `QUIT` on each
+    /// connection and waits for them to close, at most [`SHUTDOWN_DEADLINE`];
+    /// whatever is left is aborted. Later commands fail as unavailable.
+    pub async fn shutdown(&self) {
+        info!("closing Redis connections");
+        let pool = self.inner.pool.clone();
+        self.inner
+            .supervisor
+            .shutdown(async move { pool.quit().await }, SHUTDOWN_DEADLINE)
+            .await;
+    }
+}

@@ -1,0 +1,155 @@
+//! Parsing `REDIS_URL`.
+//!
+//! fred's URL parser does the work (hosts, `?node=`, percent-decoded
+//! credentials, `/db`), but we decide TLS from the scheme ourselves: fred
+//! without a TLS feature connects to `rediss://` in plain text with only a
+//! warning, and we refuse that instead.
+
+use fred::types::config::{Config as FredConfig, ServerConfig};
+use secrecy::SecretString;
+
+use crate::config::{RedisConfig, TlsOptions, Topology};
+use crate::error::ConnectionError;
+
+const SCHEMES: &str = "redis://, rediss://, redis-cluster://, rediss-cluster://, \
+                       redis-sentinel:// or rediss-sentinel://";
+
+fn url_error(reason: impl Into<String>) -> ConnectionError {
+    ConnectionError::Config {
+        variable: "REDIS_URL",
+        reason: reason.into(),
+    }
+}
+
+pub(crate) fn parse(url: &str) -> Result<RedisConfig, ConnectionError> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(url_error(format!("must start with {SCHEMES}")));
+    };
+    let (tls, plain_scheme) = match scheme {
+        "redis" | "redis-cluster" | "redis-sentinel" => (false, scheme.to_owned()),
+        "rediss" | "rediss-cluster" | "rediss-sentinel" => {
+            (true, scheme.replacen("rediss", "redis", 1))
+        }
+        _ => return Err(url_error(format!("unsupported scheme, expected {SCHEMES}"))),
+    };
+    // Hand fred the plain-text form: TLS is configured by us (see tls.rs).
+    let plain = format!("{plain_scheme}://{rest}");
+    let parsed = FredConfig::from_url(&plain).map_err(|e| url_error(e.details().to_owned()))?;
+    if scheme.ends_with("-cluster") {
+        // fred ignores a database in a cluster URL; a cluster has only db 0,
+        // so asking for another is a mistake worth reporting.
+        let path = ::url::Url::parse(&plain)
+            .map(|u| u.path().to_owned())
+            .unwrap_or_default();
+        if !matches!(path.as_str(), "" | "/" | "/0") {
+            return Err(ConnectionError::Config {
+                variable: "REDIS_DB",
+                reason: "a Redis Cluster has only database 0".to_owned(),
+            });
+        }
+    }
+
+    let topology = match parsed.server {
+        ServerConfig::Centralized { server } => Topology::Centralized {
+            host: server.host.to_string(),
+            port: server.port,
+        },
+        ServerConfig::Clustered { hosts, .. } => Topology::Cluster {
+            nodes: hosts
+                .into_iter()
+                .map(|s| (s.host.to_string(), s.port))
+                .collect(),
+        },
+        ServerConfig::Sentinel {
+            hosts,
+            service_name,
+            ..
+        } => Topology::Sentinel {
+            nodes: hosts
+                .into_iter()
+                .map(|s| (s.host.to_string(), s.port))
+                .collect(),
+            service_name,
+        },
+    };
+    Ok(RedisConfig {
+        topology,
+        username: parsed.username.filter(|u| !u.is_empty()),
+        password: parsed
+            .password
+            .filter(|p| !p.is_empty())
+            .map(SecretString::from),
+        tls: tls.then(TlsOptions::default),
+        database: parsed.database,
+        ..RedisConfig::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    // Each scheme maps to its topology and TLS setting.
+    #[test]
+    fn schemes() {
+        let c = parse("redis://localhost:7000/3").unwrap();
+        assert_eq!(
+            c.topology,
+            Topology::Centralized {
+                host: "localhost".into(),
+                port: 7000
+            }
+        );
+        assert_eq!(c.database, Some(3));
+        assert!(c.tls.is_none());
+
+        let c = parse("rediss://cache.example.com:6380").unwrap();
+        assert!(c.tls.is_some());
+
+        let c = parse("redis-cluster://a:7000?node=b:7001&node=c:7002").unwrap();
+        let Topology::Cluster { mut nodes } = c.topology else {
+            panic!("not a cluster")
+        };
+        nodes.sort();
+        assert_eq!(
+            nodes,
+            vec![("a".into(), 7000), ("b".into(), 7001), ("c".into(), 7002)]
+        );
+        let c = parse("rediss-cluster://a:7000").unwrap();
+        assert!(c.is_cluster() && c.tls.is_some());
+
+        let c = parse("redis-sentinel://s1:26379?sentinelServiceName=mymaster").unwrap();
+        assert!(
+            matches!(c.topology, Topology::Sentinel { ref service_name, .. } if service_name == "mymaster")
+        );
+    }
+
+    // Percent-encoded credentials (Azure keys contain / + =) are decoded.
+    #[test]
+    fn credentials_are_decoded() {
+        let c = parse("rediss://alice:ab%2Fc%2Bd%3D@host:6380").unwrap();
+        assert_eq!(c.username.as_deref(), Some("alice"));
+        assert_eq!(c.password.unwrap().expose_secret(), "ab/c+d=");
+        let c = parse("redis://:only-pass@host:6379").unwrap();
+        assert_eq!(c.username, None);
+        assert_eq!(c.password.unwrap().expose_secret(), "only-pass");
+    }
+
+    // Bad URLs are refused without echoing the URL (it may hold a password).
+    #[test]
+    fn bad_urls() {
+        for bad in [
+            "localhost:6379",
+            "http://host",
+            "redis://",
+            "redis://:hunter2@/0",
+        ] {
+            let err = parse(bad).unwrap_err();
+            let text = err.to_string();
+            assert!(text.starts_with("invalid REDIS_URL"), "{text}");
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+    }
+}
