@@ -25,7 +25,8 @@ pub(crate) fn ci() -> Result {
     ensure_cargo_deny()?;
     // The advisory database cannot be fetched from CI machines; see README.
     run("cargo", &["deny", "check", "bans", "licenses", "sources"])?;
-    test(&[])
+    test(&[])?;
+    crate::example::run_usage_example()
 }
 
 /// The test suite: every crate's tests against real redis-server processes,

@@ -9,6 +9,7 @@
 
 mod ci;
 mod cmd;
+mod example;
 
 use std::process::ExitCode;
 

@@ -1,1 +1,54 @@
-//! Typed JSON cache over Redis, with an optional in-process L1.
+//! A typed JSON cache over Redis, for the services of a multi-tenant platform.
+//!
+//! [`CacheService`] stores any `Serialize` value as JSON under a
+//! [`shared_types::CacheKey`], with per-write TTLs ([`Expiry`]: a jittered
+//! [`shared_types::TtlPolicy`] or a fixed duration):
+//!
+//! - single and bulk reads and writes (`get`, `set`, `mget`, `mset`), `delete`,
+//!   `exists`, `expire`, `ttl` ([`KeyTtl`]);
+//! - counters and atomic rate-limit windows ([`RateWindow`]);
+//! - pattern deletion with `SCAN` + `UNLINK` (`delete_pattern`,
+//!   `flush_tenant`), never `KEYS`;
+//! - statistics ([`CacheStats`], [`ServerStats`]).
+//!
+//! **When Redis is down**, reads degrade to a miss (the caller loads from its
+//! source of truth; [`ReadMode::Strict`] returns the error instead), while
+//! writes, deletes and counters return [`CacheError::Unavailable`]: losing
+//! them silently would serve stale data. Nothing waits longer than the
+//! connection manager's command timeout.
+//!
+//! **Values that do not decode** as the requested type are a miss: the key is
+//! deleted, `decode_failures` goes up, and one warning is logged.
+//!
+//! ```no_run
+//! use redis_cache::{CacheConfig, CacheService};
+//! use redis_connection::{RedisConfig, RedisConnectionManager};
+//! use shared_types::{CacheKey, TenantId, TtlPolicy, UserId};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let manager = RedisConnectionManager::connect(RedisConfig::from_env()?).await?;
+//! let cache = CacheService::new(manager, CacheConfig::from_env()?);
+//! let key = CacheKey::user_profile(&TenantId::new("acme")?, &UserId::new("u1")?);
+//! cache.set(&key, &serde_json::json!({"name": "Ada"}), TtlPolicy::user_profile()).await?;
+//! let profile: Option<serde_json::Value> = cache.get(&key).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod codec;
+mod config;
+mod counters;
+mod delete_pattern;
+mod error;
+mod expiry;
+mod service;
+mod stats;
+mod store;
+mod throttle;
+
+pub use config::{CACHE_ENV_VARS, CacheConfig, L1Config, ReadMode};
+pub use counters::RateWindow;
+pub use error::CacheError;
+pub use expiry::{Expiry, KeyTtl};
+pub use service::CacheService;
+pub use stats::{CacheStats, ServerStats};

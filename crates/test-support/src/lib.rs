@@ -21,6 +21,7 @@
 
 #[cfg(feature = "docker")]
 mod docker;
+mod logs;
 mod port;
 mod process;
 mod resp;
@@ -28,6 +29,7 @@ mod server;
 pub mod tls;
 mod wait;
 
+pub use logs::LogCapture;
 pub use port::free_port;
 pub use resp::{RawClient, Reply};
 pub use server::{RedisServer, RedisServerBuilder};

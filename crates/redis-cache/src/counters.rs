@@ -1,0 +1,62 @@
+//! Counters and rate-limit windows.
+
+use std::time::Duration;
+
+use redis_connection::fred::types::scripts::Script;
+
+use crate::error::CacheError;
+use crate::store::Store;
+
+/// Increments a counter and starts its window on the first increment, in
+/// one atomic step. INCR then EXPIRE as two commands would leave a counter
+/// without expiry (a user locked out forever) if the client died between
+/// them; a script cannot be interrupted. A key found without expiry (a
+/// stray writer) gets the window too.
+const WINDOW_LUA: &str = r"
+local count = redis.call('INCRBY', KEYS[1], ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  ttl = tonumber(ARGV[2])
+end
+return {count, ttl}
+";
+
+/// The state of a fixed rate-limit window after an increment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateWindow {
+    /// Increments in the current window, this one included.
+    pub count: i64,
+    /// Time until the window ends and the count resets.
+    pub resets_in: Duration,
+}
+
+/// The window script, loaded by SHA on first use (`EVALSHA`, reloading
+/// after `NOSCRIPT`, e.g. when Redis restarted).
+#[derive(Debug)]
+pub(crate) struct WindowScript(Script);
+
+impl WindowScript {
+    pub(crate) fn new() -> Self {
+        Self(Script::from_lua(WINDOW_LUA))
+    }
+
+    pub(crate) async fn run(
+        &self,
+        store: &Store,
+        key: &str,
+        by: i64,
+        window: Duration,
+    ) -> Result<RateWindow, CacheError> {
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX).max(1);
+        let (count, ttl): (i64, i64) = self
+            .0
+            .evalsha_with_reload(store.client(), key, vec![by, window_ms])
+            .await
+            .map_err(|e| store.error(&e))?;
+        Ok(RateWindow {
+            count,
+            resets_in: Duration::from_millis(ttl.unsigned_abs()),
+        })
+    }
+}

@@ -1,0 +1,56 @@
+//! [`CacheError`]: the one error type of this crate.
+
+use redis_connection::ConnectionError;
+
+/// What a cache operation can fail with.
+///
+/// Reads degrade to a miss by default when Redis is unavailable (see
+/// [`crate::ReadMode`]); writes, deletes, invalidations and counters return
+/// [`CacheError::Unavailable`] instead, because losing them silently would
+/// serve stale data or break a rate limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    /// Redis cannot answer now (down, unreachable, too slow): retry later or
+    /// fall back to the source of truth.
+    #[error(transparent)]
+    Unavailable(ConnectionError),
+    /// Redis answered with an error (a counter on a non-integer, say).
+    #[error("Redis rejected the command: {0}")]
+    Rejected(String),
+    /// The encoded value exceeds the configured maximum; nothing was sent.
+    #[error("value of {size} bytes exceeds the {max}-byte limit")]
+    ValueTooLarge {
+        /// Encoded size in bytes.
+        size: usize,
+        /// The configured limit (`CACHE_MAX_VALUE_BYTES`).
+        max: usize,
+    },
+    /// The value could not be serialised to JSON; nothing was sent.
+    #[error("value could not be encoded as JSON: {0}")]
+    Encode(String),
+    /// A configuration value is missing or invalid.
+    #[error("invalid {variable}: {reason}")]
+    Config {
+        /// The environment variable at fault.
+        variable: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+}
+
+impl CacheError {
+    /// Whether the failure is Redis being unavailable (as opposed to a bad
+    /// value or a refused command).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, CacheError::Unavailable(_))
+    }
+}
+
+impl From<ConnectionError> for CacheError {
+    fn from(error: ConnectionError) -> Self {
+        match error {
+            ConnectionError::Rejected(message) => CacheError::Rejected(message),
+            other => CacheError::Unavailable(other),
+        }
+    }
+}

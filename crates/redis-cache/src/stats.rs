@@ -1,0 +1,136 @@
+//! Cache statistics, kept in-process with relaxed atomics (counters only;
+//! nothing orders against them).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The live counters. One per cache instance, shared by its clones.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) l1_hits: AtomicU64,
+    pub(crate) l2_hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) sets: AtomicU64,
+    pub(crate) deletes: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) decode_failures: AtomicU64,
+    pub(crate) loads: AtomicU64,
+    pub(crate) coalesced_waits: AtomicU64,
+    pub(crate) invalidations_sent: AtomicU64,
+    pub(crate) invalidations_received: AtomicU64,
+    pub(crate) invalidations_applied: AtomicU64,
+    pub(crate) l1_flushes: AtomicU64,
+    pub(crate) malformed_messages: AtomicU64,
+}
+
+/// Adds `n` to a counter.
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Adds one to a counter.
+pub(crate) fn bump(counter: &AtomicU64) {
+    add(counter, 1);
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> CacheStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CacheStats {
+            l1_hits: get(&self.l1_hits),
+            l2_hits: get(&self.l2_hits),
+            misses: get(&self.misses),
+            sets: get(&self.sets),
+            deletes: get(&self.deletes),
+            errors: get(&self.errors),
+            decode_failures: get(&self.decode_failures),
+            loads: get(&self.loads),
+            coalesced_waits: get(&self.coalesced_waits),
+            invalidations_sent: get(&self.invalidations_sent),
+            invalidations_received: get(&self.invalidations_received),
+            invalidations_applied: get(&self.invalidations_applied),
+            l1_flushes: get(&self.l1_flushes),
+            malformed_messages: get(&self.malformed_messages),
+        }
+    }
+}
+
+/// A snapshot of a cache instance's counters since it was created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CacheStats {
+    /// Reads answered by the in-process L1.
+    pub l1_hits: u64,
+    /// Reads answered by Redis.
+    pub l2_hits: u64,
+    /// Reads that found nothing (including reads degraded to a miss).
+    pub misses: u64,
+    /// Values written.
+    pub sets: u64,
+    /// Keys removed (by `delete`, `delete_pattern`, invalidations).
+    pub deletes: u64,
+    /// Operations that failed because Redis was unavailable or refused.
+    pub errors: u64,
+    /// Stored values that did not decode as the requested type (each deleted).
+    pub decode_failures: u64,
+    /// Loader calls made by `get_or_load`.
+    pub loads: u64,
+    /// `get_or_load` callers that waited for another caller's load.
+    pub coalesced_waits: u64,
+    /// Invalidations published by this instance.
+    pub invalidations_sent: u64,
+    /// Invalidations received from other instances.
+    pub invalidations_received: u64,
+    /// Invalidations applied to this instance's L1.
+    pub invalidations_applied: u64,
+    /// Whole-L1 flushes caused by a subscriber reconnect or lag.
+    pub l1_flushes: u64,
+    /// Malformed messages seen on invalidation channels (ignored).
+    pub malformed_messages: u64,
+}
+
+impl CacheStats {
+    /// Reads that found a value, in either tier.
+    pub fn hits(&self) -> u64 {
+        self.l1_hits + self.l2_hits
+    }
+
+    /// Hits over all reads, from 0.0 to 1.0 (0.0 before any read).
+    pub fn hit_rate(&self) -> f64 {
+        let reads = self.hits() + self.misses;
+        if reads == 0 {
+            0.0
+        } else {
+            // Counts stay far below 2^52, where f64 would round.
+            #[allow(clippy::cast_precision_loss)]
+            let rate = self.hits() as f64 / reads as f64;
+            rate
+        }
+    }
+}
+
+/// What Redis itself reports (the seed's `getStats()`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ServerStats {
+    /// Keys in the database (summed over primaries on a cluster).
+    pub keys: u64,
+    /// `used_memory` in bytes (summed over primaries on a cluster).
+    pub used_memory_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The hit rate counts both tiers and is 0 before any read.
+    #[test]
+    fn hit_rate() {
+        assert_eq!(CacheStats::default().hit_rate(), 0.0);
+        let s = CacheStats {
+            l1_hits: 2,
+            l2_hits: 1,
+            misses: 1,
+            ..CacheStats::default()
+        };
+        assert_eq!(s.hits(), 3);
+        assert!((s.hit_rate() - 0.75).abs() < f64::EPSILON);
+    }
+}

@@ -1,0 +1,245 @@
+//! [`Store`]: byte-level Redis operations (the L2), cluster-aware.
+//!
+//! Everything here moves `Bytes` and knows nothing of types or statistics;
+//! `service.rs` adds those. Commands run on the connection manager's pool
+//! with `fail_fast`: while the pool is known to be disconnected a command
+//! fails at once instead of waiting out its timeout, so a service stays
+//! responsive during an outage. Every command is still bounded by the
+//! manager's command timeout.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis_connection::fred::clients::{Pool, WithOptions};
+use redis_connection::fred::interfaces::{
+    ClientLike, ClusterInterface, KeysInterface, ServerInterface,
+};
+use redis_connection::fred::prelude::{Client, Error as FredError};
+use redis_connection::fred::types::config::{Options, Server};
+use redis_connection::fred::types::{Expiration, InfoKind, Key};
+use redis_connection::fred::util::redis_keyslot;
+use redis_connection::{ConnectionError, RedisConnectionManager};
+
+use crate::error::CacheError;
+
+/// Redis access for one cache instance.
+#[derive(Debug, Clone)]
+pub(crate) struct Store {
+    manager: RedisConnectionManager,
+    fast: WithOptions<Pool>,
+}
+
+impl Store {
+    pub(crate) fn new(manager: RedisConnectionManager) -> Self {
+        let options = Options {
+            fail_fast: true,
+            ..Options::default()
+        };
+        let fast = manager.pool().with_options(&options);
+        Self { manager, fast }
+    }
+
+    pub(crate) fn manager(&self) -> &RedisConnectionManager {
+        &self.manager
+    }
+
+    /// Converts a fred error into ours.
+    pub(crate) fn error(&self, error: &FredError) -> CacheError {
+        ConnectionError::from_fred(error, self.manager.command_timeout()).into()
+    }
+
+    fn is_cluster(&self) -> bool {
+        self.manager.config().is_cluster()
+    }
+
+    /// A connected client, for pipelines and per-node commands.
+    pub(crate) fn client(&self) -> &Client {
+        self.manager.client()
+    }
+
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        self.fast.get(key).await.map_err(|e| self.error(&e))
+    }
+
+    pub(crate) async fn set(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
+        self.fast
+            .set::<(), _, _>(key, value, Some(px(ttl)), None, false)
+            .await
+            .map_err(|e| self.error(&e))
+    }
+
+    /// `MGET`, in the caller's order. On a cluster, keys are grouped by hash
+    /// slot (a multi-key command must stay within one slot) and the groups
+    /// are pipelined: one round trip per node at most.
+    pub(crate) async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !self.is_cluster() {
+            return self
+                .fast
+                .mget(keys.to_vec())
+                .await
+                .map_err(|e| self.error(&e));
+        }
+        let groups = group_by_slot(keys);
+        let pipeline = self.client().pipeline();
+        for indices in groups.values() {
+            let group: Vec<&str> = indices.iter().map(|&i| keys[i]).collect();
+            pipeline
+                .mget::<(), _>(group)
+                .await
+                .map_err(|e| self.error(&e))?;
+        }
+        let replies: Vec<Vec<Option<Bytes>>> = pipeline.all().await.map_err(|e| self.error(&e))?;
+        let mut out = vec![None; keys.len()];
+        for (indices, values) in groups.values().zip(replies) {
+            for (&i, value) in indices.iter().zip(values) {
+                out[i] = value;
+            }
+        }
+        Ok(out)
+    }
+
+    /// `SET key value PX ttl` for each entry, pipelined: one round trip
+    /// (per node on a cluster, where fred routes each command). MSET would
+    /// be one command, but it cannot set TTLs.
+    pub(crate) async fn mset(
+        &self,
+        entries: Vec<(&str, Bytes, Duration)>,
+    ) -> Result<(), CacheError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let pipeline = self.client().pipeline();
+        for (key, value, ttl) in entries {
+            pipeline
+                .set::<(), _, _>(key, value, Some(px(ttl)), None, false)
+                .await
+                .map_err(|e| self.error(&e))?;
+        }
+        for result in pipeline.try_all::<()>().await {
+            result.map_err(|e| self.error(&e))?;
+        }
+        Ok(())
+    }
+
+    /// `UNLINK` (non-blocking delete) of `keys`; returns how many existed.
+    pub(crate) async fn unlink(&self, keys: &[&str]) -> Result<u64, CacheError> {
+        let keys = keys.iter().map(|k| Key::from(*k)).collect();
+        self.unlink_on(self.client(), keys).await
+    }
+
+    /// `UNLINK` through `client`, grouped by hash slot on a cluster (a
+    /// multi-key command must stay within one slot) and pipelined.
+    pub(crate) async fn unlink_on(
+        &self,
+        client: &Client,
+        keys: Vec<Key>,
+    ) -> Result<u64, CacheError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        if !self.is_cluster() {
+            return client.unlink(keys).await.map_err(|e| self.error(&e));
+        }
+        let mut groups: BTreeMap<u16, Vec<Key>> = BTreeMap::new();
+        for key in keys {
+            groups
+                .entry(redis_keyslot(key.as_bytes()))
+                .or_default()
+                .push(key);
+        }
+        let pipeline = client.pipeline();
+        for group in groups.into_values() {
+            pipeline
+                .unlink::<(), _>(group)
+                .await
+                .map_err(|e| self.error(&e))?;
+        }
+        let counts: Vec<u64> = pipeline.all().await.map_err(|e| self.error(&e))?;
+        Ok(counts.into_iter().sum())
+    }
+
+    pub(crate) async fn exists(&self, key: &str) -> Result<bool, CacheError> {
+        let n: u64 = self.fast.exists(key).await.map_err(|e| self.error(&e))?;
+        Ok(n > 0)
+    }
+
+    pub(crate) async fn pexpire(&self, key: &str, ttl: Duration) -> Result<bool, CacheError> {
+        self.fast
+            .pexpire(key, millis(ttl), None)
+            .await
+            .map_err(|e| self.error(&e))
+    }
+
+    pub(crate) async fn pttl(&self, key: &str) -> Result<i64, CacheError> {
+        self.fast.pttl(key).await.map_err(|e| self.error(&e))
+    }
+
+    pub(crate) async fn incr_by(&self, key: &str, by: i64) -> Result<i64, CacheError> {
+        self.fast.incr_by(key, by).await.map_err(|e| self.error(&e))
+    }
+
+    /// The primaries to visit for keyspace-wide work: every primary of a
+    /// cluster, or `[None]` (the one server).
+    pub(crate) fn nodes(&self) -> Vec<Option<Server>> {
+        if !self.is_cluster() {
+            return vec![None];
+        }
+        match self.client().cached_cluster_state() {
+            Some(state) => state.unique_primary_nodes().into_iter().map(Some).collect(),
+            None => vec![None],
+        }
+    }
+
+    /// Key count and used memory, summed over primaries.
+    pub(crate) async fn server_stats(&self) -> Result<(u64, u64), CacheError> {
+        let mut keys = 0;
+        let mut memory = 0;
+        for node in self.nodes() {
+            let options = Options {
+                cluster_node: node,
+                fail_fast: true,
+                ..Options::default()
+            };
+            let client = self.client().with_options(&options);
+            let n: u64 = client.dbsize().await.map_err(|e| self.error(&e))?;
+            let info: String = client
+                .info(Some(InfoKind::Memory))
+                .await
+                .map_err(|e| self.error(&e))?;
+            keys += n;
+            memory += info
+                .lines()
+                .find_map(|l| l.strip_prefix("used_memory:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        Ok((keys, memory))
+    }
+}
+
+/// Groups key indices by cluster hash slot, keeping each group in order.
+fn group_by_slot(keys: &[&str]) -> BTreeMap<u16, Vec<usize>> {
+    let mut groups: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        let slot = redis_keyslot(key.as_bytes());
+        groups.entry(slot).or_default().push(i);
+    }
+    groups
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn px(ttl: Duration) -> Expiration {
+    Expiration::PX(millis(ttl).max(1))
+}

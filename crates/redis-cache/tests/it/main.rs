@@ -1,0 +1,71 @@
+//! Integration tests of redis-cache, against real redis-server processes.
+
+mod basics;
+mod bulk;
+mod counters;
+mod outage;
+mod patterns;
+mod ttl;
+mod values;
+
+use std::time::Duration;
+
+use redis_cache::{CacheConfig, CacheService};
+use redis_connection::{ReconnectConfig, RedisConfig, RedisConnectionManager};
+use shared_types::{CacheKey, ShardId, TenantId, UserId};
+use test_support::RedisServer;
+
+/// A connection config for `server` with short timeouts.
+fn redis_config(server: &RedisServer) -> RedisConfig {
+    test_support::init_tracing();
+    let mut config = RedisConfig::centralized(server.host(), server.port());
+    config.pool_size = 2;
+    config.command_timeout = Duration::from_millis(300);
+    config.reconnect = ReconnectConfig {
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(200),
+        jitter: Duration::from_millis(10),
+        ..ReconnectConfig::default()
+    };
+    config
+}
+
+/// A Redis-only cache on `server`.
+async fn cache_on(server: &RedisServer) -> CacheService {
+    cache_with(
+        server,
+        CacheConfig {
+            l1: None,
+            ..CacheConfig::default()
+        },
+    )
+    .await
+}
+
+async fn cache_with(server: &RedisServer, config: CacheConfig) -> CacheService {
+    let manager = RedisConnectionManager::connect(redis_config(server))
+        .await
+        .unwrap();
+    CacheService::new(manager, config)
+}
+
+fn tenant(s: &str) -> TenantId {
+    TenantId::new(s).unwrap()
+}
+
+fn user(s: &str) -> UserId {
+    UserId::new(s).unwrap()
+}
+
+fn shard(s: &str) -> ShardId {
+    ShardId::new(s).unwrap()
+}
+
+fn shard_key(t: &str, s: &str) -> CacheKey {
+    CacheKey::shard_structured(&tenant(t), &shard(s))
+}
+
+/// Remaining TTL of `key` in ms, read behind the cache's back.
+fn pttl(server: &RedisServer, key: &CacheKey) -> i64 {
+    server.cmd(&["PTTL", key.as_str()]).as_int().unwrap()
+}

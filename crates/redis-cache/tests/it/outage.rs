@@ -1,0 +1,80 @@
+//! Redis going away and coming back, as the cache's callers see it.
+
+use std::time::{Duration, Instant};
+
+use redis_cache::{CacheConfig, CacheError, ReadMode};
+use test_support::{RedisServer, wait_for};
+
+use crate::{cache_with, shard_key};
+
+// Stopped: reads are misses within the timeout, writes, deletes and counters
+// return the unavailable error. Restarted: everything works again, untouched.
+#[tokio::test]
+async fn stopped_then_restarted() {
+    let mut redis = RedisServer::start().await;
+    let cache = cache_with(
+        &redis,
+        CacheConfig {
+            l1: None,
+            ..CacheConfig::default()
+        },
+    )
+    .await;
+    let timeout = cache.manager().command_timeout();
+    let key = shard_key("t", "s");
+    cache.set(&key, &1, Duration::from_secs(60)).await.unwrap();
+
+    redis.stop().await;
+    for _ in 0..3 {
+        let start = Instant::now();
+        assert_eq!(cache.get::<u32>(&key).await.unwrap(), None);
+        assert_eq!(
+            cache.mget::<u32>(std::slice::from_ref(&key)).await.unwrap(),
+            vec![None]
+        );
+        assert!(
+            start.elapsed() <= timeout * 3,
+            "reads took {:?}",
+            start.elapsed()
+        );
+    }
+    let err = cache
+        .set(&key, &2, Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(cache.delete(&key).await.unwrap_err().is_unavailable());
+    assert!(cache.increment(&key, 1).await.unwrap_err().is_unavailable());
+    assert!(
+        cache
+            .flush_tenant(&crate::tenant("t"))
+            .await
+            .unwrap_err()
+            .is_unavailable()
+    );
+    assert!(cache.stats().errors >= 6);
+
+    redis.start_again().await;
+    wait_for(
+        "writes to succeed again",
+        Duration::from_secs(5),
+        || async { cache.set(&key, &3, Duration::from_secs(60)).await.is_ok() },
+    )
+    .await;
+    assert_eq!(cache.get::<u32>(&key).await.unwrap(), Some(3));
+}
+
+// In strict mode a read returns the error instead of a miss.
+#[tokio::test]
+async fn strict_reads_return_the_error() {
+    let mut redis = RedisServer::start().await;
+    let config = CacheConfig {
+        read_mode: ReadMode::Strict,
+        l1: None,
+        ..CacheConfig::default()
+    };
+    let cache = cache_with(&redis, config).await;
+    redis.stop().await;
+    let err = cache.get::<u32>(&shard_key("t", "s")).await.unwrap_err();
+    assert!(matches!(err, CacheError::Unavailable(_)), "{err:?}");
+}
