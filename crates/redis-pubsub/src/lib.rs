@@ -1,1 +1,53 @@
-//! Pub/sub for cross-instance cache invalidation.
+//! Pub/sub for the Redis layer: cross-instance cache invalidation.
+//!
+//! [`PubSub`] subscribes on a dedicated connection from redis-connection
+//! (never a pooled one) and publishes through the pool:
+//!
+//! - [`PubSub::subscribe`] / [`PubSub::psubscribe`] return a [`Subscription`],
+//!   a stream of [`PubSubEvent`]s: messages (with the matching pattern, which
+//!   fred does not report and we compute with Redis glob rules), and the
+//!   connection's life: `Subscribed` (confirmed, again after every reconnect),
+//!   `Disconnected` (messages are being lost), `Lagged` (this consumer fell
+//!   behind). Subscriptions survive reconnects without the caller doing
+//!   anything.
+//! - [`PubSub::unsubscribe`], [`PubSub::punsubscribe`],
+//!   [`PubSub::subscriptions`], [`PubSub::publish`].
+//! - [`PubSub::invalidate`] publishes a typed [`shared_types::Invalidation`]
+//!   on its channel; [`PubSub::invalidations`] is the [`InvalidationFeed`] of
+//!   every instance's invalidations, where malformed messages are counted,
+//!   logged and skipped.
+//!
+//! ```no_run
+//! use redis_connection::{RedisConfig, RedisConnectionManager};
+//! use redis_pubsub::{InvalidationEvent, PubSub};
+//! use shared_types::{Invalidation, TenantId};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let manager = RedisConnectionManager::connect(RedisConfig::from_env()?).await?;
+//! let pubsub = PubSub::new(manager)?;
+//! let mut feed = pubsub.invalidations().await?;
+//! pubsub.invalidate(&Invalidation::Tenant { tenant_id: TenantId::new("acme")? }).await?;
+//! while let Some(event) = feed.recv().await {
+//!     if let InvalidationEvent::Received(message) = event {
+//!         println!("{} from {}", message.invalidation, message.origin);
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod invalidation;
+mod message;
+mod pubsub;
+mod pump;
+mod routes;
+mod stats;
+
+pub use error::PubSubError;
+pub use invalidation::{
+    InvalidationEvent, InvalidationFeed, InvalidationMessage, MAX_INVALIDATION_PAYLOAD,
+};
+pub use message::{PubSubEvent, PubSubMessage, Subscription};
+pub use pubsub::{PubSub, Subscriptions};
+pub use stats::PubSubStats;

@@ -1,0 +1,41 @@
+//! [`PubSubError`]: the one error type of this crate.
+
+use redis_connection::ConnectionError;
+
+/// What a pub/sub operation can fail with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PubSubError {
+    /// Redis cannot answer now: the message was not published, or the
+    /// (un)subscription was not confirmed.
+    #[error(transparent)]
+    Unavailable(ConnectionError),
+    /// Redis answered with an error.
+    #[error("Redis rejected the command: {0}")]
+    Rejected(String),
+    /// A channel or pattern name is unusable (empty).
+    #[error("invalid channel name: {0}")]
+    InvalidName(&'static str),
+    /// The payload could not be serialised to JSON.
+    #[error("payload could not be encoded as JSON: {0}")]
+    Encode(String),
+    /// The pub/sub service was shut down.
+    #[error("the pub/sub service is shut down")]
+    Shutdown,
+}
+
+impl PubSubError {
+    /// Whether Redis was unavailable.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, PubSubError::Unavailable(_))
+    }
+}
+
+impl From<ConnectionError> for PubSubError {
+    fn from(error: ConnectionError) -> Self {
+        match error {
+            ConnectionError::Rejected(message) => PubSubError::Rejected(message),
+            ConnectionError::Shutdown => PubSubError::Shutdown,
+            other => PubSubError::Unavailable(other),
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! What a subscription delivers.
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
+
+/// One message, as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PubSubMessage {
+    /// The channel it was published on.
+    pub channel: String,
+    /// For a pattern subscription, the pattern that matched (fred does not
+    /// report it; we match it ourselves with Redis's glob rules).
+    pub pattern: Option<String>,
+    /// The payload, as published.
+    pub payload: Bytes,
+}
+
+/// What a [`Subscription`] yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PubSubEvent {
+    /// A message.
+    Message(PubSubMessage),
+    /// The subscription is active on the server: after it was first
+    /// confirmed, and again after every reconnect. Messages published while
+    /// it was not active were lost.
+    Subscribed,
+    /// The subscriber connection dropped: messages are being lost until the
+    /// next [`PubSubEvent::Subscribed`].
+    Disconnected,
+    /// This subscriber fell behind and `missed` messages were dropped.
+    Lagged {
+        /// How many were dropped.
+        missed: u64,
+    },
+}
+
+/// A stream of events for one channel or pattern. Dropping it stops
+/// delivery to it; [`crate::PubSub::unsubscribe`] ends the subscription for
+/// every holder.
+#[derive(Debug)]
+pub struct Subscription {
+    name: String,
+    rx: broadcast::Receiver<PubSubEvent>,
+    /// Joined a route that was already active: its `Subscribed` went out
+    /// before this receiver existed, so this one yields its own first.
+    joined_active: bool,
+}
+
+impl Subscription {
+    pub(crate) fn new(
+        name: String,
+        rx: broadcast::Receiver<PubSubEvent>,
+        joined_active: bool,
+    ) -> Self {
+        Self {
+            name,
+            rx,
+            joined_active,
+        }
+    }
+
+    /// The channel or pattern subscribed to.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The next event; `None` once unsubscribed or shut down. A receiver that
+    /// fell behind gets [`PubSubEvent::Lagged`] rather than an error: the
+    /// messages are gone, the stream goes on.
+    pub async fn recv(&mut self) -> Option<PubSubEvent> {
+        if std::mem::take(&mut self.joined_active) {
+            return Some(PubSubEvent::Subscribed);
+        }
+        match self.rx.recv().await {
+            Ok(event) => Some(event),
+            Err(RecvError::Lagged(missed)) => Some(PubSubEvent::Lagged { missed }),
+            Err(RecvError::Closed) => None,
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! [`PubSub`]: subscriptions on a dedicated connection, publishing through
+//! the pool.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis_connection::fred::clients::SubscriberClient;
+use redis_connection::fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use redis_connection::fred::types::config::Options;
+use redis_connection::{ConnectionError, RedisConnectionManager, RedisSubscriber};
+use serde::Serialize;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tracing::{debug, info};
+
+use crate::error::PubSubError;
+use crate::message::Subscription;
+use crate::routes::{Kind, Route, Routes};
+use crate::stats::{Counters, PubSubStats, bump};
+
+/// How long [`PubSub::shutdown`] waits for `UNSUBSCRIBE`.
+const UNSUBSCRIBE_DEADLINE: Duration = Duration::from_secs(1);
+
+/// What this instance listens to now (the seed's channel management).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subscriptions {
+    /// Exact channels.
+    pub channels: Vec<String>,
+    /// Glob patterns.
+    pub patterns: Vec<String>,
+}
+
+/// State shared with the pump task.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    client: SubscriberClient,
+    routes: Mutex<Routes>,
+    pub(crate) counters: Counters,
+    pub(crate) instance_id: String,
+    capacity: usize,
+    /// Serialises re-subscriptions, so that a route is confirmed (and its
+    /// holders told) once, whoever triggered it.
+    pub(crate) resync_lock: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    pub(crate) fn routes(&self) -> MutexGuard<'_, Routes> {
+        self.routes.lock().expect("routes lock")
+    }
+
+    pub(crate) fn client(&self) -> &SubscriberClient {
+        &self.client
+    }
+
+    pub(crate) fn subscriber_connected(&self) -> bool {
+        self.client.is_connected()
+    }
+}
+
+/// Publish/subscribe for one service instance. Cheap to clone.
+///
+/// Subscriptions live on a dedicated connection (a subscribed RESP2
+/// connection cannot run other commands) and survive reconnects: after Redis
+/// comes back every channel and pattern is subscribed again, and each
+/// [`Subscription`] is told ([`crate::PubSubEvent::Subscribed`]), because
+/// messages published meanwhile were lost. Publishing goes through the
+/// connection manager's pool.
+#[derive(Debug, Clone)]
+pub struct PubSub {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    manager: RedisConnectionManager,
+    subscriber: RedisSubscriber,
+    shared: Arc<Shared>,
+    pump: JoinHandle<()>,
+    shut_down: AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.pump.abort();
+    }
+}
+
+impl PubSub {
+    /// Starts a pub/sub service on `manager`: opens the dedicated subscriber
+    /// connection (in the background) and the task that reads it.
+    ///
+    /// # Errors
+    /// When the subscriber client cannot be built (a configuration error).
+    pub fn new(manager: RedisConnectionManager) -> Result<Self, PubSubError> {
+        let subscriber = manager.subscriber()?;
+        let client = subscriber.client().clone();
+        let events = subscriber.events();
+        let messages = client.message_rx();
+        let shared = Arc::new(Shared {
+            client,
+            routes: Mutex::new(Routes::default()),
+            counters: Counters::default(),
+            instance_id: new_instance_id(),
+            capacity: manager.config().event_capacity,
+            resync_lock: tokio::sync::Mutex::new(()),
+        });
+        let pump = tokio::spawn(crate::pump::run(shared.clone(), messages, events));
+        info!(pubsub.instance = %shared.instance_id, "pub/sub started");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                manager,
+                subscriber,
+                shared,
+                pump,
+                shut_down: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// This instance's id: random, carried by every invalidation it publishes
+    /// so that it can recognise (and skip) its own.
+    pub fn instance_id(&self) -> &str {
+        &self.inner.shared.instance_id
+    }
+
+    /// The dedicated subscriber connection (its status and events).
+    pub fn subscriber(&self) -> &RedisSubscriber {
+        &self.inner.subscriber
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> PubSubStats {
+        self.inner.shared.counters.snapshot()
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    /// Subscribes to `channel`. The returned stream yields
+    /// [`crate::PubSubEvent::Subscribed`] once the server confirms, which is
+    /// at once when Redis is up; while it is not, the subscription is kept and
+    /// made when Redis comes back.
+    ///
+    /// # Errors
+    /// [`PubSubError::InvalidName`] for an empty name,
+    /// [`PubSubError::Shutdown`] after [`shutdown`](Self::shutdown).
+    pub async fn subscribe(&self, channel: &str) -> Result<Subscription, PubSubError> {
+        self.add(Kind::Channel, channel).await
+    }
+
+    /// Subscribes to every channel matching the Redis glob `pattern`; each
+    /// message says which pattern matched.
+    ///
+    /// # Errors
+    /// As [`subscribe`](Self::subscribe).
+    pub async fn psubscribe(&self, pattern: &str) -> Result<Subscription, PubSubError> {
+        self.add(Kind::Pattern, pattern).await
+    }
+
+    async fn add(&self, kind: Kind, name: &str) -> Result<Subscription, PubSubError> {
+        if name.is_empty() {
+            return Err(PubSubError::InvalidName(
+                "channel and pattern names must not be empty",
+            ));
+        }
+        self.check_running()?;
+        let shared = &self.inner.shared;
+        let (rx, active) = {
+            let mut routes = shared.routes();
+            let route = routes
+                .of(kind)
+                .entry(name.to_owned())
+                .or_insert_with(|| Route {
+                    tx: broadcast::channel(shared.capacity).0,
+                    active: false,
+                });
+            (route.tx.subscribe(), route.active)
+        };
+        if !active {
+            // Confirm now if we can; otherwise the pump does on (re)connect.
+            crate::pump::resync(shared).await;
+        }
+        Ok(Subscription::new(name.to_owned(), rx, active))
+    }
+
+    /// Unsubscribes from `channel`: every [`Subscription`] to it ends.
+    ///
+    /// # Errors
+    /// [`PubSubError::Unavailable`] when the server could not be told (it
+    /// forgets the subscription on the next reconnect anyway).
+    pub async fn unsubscribe(&self, channel: &str) -> Result<(), PubSubError> {
+        if self
+            .inner
+            .shared
+            .routes()
+            .channels
+            .remove(channel)
+            .is_none()
+        {
+            return Ok(());
+        }
+        self.inner
+            .shared
+            .client()
+            .unsubscribe(channel)
+            .await
+            .map_err(|e| self.error(&e))
+    }
+
+    /// Unsubscribes from `pattern`: every [`Subscription`] to it ends.
+    ///
+    /// # Errors
+    /// As [`unsubscribe`](Self::unsubscribe).
+    pub async fn punsubscribe(&self, pattern: &str) -> Result<(), PubSubError> {
+        if self
+            .inner
+            .shared
+            .routes()
+            .patterns
+            .remove(pattern)
+            .is_none()
+        {
+            return Ok(());
+        }
+        self.inner
+            .shared
+            .client()
+            .punsubscribe(pattern)
+            .await
+            .map_err(|e| self.error(&e))
+    }
+
+    /// What this instance listens to now: every channel and pattern it is
+    /// subscribed to, or will be again as soon as Redis answers.
+    pub fn subscriptions(&self) -> Subscriptions {
+        let routes = self.inner.shared.routes();
+        Subscriptions {
+            channels: routes.channels.keys().cloned().collect(),
+            patterns: routes.patterns.keys().cloned().collect(),
+        }
+    }
+
+    /// Publishes `message` as JSON on `channel`; returns how many subscribers
+    /// (connections, across the cluster) received it.
+    ///
+    /// # Errors
+    /// [`PubSubError::Encode`], or [`PubSubError::Unavailable`] when Redis
+    /// cannot take it (nothing was published).
+    pub async fn publish<T: Serialize + ?Sized>(
+        &self,
+        channel: &str,
+        message: &T,
+    ) -> Result<u64, PubSubError> {
+        let payload =
+            serde_json::to_vec(message).map_err(|e| PubSubError::Encode(e.to_string()))?;
+        self.publish_bytes(channel, Bytes::from(payload)).await
+    }
+
+    /// Publishes raw bytes on `channel`.
+    ///
+    /// # Errors
+    /// [`PubSubError::Unavailable`] when Redis cannot take it.
+    pub async fn publish_bytes(&self, channel: &str, payload: Bytes) -> Result<u64, PubSubError> {
+        if channel.is_empty() {
+            return Err(PubSubError::InvalidName("channel names must not be empty"));
+        }
+        self.check_running()?;
+        let options = Options {
+            fail_fast: true,
+            ..Options::default()
+        };
+        let receivers: u64 = self
+            .inner
+            .manager
+            .client()
+            .with_options(&options)
+            .publish(channel, payload)
+            .await
+            .map_err(|e| self.error(&e))?;
+        bump(&self.inner.shared.counters.published);
+        Ok(receivers)
+    }
+
+    /// Unsubscribes from everything, ends every [`Subscription`], and closes
+    /// the subscriber connection. Publishing fails afterwards.
+    pub async fn shutdown(&self) {
+        if self.inner.shut_down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (channels, patterns) = {
+            let mut routes = self.inner.shared.routes();
+            let taken = std::mem::take(&mut *routes);
+            (
+                taken.channels.into_keys().collect::<Vec<_>>(),
+                taken.patterns.into_keys().collect::<Vec<_>>(),
+            )
+        };
+        let client = self.inner.shared.client();
+        let unsubscribe = async {
+            if !channels.is_empty() {
+                let _ = client.unsubscribe(channels).await;
+            }
+            if !patterns.is_empty() {
+                let _ = client.punsubscribe(patterns).await;
+            }
+        };
+        if tokio::time::timeout(UNSUBSCRIBE_DEADLINE, unsubscribe)
+            .await
+            .is_err()
+        {
+            debug!("UNSUBSCRIBE did not complete before shutdown");
+        }
+        self.inner.pump.abort();
+        self.inner.subscriber.shutdown().await;
+        info!("pub/sub stopped");
+    }
+
+    fn check_running(&self) -> Result<(), PubSubError> {
+        if self.inner.shut_down.load(Ordering::SeqCst) {
+            Err(PubSubError::Shutdown)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn error(&self, error: &redis_connection::fred::error::Error) -> PubSubError {
+        ConnectionError::from_fred(error, self.inner.manager.command_timeout()).into()
+    }
+}
+
+/// 128 random bits as hex. Not a secret: it only has to be unique.
+fn new_instance_id() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}

@@ -1,0 +1,179 @@
+//! The one task that reads the subscriber connection: it routes messages to
+//! subscriptions, and restores every subscription after a reconnect.
+//!
+//! **Reconnects.** Messages published while the subscriber is disconnected
+//! are lost (pub/sub is fire-and-forget), and the server forgets our
+//! subscriptions. On `Disconnected` every subscription is told so (the L1
+//! stops trusting itself); on `Connected` everything is subscribed again and
+//! each subscription receives `Subscribed` once the server confirmed it. A
+//! tick also re-subscribes anything still unconfirmed, covering events we
+//! may have missed.
+//!
+//! **Patterns.** fred drops the pattern of a `pmessage`, so we match the
+//! channel against our patterns with Redis's glob rules. When several of our
+//! patterns match one channel, Redis sends one `pmessage` per pattern, back
+//! to back on this connection; we deliver the first to every matching
+//! pattern and skip the copies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis_connection::ConnectionEvent;
+use redis_connection::fred::interfaces::PubsubInterface;
+use redis_connection::fred::types::{Message, MessageKind};
+use shared_types::glob_match;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
+use tracing::{debug, warn};
+
+use crate::message::{PubSubEvent, PubSubMessage};
+use crate::pubsub::Shared;
+use crate::routes::Kind;
+use crate::stats::{add, bump};
+
+const RESYNC_EVERY: Duration = Duration::from_millis(250);
+
+/// Copies of a `pmessage` still to be skipped.
+struct PendingCopies {
+    channel: String,
+    payload: Bytes,
+    remaining: usize,
+}
+
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    mut messages: broadcast::Receiver<Message>,
+    mut events: broadcast::Receiver<ConnectionEvent>,
+) {
+    let mut copies: Option<PendingCopies> = None;
+    let mut tick = tokio::time::interval(RESYNC_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            message = messages.recv() => match message {
+                Ok(message) => dispatch(&shared, message, &mut copies),
+                Err(RecvError::Lagged(missed)) => {
+                    add(&shared.counters.lagged, missed);
+                    warn!(missed, "pub/sub subscriber fell behind; messages were dropped");
+                    shared.routes().broadcast(&PubSubEvent::Lagged { missed });
+                }
+                Err(RecvError::Closed) => break,
+            },
+            event = events.recv() => match event {
+                Ok(ConnectionEvent::Connected { .. }) => resync(&shared).await,
+                Ok(ConnectionEvent::Disconnected { .. } | ConnectionEvent::Unresponsive { .. } | ConnectionEvent::GaveUp { .. }) => {
+                    disconnected(&shared);
+                }
+                // Connection events we did not see may include a reconnect:
+                // assume the worst and subscribe everything again.
+                Ok(ConnectionEvent::Missed { .. }) | Err(RecvError::Lagged(_)) => {
+                    disconnected(&shared);
+                    resync(&shared).await;
+                }
+                Err(RecvError::Closed) => break,
+            },
+            _ = tick.tick() => {
+                if shared.subscriber_connected() {
+                    resync(&shared).await;
+                }
+            }
+        }
+    }
+    debug!("pub/sub pump stopped");
+}
+
+fn disconnected(shared: &Shared) {
+    let mut routes = shared.routes();
+    let was_active = routes
+        .channels
+        .values()
+        .chain(routes.patterns.values())
+        .any(|r| r.active);
+    routes.mark_all_inactive();
+    if was_active {
+        routes.broadcast(&PubSubEvent::Disconnected);
+    }
+}
+
+/// Subscribes every route not yet confirmed.
+pub(crate) async fn resync(shared: &Shared) {
+    let _serialised = shared.resync_lock.lock().await;
+    let (channels, patterns) = shared.routes().inactive();
+    if channels.is_empty() && patterns.is_empty() {
+        return;
+    }
+    let client = shared.client();
+    let mut restored = true;
+    if !channels.is_empty() {
+        match client.subscribe(channels.clone()).await {
+            Ok(()) => shared.routes().activate(Kind::Channel, &channels),
+            Err(error) => {
+                restored = false;
+                debug!(%error, "re-subscribing channels failed; will retry");
+            }
+        }
+    }
+    if !patterns.is_empty() {
+        match client.psubscribe(patterns.clone()).await {
+            Ok(()) => shared.routes().activate(Kind::Pattern, &patterns),
+            Err(error) => {
+                restored = false;
+                debug!(%error, "re-subscribing patterns failed; will retry");
+            }
+        }
+    }
+    if restored {
+        bump(&shared.counters.resubscriptions);
+        debug!(
+            channels = channels.len(),
+            patterns = patterns.len(),
+            "subscriptions restored"
+        );
+    }
+}
+
+fn dispatch(shared: &Shared, message: Message, copies: &mut Option<PendingCopies>) {
+    bump(&shared.counters.received);
+    let channel = message.channel.to_string();
+    let payload = message.value.into_bytes().unwrap_or_default();
+    let routes = shared.routes();
+    match message.kind {
+        MessageKind::Message | MessageKind::SMessage => {
+            if let Some(route) = routes.channels.get(&channel) {
+                let _ = route.tx.send(PubSubEvent::Message(PubSubMessage {
+                    channel,
+                    pattern: None,
+                    payload,
+                }));
+            }
+        }
+        MessageKind::PMessage => {
+            if let Some(pending) = copies.as_mut()
+                && pending.remaining > 0
+                && pending.channel == channel
+                && pending.payload == payload
+            {
+                pending.remaining -= 1;
+                return;
+            }
+            let matching: Vec<_> = routes
+                .patterns
+                .iter()
+                .filter(|(p, _)| glob_match(p, &channel))
+                .collect();
+            *copies = (matching.len() > 1).then(|| PendingCopies {
+                channel: channel.clone(),
+                payload: payload.clone(),
+                remaining: matching.len() - 1,
+            });
+            for (pattern, route) in matching {
+                let _ = route.tx.send(PubSubEvent::Message(PubSubMessage {
+                    channel: channel.clone(),
+                    pattern: Some(pattern.clone()),
+                    payload: payload.clone(),
+                }));
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Pub/sub counters.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) published: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) malformed: AtomicU64,
+    pub(crate) lagged: AtomicU64,
+    pub(crate) resubscriptions: AtomicU64,
+}
+
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> PubSubStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        PubSubStats {
+            published: get(&self.published),
+            received: get(&self.received),
+            malformed: get(&self.malformed),
+            lagged: get(&self.lagged),
+            resubscriptions: get(&self.resubscriptions),
+        }
+    }
+}
+
+/// A snapshot of a pub/sub service's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PubSubStats {
+    /// Messages published by this instance.
+    pub published: u64,
+    /// Messages received (before decoding).
+    pub received: u64,
+    /// Messages on invalidation channels that were malformed and ignored.
+    pub malformed: u64,
+    /// Messages lost because this instance fell behind.
+    pub lagged: u64,
+    /// Times every subscription was restored after a reconnect.
+    pub resubscriptions: u64,
+}

@@ -1,0 +1,101 @@
+//! Typed invalidation messages between instances.
+
+use redis_pubsub::{InvalidationEvent, InvalidationFeed};
+use shared_types::{Invalidation, TenantId};
+use test_support::RedisServer;
+
+use crate::{WAIT, pubsub_on};
+
+async fn next(feed: &mut InvalidationFeed) -> InvalidationEvent {
+    tokio::time::timeout(WAIT, feed.recv())
+        .await
+        .expect("an event in time")
+        .expect("feed open")
+}
+
+async fn until_subscribed(feed: &mut InvalidationFeed) {
+    while next(feed).await != InvalidationEvent::Subscribed {}
+}
+
+fn shard_inv(t: &str, s: &str) -> Invalidation {
+    Invalidation::Shard {
+        tenant_id: t.parse().unwrap(),
+        shard_id: s.parse().unwrap(),
+    }
+}
+
+// An invalidation published by one instance reaches another, with kind,
+// ids, the publisher's id and a timestamp.
+#[tokio::test]
+async fn reaches_other_instances() {
+    let redis = RedisServer::start().await;
+    let (a, b) = (pubsub_on(&redis).await, pubsub_on(&redis).await);
+    assert_ne!(a.instance_id(), b.instance_id());
+    let mut feed_b = b.invalidations().await.unwrap();
+    until_subscribed(&mut feed_b).await;
+
+    let inv = Invalidation::Tenant {
+        tenant_id: TenantId::new("acme").unwrap(),
+    };
+    assert_eq!(a.invalidate(&inv).await.unwrap(), 1);
+    let InvalidationEvent::Received(message) = next(&mut feed_b).await else {
+        panic!("expected a message")
+    };
+    assert_eq!(message.invalidation, inv);
+    assert_eq!(message.origin, a.instance_id());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    assert!(now.as_millis() - u128::from(message.ts) < 60_000);
+    assert_eq!(b.stats().malformed, 0);
+}
+
+// Malformed messages on invalidation channels are counted and skipped; the
+// feed keeps delivering the good ones.
+#[tokio::test]
+async fn malformed_messages_are_counted_and_ignored() {
+    let redis = RedisServer::start().await;
+    let pubsub = pubsub_on(&redis).await;
+    let mut feed = pubsub.invalidations().await.unwrap();
+    until_subscribed(&mut feed).await;
+
+    let good = r#"{"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"x","ts":1}"#;
+    let megabyte = "x".repeat(1024 * 1024);
+    let bad: Vec<(&str, String)> = vec![
+        ("cache:invalidate:shard:t1:s1", "{not json".into()),
+        (
+            "cache:invalidate:shard:t1:s1",
+            r#"{"kind":"teleport","tenant_id":"t1","origin":"x","ts":1}"#.into(),
+        ),
+        (
+            "cache:invalidate:shard:t1:s1",
+            r#"{"kind":"shard","tenant_id":"t 1","shard_id":"s1","origin":"x","ts":1}"#.into(),
+        ),
+        ("cache:invalidate:shard:t1:s1", megabyte),
+        ("cache:invalidate:shard:t1:OTHER", good.into()),
+        ("cache:invalidate:nonsense", good.into()),
+    ];
+    for (channel, payload) in &bad {
+        redis.cmd(&["PUBLISH", channel, payload]);
+    }
+    redis.cmd(&["PUBLISH", "cache:invalidate:shard:t1:s1", good]);
+    let InvalidationEvent::Received(message) = next(&mut feed).await else {
+        panic!("expected the good message")
+    };
+    assert_eq!(message.invalidation, shard_inv("t1", "s1"));
+    assert_eq!(pubsub.stats().malformed, 6);
+}
+
+// Own messages are delivered with our own id, so a consumer can skip them.
+#[tokio::test]
+async fn own_messages_carry_our_id() {
+    let redis = RedisServer::start().await;
+    let pubsub = pubsub_on(&redis).await;
+    let mut feed = pubsub.invalidations().await.unwrap();
+    until_subscribed(&mut feed).await;
+    pubsub.invalidate(&shard_inv("t", "s")).await.unwrap();
+    let InvalidationEvent::Received(message) = next(&mut feed).await else {
+        panic!()
+    };
+    assert_eq!(message.origin, pubsub.instance_id());
+}

@@ -1,0 +1,111 @@
+//! Subscriptions across reconnects, restarts and lag.
+
+use std::time::Duration;
+
+use redis_connection::RedisConnectionManager;
+use redis_pubsub::{PubSub, PubSubEvent};
+use test_support::RedisServer;
+
+use crate::{next, next_message, pubsub_on, redis_config, until_subscribed};
+
+// Killing the subscriber connection: the stream says Disconnected, then
+// Subscribed again, and messages flow without the caller doing anything.
+#[tokio::test]
+async fn client_kill_resubscribes() {
+    let redis = RedisServer::start().await;
+    let pubsub = pubsub_on(&redis).await;
+    let mut sub = pubsub.subscribe("news").await.unwrap();
+    let mut pat = pubsub.psubscribe("n*").await.unwrap();
+    until_subscribed(&mut sub).await;
+    until_subscribed(&mut pat).await;
+
+    assert_eq!(
+        redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]).as_int(),
+        Some(1)
+    );
+    assert_eq!(next(&mut sub).await, PubSubEvent::Disconnected);
+    until_subscribed(&mut sub).await;
+    until_subscribed(&mut pat).await;
+    assert_eq!(pubsub.publish("news", &"after").await.unwrap(), 2);
+    assert_eq!(next_message(&mut sub).await.2, r#""after""#);
+    assert_eq!(next_message(&mut pat).await.1.as_deref(), Some("n*"));
+    assert!(pubsub.stats().resubscriptions >= 2);
+}
+
+// After a Redis restart every channel and pattern is subscribed again.
+#[tokio::test]
+async fn subscriptions_survive_a_restart() {
+    let mut redis = RedisServer::start().await;
+    let pubsub = pubsub_on(&redis).await;
+    let mut sub = pubsub.subscribe("news").await.unwrap();
+    let mut pat = pubsub.psubscribe("cache:*").await.unwrap();
+    until_subscribed(&mut sub).await;
+    until_subscribed(&mut pat).await;
+
+    redis.restart().await;
+    assert_eq!(next(&mut sub).await, PubSubEvent::Disconnected);
+    until_subscribed(&mut sub).await;
+    until_subscribed(&mut pat).await;
+    let subscribed = redis.cmd(&["PUBSUB", "NUMSUB", "news"]).as_strings();
+    assert_eq!(subscribed, ["news", "1"]);
+    assert_eq!(redis.cmd(&["PUBSUB", "NUMPAT"]).as_int(), Some(1));
+    pubsub.publish("cache:x", &1).await.unwrap();
+    assert_eq!(next_message(&mut pat).await.0, "cache:x");
+}
+
+// A subscription made while Redis is down becomes active when it comes up.
+#[tokio::test]
+async fn subscribe_while_down() {
+    let mut redis = RedisServer::start().await;
+    let manager = RedisConnectionManager::connect_lazy(redis_config(&redis)).unwrap();
+    redis.stop().await;
+    let pubsub = PubSub::new(manager.clone()).unwrap();
+    let mut sub = pubsub.subscribe("late").await.unwrap();
+    assert_eq!(pubsub.subscriptions().channels, ["late"]);
+    redis.start_again().await;
+    until_subscribed(&mut sub).await;
+    let mut status = manager.watch_status();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        status.wait_for(|_| manager.is_connected()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    pubsub.publish("late", &1).await.unwrap();
+    assert_eq!(next_message(&mut sub).await.2, "1");
+}
+
+// A consumer that falls behind gets Lagged with the number of dropped
+// messages, and the stream goes on.
+#[tokio::test]
+async fn slow_consumer_is_told_it_lagged() {
+    let redis = RedisServer::start().await;
+    let mut config = redis_config(&redis);
+    config.event_capacity = 8;
+    let manager = RedisConnectionManager::connect(config).await.unwrap();
+    let pubsub = PubSub::new(manager).unwrap();
+    let mut sub = pubsub.subscribe("flood").await.unwrap();
+    until_subscribed(&mut sub).await;
+    for i in 0..50 {
+        pubsub.publish("flood", &i).await.unwrap();
+    }
+    // The sentinel proves every flood message reached the pump first.
+    pubsub.publish("flood", &"end").await.unwrap();
+    let mut saw_lag = false;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), sub.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            PubSubEvent::Lagged { missed } => {
+                assert!(missed > 0);
+                saw_lag = true;
+            }
+            PubSubEvent::Message(m) if m.payload.as_ref() == br#""end""# => break,
+            _ => {}
+        }
+    }
+    assert!(saw_lag, "no Lagged event");
+}

@@ -1,0 +1,149 @@
+//! Channels, patterns, channel management.
+
+use std::time::Duration;
+
+use redis_pubsub::{PubSubError, PubSubEvent, Subscriptions};
+use test_support::RedisServer;
+
+use crate::{next, next_message, pubsub_on, until_subscribed};
+
+// A channel subscription is confirmed, then delivers what is published on it.
+#[tokio::test]
+async fn subscribe_and_publish() {
+    let redis = RedisServer::start().await;
+    let pubsub = pubsub_on(&redis).await;
+    let mut sub = pubsub.subscribe("news").await.unwrap();
+    assert_eq!(next(&mut sub).await, PubSubEvent::Subscribed);
+    let receivers = pubsub
+        .publish("news", &serde_json::json!({"n": 1}))
+        .await
+        .unwrap();
+    assert_eq!(receivers, 1);
+    assert_eq!(
+        next_message(&mut sub).await,
+        ("news".into(), None, r#"{"n":1}"#.into())
+    );
+    assert_eq!(pubsub.publish("elsewhere", &1).await.unwrap(), 0);
+    let stats = pubsub.stats();
+    assert_eq!((stats.published, stats.received), (2, 1));
+}
+
+// A pattern subscription reports which pattern matched; with overlapping
+// patterns each one gets exactly one copy of each message.
+#[tokio::test]
+async fn patterns_report_the_match_once_each() {
+    let redis = RedisServer::start().await;
+    let pubsub = pubsub_on(&redis).await;
+    let mut wide = pubsub.psubscribe("cache:*").await.unwrap();
+    let mut narrow = pubsub.psubscribe("cache:invalidate:shard:*").await.unwrap();
+    let mut other = pubsub.psubscribe("audit:*").await.unwrap();
+    for sub in [&mut wide, &mut narrow, &mut other] {
+        until_subscribed(sub).await;
+    }
+    // Redis sends one pmessage per matching pattern: two here.
+    assert_eq!(
+        pubsub
+            .publish("cache:invalidate:shard:t:s", &1)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(pubsub.publish("cache:other", &2).await.unwrap(), 1);
+    assert_eq!(
+        next_message(&mut wide).await,
+        (
+            "cache:invalidate:shard:t:s".into(),
+            Some("cache:*".into()),
+            "1".into()
+        )
+    );
+    assert_eq!(
+        next_message(&mut narrow).await,
+        (
+            "cache:invalidate:shard:t:s".into(),
+            Some("cache:invalidate:shard:*".into()),
+            "1".into()
+        )
+    );
+    // The next message on `wide` is the second publish, not a duplicate of the first.
+    assert_eq!(
+        next_message(&mut wide).await,
+        ("cache:other".into(), Some("cache:*".into()), "2".into())
+    );
+    pubsub.publish("audit:x", &3).await.unwrap();
+    assert_eq!(
+        next_message(&mut other).await.2,
+        "3",
+        "audit:* saw only its own message"
+    );
+    // A sentinel proves `narrow` received nothing between the first message and it.
+    pubsub
+        .publish("cache:invalidate:shard:sentinel", &4)
+        .await
+        .unwrap();
+    assert_eq!(next_message(&mut narrow).await.2, "4");
+}
+
+// subscriptions() lists what we listen to; unsubscribing ends the streams and
+// the server stops delivering.
+#[tokio::test]
+async fn channel_management() {
+    let redis = RedisServer::start().await;
+    let pubsub = pubsub_on(&redis).await;
+    let mut a = pubsub.subscribe("a").await.unwrap();
+    let mut p = pubsub.psubscribe("p:*").await.unwrap();
+    until_subscribed(&mut a).await;
+    until_subscribed(&mut p).await;
+    assert_eq!(
+        pubsub.subscriptions(),
+        Subscriptions {
+            channels: vec!["a".into()],
+            patterns: vec!["p:*".into()]
+        }
+    );
+    pubsub.unsubscribe("a").await.unwrap();
+    pubsub.punsubscribe("p:*").await.unwrap();
+    assert_eq!(pubsub.subscriptions(), Subscriptions::default());
+    assert_eq!(
+        tokio::time::timeout(crate::WAIT, a.recv()).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        tokio::time::timeout(crate::WAIT, p.recv()).await.unwrap(),
+        None
+    );
+    assert_eq!(pubsub.publish("a", &1).await.unwrap(), 0);
+    assert_eq!(pubsub.publish("p:1", &1).await.unwrap(), 0);
+}
+
+// Bad names and use after shutdown get typed errors.
+#[tokio::test]
+async fn errors() {
+    let redis = RedisServer::start().await;
+    let pubsub = pubsub_on(&redis).await;
+    assert!(matches!(
+        pubsub.subscribe("").await,
+        Err(PubSubError::InvalidName(_))
+    ));
+    assert!(matches!(
+        pubsub.publish("", &1).await,
+        Err(PubSubError::InvalidName(_))
+    ));
+    let mut sub = pubsub.subscribe("x").await.unwrap();
+    pubsub.shutdown().await;
+    // Events sent before the shutdown may still be read; then the stream ends.
+    let end = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(event) = sub.recv().await {
+            assert!(!matches!(event, PubSubEvent::Message(_)), "{event:?}");
+        }
+    });
+    end.await.expect("the stream ended after shutdown");
+    assert_eq!(
+        pubsub.subscribe("y").await.unwrap_err(),
+        PubSubError::Shutdown
+    );
+    assert_eq!(
+        pubsub.publish("x", &1).await.unwrap_err(),
+        PubSubError::Shutdown
+    );
+}
