@@ -3,8 +3,11 @@
 use std::time::Duration;
 
 use redis_connection::fred::types::scripts::Script;
+use shared_types::CacheKey;
+use tracing::instrument;
 
 use crate::error::CacheError;
+use crate::service::CacheService;
 use crate::store::Store;
 
 /// Increments a counter and starts its window on the first increment, in
@@ -58,5 +61,50 @@ impl WindowScript {
             count,
             resets_in: Duration::from_millis(ttl.unsigned_abs()),
         })
+    }
+}
+
+impl CacheService {
+    /// Adds `by` to the integer at `key` (created at 0); returns the new value.
+    ///
+    /// # Errors
+    /// [`CacheError::Unavailable`], or [`CacheError::Rejected`] when the key
+    /// holds something other than an integer.
+    #[instrument(level = "debug", name = "cache.increment", skip_all, fields(cache.family = key.family().name()))]
+    pub async fn increment(&self, key: &CacheKey, by: i64) -> Result<i64, CacheError> {
+        self.counted(self.inner.store.incr_by(key.as_str(), by).await)
+    }
+
+    /// Subtracts `by` from the integer at `key`; returns the new value.
+    ///
+    /// # Errors
+    /// As [`increment`](Self::increment).
+    pub async fn decrement(&self, key: &CacheKey, by: i64) -> Result<i64, CacheError> {
+        let by = by
+            .checked_neg()
+            .ok_or_else(|| CacheError::Rejected("decrement overflows".into()))?;
+        self.increment(key, by).await
+    }
+
+    /// Counts one hit in a fixed rate-limit window: increments `key` and, on
+    /// the first increment, makes it expire after `window`, atomically (one
+    /// script, no race between INCR and EXPIRE). Returns the count so far and
+    /// when the window resets; the caller decides the limit, and whether to
+    /// fail open or closed when Redis is unavailable.
+    ///
+    /// # Errors
+    /// [`CacheError::Unavailable`] or [`CacheError::Rejected`].
+    #[instrument(level = "debug", name = "cache.rate_window", skip_all, fields(cache.family = key.family().name()))]
+    pub async fn increment_window(
+        &self,
+        key: &CacheKey,
+        window: Duration,
+    ) -> Result<RateWindow, CacheError> {
+        let result = self
+            .inner
+            .window
+            .run(&self.inner.store, key.as_str(), 1, window)
+            .await;
+        self.counted(result)
     }
 }

@@ -46,6 +46,19 @@ impl CacheError {
     }
 }
 
+impl From<redis_pubsub::PubSubError> for CacheError {
+    fn from(error: redis_pubsub::PubSubError) -> Self {
+        use redis_pubsub::PubSubError;
+        match error {
+            PubSubError::Unavailable(e) => CacheError::Unavailable(e),
+            PubSubError::Shutdown => CacheError::Unavailable(ConnectionError::Shutdown),
+            PubSubError::Rejected(message) => CacheError::Rejected(message),
+            PubSubError::InvalidName(reason) => CacheError::Rejected(reason.to_owned()),
+            PubSubError::Encode(message) => CacheError::Encode(message),
+        }
+    }
+}
+
 impl From<ConnectionError> for CacheError {
     fn from(error: ConnectionError) -> Self {
         match error {

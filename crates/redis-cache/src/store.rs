@@ -17,11 +17,18 @@ use redis_connection::fred::interfaces::{
 };
 use redis_connection::fred::prelude::{Client, Error as FredError};
 use redis_connection::fred::types::config::{Options, Server};
-use redis_connection::fred::types::{Expiration, InfoKind, Key};
+use redis_connection::fred::types::{Expiration, InfoKind, Key, Value};
 use redis_connection::fred::util::redis_keyslot;
 use redis_connection::{ConnectionError, RedisConnectionManager};
 
 use crate::error::CacheError;
+
+/// A value read with its remaining TTL (`None`: the key never expires).
+#[derive(Debug, Clone)]
+pub(crate) struct Fetched {
+    pub(crate) bytes: Bytes,
+    pub(crate) ttl: Option<Duration>,
+}
 
 /// Redis access for one cache instance.
 #[derive(Debug, Clone)]
@@ -72,6 +79,63 @@ impl Store {
             .set::<(), _, _>(key, value, Some(px(ttl)), None, false)
             .await
             .map_err(|e| self.error(&e))
+    }
+
+    /// `GET` and `PTTL` of `key` in one round trip: the value and how long
+    /// Redis keeps it (`None`: no expiry), for filling the L1 without
+    /// outliving Redis.
+    pub(crate) async fn get_with_ttl(&self, key: &str) -> Result<Option<Fetched>, CacheError> {
+        let mut values = self.mget_with_ttl(&[key]).await?;
+        values.pop().unwrap_or(Ok(None))
+    }
+
+    /// `GET` + `PTTL` of every key, pipelined in one round trip (single-key
+    /// commands, so nothing needs grouping on a cluster), in the caller's
+    /// order. The outer error is Redis being unavailable; an inner one is a
+    /// refusal for that key alone (`WRONGTYPE`).
+    pub(crate) async fn mget_with_ttl(
+        &self,
+        keys: &[&str],
+    ) -> Result<Vec<Result<Option<Fetched>, CacheError>>, CacheError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pipeline = self.client().pipeline();
+        let queue = pipeline.with_options(&Options {
+            fail_fast: true,
+            ..Options::default()
+        });
+        for key in keys {
+            queue.get::<(), _>(*key).await.map_err(|e| self.error(&e))?;
+            queue
+                .pttl::<(), _>(*key)
+                .await
+                .map_err(|e| self.error(&e))?;
+        }
+        let mut replies = pipeline.try_all::<Value>().await.into_iter();
+        let mut out = Vec::with_capacity(keys.len());
+        while let (Some(value), Some(ttl)) = (replies.next(), replies.next()) {
+            let value = match value.map_err(|e| self.error(&e)) {
+                Ok(value) => value,
+                Err(e @ CacheError::Rejected(_)) => {
+                    out.push(Err(e));
+                    continue;
+                }
+                Err(unavailable) => return Err(unavailable),
+            };
+            let ttl = match ttl.ok().and_then(|t| t.as_i64()) {
+                Some(-1) => None,
+                Some(ms) if ms > 0 => Some(Duration::from_millis(ms.unsigned_abs())),
+                // Gone between GET and PTTL, or about to be: not worth caching.
+                _ => Some(Duration::ZERO),
+            };
+            let bytes = match value {
+                Value::Null => None,
+                other => other.into_bytes(),
+            };
+            out.push(Ok(bytes.map(|bytes| Fetched { bytes, ttl })));
+        }
+        Ok(out)
     }
 
     /// `MGET`, in the caller's order. On a cluster, keys are grouped by hash

@@ -302,6 +302,36 @@ impl Invalidation {
     }
 }
 
+impl Invalidation {
+    /// The invalidation that covers exactly `pattern`: every [`KeyPattern`]
+    /// builder has its invalidation kind, so this is total.
+    pub fn for_pattern(pattern: &KeyPattern) -> Self {
+        let segs: Vec<&str> = pattern.as_str().split(':').collect();
+        let tenant =
+            |t: &str| -> TenantId { TenantId::new(t).expect("a KeyPattern holds valid ids") };
+        match segs.as_slice() {
+            ["tenant", t, "acl", "*"] => Invalidation::Acl {
+                tenant_id: tenant(t),
+            },
+            ["tenant", t, "acl", "*", s] => Invalidation::AclShard {
+                tenant_id: tenant(t),
+                shard_id: ShardId::new(*s).expect("a KeyPattern holds valid ids"),
+            },
+            ["tenant", t, "acl", u, "*"] => Invalidation::AclUser {
+                tenant_id: tenant(t),
+                user_id: UserId::new(*u).expect("a KeyPattern holds valid ids"),
+            },
+            ["tenant", t, "vsearch", "*"] => Invalidation::Vsearch {
+                tenant_id: tenant(t),
+            },
+            ["tenant", t, "*"] => Invalidation::Tenant {
+                tenant_id: tenant(t),
+            },
+            _ => unreachable!("KeyPattern {pattern} was not built by a KeyPattern builder"),
+        }
+    }
+}
+
 impl fmt::Display for Invalidation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.channel())
@@ -434,5 +464,49 @@ mod tests {
         }
         let counter = CacheKey::counter(&tn, &"c".parse().unwrap());
         assert_eq!(Invalidation::for_key(&counter), None);
+    }
+
+    // Every pattern maps back to the invalidation whose scope is that pattern.
+    #[test]
+    fn for_pattern_round_trips() {
+        let (tn, u, s) = (t("t1"), "u1".parse().unwrap(), "s1".parse().unwrap());
+        let patterns = [
+            KeyPattern::tenant_cache(&tn),
+            KeyPattern::tenant_acl(&tn),
+            KeyPattern::user_acl(&tn, &u),
+            KeyPattern::shard_acl(&tn, &s),
+            KeyPattern::tenant_vector_search(&tn),
+        ];
+        for pattern in patterns {
+            let inv = Invalidation::for_pattern(&pattern);
+            assert_eq!(inv.scope(), Scope::Pattern(pattern));
+        }
+    }
+
+    // A family has a key invalidation exactly when for_key maps its keys.
+    #[test]
+    fn key_invalidation_table_is_consistent() {
+        let (tn, u, s) = (t("t1"), "u1".parse().unwrap(), "s1".parse().unwrap());
+        let tok = TokenHash::of_token("x");
+        let name = "c".parse().unwrap();
+        let samples = [
+            CacheKey::shard_structured(&tn, &s),
+            CacheKey::user_profile(&tn, &u),
+            CacheKey::acl(&tn, &u, &s),
+            CacheKey::vector_search(&tn, &QueryHash::of_query("q")),
+            CacheKey::session(&tn, &tok),
+            CacheKey::revoked_token(&tn, &tok),
+            CacheKey::user_sessions(&tn, &u),
+            CacheKey::rate_limit(&tn, &u, &name),
+            CacheKey::counter(&tn, &name),
+        ];
+        assert_eq!(samples.len(), KeyFamily::ALL.len());
+        for key in samples {
+            assert_eq!(
+                key.family().has_key_invalidation(),
+                Invalidation::for_key(&key).is_some(),
+                "{key:?}"
+            );
+        }
     }
 }

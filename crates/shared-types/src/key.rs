@@ -82,6 +82,15 @@ impl KeyFamily {
         )
     }
 
+    /// Whether keys of this family have their own invalidation
+    /// ([`crate::Invalidation::for_key`] maps them), which is what allows an
+    /// instance to hold them in an in-process L1: cached data and sessions.
+    /// Revocation tombstones, session sets, rate-limit windows and counters
+    /// change on every write and must always be read from Redis.
+    pub const fn has_key_invalidation(self) -> bool {
+        self.is_cache() || matches!(self, KeyFamily::Session)
+    }
+
     /// The default TTL policy of the family. Rate-limit windows and counters
     /// have none: their expiry is chosen by the caller (the window length).
     pub const fn default_ttl(self) -> Option<TtlPolicy> {

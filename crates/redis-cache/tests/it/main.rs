@@ -6,6 +6,7 @@ mod counters;
 mod outage;
 mod patterns;
 mod ttl;
+mod two_tier;
 mod values;
 
 use std::time::Duration;

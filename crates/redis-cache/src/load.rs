@@ -1,0 +1,184 @@
+//! `get_or_load`: cache-aside with single flight.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde::Serialize;
+use shared_types::CacheKey;
+use tracing::{debug, instrument, warn};
+
+use crate::codec;
+use crate::config::ReadMode;
+use crate::error::CacheError;
+use crate::expiry::Expiry;
+use crate::flight::{Role, outcome};
+use crate::read::CacheValue;
+use crate::service::CacheService;
+use crate::stats::bump;
+
+/// Why `get_or_load` produced no value.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError<E> {
+    /// The loader failed; every caller waiting on the same load gets the
+    /// same error, and nothing was cached.
+    #[error("the loader failed: {0}")]
+    Loader(Arc<E>),
+    /// Redis failed and the cache is in [`ReadMode::Strict`].
+    #[error(transparent)]
+    Cache(CacheError),
+    /// The loader panicked; nothing was cached.
+    #[error("the loader panicked")]
+    Panicked,
+}
+
+impl<E> Clone for LoadError<E> {
+    fn clone(&self) -> Self {
+        match self {
+            LoadError::Loader(e) => LoadError::Loader(e.clone()),
+            LoadError::Cache(e) => LoadError::Cache(e.clone()),
+            LoadError::Panicked => LoadError::Panicked,
+        }
+    }
+}
+
+type Loaded<T, E> = Result<T, LoadError<E>>;
+
+impl CacheService {
+    /// Reads `key`; on a miss runs `loader`, stores its value in Redis (and
+    /// the L1) with a TTL from `expiry`, and returns it.
+    ///
+    /// Concurrent callers for the same key in this process share one call:
+    /// the first runs the loader, the others wait for its result (counted as
+    /// coalesced waits). The loader runs in its own task, so a caller that
+    /// gives up does not cancel it for the others. A loader error reaches
+    /// every waiter and nothing is cached.
+    ///
+    /// While Redis is down the loader still runs on a miss and its value is
+    /// returned (not cached). If an invalidation of the key arrives while
+    /// the loader runs, the value is returned but not cached: it may predate
+    /// the change.
+    ///
+    /// # Errors
+    /// [`LoadError::Loader`] with the loader's error; [`LoadError::Cache`]
+    /// only in [`ReadMode::Strict`].
+    #[instrument(level = "debug", name = "cache.get_or_load", skip_all, fields(cache.family = key.family().name()))]
+    pub async fn get_or_load<T, E, F, Fut>(
+        &self,
+        key: &CacheKey,
+        expiry: impl Into<Expiry>,
+        loader: F,
+    ) -> Result<T, LoadError<E>>
+    where
+        T: CacheValue + Serialize,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        if let Some(l1) = self.l1_for(key)
+            && let Some(value) = self.l1_hit::<T>(l1, key, false)
+        {
+            return Ok(value);
+        }
+        let rx = match self.inner.flights.join::<Loaded<T, E>>(key.as_str()) {
+            Role::Follower(rx) => {
+                bump(&self.inner.counters.coalesced_waits);
+                rx
+            }
+            Role::Leader(leader) => {
+                let rx = leader.subscribe();
+                let (this, key, expiry) = (self.clone(), key.clone(), expiry.into());
+                tokio::spawn(async move {
+                    let result: Loaded<T, E> = this.load_through(&key, expiry, loader).await;
+                    leader.finish(Arc::new(result));
+                });
+                rx
+            }
+        };
+        let Some(shared) = outcome(rx).await else {
+            return Err(LoadError::Panicked);
+        };
+        match shared.downcast_ref::<Loaded<T, E>>() {
+            Some(result) => result.clone(),
+            None => unreachable!("a flight's participants share its result type"),
+        }
+    }
+
+    /// The leader's work: Redis, then the loader, then write-back.
+    async fn load_through<T, E, F, Fut>(
+        &self,
+        key: &CacheKey,
+        expiry: Expiry,
+        loader: F,
+    ) -> Loaded<T, E>
+    where
+        T: CacheValue + Serialize,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let l1 = self.l1_for(key).cloned();
+        let epoch = l1.as_ref().map(|l1| l1.epoch());
+        let redis_down = match self.inner.store.get_with_ttl(key.as_str()).await {
+            Ok(Some(fetched)) => {
+                let value = match (&l1, epoch) {
+                    (Some(l1), Some(epoch)) => {
+                        self.decode_and_fill::<T>(key, l1, fetched, epoch).await
+                    }
+                    _ => self.decode_hit::<T>(key, &fetched.bytes).await,
+                };
+                if let Some(value) = value {
+                    return Ok(value);
+                }
+                false
+            }
+            Ok(None) => {
+                self.miss::<()>();
+                false
+            }
+            Err(error) => {
+                if self.inner.config.read_mode == ReadMode::Strict && !error.is_unavailable() {
+                    return Err(LoadError::Cache(error));
+                }
+                self.read_failed(key, error)
+                    .await
+                    .map_err(LoadError::Cache)?;
+                true
+            }
+        };
+
+        bump(&self.inner.counters.loads);
+        let value = loader().await.map_err(|e| LoadError::Loader(Arc::new(e)))?;
+        if redis_down {
+            return Ok(value);
+        }
+        if l1.as_ref().map(|l1| l1.epoch()) != epoch {
+            debug!(
+                cache.family = key.family().name(),
+                "invalidated during load; not caching the loaded value"
+            );
+            return Ok(value);
+        }
+        let bytes = match codec::encode(&value, self.inner.config.max_value_bytes) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                warn!(cache.family = key.family().name(), %error, "loaded value not cached");
+                return Ok(value);
+            }
+        };
+        let ttl = expiry.resolve();
+        match self.inner.store.set(key.as_str(), bytes.clone(), ttl).await {
+            Ok(()) => {
+                bump(&self.inner.counters.sets);
+                if let (Some(l1), Some(epoch)) = (&l1, epoch) {
+                    l1.fill(key.as_str(), bytes, Some(ttl), Some(value.clone()), epoch);
+                }
+            }
+            Err(error) => {
+                bump(&self.inner.counters.errors);
+                if let Some(suppressed) = self.inner.write_errors.check() {
+                    warn!(%error, suppressed, "could not cache a loaded value");
+                }
+            }
+        }
+        Ok(value)
+    }
+}

@@ -1,0 +1,270 @@
+//! Reads: L1 (when trusted), then Redis, degrading to a miss when Redis is
+//! down.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use shared_types::CacheKey;
+use tracing::{debug, instrument, warn};
+
+use crate::codec::{self, DecodeFailure};
+use crate::config::ReadMode;
+use crate::error::CacheError;
+use crate::l1::L1;
+use crate::service::CacheService;
+use crate::stats::bump;
+use crate::store::Fetched;
+
+/// What a cached value must be to be read: decodable, and cloneable so the
+/// L1 can hand out copies of one decoded value.
+pub trait CacheValue: DeserializeOwned + Clone + Send + Sync + 'static {}
+
+impl<T: DeserializeOwned + Clone + Send + Sync + 'static> CacheValue for T {}
+
+impl CacheService {
+    /// Reads `key` as `T`: from the L1 when it holds the key and is trusted,
+    /// else from Redis (filling the L1).
+    ///
+    /// `None` when the key is missing, when the stored value does not decode
+    /// as `T` (the key is then deleted and counted as a decode failure), and,
+    /// in [`ReadMode::Degrade`], when Redis is unavailable and the L1 holds
+    /// nothing for the key. While Redis is unavailable a value still in the L1
+    /// is served, at most the L1 TTL cap old.
+    ///
+    /// # Errors
+    /// Only in [`ReadMode::Strict`]: the Redis error.
+    #[instrument(level = "debug", name = "cache.get", skip_all, fields(cache.family = key.family().name()))]
+    pub async fn get<T: CacheValue>(&self, key: &CacheKey) -> Result<Option<T>, CacheError> {
+        let Some(l1) = self.l1_for(key) else {
+            return match self.inner.store.get(key.as_str()).await {
+                Ok(Some(bytes)) => Ok(self.decode_hit(key, &bytes).await),
+                Ok(None) => Ok(self.miss()),
+                Err(error) => self.read_failed(key, error).await.map(|()| None),
+            };
+        };
+        if let Some(value) = self.l1_hit(l1, key, false) {
+            return Ok(Some(value));
+        }
+        let epoch = l1.epoch();
+        match self.inner.store.get_with_ttl(key.as_str()).await {
+            Ok(Some(fetched)) => Ok(self.decode_and_fill(key, l1, fetched, epoch).await),
+            Ok(None) => Ok(self.miss()),
+            Err(error) => self.l1_fallback(key, l1, error).await,
+        }
+    }
+
+    /// Reads many keys in one round trip (one per node on a cluster), in the
+    /// caller's order; missing or undecodable values are `None`. Keys the L1
+    /// holds are not fetched.
+    ///
+    /// # Errors
+    /// Only in [`ReadMode::Strict`]: the Redis error.
+    #[instrument(level = "debug", name = "cache.mget", skip_all, fields(cache.keys = keys.len()))]
+    pub async fn mget<T: CacheValue>(
+        &self,
+        keys: &[CacheKey],
+    ) -> Result<Vec<Option<T>>, CacheError> {
+        let Some(l1) = self.inner.l1.as_ref() else {
+            return self.mget_redis(keys).await;
+        };
+        let mut out: Vec<Option<T>> = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let hit = self.l1_for(key).and_then(|l1| self.l1_hit(l1, key, false));
+            if hit.is_none() {
+                missing.push(i);
+            }
+            out.push(hit);
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let epoch = l1.epoch();
+        let names: Vec<&str> = missing.iter().map(|&i| keys[i].as_str()).collect();
+        let fetched = match self.inner.store.mget_with_ttl(&names).await {
+            Ok(fetched) => fetched,
+            Err(error) => {
+                for &i in &missing {
+                    out[i] = self
+                        .l1_for(&keys[i])
+                        .and_then(|l1| self.l1_hit(l1, &keys[i], true));
+                }
+                if out.iter().all(Option::is_none) {
+                    self.read_failed(&keys[missing[0]], error).await?;
+                }
+                return Ok(out);
+            }
+        };
+        for (&i, result) in missing.iter().zip(fetched) {
+            let key = &keys[i];
+            out[i] = match result {
+                Ok(Some(fetched)) => match self.l1_for(key) {
+                    Some(l1) => self.decode_and_fill(key, l1, fetched, epoch).await,
+                    None => self.decode_hit(key, &fetched.bytes).await,
+                },
+                Ok(None) => self.miss(),
+                Err(error) => {
+                    self.read_failed(key, error).await?;
+                    None
+                }
+            };
+        }
+        Ok(out)
+    }
+
+    async fn mget_redis<T: CacheValue>(
+        &self,
+        keys: &[CacheKey],
+    ) -> Result<Vec<Option<T>>, CacheError> {
+        let names: Vec<&str> = keys.iter().map(CacheKey::as_str).collect();
+        let values = match self.inner.store.mget(&names).await {
+            Ok(values) => values,
+            Err(error) => {
+                let Some(first) = keys.first() else {
+                    return Ok(Vec::new());
+                };
+                self.read_failed(first, error).await?;
+                return Ok(keys.iter().map(|_| None).collect());
+            }
+        };
+        let mut out = Vec::with_capacity(keys.len());
+        for (key, value) in keys.iter().zip(values) {
+            out.push(match value {
+                Some(bytes) => self.decode_hit(key, &bytes).await,
+                None => self.miss(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// An L1 hit, if the L1 is trusted (or `stale_ok`: Redis is down).
+    pub(crate) fn l1_hit<T: CacheValue>(
+        &self,
+        l1: &L1,
+        key: &CacheKey,
+        stale_ok: bool,
+    ) -> Option<T> {
+        if !stale_ok && !l1.is_live() {
+            return None;
+        }
+        match l1.get::<T>(key.as_str())? {
+            Ok(value) => {
+                bump(&self.inner.counters.l1_hits);
+                Some(value)
+            }
+            Err(_) => {
+                // Held as another type by another caller: let Redis decide.
+                l1.invalidate_key(key.as_str());
+                None
+            }
+        }
+    }
+
+    /// Redis could not answer: serve what the L1 still holds (it expires
+    /// within the TTL cap), else degrade like any failed read.
+    async fn l1_fallback<T: CacheValue>(
+        &self,
+        key: &CacheKey,
+        l1: &Arc<L1>,
+        error: CacheError,
+    ) -> Result<Option<T>, CacheError> {
+        if error.is_unavailable()
+            && let Some(value) = self.l1_hit(l1, key, true)
+        {
+            debug!(
+                cache.family = key.family().name(),
+                "Redis unavailable; served from L1"
+            );
+            return Ok(Some(value));
+        }
+        self.read_failed(key, error).await.map(|()| None)
+    }
+
+    pub(crate) async fn decode_and_fill<T: CacheValue>(
+        &self,
+        key: &CacheKey,
+        l1: &L1,
+        fetched: Fetched,
+        epoch: u64,
+    ) -> Option<T> {
+        let value = self.decode_hit::<T>(key, &fetched.bytes).await?;
+        if fetched.ttl != Some(std::time::Duration::ZERO) {
+            l1.fill(
+                key.as_str(),
+                fetched.bytes,
+                fetched.ttl,
+                Some(value.clone()),
+                epoch,
+            );
+        }
+        Some(value)
+    }
+
+    /// Decodes a value read from Redis; an undecodable one is a miss, deleted.
+    pub(crate) async fn decode_hit<T: CacheValue>(
+        &self,
+        key: &CacheKey,
+        bytes: &[u8],
+    ) -> Option<T> {
+        match codec::decode(bytes) {
+            Ok(value) => {
+                bump(&self.inner.counters.l2_hits);
+                Some(value)
+            }
+            Err(failure) => {
+                self.discard_undecodable(key, failure).await;
+                None
+            }
+        }
+    }
+
+    pub(crate) fn miss<T>(&self) -> Option<T> {
+        bump(&self.inner.counters.misses);
+        None
+    }
+
+    /// A value that is not a `T` (a type changed between deployments, a stray
+    /// writer, a key of another Redis type) is deleted, counted and logged,
+    /// and the read is a miss.
+    async fn discard_undecodable(&self, key: &CacheKey, failure: DecodeFailure) {
+        bump(&self.inner.counters.decode_failures);
+        bump(&self.inner.counters.misses);
+        warn!(cache.family = key.family().name(), reason = %failure, "cached value did not decode; deleting it");
+        if let Some(l1) = &self.inner.l1 {
+            l1.invalidate_key(key.as_str());
+        }
+        if let Err(error) = self.inner.store.unlink(&[key.as_str()]).await {
+            debug!(%error, "could not delete an undecodable value");
+        }
+    }
+
+    /// A read failed: degrade to a miss (logging now and then) or, in strict
+    /// mode, return the error. A key holding another Redis type answers
+    /// WRONGTYPE, which is an undecodable value, not an outage.
+    pub(crate) async fn read_failed(
+        &self,
+        key: &CacheKey,
+        error: CacheError,
+    ) -> Result<(), CacheError> {
+        if let CacheError::Rejected(message) = &error
+            && message.starts_with("WRONGTYPE")
+        {
+            let failure = DecodeFailure {
+                category: "wrong Redis type",
+                line: 0,
+                column: 0,
+            };
+            self.discard_undecodable(key, failure).await;
+            return Ok(());
+        }
+        bump(&self.inner.counters.errors);
+        if self.inner.config.read_mode == ReadMode::Strict {
+            return Err(error);
+        }
+        bump(&self.inner.counters.misses);
+        if let Some(suppressed) = self.inner.read_errors.check() {
+            warn!(%error, suppressed, "cache read failed; answering as a miss");
+        }
+        Ok(())
+    }
+}

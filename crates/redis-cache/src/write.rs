@@ -1,0 +1,219 @@
+//! Writes, deletes and invalidation. On a two-tier cache every change also
+//! updates this instance's L1 and is published, so that other instances drop
+//! their copies: Redis first, then the local L1, then the announcement (the
+//! order that lets a reader anywhere only ever refill from the new state).
+
+use std::time::Duration;
+
+use serde::Serialize;
+use shared_types::{CacheKey, Invalidation, KeyPattern, Scope, TenantId};
+use tracing::instrument;
+
+use crate::codec;
+use crate::error::CacheError;
+use crate::expiry::{Expiry, KeyTtl};
+use crate::service::CacheService;
+use crate::stats::{add, bump};
+
+impl CacheService {
+    /// Writes `value` under `key`, with a TTL from `expiry` (a
+    /// [`shared_types::TtlPolicy`] or a `Duration`). On a two-tier cache the
+    /// L1 takes the new value and other instances drop their copy.
+    ///
+    /// # Errors
+    /// [`CacheError::ValueTooLarge`] or [`CacheError::Encode`] before anything
+    /// is sent; [`CacheError::Unavailable`] when Redis cannot take the write,
+    /// or took it but the invalidation could not be published (other
+    /// instances may then serve their old copy for up to their L1 TTL cap).
+    #[instrument(level = "debug", name = "cache.set", skip_all, fields(cache.family = key.family().name()))]
+    pub async fn set<T: Serialize + ?Sized>(
+        &self,
+        key: &CacheKey,
+        value: &T,
+        expiry: impl Into<Expiry>,
+    ) -> Result<(), CacheError> {
+        let bytes = codec::encode(value, self.inner.config.max_value_bytes)?;
+        let ttl = expiry.into().resolve();
+        let epoch = self.l1_for(key).map(|l1| l1.epoch());
+        self.write_result(
+            self.inner.store.set(key.as_str(), bytes.clone(), ttl).await,
+            1,
+        )?;
+        if let (Some(l1), Some(epoch)) = (self.l1_for(key), epoch) {
+            l1.after_own_write(key.as_str(), bytes, ttl, epoch);
+        }
+        self.announce_key(key).await
+    }
+
+    /// Writes many entries, each with its own TTL, in one round trip (one per
+    /// node on a cluster). Every value is encoded and size-checked first: if
+    /// any is refused, nothing is sent.
+    ///
+    /// # Errors
+    /// As [`set`](Self::set).
+    #[instrument(level = "debug", name = "cache.mset", skip_all, fields(cache.keys = entries.len()))]
+    pub async fn mset<T: Serialize>(
+        &self,
+        entries: &[(CacheKey, T, Expiry)],
+    ) -> Result<(), CacheError> {
+        let max = self.inner.config.max_value_bytes;
+        let encoded = entries
+            .iter()
+            .map(|(key, value, expiry)| Ok((key, codec::encode(value, max)?, expiry.resolve())))
+            .collect::<Result<Vec<_>, CacheError>>()?;
+        let epochs: Vec<Option<u64>> = encoded
+            .iter()
+            .map(|(key, _, _)| self.l1_for(key).map(|l1| l1.epoch()))
+            .collect();
+        let batch = encoded
+            .iter()
+            .map(|(key, bytes, ttl)| (key.as_str(), bytes.clone(), *ttl))
+            .collect();
+        self.write_result(self.inner.store.mset(batch).await, encoded.len() as u64)?;
+        for ((key, bytes, ttl), epoch) in encoded.iter().zip(epochs) {
+            if let (Some(l1), Some(epoch)) = (self.l1_for(key), epoch) {
+                l1.after_own_write(key.as_str(), bytes.clone(), *ttl, epoch);
+            }
+        }
+        let announcements = encoded.iter().map(|(key, _, _)| self.announce_key(key));
+        futures::future::join_all(announcements)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// Deletes `key` (everywhere, on a two-tier cache); `true` when it
+    /// existed in Redis.
+    ///
+    /// # Errors
+    /// [`CacheError::Unavailable`] when Redis cannot take the delete or the
+    /// invalidation cannot be published.
+    #[instrument(level = "debug", name = "cache.delete", skip_all, fields(cache.family = key.family().name()))]
+    pub async fn delete(&self, key: &CacheKey) -> Result<bool, CacheError> {
+        let deleted = self.delete_result(self.inner.store.unlink(&[key.as_str()]).await)?;
+        if let Some(l1) = self.l1_for(key) {
+            l1.invalidate_key(key.as_str());
+        }
+        self.announce_key(key).await?;
+        Ok(deleted > 0)
+    }
+
+    /// Makes everything `invalidation` covers stale, everywhere: deletes the
+    /// covered key (UNLINK) or keys (`delete_pattern`) in Redis, removes them
+    /// from this instance's L1, then publishes the invalidation so that every
+    /// other instance removes them from its own. Returns how many keys were
+    /// deleted in Redis.
+    ///
+    /// # Errors
+    /// [`CacheError::Unavailable`] when Redis cannot take the delete (nothing
+    /// is published then) or the invalidation cannot be published.
+    #[instrument(level = "debug", name = "cache.invalidate", skip_all, fields(cache.invalidation = invalidation.kind()))]
+    pub async fn invalidate(&self, invalidation: &Invalidation) -> Result<u64, CacheError> {
+        let scope = invalidation.scope();
+        let deleted = match &scope {
+            Scope::Key(key) => self.inner.store.unlink(&[key.as_str()]).await,
+            Scope::Pattern(pattern) => {
+                crate::delete_pattern::delete_pattern(
+                    &self.inner.store,
+                    pattern.as_str(),
+                    self.inner.config.scan_count,
+                )
+                .await
+            }
+        };
+        let deleted = self.delete_result(deleted)?;
+        if let Some(l1) = &self.inner.l1 {
+            l1.invalidate(&scope);
+        }
+        self.announce(invalidation).await?;
+        Ok(deleted)
+    }
+
+    /// Deletes every key matching `pattern` with `SCAN` + `UNLINK` in batches
+    /// (never `KEYS`), and invalidates them everywhere on a two-tier cache;
+    /// returns how many were deleted in Redis. Safe while keys are being
+    /// written: only matching keys are ever deleted.
+    ///
+    /// # Errors
+    /// As [`invalidate`](Self::invalidate) (keys deleted before a failure
+    /// stay deleted).
+    pub async fn delete_pattern(&self, pattern: &KeyPattern) -> Result<u64, CacheError> {
+        self.invalidate(&Invalidation::for_pattern(pattern)).await
+    }
+
+    /// Removes every cached key of `tenant` (`tenant:{t}:*`) and nothing
+    /// else: not its sessions, rate limits or counters, and nothing of any
+    /// other tenant.
+    ///
+    /// # Errors
+    /// As [`invalidate`](Self::invalidate).
+    pub async fn flush_tenant(&self, tenant: &TenantId) -> Result<u64, CacheError> {
+        self.invalidate(&Invalidation::Tenant {
+            tenant_id: tenant.clone(),
+        })
+        .await
+    }
+
+    /// Whether `key` exists in Redis.
+    ///
+    /// # Errors
+    /// [`CacheError::Unavailable`] when Redis cannot answer.
+    pub async fn exists(&self, key: &CacheKey) -> Result<bool, CacheError> {
+        self.counted(self.inner.store.exists(key.as_str()).await)
+    }
+
+    /// Sets `key`'s TTL; `true` when the key exists. Other instances drop
+    /// their copy, so none keeps it past the new TTL.
+    ///
+    /// # Errors
+    /// [`CacheError::Unavailable`] when Redis cannot answer.
+    pub async fn expire(&self, key: &CacheKey, ttl: Duration) -> Result<bool, CacheError> {
+        let existed = self.counted(self.inner.store.pexpire(key.as_str(), ttl).await)?;
+        if let Some(l1) = self.l1_for(key) {
+            l1.invalidate_key(key.as_str());
+        }
+        self.announce_key(key).await?;
+        Ok(existed)
+    }
+
+    /// `key`'s remaining lifetime in Redis: missing, persistent, or expiring
+    /// in `d`.
+    ///
+    /// # Errors
+    /// [`CacheError::Unavailable`] when Redis cannot answer.
+    pub async fn ttl(&self, key: &CacheKey) -> Result<KeyTtl, CacheError> {
+        self.counted(self.inner.store.pttl(key.as_str()).await)
+            .map(KeyTtl::from_pttl)
+    }
+
+    /// Publishes the invalidation of one key, on a two-tier cache, for the
+    /// families other instances may hold.
+    async fn announce_key(&self, key: &CacheKey) -> Result<(), CacheError> {
+        match Invalidation::for_key(key) {
+            Some(invalidation) if self.inner.bus.is_some() => self.announce(&invalidation).await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn announce(&self, invalidation: &Invalidation) -> Result<(), CacheError> {
+        let Some(bus) = &self.inner.bus else {
+            return Ok(());
+        };
+        let published = bus.invalidate(invalidation).await.map_err(CacheError::from);
+        self.counted(published)?;
+        bump(&self.inner.counters.invalidations_sent);
+        Ok(())
+    }
+
+    fn write_result(&self, result: Result<(), CacheError>, n: u64) -> Result<(), CacheError> {
+        self.counted(result)?;
+        add(&self.inner.counters.sets, n);
+        Ok(())
+    }
+
+    fn delete_result(&self, result: Result<u64, CacheError>) -> Result<u64, CacheError> {
+        let deleted = self.counted(result)?;
+        add(&self.inner.counters.deletes, deleted);
+        Ok(deleted)
+    }
+}

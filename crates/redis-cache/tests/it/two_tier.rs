@@ -1,0 +1,372 @@
+//! The two-tier cache: L1 + Redis, kept coherent across instances by
+//! pub/sub. One test per correctness rule, plus single flight.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use redis_cache::{CacheConfig, CacheService, L1Config, LoadError};
+use redis_connection::RedisConnectionManager;
+use redis_pubsub::PubSub;
+use shared_types::{CacheKey, Invalidation};
+use test_support::{RedisServer, wait_for};
+use tokio::sync::Notify;
+
+use crate::{redis_config, shard_key, tenant, user};
+
+const TTL: Duration = Duration::from_secs(600);
+
+/// One service instance: its own connection manager, L1 and subscriber.
+async fn instance(
+    server: &RedisServer,
+    tweak: impl FnOnce(&mut redis_connection::RedisConfig),
+) -> CacheService {
+    let mut redis = redis_config(server);
+    tweak(&mut redis);
+    let manager = RedisConnectionManager::connect(redis).await.unwrap();
+    let pubsub = PubSub::new(manager.clone()).unwrap();
+    let config = CacheConfig {
+        l1: Some(L1Config {
+            max_entries: 10_000,
+            ttl_cap: Duration::from_secs(60),
+        }),
+        ..CacheConfig::default()
+    };
+    let cache = CacheService::two_tier(manager, config, pubsub)
+        .await
+        .unwrap();
+    wait_for("the L1 to go live", Duration::from_secs(5), || async {
+        cache.l1_live()
+    })
+    .await;
+    cache
+}
+
+async fn pair(server: &RedisServer) -> (CacheService, CacheService) {
+    (
+        instance(server, |_| {}).await,
+        instance(server, |_| {}).await,
+    )
+}
+
+// A value set on instance A is read by B from Redis, then from B's L1.
+#[tokio::test]
+async fn l2_hit_fills_l1() {
+    let redis = RedisServer::start().await;
+    let (a, b) = pair(&redis).await;
+    let key = shard_key("t", "s");
+    a.set(&key, &"v1", TTL).await.unwrap();
+    assert_eq!(b.get::<String>(&key).await.unwrap().as_deref(), Some("v1"));
+    assert_eq!((b.stats().l2_hits, b.stats().l1_hits), (1, 0));
+    assert_eq!(b.get::<String>(&key).await.unwrap().as_deref(), Some("v1"));
+    assert_eq!((b.stats().l2_hits, b.stats().l1_hits), (1, 1));
+    // A holds its own write in L1.
+    assert_eq!(a.get::<String>(&key).await.unwrap().as_deref(), Some("v1"));
+    assert_eq!(a.stats().l1_hits, 1);
+}
+
+// Rule 3, bounded staleness: a change on A is served by B within 1 s.
+#[tokio::test]
+async fn change_reaches_other_instance_within_a_second() {
+    let redis = RedisServer::start().await;
+    let (a, b) = pair(&redis).await;
+    let key = shard_key("t", "s");
+    a.set(&key, &1, TTL).await.unwrap();
+    assert_eq!(b.get::<u32>(&key).await.unwrap(), Some(1));
+    assert_eq!(b.get::<u32>(&key).await.unwrap(), Some(1), "now in B's L1");
+
+    let start = Instant::now();
+    a.set(&key, &2, TTL).await.unwrap();
+    let took = wait_for("B to see the new value", Duration::from_secs(1), || async {
+        b.get::<u32>(&key).await.unwrap() == Some(2)
+    })
+    .await;
+    assert!(start.elapsed() < Duration::from_secs(1), "took {took:?}");
+    assert!(b.stats().invalidations_applied >= 1);
+    assert!(a.stats().invalidations_sent >= 2);
+
+    a.delete(&key).await.unwrap();
+    wait_for("B to see the delete", Duration::from_secs(1), || async {
+        b.get::<u32>(&key).await.unwrap().is_none()
+    })
+    .await;
+}
+
+// Rule 4, tenant isolation: invalidating tenant "a" leaves tenant "ab" in
+// every L1 and in Redis.
+#[tokio::test]
+async fn tenant_invalidation_is_isolated() {
+    let redis = RedisServer::start().await;
+    let (a, b) = pair(&redis).await;
+    let key_a = CacheKey::user_profile(&tenant("a"), &user("u"));
+    let key_ab = CacheKey::user_profile(&tenant("ab"), &user("u"));
+    for key in [&key_a, &key_ab] {
+        a.set(key, &"x", TTL).await.unwrap();
+        assert!(b.get::<String>(key).await.unwrap().is_some());
+    }
+    let l1_hits = b.stats().l1_hits;
+    assert!(b.get::<String>(&key_ab).await.unwrap().is_some());
+    assert_eq!(b.stats().l1_hits, l1_hits + 1, "ab is in B's L1");
+
+    let deleted = a
+        .invalidate(&Invalidation::Tenant {
+            tenant_id: tenant("a"),
+        })
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    wait_for("B to drop tenant a", Duration::from_secs(1), || async {
+        b.get::<String>(&key_a).await.unwrap().is_none()
+    })
+    .await;
+    let l1_hits = b.stats().l1_hits;
+    assert!(b.get::<String>(&key_ab).await.unwrap().is_some());
+    assert_eq!(b.stats().l1_hits, l1_hits + 1, "ab is still in B's L1");
+    assert!(a.get::<String>(&key_ab).await.unwrap().is_some());
+    assert_eq!(redis.cmd(&["EXISTS", key_ab.as_str()]).as_int(), Some(1));
+}
+
+// Rule 1, reconnect flushes L1: with A's subscriber killed, an invalidation
+// from B is lost to A; after A re-subscribes it does not serve the old value.
+#[tokio::test]
+async fn reconnect_flushes_l1() {
+    let redis = RedisServer::start().await;
+    // A reconnects slowly, so its outage is wide enough to invalidate into.
+    let a = instance(&redis, |c| {
+        c.reconnect.base_delay = Duration::from_millis(400);
+        c.reconnect.max_delay = Duration::from_millis(400);
+    })
+    .await;
+    let b = instance(&redis, |_| {}).await;
+    let key = shard_key("t", "s");
+    b.set(&key, &"old", TTL).await.unwrap();
+    assert_eq!(a.get::<String>(&key).await.unwrap().as_deref(), Some("old"));
+    assert_eq!(
+        a.get::<String>(&key).await.unwrap().as_deref(),
+        Some("old"),
+        "in A's L1"
+    );
+
+    assert!(
+        redis
+            .cmd(&["CLIENT", "KILL", "TYPE", "pubsub"])
+            .as_int()
+            .unwrap()
+            >= 1
+    );
+    wait_for(
+        "A to notice its subscriber is gone",
+        Duration::from_secs(2),
+        || async { !a.l1_live() },
+    )
+    .await;
+    // B is the only writer: it deletes in Redis and publishes; A hears nothing.
+    redis.cmd(&["SET", key.as_str(), r#""new""#]);
+    b.invalidate(&Invalidation::for_key(&key).unwrap())
+        .await
+        .unwrap();
+    redis.cmd(&["SET", key.as_str(), r#""new""#]);
+
+    wait_for("A to re-subscribe", Duration::from_secs(5), || async {
+        a.l1_live()
+    })
+    .await;
+    assert_eq!(a.get::<String>(&key).await.unwrap().as_deref(), Some("new"));
+    assert!(a.stats().l1_flushes >= 1);
+}
+
+// Rule 2, no resurrection: a load that started before an invalidation does
+// not put its (old) value into L1 or Redis after the invalidation.
+#[tokio::test]
+async fn no_resurrection_after_invalidation() {
+    let redis = RedisServer::start().await;
+    let (a, b) = pair(&redis).await;
+    let key = shard_key("t", "s");
+    let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let loading = {
+        let (a, key, entered, release) = (a.clone(), key.clone(), entered.clone(), release.clone());
+        tokio::spawn(async move {
+            a.get_or_load(&key, TTL, move || async move {
+                entered.notify_one();
+                release.notified().await;
+                Ok::<_, std::io::Error>("old".to_owned())
+            })
+            .await
+        })
+    };
+    entered.notified().await;
+    // The invalidation runs while the loader holds its (now stale) value.
+    b.invalidate(&Invalidation::for_key(&key).unwrap())
+        .await
+        .unwrap();
+    let a_epoch_moved = wait_for(
+        "A to apply the invalidation",
+        Duration::from_secs(1),
+        || async { a.stats().invalidations_applied >= 1 },
+    );
+    a_epoch_moved.await;
+    release.notify_one();
+    assert_eq!(
+        loading.await.unwrap().unwrap(),
+        "old",
+        "the caller still gets its value"
+    );
+
+    assert_eq!(
+        redis.cmd(&["EXISTS", key.as_str()]).as_int(),
+        Some(0),
+        "not written to Redis"
+    );
+    assert_eq!(a.get::<String>(&key).await.unwrap(), None, "not in A's L1");
+    assert_eq!(a.stats().l1_hits, 0);
+}
+
+// Rule 5, Redis down: L1 keeps serving what it holds (until the TTL cap),
+// loaders still run on a miss, writes fail with the unavailable error.
+#[tokio::test]
+async fn redis_down_serves_l1_and_runs_loaders() {
+    let mut redis = RedisServer::start().await;
+    let a = instance(&redis, |_| {}).await;
+    let key = shard_key("t", "s");
+    a.set(&key, &"cached", TTL).await.unwrap();
+    redis.stop().await;
+
+    assert_eq!(
+        a.get::<String>(&key).await.unwrap().as_deref(),
+        Some("cached")
+    );
+    let loaded = a
+        .get_or_load(&shard_key("t", "other"), TTL, || async {
+            Ok::<_, std::io::Error>("fresh".to_owned())
+        })
+        .await
+        .unwrap();
+    assert_eq!(loaded, "fresh");
+    assert!(a.set(&key, &"new", TTL).await.unwrap_err().is_unavailable());
+    assert!(a.stats().loads >= 1);
+}
+
+// While Redis is down, an L1 entry is served at most the L1 TTL cap.
+#[tokio::test]
+async fn l1_ttl_cap_bounds_staleness_while_down() {
+    let mut redis = RedisServer::start().await;
+    let manager = RedisConnectionManager::connect(redis_config(&redis))
+        .await
+        .unwrap();
+    let pubsub = PubSub::new(manager.clone()).unwrap();
+    let config = CacheConfig {
+        l1: Some(L1Config {
+            max_entries: 100,
+            ttl_cap: Duration::from_millis(300),
+        }),
+        ..CacheConfig::default()
+    };
+    let a = CacheService::two_tier(manager, config, pubsub)
+        .await
+        .unwrap();
+    wait_for("the L1 to go live", Duration::from_secs(5), || async {
+        a.l1_live()
+    })
+    .await;
+    let key = shard_key("t", "s");
+    a.set(&key, &1, TTL).await.unwrap();
+    let written = Instant::now();
+    redis.stop().await;
+    assert_eq!(a.get::<u32>(&key).await.unwrap(), Some(1));
+    wait_for("the L1 entry to expire", Duration::from_secs(3), || async {
+        a.get::<u32>(&key).await.unwrap().is_none()
+    })
+    .await;
+    assert!(written.elapsed() >= Duration::from_millis(300));
+}
+
+// 1 000 concurrent get_or_load calls on one cold key run the loader once per
+// instance; everyone gets the value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_flight_per_instance() {
+    let redis = RedisServer::start().await;
+    let (a, b) = pair(&redis).await;
+    for (instance, key) in [(a, shard_key("t", "k1")), (b, shard_key("t", "k2"))] {
+        let calls = Arc::new(AtomicU32::new(0));
+        let tasks: Vec<_> = (0..1000)
+            .map(|_| {
+                let (cache, key, calls) = (instance.clone(), key.clone(), calls.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_load(&key, TTL, move || async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Ok::<_, std::io::Error>(42u64)
+                        })
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), 42);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let stats = instance.stats();
+        assert_eq!(stats.loads, 1);
+        assert!(stats.coalesced_waits > 0);
+    }
+}
+
+// A loader error reaches every waiter, and nothing is cached.
+#[tokio::test]
+async fn loader_error_reaches_every_waiter() {
+    let redis = RedisServer::start().await;
+    let a = instance(&redis, |_| {}).await;
+    let key = shard_key("t", "s");
+    let release = Arc::new(Notify::new());
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (a, key, release) = (a.clone(), key.clone(), release.clone());
+            tokio::spawn(async move {
+                a.get_or_load(&key, TTL, move || async move {
+                    release.notified().await;
+                    Err::<u32, _>(std::io::Error::other("database down"))
+                })
+                .await
+            })
+        })
+        .collect();
+    wait_for(
+        "every caller to join the flight",
+        Duration::from_secs(2),
+        || async { a.stats().coalesced_waits == 9 },
+    )
+    .await;
+    release.notify_one();
+    for task in tasks {
+        match task.await.unwrap() {
+            Err(LoadError::Loader(e)) => assert_eq!(e.to_string(), "database down"),
+            other => panic!("expected the loader's error, got {other:?}"),
+        }
+    }
+    assert_eq!(redis.dbsize(), 0);
+    assert_eq!(a.get::<u32>(&key).await.unwrap(), None);
+}
+
+// A malformed payload on an invalidation channel is counted and ignored; the
+// L1 stays live and later invalidations still apply.
+#[tokio::test]
+async fn malformed_invalidation_is_ignored() {
+    let redis = RedisServer::start().await;
+    let (a, b) = pair(&redis).await;
+    let key = shard_key("t", "s");
+    a.set(&key, &1, TTL).await.unwrap();
+    assert_eq!(b.get::<u32>(&key).await.unwrap(), Some(1));
+
+    redis.cmd(&["PUBLISH", "cache:invalidate:shard:t:s", "{garbage"]);
+    a.set(&key, &2, TTL).await.unwrap();
+    wait_for(
+        "B to apply the valid invalidation",
+        Duration::from_secs(1),
+        || async { b.get::<u32>(&key).await.unwrap() == Some(2) },
+    )
+    .await;
+    assert_eq!(b.stats().malformed_messages, 1);
+    assert!(b.l1_live());
+}
