@@ -275,9 +275,13 @@ impl Member {
 /// Faults are the test's to inject: [`stop_node`](Self::stop_node) (a crash),
 /// [`restart_node`](Self::restart_node), [`pause_node`](Self::pause_node) (a
 /// hang) and [`failover`](Self::failover). Redis reacts as it would in
-/// production: a primary that stays unreachable for the node timeout (1.5 s)
-/// is replaced by its replica, or, without one, takes the whole cluster to
-/// `cluster_state:fail`.
+/// production: a primary that stays unreachable for the node timeout (1.5 s
+/// unless [`RedisClusterBuilder::node_timeout`] says otherwise) is replaced by
+/// its replica, or, without one, takes the whole cluster to `cluster_state:fail`.
+///
+/// Which replica follows which primary is redis-cli's choice (it shuffles
+/// them, trying to keep a replica off its primary's host): ask
+/// [`replicas_of`](Self::replicas_of) rather than assuming an order.
 ///
 /// ```no_run
 /// # async fn demo() {
@@ -555,9 +559,12 @@ impl RedisCluster {
     /// Starts the node on `port` again, killing it first if it still runs, on
     /// the same port and with the same `nodes.conf`, so it rejoins with its
     /// old identity. Returns once it answers PING: call
-    /// [`wait_until_ok`](Self::wait_until_ok) to wait for it to rejoin. A
-    /// restarted primary is empty; if a replica took over meanwhile, it comes
-    /// back as that replica's replica.
+    /// [`wait_until_ok`](Self::wait_until_ok) to wait for it to rejoin.
+    ///
+    /// A restarted node is empty (no persistence). A primary whose replica
+    /// took over meanwhile comes back as that replica's replica; one restarted
+    /// within the node timeout is still the primary, and its replica then
+    /// resyncs from it and loses the data too, as in production.
     ///
     /// # Panics
     /// When the port was taken meanwhile or the node does not come up.
