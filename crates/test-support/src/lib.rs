@@ -5,12 +5,17 @@
 //!   be stopped and started again on the same port, paused with SIGSTOP to
 //!   imitate a hung server, and queried behind the code's back with
 //!   [`RedisServer::cmd`].
+//! - [`RedisCluster`] runs a real Redis Cluster (3+ primaries, optional
+//!   replicas; `redis-server` processes joined by `redis-cli --cluster create`),
+//!   waits until every node agrees it is whole, routes raw commands to the
+//!   primary owning a key, and injects faults: stop, restart (same identity),
+//!   pause, and failover of a primary to its replica.
 //! - [`RawClient`] is a minimal RESP2 client independent of fred, so that
 //!   assertions about what Redis holds do not share the code under test's bugs.
 //! - [`wait_for`] waits for a condition with a deadline; tests never sleep and hope.
 //!
-//! Each test starts its own server, so tests run in parallel without sharing
-//! state, and nothing ever touches port 6379.
+//! Each test starts its own server (or cluster), so tests run in parallel
+//! without sharing state, and nothing ever touches port 6379.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -19,6 +24,7 @@
 //! # }
 //! ```
 
+mod cluster;
 #[cfg(feature = "docker")]
 mod docker;
 mod logs;
@@ -29,6 +35,7 @@ mod server;
 pub mod tls;
 mod wait;
 
+pub use cluster::{ClusterNode, NodeRole, NodeState, RedisCluster, RedisClusterBuilder};
 pub use logs::LogCapture;
 pub use port::free_port;
 pub use resp::{RawClient, Reply};

@@ -20,9 +20,14 @@ pub(crate) fn find_binary() -> Option<PathBuf> {
         let bin = PathBuf::from(bin);
         return bin.is_file().then_some(bin);
     }
+    find_on_path("redis-server")
+}
+
+/// The first file called `name` in a `PATH` directory.
+pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
-        .map(|dir| dir.join("redis-server"))
+        .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
 }
 
@@ -47,17 +52,34 @@ impl RedisProcess {
         args: Vec<String>,
         ping_auth: Option<(Option<String>, String)>,
     ) -> std::io::Result<Self> {
+        let mut process = Self::new(binary, port, args, ping_auth)?;
+        process.launch()?;
+        Ok(process)
+    }
+
+    /// Creates the process's directory without starting it, so that callers can
+    /// add arguments naming files in [`dir`](Self::dir) (a cluster node's
+    /// `nodes.conf`) before [`launch`](Self::launch).
+    pub(crate) fn new(
+        binary: &Path,
+        port: u16,
+        args: Vec<String>,
+        ping_auth: Option<(Option<String>, String)>,
+    ) -> std::io::Result<Self> {
         let dir = tempfile::Builder::new().prefix("redis-test-").tempdir()?;
-        let mut process = Self {
+        Ok(Self {
             binary: binary.to_owned(),
             port,
             args,
             dir,
             ping_auth,
             child: None,
-        };
-        process.launch()?;
-        Ok(process)
+        })
+    }
+
+    /// Appends arguments for the next [`launch`](Self::launch).
+    pub(crate) fn push_args<I: IntoIterator<Item = String>>(&mut self, args: I) {
+        self.args.extend(args);
     }
 
     pub(crate) fn port(&self) -> u16 {
@@ -108,15 +130,21 @@ impl RedisProcess {
         });
         if let Some(status) = exited {
             self.child = None;
-            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(5).collect();
             return Err(std::io::Error::other(format!(
                 "redis-server on port {} exited with {status}: {}",
                 self.port,
-                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                self.log_tail(5)
             )));
         }
         Ok(())
+    }
+
+    /// The last `lines` lines of the server's log, joined with ` | `, for
+    /// failure messages.
+    pub(crate) fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
     }
 
     /// Kills the process (SIGKILL: a crash, not a clean shutdown) and reaps it.
