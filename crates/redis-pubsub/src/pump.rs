@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis_connection::ConnectionEvent;
-use redis_connection::fred::interfaces::PubsubInterface;
+use redis_connection::fred::interfaces::{ClientLike, PubsubInterface};
 use redis_connection::fred::types::{Message, MessageKind};
 use shared_types::glob_match;
 use tokio::sync::broadcast;
@@ -33,6 +33,12 @@ use crate::routes::Kind;
 use crate::stats::{add, bump};
 
 const RESYNC_EVERY: Duration = Duration::from_millis(250);
+
+/// A subscribed connection is silent when nobody publishes, so a peer that
+/// vanished without a TCP reset (a dropped flow, a hung server) would go
+/// unnoticed: fred only detects unresponsive connections by unanswered
+/// commands. A PING now and then gives it one to wait for.
+const HEARTBEAT_EVERY: u32 = 4; // ticks: about once a second
 
 /// Copies of a `pmessage` still to be skipped.
 struct PendingCopies {
@@ -47,6 +53,7 @@ pub(crate) async fn run(
     mut events: broadcast::Receiver<ConnectionEvent>,
 ) {
     let mut copies: Option<PendingCopies> = None;
+    let mut ticks: u32 = 0;
     let mut tick = tokio::time::interval(RESYNC_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -76,6 +83,15 @@ pub(crate) async fn run(
             _ = tick.tick() => {
                 if shared.subscriber_connected() {
                     resync(&shared).await;
+                    ticks = ticks.wrapping_add(1);
+                    if ticks.is_multiple_of(HEARTBEAT_EVERY) {
+                        let client = shared.client().clone();
+                        // Fire and forget: a PING that gets no answer makes
+                        // fred replace the connection; the pump stays free.
+                        tokio::spawn(async move {
+                            let _: Result<(), _> = client.ping(None).await;
+                        });
+                    }
                 }
             }
         }

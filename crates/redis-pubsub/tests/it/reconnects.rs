@@ -109,3 +109,23 @@ async fn slow_consumer_is_told_it_lagged() {
     }
     assert!(saw_lag, "no Lagged event");
 }
+
+// A hung server (SIGSTOP) is noticed even on a silent subscriber connection:
+// the stream says Disconnected, and after the server resumes, Subscribed.
+#[tokio::test]
+async fn hung_server_is_noticed() {
+    let redis = RedisServer::start().await;
+    let pubsub = pubsub_on(&redis).await;
+    let mut sub = pubsub.subscribe("quiet").await.unwrap();
+    until_subscribed(&mut sub).await;
+    redis.pause();
+    let disconnected = tokio::time::timeout(Duration::from_secs(5), async {
+        while next(&mut sub).await != PubSubEvent::Disconnected {}
+    })
+    .await;
+    redis.resume();
+    assert!(disconnected.is_ok(), "a hung server went unnoticed");
+    until_subscribed(&mut sub).await;
+    pubsub.publish("quiet", &1).await.unwrap();
+    assert_eq!(next_message(&mut sub).await.2, "1");
+}
