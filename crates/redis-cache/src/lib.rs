@@ -57,6 +57,6 @@ pub use counters::RateWindow;
 pub use error::CacheError;
 pub use expiry::{Expiry, KeyTtl};
 pub use load::LoadError;
-pub use read::CacheValue;
+pub use read::{CacheValue, Tier};
 pub use service::CacheService;
 pub use stats::{CacheStats, ServerStats};

@@ -15,6 +15,15 @@ use crate::service::CacheService;
 use crate::stats::bump;
 use crate::store::Fetched;
 
+/// Which tier answered a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tier {
+    /// The in-process L1.
+    L1,
+    /// Redis.
+    L2,
+}
+
 /// What a cached value must be to be read: decodable, and cloneable so the
 /// L1 can hand out copies of one decoded value.
 pub trait CacheValue: DeserializeOwned + Clone + Send + Sync + 'static {}
@@ -33,23 +42,40 @@ impl CacheService {
     ///
     /// # Errors
     /// Only in [`ReadMode::Strict`]: the Redis error.
-    #[instrument(level = "debug", name = "cache.get", skip_all, fields(cache.family = key.family().name()))]
     pub async fn get<T: CacheValue>(&self, key: &CacheKey) -> Result<Option<T>, CacheError> {
+        Ok(self.get_with_tier(key).await?.map(|(value, _)| value))
+    }
+
+    /// [`get`](Self::get), also saying which tier answered.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    #[instrument(level = "debug", name = "cache.get", skip_all, fields(cache.family = key.family().name()))]
+    pub async fn get_with_tier<T: CacheValue>(
+        &self,
+        key: &CacheKey,
+    ) -> Result<Option<(T, Tier)>, CacheError> {
         let Some(l1) = self.l1_for(key) else {
             return match self.inner.store.get(key.as_str()).await {
-                Ok(Some(bytes)) => Ok(self.decode_hit(key, &bytes).await),
+                Ok(Some(bytes)) => Ok(self.decode_hit(key, &bytes).await.map(|v| (v, Tier::L2))),
                 Ok(None) => Ok(self.miss()),
                 Err(error) => self.read_failed(key, error).await.map(|()| None),
             };
         };
         if let Some(value) = self.l1_hit(l1, key, false) {
-            return Ok(Some(value));
+            return Ok(Some((value, Tier::L1)));
         }
         let epoch = l1.epoch();
         match self.inner.store.get_with_ttl(key.as_str()).await {
-            Ok(Some(fetched)) => Ok(self.decode_and_fill(key, l1, fetched, epoch).await),
+            Ok(Some(fetched)) => Ok(self
+                .decode_and_fill(key, l1, fetched, epoch)
+                .await
+                .map(|v| (v, Tier::L2))),
             Ok(None) => Ok(self.miss()),
-            Err(error) => self.l1_fallback(key, l1, error).await,
+            Err(error) => self
+                .l1_fallback(key, l1, error)
+                .await
+                .map(|v| v.map(|v| (v, Tier::L1))),
         }
     }
 

@@ -27,11 +27,13 @@
 mod cluster;
 #[cfg(feature = "docker")]
 mod docker;
+pub mod http;
 mod logs;
 mod port;
 mod process;
 mod resp;
 mod server;
+mod service;
 pub mod tls;
 mod wait;
 
@@ -40,6 +42,7 @@ pub use logs::LogCapture;
 pub use port::free_port;
 pub use resp::{RawClient, Reply};
 pub use server::{RedisServer, RedisServerBuilder};
+pub use service::{ServiceProcess, http_status};
 pub use wait::{wait_for, wait_for_sync};
 
 /// Installs a `tracing` subscriber that writes through the test harness's

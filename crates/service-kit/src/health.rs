@@ -1,0 +1,62 @@
+//! `/health/live`, `/health/ready` (and `/health`), `/metrics`.
+
+use axum::Router;
+use axum::extract::{FromRef, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use redis_connection::{HealthReport, HealthStatus};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::platform::Platform;
+
+/// The health and metrics routes, for any state that holds a [`Platform`].
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Platform: FromRef<S>,
+{
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/health", get(ready))
+        .route("/metrics", get(metrics))
+}
+
+/// Up as soon as the process serves HTTP, whatever Redis does.
+async fn live() -> impl IntoResponse {
+    axum::Json(json!({"status": "ok"}))
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    status: &'static str,
+    redis: HealthReport,
+}
+
+/// 200 while Redis is healthy or degraded, 503 when it is unhealthy.
+async fn ready(State(platform): State<Platform>) -> Response {
+    let report = platform.manager.health_check().await;
+    let (code, status) = match report.status {
+        HealthStatus::Healthy => (StatusCode::OK, "ok"),
+        HealthStatus::Degraded => (StatusCode::OK, "degraded"),
+        HealthStatus::Unhealthy => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    };
+    (
+        code,
+        axum::Json(Readiness {
+            status,
+            redis: report,
+        }),
+    )
+        .into_response()
+}
+
+/// Prometheus text format.
+async fn metrics(State(platform): State<Platform>) -> Response {
+    let body = platform
+        .metrics
+        .render(&platform.cache.stats(), platform.manager.is_connected());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}

@@ -1,0 +1,39 @@
+//! What the platform's axum services share, so that both behave the same:
+//!
+//! - [`env::Env`] and [`ConfigError`]: typed configuration read once from
+//!   the environment, errors naming the variable;
+//! - [`ApiError`]: the JSON error shape `{"error": {"code", "message"}}`;
+//! - extractors ([`JsonBody`], [`JsonDocument`], [`PathParams`]) whose
+//!   rejections are 400/413/415 in that shape;
+//! - [`Platform`]: connection manager + pub/sub + two-tier cache + metrics;
+//! - [`health::routes`]: `/health/live`, `/health/ready`, `/health`, `/metrics`;
+//! - [`with_common_layers`]: request ids, access logs without secrets, a
+//!   concurrency limit, a request timeout, a body limit, HTTP metrics;
+//! - sessions ([`Session`], [`SessionToken`], [`authenticate`]);
+//! - [`serve`] with graceful shutdown on [`shutdown_signal`].
+
+mod auth;
+mod config;
+pub mod env;
+mod error;
+mod extract;
+pub mod health;
+mod metrics;
+mod middleware;
+mod platform;
+mod serve;
+mod session;
+pub mod telemetry;
+mod token;
+
+pub use auth::{Authenticated, InternalCaller, InternalToken};
+pub use config::CommonConfig;
+pub use env::{ConfigError, Env};
+pub use error::ApiError;
+pub use extract::{JsonBody, JsonDocument, PathParams};
+pub use metrics::Metrics;
+pub use middleware::{HttpLimits, with_common_layers};
+pub use platform::{Platform, StartError};
+pub use serve::{serve, shutdown_signal};
+pub use session::{Session, authenticate, require_tenant};
+pub use token::{SessionToken, TOKEN_SECRET_BYTES, bearer, constant_time_eq};

@@ -1,0 +1,120 @@
+//! Prometheus metrics: HTTP requests and latency by route and status, the
+//! cache statistics, and whether Redis is up.
+//!
+//! Each service instance owns its recorder (no global recorder), so several
+//! instances can live in one test process without mixing their numbers.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics::{counter, gauge, histogram, with_local_recorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+use redis_cache::CacheStats;
+
+/// Latency buckets in seconds: sub-millisecond L1 answers to slow outliers.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// One service's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh recorder.
+    ///
+    /// # Panics
+    /// Never: the bucket list is non-empty.
+    pub fn new() -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("http_request_duration_seconds".to_owned()),
+                &LATENCY_BUCKETS,
+            )
+            .expect("non-empty buckets")
+            .build_recorder();
+        let handle = recorder.handle();
+        Self {
+            recorder: Arc::new(recorder),
+            handle,
+        }
+    }
+
+    /// Runs `f` with this service's recorder installed for the current thread.
+    pub fn record(&self, f: impl FnOnce()) {
+        with_local_recorder(&*self.recorder, f);
+    }
+
+    /// The Prometheus text exposition, with the cache statistics and the
+    /// Redis gauge brought up to date first.
+    pub fn render(&self, cache: &CacheStats, redis_up: bool) -> String {
+        self.record(|| {
+            let tiers = [("l1", cache.l1_hits), ("l2", cache.l2_hits)];
+            for (tier, hits) in tiers {
+                counter!("cache_hits_total", "tier" => tier).absolute(hits);
+            }
+            counter!("cache_misses_total").absolute(cache.misses);
+            counter!("cache_errors_total").absolute(cache.errors);
+            counter!("cache_decode_failures_total").absolute(cache.decode_failures);
+            counter!("cache_loads_total").absolute(cache.loads);
+            counter!("cache_coalesced_waits_total").absolute(cache.coalesced_waits);
+            let flows = [
+                ("sent", cache.invalidations_sent),
+                ("received", cache.invalidations_received),
+                ("applied", cache.invalidations_applied),
+            ];
+            for (direction, n) in flows {
+                counter!("cache_invalidations_total", "direction" => direction).absolute(n);
+            }
+            counter!("cache_l1_flushes_total").absolute(cache.l1_flushes);
+            counter!("cache_malformed_messages_total").absolute(cache.malformed_messages);
+            gauge!("redis_up").set(if redis_up { 1.0 } else { 0.0 });
+        });
+        self.handle.run_upkeep();
+        self.handle.render()
+    }
+}
+
+/// Middleware: counts each request and times it, by route template (never
+/// the raw path, which holds ids), method and status.
+pub(crate) async fn track(
+    State(metrics): State<Metrics>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let elapsed = start.elapsed().as_secs_f64();
+    metrics.record(|| {
+        let labels = [("route", route), ("method", method), ("status", status)];
+        counter!("http_requests_total", &labels).increment(1);
+        histogram!("http_request_duration_seconds", &labels).record(elapsed);
+    });
+    response
+}

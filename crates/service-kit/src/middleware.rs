@@ -1,0 +1,101 @@
+//! The layers every service puts around its routes: request ids, access
+//! logs without secrets, a concurrency limit, a request timeout, a body
+//! limit, and metrics. Every refusal uses the JSON error shape.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Semaphore;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::metrics::{Metrics, track};
+
+/// HTTP limits, from the environment (see each service's config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Longest a request may take before it is answered 503.
+    pub request_timeout: Duration,
+    /// Requests handled at once; beyond it, 503 at once rather than queueing.
+    pub max_concurrency: usize,
+    /// Largest request body accepted (413 beyond it).
+    pub max_body_bytes: usize,
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// Wraps `router` (whose state is already provided) in the common layers.
+pub fn with_common_layers(router: Router, limits: HttpLimits, metrics: Metrics) -> Router {
+    let slots = Arc::new(Semaphore::new(limits.max_concurrency));
+    router
+        // Route-level, so that the metrics see the matched route template.
+        .route_layer(middleware::from_fn_with_state(metrics, track))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            limits.request_timeout,
+            timeout,
+        ))
+        .layer(middleware::from_fn_with_state(slots, limit_concurrency))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let id = request
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "http",
+                    request_id = %id,
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                )
+            }),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        // Marks credentials sensitive so no layer ever logs them.
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            AUTHORIZATION,
+            COOKIE,
+        ]))
+}
+
+/// Answers 503 when a request takes longer than its budget: a client never
+/// waits on a hung dependency.
+async fn timeout(State(budget): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(budget, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request did not complete in time; retry later",
+        )
+        .into_response(),
+    }
+}
+
+/// Sheds load instead of queueing: a slow client holds a slot at most the
+/// request timeout, and a full service answers at once.
+async fn limit_concurrency(
+    State(slots): State<Arc<Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match slots.try_acquire() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many requests in flight; retry later",
+        )
+        .into_response(),
+    }
+}

@@ -1,0 +1,69 @@
+//! [`Platform`]: the Redis layer as a service holds it.
+
+use redis_cache::{CacheConfig, CacheError, CacheService, ReadMode};
+use redis_connection::{ConnectionError, RedisConfig, RedisConnectionManager};
+use redis_pubsub::{PubSub, PubSubError};
+use tracing::info;
+
+use crate::metrics::Metrics;
+
+/// Why the platform could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The connection manager refused its configuration.
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    /// The pub/sub service could not start.
+    #[error(transparent)]
+    PubSub(#[from] PubSubError),
+    /// The cache could not start.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+/// The connection manager, pub/sub and two-tier cache of one service
+/// instance, plus its metrics. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    /// Connections to Redis.
+    pub manager: RedisConnectionManager,
+    /// Invalidation and other pub/sub traffic.
+    pub pubsub: PubSub,
+    /// The two-tier cache.
+    pub cache: CacheService,
+    /// This instance's metrics.
+    pub metrics: Metrics,
+}
+
+impl Platform {
+    /// Starts everything without waiting for Redis (a service must start, and
+    /// answer liveness, while Redis is down; readiness follows Redis).
+    ///
+    /// Reads are strict: a service must tell "not cached" (404, 401) from
+    /// "Redis cannot answer" (503); the L1 still serves what it holds.
+    ///
+    /// # Errors
+    /// Configuration errors only.
+    pub async fn start(redis: RedisConfig, cache: CacheConfig) -> Result<Self, StartError> {
+        let manager = RedisConnectionManager::connect_lazy(redis)?;
+        let pubsub = PubSub::new(manager.clone())?;
+        let config = CacheConfig {
+            read_mode: ReadMode::Strict,
+            ..cache
+        };
+        let cache = CacheService::two_tier(manager.clone(), config, pubsub.clone()).await?;
+        Ok(Self {
+            manager,
+            pubsub,
+            cache,
+            metrics: Metrics::new(),
+        })
+    }
+
+    /// Unsubscribes and closes every Redis connection.
+    pub async fn shutdown(&self) {
+        self.pubsub.shutdown().await;
+        self.manager.shutdown().await;
+        info!("Redis layer closed");
+    }
+}

@@ -1,0 +1,79 @@
+//! Sessions: what auth-broker stores and every service reads.
+
+use axum::http::HeaderMap;
+use redis_cache::CacheService;
+use serde::{Deserialize, Serialize};
+use shared_types::{CacheKey, TenantId, UserId};
+use time::OffsetDateTime;
+
+use crate::error::ApiError;
+use crate::token::SessionToken;
+
+/// A session, as stored (JSON) at `auth:tenant:{t}:session:{token hash}`.
+/// It never contains the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The token's SHA-256, hex: names the session without revealing the token.
+    pub session_id: String,
+    /// The tenant the session belongs to.
+    pub tenant_id: TenantId,
+    /// The user.
+    pub user_id: UserId,
+    /// The user's roles (`admin` may invalidate cached data).
+    pub roles: Vec<String>,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Expiry time; Redis expires the key at the same moment.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+impl Session {
+    /// Whether the session has `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether the session is past its expiry (the key may outlive it by
+    /// a clock tick; the check does not rely on that).
+    pub fn is_expired(&self) -> bool {
+        self.expires_at <= OffsetDateTime::now_utc()
+    }
+}
+
+/// Authenticates the request's bearer token against the session store
+/// (through the two-tier cache: a revocation reaches every instance's L1).
+///
+/// # Errors
+/// 401 for a missing, malformed, unknown, expired or revoked token; 503 when
+/// Redis cannot answer and the L1 does not hold the session (never a
+/// misleading 401).
+pub async fn authenticate(
+    cache: &CacheService,
+    headers: &HeaderMap,
+) -> Result<(SessionToken, Session), ApiError> {
+    let token = SessionToken::from_headers(headers)?;
+    let key = CacheKey::session(token.tenant(), token.hash());
+    match cache.get::<Session>(&key).await {
+        Ok(Some(session)) if !session.is_expired() && session.tenant_id == *token.tenant() => {
+            Ok((token, session))
+        }
+        Ok(_) => Err(ApiError::unauthorized()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Parses a tenant path segment and checks it is the session's tenant.
+///
+/// # Errors
+/// 403 when the session belongs to another tenant.
+pub fn require_tenant(session: &Session, tenant: &TenantId) -> Result<(), ApiError> {
+    if session.tenant_id == *tenant {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "the session does not belong to this tenant",
+        ))
+    }
+}

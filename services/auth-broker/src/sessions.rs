@@ -1,0 +1,190 @@
+//! Sessions: creation (rate-limited), reading, revocation.
+//!
+//! Redis holds, per session, `auth:tenant:{t}:session:{sha256(token)}` (the
+//! JSON [`Session`], expiring with it) and, per user, the set
+//! `auth:tenant:{t}:user:{u}:sessions` of their session hashes, so that all
+//! of a user's sessions can be revoked. Revocation deletes the session key
+//! and publishes the session's invalidation, so that every instance of every
+//! service drops its cached copy at once.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use redis_cache::Expiry;
+use redis_connection::fred::interfaces::{KeysInterface, SetsInterface, TransactionInterface};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use service_kit::{
+    ApiError, Authenticated, InternalCaller, JsonBody, PathParams, Session, SessionToken,
+};
+use shared_types::{CacheKey, CounterName, Invalidation, TenantId, TokenHash, TtlPolicy, UserId};
+use time::OffsetDateTime;
+use tracing::info;
+
+use crate::state::AppState;
+
+/// Most roles a session may carry, and the longest role name.
+const MAX_ROLES: usize = 32;
+const MAX_ROLE_LEN: usize = 64;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateSession {
+    tenant_id: TenantId,
+    user_id: UserId,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+/// The answer to a creation: the only time the token is ever shown.
+#[derive(Debug, Serialize)]
+pub(crate) struct Created {
+    token: String,
+    #[serde(flatten)]
+    session: Session,
+}
+
+/// `POST /v1/sessions` (internal).
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    _internal: InternalCaller,
+    JsonBody(request): JsonBody<CreateSession>,
+) -> Result<(StatusCode, axum::Json<Created>), ApiError> {
+    check_roles(&request.roles)?;
+    let cache = &state.platform.cache;
+    let policy = state.sessions;
+
+    let action = CounterName::new("session-create").map_err(|e| ApiError::internal(&e))?;
+    let window_key = CacheKey::rate_limit(&request.tenant_id, &request.user_id, &action);
+    let window = cache
+        .increment_window(&window_key, policy.rate_window)
+        .await?;
+    if window.count > policy.rate_limit {
+        return Err(ApiError::too_many_requests(window.resets_in));
+    }
+
+    let (token, parsed) =
+        SessionToken::generate(&request.tenant_id).map_err(|e| ApiError::internal(&e))?;
+    let now = OffsetDateTime::now_utc();
+    let session = Session {
+        session_id: parsed.hash().to_string(),
+        tenant_id: request.tenant_id,
+        user_id: request.user_id,
+        roles: request.roles,
+        created_at: now,
+        expires_at: now + policy.ttl,
+    };
+    // The user's set first: a session never exists without a way to revoke it.
+    remember(&state, &session, parsed.hash()).await?;
+    let lifetime = TtlPolicy::session_with(policy.ttl).map_err(|e| ApiError::internal(&e))?;
+    cache
+        .set(
+            &CacheKey::session(&session.tenant_id, parsed.hash()),
+            &session,
+            Expiry::Policy(lifetime),
+        )
+        .await?;
+    info!(tenant.id = %session.tenant_id, "session created");
+    Ok((StatusCode::CREATED, axum::Json(Created { token, session })))
+}
+
+/// `GET /v1/sessions/current`: the caller's session, without its token.
+pub(crate) async fn current(auth: Authenticated) -> axum::Json<Session> {
+    axum::Json(auth.session)
+}
+
+/// `DELETE /v1/sessions/current`: revokes the caller's session everywhere.
+pub(crate) async fn revoke_current(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<StatusCode, ApiError> {
+    revoke(&state, &auth.session.tenant_id, auth.token.hash()).await?;
+    forget(&state, &auth.session, auth.token.hash()).await?;
+    info!(tenant.id = %auth.session.tenant_id, "session revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct UserPath {
+    tenant_id: TenantId,
+    user_id: UserId,
+}
+
+/// `DELETE /v1/tenants/{t}/users/{u}/sessions` (internal): revokes every
+/// session of a user; answers how many were live.
+pub(crate) async fn revoke_user(
+    State(state): State<AppState>,
+    _internal: InternalCaller,
+    PathParams(path): PathParams<UserPath>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let set = CacheKey::user_sessions(&path.tenant_id, &path.user_id);
+    let pool = state.platform.manager.pool();
+    let members: Vec<String> = pool
+        .smembers(set.as_str())
+        .await
+        .map_err(|_| ApiError::unavailable())?;
+    let mut revoked = 0;
+    for member in members {
+        // Only our own writes fill the set; anything else is skipped.
+        if let Ok(hash) = TokenHash::from_hex(member) {
+            revoked += revoke(&state, &path.tenant_id, &hash).await?;
+        }
+    }
+    let _: i64 = pool
+        .del(set.as_str())
+        .await
+        .map_err(|_| ApiError::unavailable())?;
+    info!(tenant.id = %path.tenant_id, revoked, "user sessions revoked");
+    Ok(axum::Json(json!({"revoked": revoked})))
+}
+
+/// Deletes one session and tells every instance; returns 1 if it was live.
+async fn revoke(state: &AppState, tenant: &TenantId, hash: &TokenHash) -> Result<u64, ApiError> {
+    let invalidation = Invalidation::Session {
+        tenant_id: tenant.clone(),
+        session_hash: hash.clone(),
+    };
+    Ok(state.platform.cache.invalidate(&invalidation).await?)
+}
+
+/// Adds a session to its user's set, which lives as long as the newest session.
+async fn remember(state: &AppState, session: &Session, hash: &TokenHash) -> Result<(), ApiError> {
+    let set = CacheKey::user_sessions(&session.tenant_id, &session.user_id);
+    let ttl_ms = i64::try_from(state.sessions.ttl.as_millis()).unwrap_or(i64::MAX);
+    let tx = state.platform.manager.client().multi();
+    let queued = async {
+        tx.sadd::<(), _, _>(set.as_str(), hash.as_str()).await?;
+        tx.pexpire::<(), _>(set.as_str(), ttl_ms, None).await?;
+        tx.exec::<()>(true).await
+    };
+    queued.await.map_err(|_| ApiError::unavailable())
+}
+
+/// Removes a revoked session from its user's set.
+async fn forget(state: &AppState, session: &Session, hash: &TokenHash) -> Result<(), ApiError> {
+    let set = CacheKey::user_sessions(&session.tenant_id, &session.user_id);
+    let pool = state.platform.manager.pool();
+    let _: i64 = pool
+        .srem(set.as_str(), hash.as_str())
+        .await
+        .map_err(|_| ApiError::unavailable())?;
+    Ok(())
+}
+
+fn check_roles(roles: &[String]) -> Result<(), ApiError> {
+    if roles.len() > MAX_ROLES {
+        return Err(ApiError::bad_request(format!("at most {MAX_ROLES} roles")));
+    }
+    let valid = |r: &String| {
+        !r.is_empty()
+            && r.len() <= MAX_ROLE_LEN
+            && r.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    };
+    if roles.iter().all(valid) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "roles must be 1 to {MAX_ROLE_LEN} characters of A-Z a-z 0-9 - _ . :"
+        )))
+    }
+}

@@ -1,0 +1,244 @@
+//! The session API, its error cases, and what Redis holds.
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+use test_support::wait_for;
+
+use crate::{INTERNAL, TestApp};
+
+fn token(session: &serde_json::Value) -> String {
+    session["token"].as_str().unwrap().to_owned()
+}
+
+// Creating a session returns the documented shape; the token carries 256
+// bits, and Redis holds only its hash: no key or value contains the token.
+#[tokio::test]
+async fn create_and_read() {
+    let app = TestApp::start(&[]).await;
+    let created = app
+        .create_session("acme", "alice", &["reader", "admin"])
+        .await;
+    let token = token(&created);
+    for field in [
+        "token",
+        "session_id",
+        "tenant_id",
+        "user_id",
+        "roles",
+        "expires_at",
+    ] {
+        assert!(!created[field].is_null(), "missing {field}: {created}");
+    }
+    assert_eq!(created["tenant_id"], "acme");
+    assert_eq!(created["roles"], json!(["reader", "admin"]));
+    let expires = time::OffsetDateTime::parse(
+        created["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let lifetime = expires - time::OffsetDateTime::now_utc();
+    assert!(lifetime > time::Duration::hours(8) && lifetime <= time::Duration::hours(9));
+    let secret = token.split_once('~').unwrap().1;
+    assert!(
+        secret.len() >= 43,
+        "a 256-bit secret encodes to 43 base64url characters"
+    );
+
+    let (status, _, current) = app
+        .call(Method::GET, "/v1/sessions/current", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(current["user_id"], "alice");
+    assert!(
+        current.get("token").is_none(),
+        "the token is shown only once"
+    );
+
+    let keys = app.redis.cmd(&["KEYS", "*"]).as_strings();
+    assert!(!keys.is_empty());
+    for key in &keys {
+        assert!(!key.contains(secret), "token in key {key}");
+        let value = match app.redis.cmd(&["TYPE", key]).as_string().as_deref() {
+            Some("string") => app.redis.cmd(&["GET", key]).as_string().unwrap_or_default(),
+            Some("set") => app.redis.cmd(&["SMEMBERS", key]).as_strings().join(","),
+            _ => String::new(),
+        };
+        assert!(!value.contains(secret), "token in the value of {key}");
+    }
+}
+
+// Bad bodies and ids are 400; the internal token is required, exactly.
+#[tokio::test]
+async fn creation_errors() {
+    let app = TestApp::start(&[]).await;
+    let cases = [
+        json!({"tenant_id": "ac:me", "user_id": "u", "roles": []}),
+        json!({"tenant_id": "acme", "user_id": "u*", "roles": []}),
+        json!({"tenant_id": "acme", "user_id": "x".repeat(129), "roles": []}),
+        json!({"tenant_id": "acme", "user_id": "u", "roles": ["bad role"]}),
+        json!({"tenant_id": "acme"}),
+        json!({"tenant_id": "acme", "user_id": "u", "roles": [], "extra": 1}),
+    ];
+    for body in cases {
+        let (status, _, json) = app
+            .call(
+                Method::POST,
+                "/v1/sessions",
+                Some(INTERNAL),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body} -> {json}");
+        assert_eq!(json["error"]["code"], "bad_request");
+    }
+    let body = json!({"tenant_id": "acme", "user_id": "u", "roles": []});
+    let mut off_by_one = INTERNAL.to_owned();
+    off_by_one.pop();
+    off_by_one.push('X');
+    for bearer in [None, Some(""), Some(off_by_one.as_str()), Some("short")] {
+        let (status, _, json) = app
+            .call(Method::POST, "/v1/sessions", bearer, Some(body.clone()))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{bearer:?}");
+        assert_eq!(json["error"]["code"], "unauthorized");
+    }
+}
+
+// More than SESSION_RATE_LIMIT creations in the window: 429 with Retry-After.
+#[tokio::test]
+async fn creation_is_rate_limited() {
+    let app = TestApp::start(&[
+        ("SESSION_RATE_LIMIT", "3"),
+        ("SESSION_RATE_WINDOW_SECS", "60"),
+    ])
+    .await;
+    for _ in 0..3 {
+        app.create_session("acme", "bob", &[]).await;
+    }
+    let body = json!({"tenant_id": "acme", "user_id": "bob", "roles": []});
+    let (status, headers, json) = app
+        .call(Method::POST, "/v1/sessions", Some(INTERNAL), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(json["error"]["code"], "rate_limited");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry));
+    // Another user of the same tenant is not limited.
+    app.create_session("acme", "carol", &[]).await;
+}
+
+// Missing, malformed, unknown, revoked and expired tokens are all 401.
+#[tokio::test]
+async fn bad_tokens_are_401() {
+    let app = TestApp::start(&[("SESSION_TTL_SECS", "1")]).await;
+    let expiring = token(&app.create_session("acme", "u1", &[]).await);
+    let good = token(&app.create_session("acme", "u2", &[]).await);
+    let unknown = format!("acme~{}", "A".repeat(43));
+    for bearer in [
+        None,
+        Some(""),
+        Some("garbage"),
+        Some("acme~short"),
+        Some(unknown.as_str()),
+    ] {
+        let (status, _, json) = app
+            .call(Method::GET, "/v1/sessions/current", bearer, None)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{bearer:?}");
+        assert_eq!(json["error"]["code"], "unauthorized");
+    }
+    let (status, _, _) = app
+        .call(Method::DELETE, "/v1/sessions/current", Some(&good), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = app
+        .call(Method::GET, "/v1/sessions/current", Some(&good), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked");
+
+    wait_for(
+        "the 1 s session to expire",
+        Duration::from_secs(3),
+        || async {
+            app.call(Method::GET, "/v1/sessions/current", Some(&expiring), None)
+                .await
+                .0
+                == StatusCode::UNAUTHORIZED
+        },
+    )
+    .await;
+}
+
+// Revoking a user's sessions revokes them all and says how many.
+#[tokio::test]
+async fn revoke_all_of_a_user() {
+    let app = TestApp::start(&[]).await;
+    let a = token(&app.create_session("acme", "dave", &[]).await);
+    let b = token(&app.create_session("acme", "dave", &[]).await);
+    let other = token(&app.create_session("acme", "erin", &[]).await);
+    let path = "/v1/tenants/acme/users/dave/sessions";
+    let (status, _, _) = app.call(Method::DELETE, path, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, json) = app.call(Method::DELETE, path, Some(INTERNAL), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json, json!({"revoked": 2}));
+    for t in [&a, &b] {
+        assert_eq!(
+            app.call(Method::GET, "/v1/sessions/current", Some(t), None)
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        app.call(Method::GET, "/v1/sessions/current", Some(&other), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (status, _, json) = app
+        .call(
+            Method::DELETE,
+            "/v1/tenants/ac:me/users/dave/sessions",
+            Some(INTERNAL),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+}
+
+// Health and metrics routes answer in the documented shapes.
+#[tokio::test]
+async fn health_and_metrics() {
+    let app = TestApp::start(&[]).await;
+    let (status, _, json) = app.call(Method::GET, "/health/live", None, None).await;
+    assert_eq!((status, json), (StatusCode::OK, json!({"status": "ok"})));
+    let (status, _, json) = app.call(Method::GET, "/health/ready", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json["redis"]["status"], "healthy");
+    assert_eq!(json["redis"]["connected"], true);
+    assert!(json["redis"]["latency_ms"].as_f64().unwrap() > 0.0);
+    assert!(json["redis"]["error"].is_null());
+    app.create_session("acme", "m", &[]).await;
+    let response = test_support::http::call(&app.router, Method::GET, "/metrics", None, None)
+        .await
+        .text;
+    for name in [
+        "http_requests_total",
+        "http_request_duration_seconds_bucket",
+        "cache_hits_total",
+        "cache_misses_total",
+        "cache_invalidations_total",
+        "cache_l1_flushes_total",
+        "redis_up 1",
+    ] {
+        assert!(
+            response.contains(name),
+            "{name} missing from /metrics:\n{response}"
+        );
+    }
+    assert!(response.contains(r#"route="/v1/sessions""#), "{response}");
+    let _ = &app.platform;
+}

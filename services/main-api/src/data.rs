@@ -1,0 +1,150 @@
+//! Tenant data: shard structured data and user profiles, any JSON, served
+//! through the two-tier cache with an `x-cache` header saying which tier
+//! answered (`hit-l1`, `hit-l2`, `miss`).
+
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use redis_cache::{Expiry, Tier};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use service_kit::{ApiError, Authenticated, JsonDocument, PathParams, require_tenant};
+use shared_types::{CacheKey, ShardId, TenantId, TtlPolicy, UserId};
+
+use crate::state::AppState;
+
+const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+
+/// `/v1/tenants/{tenant_id}/shards/{shard_id}/structured`
+#[derive(Debug, Deserialize)]
+pub(crate) struct ShardPath {
+    tenant_id: TenantId,
+    shard_id: ShardId,
+}
+
+/// `/v1/tenants/{tenant_id}/users/{user_id}/profile`
+#[derive(Debug, Deserialize)]
+pub(crate) struct ProfilePath {
+    tenant_id: TenantId,
+    user_id: UserId,
+}
+
+impl ShardPath {
+    fn key(&self, auth: &Authenticated) -> Result<CacheKey, ApiError> {
+        require_tenant(&auth.session, &self.tenant_id)?;
+        Ok(CacheKey::shard_structured(&self.tenant_id, &self.shard_id))
+    }
+}
+
+impl ProfilePath {
+    fn key(&self, auth: &Authenticated) -> Result<CacheKey, ApiError> {
+        require_tenant(&auth.session, &self.tenant_id)?;
+        Ok(CacheKey::user_profile(&self.tenant_id, &self.user_id))
+    }
+}
+
+pub(crate) async fn get_shard(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    PathParams(path): PathParams<ShardPath>,
+) -> Result<Response, ApiError> {
+    read(&state, &path.key(&auth)?).await
+}
+
+pub(crate) async fn put_shard(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    PathParams(path): PathParams<ShardPath>,
+    JsonDocument(document): JsonDocument,
+) -> Result<StatusCode, ApiError> {
+    let policy = state.platform.cache.config().shard_ttl;
+    write(&state, &path.key(&auth)?, &document, policy).await
+}
+
+pub(crate) async fn delete_shard(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    PathParams(path): PathParams<ShardPath>,
+) -> Result<StatusCode, ApiError> {
+    remove(&state, &path.key(&auth)?).await
+}
+
+pub(crate) async fn get_profile(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    PathParams(path): PathParams<ProfilePath>,
+) -> Result<Response, ApiError> {
+    read(&state, &path.key(&auth)?).await
+}
+
+pub(crate) async fn put_profile(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    PathParams(path): PathParams<ProfilePath>,
+    JsonDocument(document): JsonDocument,
+) -> Result<StatusCode, ApiError> {
+    write(
+        &state,
+        &path.key(&auth)?,
+        &document,
+        TtlPolicy::user_profile(),
+    )
+    .await
+}
+
+pub(crate) async fn delete_profile(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    PathParams(path): PathParams<ProfilePath>,
+) -> Result<StatusCode, ApiError> {
+    remove(&state, &path.key(&auth)?).await
+}
+
+/// 200 with the stored document, or 404; `x-cache` either way.
+async fn read(state: &AppState, key: &CacheKey) -> Result<Response, ApiError> {
+    let found = state
+        .platform
+        .cache
+        .get_with_tier::<Box<RawValue>>(key)
+        .await?;
+    let Some((document, tier)) = found else {
+        let mut response = ApiError::not_found().into_response();
+        response
+            .headers_mut()
+            .insert(X_CACHE, HeaderValue::from_static("miss"));
+        return Ok(response);
+    };
+    let hit = match tier {
+        Tier::L1 => "hit-l1",
+        Tier::L2 => "hit-l2",
+    };
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ),
+        (X_CACHE, HeaderValue::from_static(hit)),
+    ];
+    Ok((headers, document.get().to_owned()).into_response())
+}
+
+/// Stores the document; other instances drop their copy.
+async fn write(
+    state: &AppState,
+    key: &CacheKey,
+    document: &RawValue,
+    policy: TtlPolicy,
+) -> Result<StatusCode, ApiError> {
+    state
+        .platform
+        .cache
+        .set(key, document, Expiry::Policy(policy))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes the document everywhere (idempotent).
+async fn remove(state: &AppState, key: &CacheKey) -> Result<StatusCode, ApiError> {
+    state.platform.cache.delete(key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,72 @@
+//! main-api: tenant data (shard structured data, user profiles) served
+//! through the two-tier cache, for callers holding an auth-broker session.
+//!
+//! - `GET|PUT|DELETE /v1/tenants/{t}/shards/{s}/structured`
+//! - `GET|PUT|DELETE /v1/tenants/{t}/users/{u}/profile`
+//! - `POST /v1/tenants/{t}/cache/invalidate` (role `admin`)
+//! - `GET /health/live`, `/health/ready`, `/health`, `/metrics`
+//!
+//! [`app`] builds the router (tests drive it in-process); [`run`] serves it
+//! until a shutdown signal, then closes the Redis layer.
+
+mod config;
+mod data;
+mod invalidate;
+mod state;
+
+use axum::Router;
+use axum::routing::{get, post};
+use service_kit::{HttpLimits, Platform, with_common_layers};
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use state::AppState;
+
+/// The router, with every layer.
+pub fn app(state: AppState, limits: HttpLimits) -> Router {
+    let metrics = state.platform.metrics.clone();
+    let routes = Router::new()
+        .route(
+            "/v1/tenants/{tenant_id}/shards/{shard_id}/structured",
+            get(data::get_shard)
+                .put(data::put_shard)
+                .delete(data::delete_shard),
+        )
+        .route(
+            "/v1/tenants/{tenant_id}/users/{user_id}/profile",
+            get(data::get_profile)
+                .put(data::put_profile)
+                .delete(data::delete_profile),
+        )
+        .route(
+            "/v1/tenants/{tenant_id}/cache/invalidate",
+            post(invalidate::invalidate),
+        )
+        .merge(service_kit::health::routes())
+        .fallback(|| async { service_kit::ApiError::not_found() })
+        .with_state(state);
+    with_common_layers(routes, limits, metrics)
+}
+
+/// Starts the Redis layer, serves on `listener` until `shutdown`, then
+/// closes the Redis layer (unsubscribe, QUIT).
+///
+/// # Errors
+/// Configuration errors of the Redis layer, or I/O errors of the listener.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let platform =
+        Platform::start(config.common.redis.clone(), config.common.cache.clone()).await?;
+    let state = AppState {
+        platform: platform.clone(),
+    };
+    tracing::info!(addr = %listener.local_addr()?, "main-api listening");
+    let served = service_kit::serve(listener, app(state, config.common.http), shutdown).await;
+    platform.shutdown().await;
+    served?;
+    tracing::info!("main-api stopped");
+    Ok(())
+}
