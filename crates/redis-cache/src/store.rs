@@ -112,7 +112,22 @@ impl Store {
                 .await
                 .map_err(|e| self.error(&e))?;
         }
-        let mut replies = pipeline.try_all::<Value>().await.into_iter();
+        let replies = pipeline.try_all::<Value>().await;
+        if replies.len() != keys.len() * 2 {
+            // A pipeline that could not be sent fails as a whole, with fewer
+            // results than commands: that is Redis being unavailable, never
+            // "no such keys".
+            let error = replies.into_iter().find_map(Result::err).map_or_else(
+                || {
+                    CacheError::Unavailable(ConnectionError::Unavailable(
+                        "pipeline failed".to_owned(),
+                    ))
+                },
+                |e| self.error(&e),
+            );
+            return Err(error);
+        }
+        let mut replies = replies.into_iter();
         let mut out = Vec::with_capacity(keys.len());
         while let (Some(value), Some(ttl)) = (replies.next(), replies.next()) {
             let value = match value.map_err(|e| self.error(&e)) {

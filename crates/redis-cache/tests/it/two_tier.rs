@@ -370,3 +370,30 @@ async fn malformed_invalidation_is_ignored() {
     assert_eq!(b.stats().malformed_messages, 1);
     assert!(b.l1_live());
 }
+
+// With Redis down and nothing in L1, a strict two-tier read is an error,
+// never a "not found" (a service must answer 503, not 404 or 401).
+#[tokio::test]
+async fn strict_read_while_down_is_an_error_not_a_miss() {
+    let mut redis = RedisServer::start().await;
+    let manager = RedisConnectionManager::connect(redis_config(&redis))
+        .await
+        .unwrap();
+    let pubsub = PubSub::new(manager.clone()).unwrap();
+    let config = CacheConfig {
+        read_mode: redis_cache::ReadMode::Strict,
+        ..CacheConfig::default()
+    };
+    let a = CacheService::two_tier(manager, config, pubsub)
+        .await
+        .unwrap();
+    let key = shard_key("t", "s");
+    redis.stop().await;
+    let err = a.get::<u32>(&key).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    let err = a
+        .mget::<u32>(&[key.clone(), shard_key("t", "s2")])
+        .await
+        .unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+}
