@@ -26,7 +26,9 @@ pub(crate) fn ci() -> Result {
     // The advisory database cannot be fetched from CI machines; see README.
     run("cargo", &["deny", "check", "bans", "licenses", "sources"])?;
     test(&[])?;
-    crate::example::run_usage_example()
+    crate::example::run_usage_example()?;
+    // The README's command that runs the stack, end to end.
+    crate::up::up(&["--check".to_owned()])
 }
 
 /// The test suite: every crate's tests against real redis-server processes,

@@ -3,6 +3,7 @@
 //!
 //! - `ci`: everything CI checks, in CI's order (see `.ci/run`).
 //! - `test`: the test suite (the README's test command).
+//! - `up`: the whole stack without Docker (the README's run command).
 
 // A command-line tool reports to its user on stdout/stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -10,6 +11,7 @@
 mod ci;
 mod cmd;
 mod example;
+mod up;
 
 use std::process::ExitCode;
 
@@ -17,13 +19,16 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   ci      formatting, clippy, cargo-deny and the tests: what CI runs
-  test    the whole test suite against real redis-server processes";
+  test    the whole test suite against real redis-server processes
+  up      run Redis (if none answers), auth-broker and main-api; Ctrl-C stops
+          them (--check: run the curl walk-through and stop)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::ci(),
         Some("test") => ci::test(&args[1..]),
+        Some("up") => up::up(&args[1..]),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())

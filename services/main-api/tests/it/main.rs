@@ -2,6 +2,7 @@
 //! next to auth-broker (`e2e`).
 
 mod api;
+mod compose;
 mod e2e;
 
 use std::collections::HashMap;

@@ -1,0 +1,281 @@
+//! `cargo xtask up`: the whole stack on a machine without Docker.
+//!
+//! Uses the Redis at `REDIS_URL` (or 127.0.0.1:6379) if one answers PING,
+//! else starts `redis-server` from PATH on a free port; builds and starts
+//! auth-broker and main-api; prints their URLs and a curl walk-through; and
+//! runs until Ctrl-C (which the terminal delivers to every process of the
+//! group, so each shuts down gracefully) or until one of them exits, when
+//! the others are stopped. `--check` runs the walk-through itself and stops:
+//! CI uses it to prove this command works.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cmd::{Result, run, workspace_root};
+
+const AUTH_ADDR: &str = "127.0.0.1:8081";
+const API_ADDR: &str = "127.0.0.1:8080";
+
+/// Children, stopped (SIGTERM, then kill) on drop.
+struct Stack {
+    children: Vec<(&'static str, Child)>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for (name, child) in &mut self.children {
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if let Ok(None) = child.try_wait() {
+                println!("{name} did not stop in time; killing it");
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+pub(crate) fn up(args: &[String]) -> Result {
+    let check = args.iter().any(|a| a == "--check");
+    let mut stack = Stack {
+        children: Vec::new(),
+    };
+    let redis_url = match std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) {
+        Some(url) if redis_answers(&url) => {
+            println!("using the Redis at {url}");
+            url
+        }
+        Some(url) => return Err(format!("REDIS_URL={url} does not answer PING")),
+        None if !check && redis_answers("redis://127.0.0.1:6379") => {
+            println!("using the Redis at 127.0.0.1:6379");
+            "redis://127.0.0.1:6379".to_owned()
+        }
+        None => {
+            let port = free_port()?;
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("no Redis answers and redis-server could not start: {e}"))?;
+            stack.children.push(("redis-server", child));
+            let url = format!("redis://127.0.0.1:{port}");
+            wait_until("redis-server", || redis_answers(&url))?;
+            println!("started redis-server on port {port}");
+            url
+        }
+    };
+
+    run(
+        "cargo",
+        &["build", "--quiet", "-p", "auth-broker", "-p", "main-api"],
+    )?;
+    let token = std::env::var("INTERNAL_API_TOKEN").unwrap_or_else(|_| random_token());
+    let (auth_addr, api_addr) = if check {
+        (local_addr()?, local_addr()?)
+    } else {
+        (AUTH_ADDR.to_owned(), API_ADDR.to_owned())
+    };
+    let bin = workspace_root().join("target/debug");
+    for (name, addr_var, addr) in [
+        ("auth-broker", "AUTH_BROKER_ADDR", &auth_addr),
+        ("main-api", "MAIN_API_ADDR", &api_addr),
+    ] {
+        let child = Command::new(bin.join(name))
+            .env(addr_var, addr)
+            .env("REDIS_URL", &redis_url)
+            .env("INTERNAL_API_TOKEN", &token)
+            .env(
+                "LOG_FORMAT",
+                std::env::var("LOG_FORMAT").unwrap_or_else(|_| "pretty".to_owned()),
+            )
+            .spawn()
+            .map_err(|e| format!("could not start {name}: {e}"))?;
+        stack.children.push((name, child));
+        wait_until(name, || {
+            http(addr, "GET", "/health/live", None, None).is_some_and(|(s, _)| s == 200)
+        })?;
+    }
+
+    if check {
+        return walk_through(&auth_addr, &api_addr, &token);
+    }
+    print_walk_through(&auth_addr, &api_addr, &token);
+    loop {
+        for (name, child) in &mut stack.children {
+            if let Ok(Some(status)) = child.try_wait() {
+                println!("{name} exited ({status}); stopping the stack");
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn print_walk_through(auth: &str, api: &str, token: &str) {
+    println!(
+        "
+auth-broker: http://{auth}    main-api: http://{api}
+metrics:     http://{api}/metrics    readiness: http://{api}/health/ready
+
+# 1. create a session (internal endpoint)
+TOKEN=$(curl -s -X POST http://{auth}/v1/sessions \\
+  -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
+  -d '{{\"tenant_id\":\"acme\",\"user_id\":\"alice\",\"roles\":[\"admin\"]}}' | sed -E 's/.*\"token\":\"([^\"]+)\".*/\\1/')
+
+# 2. put and get a shard (x-cache says which tier answered)
+curl -i -X PUT http://{api}/v1/tenants/acme/shards/eu-1/structured \\
+  -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"rows\": 42}}'
+curl -i http://{api}/v1/tenants/acme/shards/eu-1/structured -H \"Authorization: Bearer $TOKEN\"
+
+# 3. revoke the session; the token then fails everywhere
+curl -i -X DELETE http://{auth}/v1/sessions/current -H \"Authorization: Bearer $TOKEN\"
+
+Ctrl-C stops everything.
+"
+    );
+}
+
+/// The walk-through, run and checked (for `--check`).
+fn walk_through(auth: &str, api: &str, internal: &str) -> Result {
+    let created = http(
+        auth,
+        "POST",
+        "/v1/sessions",
+        Some(internal),
+        Some(r#"{"tenant_id":"acme","user_id":"alice","roles":["admin"]}"#),
+    );
+    let (status, body) = created.ok_or("auth-broker did not answer")?;
+    expect(status, 201, "create a session", &body)?;
+    let token = body
+        .split("\"token\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .ok_or("no token in the session")?
+        .to_owned();
+    let path = "/v1/tenants/acme/shards/eu-1/structured";
+    let (status, body) = http(api, "PUT", path, Some(&token), Some(r#"{"rows":42}"#))
+        .ok_or("main-api did not answer")?;
+    expect(status, 204, "put a shard", &body)?;
+    let (status, body) =
+        http(api, "GET", path, Some(&token), None).ok_or("main-api did not answer")?;
+    expect(status, 200, "get the shard", &body)?;
+    if !body.contains("42") {
+        return Err(format!("the shard came back as {body}"));
+    }
+    let (status, body) =
+        http(auth, "DELETE", "/v1/sessions/current", Some(&token), None).ok_or("no answer")?;
+    expect(status, 204, "revoke the session", &body)?;
+    wait_until("the revoked token to be refused", || {
+        http(api, "GET", path, Some(&token), None).is_some_and(|(s, _)| s == 401)
+    })?;
+    println!("walk-through passed: session, put, get, revocation");
+    Ok(())
+}
+
+fn expect(status: u16, wanted: u16, step: &str, body: &str) -> Result {
+    if status == wanted {
+        Ok(())
+    } else {
+        Err(format!("{step}: expected {wanted}, got {status}: {body}"))
+    }
+}
+
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) -> Result {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready() {
+        if Instant::now() > deadline {
+            return Err(format!("{what} did not become ready in 30 s"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// `host:port` of a `redis://host:port...` URL, if it answers PING.
+fn redis_answers(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("redis://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let Ok(mut stream) = TcpStream::connect(host_port) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut reply = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
+}
+
+/// A minimal HTTP/1.1 exchange: status and body, or `None` if nothing answers.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = bearer {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() {
+        request.push_str("Content-Type: application/json\r\n");
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.get(9..12)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+fn free_port() -> std::result::Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+fn local_addr() -> std::result::Result<String, String> {
+    Ok(format!("127.0.0.1:{}", free_port()?))
+}
+
+/// 48 hex characters from the OS: a development token for this run only.
+fn random_token() -> String {
+    let mut bytes = [0u8; 24];
+    if let Ok(mut urandom) = std::fs::File::open("/dev/urandom") {
+        let _ = urandom.read_exact(&mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
