@@ -289,3 +289,46 @@ async fn full_stack() {
         }
     }
 }
+
+// A missing or bad variable stops start-up with a message naming it (and
+// never the value of a secret).
+#[test]
+fn bad_environment_stops_start_up() {
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case<'_>; 5] = [
+        (
+            "main-api",
+            &[("MAIN_API_ADDR", "nonsense")],
+            "MAIN_API_ADDR",
+        ),
+        ("main-api", &[("REDIS_PORT", "99999")], "REDIS_PORT"),
+        (
+            "main-api",
+            &[("CACHE_MAX_VALUE_BYTES", "big")],
+            "CACHE_MAX_VALUE_BYTES",
+        ),
+        ("auth-broker", &[], "INTERNAL_API_TOKEN"),
+        (
+            "auth-broker",
+            &[("INTERNAL_API_TOKEN", "too-short-secret")],
+            "INTERNAL_API_TOKEN",
+        ),
+    ];
+    for (service, env, variable) in cases {
+        let output = std::process::Command::new(binary(service))
+            .env_clear()
+            .envs(env.iter().copied())
+            .output()
+            .expect("run the service");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{service} started with {env:?}");
+        assert!(
+            stderr.contains(variable),
+            "{service}: {stderr:?} does not name {variable}"
+        );
+        assert!(
+            !stderr.contains("too-short-secret"),
+            "a secret was printed: {stderr}"
+        );
+    }
+}
