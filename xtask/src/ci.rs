@@ -22,6 +22,18 @@ pub(crate) fn ci() -> Result {
         "cargo",
         &["check", "-p", "test-support", "--features", "docker"],
     )?;
+    // Without its `tls` feature, redis-connection must refuse rediss://
+    // rather than connect in plain text: run that build's unit tests.
+    run(
+        "cargo",
+        &[
+            "test",
+            "-p",
+            "redis-connection",
+            "--no-default-features",
+            "--lib",
+        ],
+    )?;
     ensure_cargo_deny()?;
     // The advisory database cannot be fetched from CI machines; see README.
     run("cargo", &["deny", "check", "bans", "licenses", "sources"])?;

@@ -49,7 +49,8 @@ fn bytes_rejection(rejection: &BytesRejection) -> ApiError {
     }
 }
 
-/// Any JSON document, kept byte for byte (validated, not re-encoded).
+/// Any JSON document, kept byte for byte (validated, not re-encoded;
+/// nesting limited to 128 levels).
 #[derive(Debug)]
 pub struct JsonDocument(pub Box<RawValue>);
 
@@ -65,10 +66,47 @@ impl<S: Send + Sync> FromRequest<S> for JsonDocument {
             .map_err(|e| bytes_rejection(&e))?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| ApiError::bad_request("the body is not valid UTF-8"))?;
+        // The raw-value scan has no nesting limit; a consumer that decodes the
+        // stored document would recurse once per level.
+        if nesting_depth(text.as_bytes()) > MAX_NESTING {
+            return Err(ApiError::bad_request(format!(
+                "the body nests deeper than {MAX_NESTING} levels"
+            )));
+        }
         serde_json::from_str::<Box<RawValue>>(text)
             .map(JsonDocument)
             .map_err(|_| ApiError::bad_request("the body is not valid JSON"))
     }
+}
+
+/// Deepest nesting accepted in a stored document: serde_json's own limit for
+/// typed decoding, so anything stored can be decoded by a serde_json reader.
+const MAX_NESTING: usize = 128;
+
+/// The deepest nesting of arrays and objects, ignoring brackets in strings.
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &byte in json {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Whether the content type is `application/json` (or `+json`).
@@ -104,5 +142,19 @@ where
             }
             Err(other) => Err(ApiError::bad_request(other.body_text())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nesting_depth;
+
+    // Depth counts brackets outside strings only.
+    #[test]
+    fn depth() {
+        assert_eq!(nesting_depth(br#"{"a": [1, {"b": 2}]}"#), 3);
+        assert_eq!(nesting_depth(br#"{"a": "[[[[", "b": "\"{{"}"#), 1);
+        assert_eq!(nesting_depth(b"42"), 0);
+        assert_eq!(nesting_depth("[".repeat(300).as_bytes()), 300);
     }
 }

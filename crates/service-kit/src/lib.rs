@@ -32,7 +32,7 @@ pub use env::{ConfigError, Env};
 pub use error::ApiError;
 pub use extract::{JsonBody, JsonDocument, PathParams};
 pub use metrics::Metrics;
-pub use middleware::{HttpLimits, with_common_layers};
+pub use middleware::{HttpLimits, MAX_HEADER_BYTES, with_common_layers};
 pub use platform::{Platform, StartError};
 pub use serve::{serve, shutdown_signal};
 pub use session::{Session, authenticate, require_tenant};

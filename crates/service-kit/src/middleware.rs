@@ -32,6 +32,10 @@ pub struct HttpLimits {
 
 const REQUEST_ID: &str = "x-request-id";
 
+/// Largest total size of a request's headers. Real requests carry a few
+/// hundred bytes; a flood of header bytes is refused before any work.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
 /// Wraps `router` (whose state is already provided) in the common layers.
 pub fn with_common_layers(router: Router, limits: HttpLimits, metrics: Metrics) -> Router {
     let slots = Arc::new(Semaphore::new(limits.max_concurrency));
@@ -44,6 +48,7 @@ pub fn with_common_layers(router: Router, limits: HttpLimits, metrics: Metrics) 
             timeout,
         ))
         .layer(middleware::from_fn_with_state(slots, limit_concurrency))
+        .layer(middleware::from_fn(limit_headers))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 let id = request
@@ -82,6 +87,25 @@ async fn timeout(State(budget): State<Duration>, request: Request, next: Next) -
     }
 }
 
+/// Refuses requests whose headers exceed [`MAX_HEADER_BYTES`] (400, in the
+/// JSON error shape; larger still, hyper refuses them itself).
+async fn limit_headers(request: Request, next: Next) -> Response {
+    let size: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "headers_too_large",
+            "the request headers are too large",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
 /// Sheds load instead of queueing: a slow client holds a slot at most the
 /// request timeout, and a full service answers at once.
 async fn limit_concurrency(
@@ -89,6 +113,12 @@ async fn limit_concurrency(
     request: Request,
     next: Next,
 ) -> Response {
+    // Probes and scrapes stay answerable under load: an overloaded instance
+    // is alive, and restarting it would only make things worse.
+    let path = request.uri().path();
+    if path.starts_with("/health") || path == "/metrics" {
+        return next.run(request).await;
+    }
     match slots.try_acquire() {
         Ok(_permit) => next.run(request).await,
         Err(_) => ApiError::new(

@@ -69,3 +69,49 @@ pub async fn send(router: &Router, request: Request<Body>) -> Answer {
         text,
     }
 }
+
+/// Characters an id may not contain, percent-encoded as they would arrive in
+/// a URL path, with a name for test messages: the key separator, every
+/// Redis glob character, hash-tag braces, whitespace, control and non-ASCII
+/// characters, and URL-significant ones.
+pub const FORBIDDEN_IN_IDS: [(&str, &str); 18] = [
+    ("colon", "%3A"),
+    ("star", "%2A"),
+    ("question mark", "%3F"),
+    ("open bracket", "%5B"),
+    ("close bracket", "%5D"),
+    ("backslash", "%5C"),
+    ("open brace", "%7B"),
+    ("close brace", "%7D"),
+    ("space", "%20"),
+    ("tab", "%09"),
+    ("newline", "%0A"),
+    ("NUL", "%00"),
+    ("control", "%01"),
+    ("DEL", "%7F"),
+    ("non-ASCII", "%C3%A9"),
+    ("slash", "%2F"),
+    ("percent", "%25"),
+    ("hash", "%23"),
+];
+
+/// Asserts `answer` is `expected` in the JSON error shape
+/// `{"error": {"code", "message"}}`, and never a 500.
+///
+/// # Panics
+/// When it is not.
+pub fn assert_error(answer: &Answer, expected: StatusCode, case: &str) {
+    assert_ne!(
+        answer.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{case}: 500 {}",
+        answer.text
+    );
+    assert_eq!(answer.status, expected, "{case}: {}", answer.text);
+    let error = &answer.json["error"];
+    assert!(
+        error["code"].is_string() && error["message"].is_string(),
+        "{case}: not the JSON error shape: {}",
+        answer.text
+    );
+}

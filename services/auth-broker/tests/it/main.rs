@@ -1,5 +1,6 @@
 //! auth-broker, driven in-process through its router against a real Redis.
 
+mod bad_input;
 mod sessions;
 
 use std::collections::HashMap;

@@ -33,8 +33,17 @@ fn binary(name: &str) -> PathBuf {
 }
 
 fn start(name: &str, addr_var: &str, redis: &RedisServer) -> ServiceProcess {
+    start_with(name, addr_var, redis, &[])
+}
+
+fn start_with(
+    name: &str,
+    addr_var: &str,
+    redis: &RedisServer,
+    extra: &[(&str, &str)],
+) -> ServiceProcess {
     let addr = format!("127.0.0.1:{}", free_port());
-    let env = [
+    let mut env = vec![
         (addr_var, addr.clone()),
         ("REDIS_HOST", "127.0.0.1".to_owned()),
         ("REDIS_PORT", redis.port().to_string()),
@@ -47,6 +56,8 @@ fn start(name: &str, addr_var: &str, redis: &RedisServer) -> ServiceProcess {
         // test waits for; trace everything else to catch leaked secrets.
         ("RUST_LOG", "trace".to_owned()),
     ];
+    env.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     ServiceProcess::start(&binary(name), &addr, &env)
 }
 
@@ -331,4 +342,79 @@ fn bad_environment_stops_start_up() {
             "a secret was printed: {stderr}"
         );
     }
+}
+
+/// Opens a connection and sends `head` (and nothing more, yet).
+fn stalled(addr: &str, head: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream
+}
+
+// Slow clients cannot exhaust a service: clients stuck mid-body hold a slot
+// only until the request timeout, a full service answers 503 at once (and
+// still answers probes), and clients stuck mid-headers hold no slot at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_cannot_exhaust_the_service() {
+    let redis = RedisServer::builder().password(PASSWORD).start().await;
+    let broker = start("auth-broker", "AUTH_BROKER_ADDR", &redis);
+    let api = start_with(
+        "main-api",
+        "MAIN_API_ADDR",
+        &redis,
+        &[
+            ("HTTP_MAX_CONCURRENCY", "2"),
+            ("HTTP_REQUEST_TIMEOUT_MS", "1000"),
+            ("RUST_LOG", "info"),
+        ],
+    );
+    let client = Client::new();
+    let token = new_session(&client, &broker, "alice").await;
+    let addr = api.url().trim_start_matches("http://").to_owned();
+    let get = || async {
+        let url = format!("{}{SHARD}", api.url());
+        client
+            .get(url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(get().await, StatusCode::NOT_FOUND);
+
+    // 50 clients that never finish their headers: no slot is taken.
+    let _slowloris: Vec<_> = (0..50)
+        .map(|_| stalled(&addr, "GET /health/live HTTP/1.1\r\nHost: x\r\n"))
+        .collect();
+    assert_eq!(
+        get().await,
+        StatusCode::NOT_FOUND,
+        "half-sent headers took a slot"
+    );
+
+    // Two clients that stop mid-body hold both slots...
+    let head = format!(
+        "PUT {SHARD} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"a\":"
+    );
+    let started = Instant::now();
+    let _slow: Vec<_> = (0..2).map(|_| stalled(&addr, &head)).collect();
+    wait_for(
+        "the slow bodies to fill every slot",
+        Duration::from_secs(1),
+        || async { get().await == StatusCode::SERVICE_UNAVAILABLE },
+    )
+    .await;
+    // ...while probes still answer...
+    assert_eq!(ready_status(&client, &api).await, 200);
+    // ...and only until the request timeout.
+    wait_for("the slots to free up", Duration::from_secs(3), || async {
+        get().await == StatusCode::NOT_FOUND
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "slots freed before the request timeout"
+    );
 }

@@ -2,8 +2,10 @@
 //! next to auth-broker (`e2e`).
 
 mod api;
+mod bad_input;
 mod compose;
 mod e2e;
+mod env;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -63,7 +65,12 @@ pub(crate) async fn main_api(redis: &RedisServer, extra: &[(&str, &str)]) -> Rou
 
 /// One in-process auth-broker instance.
 pub(crate) async fn auth_broker(redis: &RedisServer) -> Router {
-    let vars = vars(redis, &[]);
+    auth_broker_with(redis, &[]).await
+}
+
+/// One in-process auth-broker instance with extra variables.
+pub(crate) async fn auth_broker_with(redis: &RedisServer, extra: &[(&str, &str)]) -> Router {
+    let vars = vars(redis, extra);
     let config = auth_broker::Config::from_env(&Env::from_fn(|n| vars.get(n).cloned())).unwrap();
     let platform = Platform::start(config.common.redis.clone(), config.common.cache.clone())
         .await
