@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis_connection::fred::clients::SubscriberClient;
 use redis_connection::fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
-use redis_connection::fred::types::config::Options;
+use redis_connection::fred::types::config::{Options, Server};
 use redis_connection::{ConnectionError, RedisConnectionManager, RedisSubscriber};
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -43,6 +43,9 @@ pub(crate) struct Shared {
     /// Serialises re-subscriptions, so that a route is confirmed (and its
     /// holders told) once, whoever triggered it.
     pub(crate) resync_lock: tokio::sync::Mutex<()>,
+    /// On a cluster, the node the confirmed subscriptions were made on (see
+    /// pump.rs); `None` elsewhere.
+    pub(crate) subscribed_on: Mutex<Option<Server>>,
 }
 
 impl Shared {
@@ -105,6 +108,7 @@ impl PubSub {
             instance_id: new_instance_id(),
             capacity: manager.config().event_capacity,
             resync_lock: tokio::sync::Mutex::new(()),
+            subscribed_on: Mutex::new(None),
         });
         let pump = tokio::spawn(crate::pump::run(shared.clone(), messages, events));
         info!(pubsub.instance = %shared.instance_id, "pub/sub started");
@@ -243,8 +247,10 @@ impl PubSub {
         }
     }
 
-    /// Publishes `message` as JSON on `channel`; returns how many subscribers
-    /// (connections, across the cluster) received it.
+    /// Publishes `message` as JSON on `channel`; returns how many subscriber
+    /// connections received it. On a cluster Redis delivers it on every node
+    /// but counts only the subscribers of the node that took the PUBLISH, so
+    /// 0 there does not mean nobody listens.
     ///
     /// # Errors
     /// [`PubSubError::Encode`], or [`PubSubError::Unavailable`] when Redis
