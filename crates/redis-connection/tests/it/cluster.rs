@@ -42,8 +42,8 @@ async fn get(manager: &RedisConnectionManager, key: &str) -> Result<Option<Strin
     manager.pool().get(key).await
 }
 
-// REDIS_URL=redis-cluster://...?node=... (every primary as a seed) and a
-// single seed both connect; commands reach the primary that owns each key,
+// REDIS_URL=redis-cluster://...?node=... (every primary as a seed), a single
+// seed and a comma-separated seed list all connect; commands reach the primary that owns each key,
 // across all three, as a client that does not follow redirections sees.
 #[tokio::test]
 async fn redis_url_connects_and_routes_to_every_primary() {
@@ -70,13 +70,24 @@ async fn redis_url_connects_and_routes_to_every_primary() {
     assert_eq!(owners.len(), 3, "the keys span every primary");
 
     let one_seed = format!("redis-cluster://127.0.0.1:{}", cluster.primaries()[1]);
-    let manager = RedisConnectionManager::connect(config_from_url(&one_seed))
-        .await
-        .unwrap();
-    for key in keys() {
-        assert_eq!(get(&manager, &key).await.unwrap(), Some(format!("v:{key}")));
+    let list: Vec<String> = cluster
+        .primaries()
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    let seed_list = format!("redis-cluster://{}", list.join(","));
+    for url in [one_seed, seed_list] {
+        let manager = RedisConnectionManager::connect(config_from_url(&url))
+            .await
+            .unwrap();
+        for key in keys() {
+            assert_eq!(get(&manager, &key).await.unwrap(), Some(format!("v:{key}")));
+        }
+        wait_for("health to be healthy", Duration::from_secs(2), || async {
+            manager.health_check().await.status == HealthStatus::Healthy
+        })
+        .await;
     }
-    assert_eq!(manager.health_check().await.status, HealthStatus::Healthy);
 }
 
 // health_check PINGs every primary, not one: whichever primary is slowed
