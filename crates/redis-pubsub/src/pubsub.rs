@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis_connection::fred::clients::SubscriberClient;
 use redis_connection::fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
-use redis_connection::fred::types::config::{Options, Server};
+use redis_connection::fred::types::config::Options;
 use redis_connection::{ConnectionError, RedisConnectionManager, RedisSubscriber};
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
 use crate::error::PubSubError;
+use crate::home::Home;
 use crate::message::Subscription;
 use crate::routes::{Kind, Route, Routes};
 use crate::stats::{Counters, PubSubStats, bump};
@@ -43,9 +44,8 @@ pub(crate) struct Shared {
     /// Serialises re-subscriptions, so that a route is confirmed (and its
     /// holders told) once, whoever triggered it.
     pub(crate) resync_lock: tokio::sync::Mutex<()>,
-    /// On a cluster, the node the confirmed subscriptions were made on (see
-    /// pump.rs); `None` elsewhere.
-    pub(crate) subscribed_on: Mutex<Option<Server>>,
+    /// On a cluster, the node the subscriptions live on (see home.rs).
+    pub(crate) home: Home,
 }
 
 impl Shared {
@@ -108,7 +108,7 @@ impl PubSub {
             instance_id: new_instance_id(),
             capacity: manager.config().event_capacity,
             resync_lock: tokio::sync::Mutex::new(()),
-            subscribed_on: Mutex::new(None),
+            home: Home::default(),
         });
         let pump = tokio::spawn(crate::pump::run(shared.clone(), messages, events));
         info!(pubsub.instance = %shared.instance_id, "pub/sub started");

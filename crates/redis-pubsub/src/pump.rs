@@ -9,16 +9,8 @@
 //! tick also re-subscribes anything still unconfirmed, covering events we
 //! may have missed.
 //!
-//! **Clusters.** fred sends SUBSCRIBE and PSUBSCRIBE to the primary serving
-//! the hash slot of the client's id (its *home*), while the subscriber client
-//! keeps connections to every primary. Two things follow. The heartbeat PING
-//! must go home: a keyless PING goes to any node, and a hung home would go
-//! unnoticed. And a topology change that moves the home (a failover fred
-//! learns of by re-reading the cluster, with no connection error) drops the
-//! subscriptions silently: fred closes the old home's connection without an
-//! error event and only reports the new node's connection. So when a node
-//! connects and the home is not where we last subscribed, everything is
-//! treated as lost and subscribed again.
+//! **Clusters.** Subscriptions live on one node, which a failover or a
+//! resharding can move without an error: see `home.rs`.
 //!
 //! **Patterns.** fred drops the pattern of a `pmessage`, so we match the
 //! channel against our patterns with Redis's glob rules. When several of our
@@ -31,16 +23,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis_connection::ConnectionEvent;
-use redis_connection::fred::clients::SubscriberClient;
-use redis_connection::fred::interfaces::{ClientLike, ClusterInterface, PubsubInterface};
-use redis_connection::fred::types::config::{Options, Server};
-use redis_connection::fred::types::{ClusterHash, Message, MessageKind};
-use redis_connection::fred::util::redis_keyslot;
+use redis_connection::fred::interfaces::{ClientLike, PubsubInterface};
+use redis_connection::fred::types::{Message, MessageKind};
 use shared_types::glob_match;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, warn};
 
+use crate::home::Home;
 use crate::message::{PubSubEvent, PubSubMessage};
 use crate::pubsub::Shared;
 use crate::routes::Kind;
@@ -83,7 +73,7 @@ pub(crate) async fn run(
             },
             event = events.recv() => match event {
                 Ok(ConnectionEvent::Connected { .. }) => {
-                    if home_moved(&shared) {
+                    if shared.home.moved(shared.client()) {
                         disconnected(&shared);
                     }
                     resync(&shared).await;
@@ -101,6 +91,10 @@ pub(crate) async fn run(
             },
             _ = tick.tick() => {
                 if shared.subscriber_connected() {
+                    // fred re-read the topology without connecting a new node.
+                    if shared.home.moved(shared.client()) {
+                        disconnected(&shared);
+                    }
                     resync(&shared).await;
                     ticks = ticks.wrapping_add(1);
                     if ticks.is_multiple_of(HEARTBEAT_EVERY) {
@@ -109,7 +103,7 @@ pub(crate) async fn run(
                         // fred replace the connection; the pump stays free.
                         tokio::spawn(async move {
                             let _: Result<(), _> =
-                                client.with_options(&home_options(&client)).ping(None).await;
+                                client.with_options(&Home::options(&client)).ping(None).await;
                         });
                     }
                 }
@@ -132,36 +126,6 @@ fn disconnected(shared: &Shared) {
     }
 }
 
-/// The hash slot fred routes this client's SUBSCRIBE commands by, on a
-/// cluster (see `cluster_hash_legacy_command` in fred 10.1).
-fn home_slot(client: &SubscriberClient) -> Option<u16> {
-    client
-        .is_clustered()
-        .then(|| redis_keyslot(client.id().as_bytes()))
-}
-
-/// The node a SUBSCRIBE would go to now, per fred's view of the cluster;
-/// `None` off a cluster.
-fn home_node(client: &SubscriberClient) -> Option<Server> {
-    let slot = home_slot(client)?;
-    client.cached_cluster_state()?.get_server(slot).cloned()
-}
-
-/// Routes a command to the home node (no change off a cluster).
-fn home_options(client: &SubscriberClient) -> Options {
-    Options {
-        cluster_hash: home_slot(client).map(ClusterHash::Custom),
-        ..Options::default()
-    }
-}
-
-/// Whether fred would now subscribe on another node than the one our
-/// confirmed subscriptions were made on.
-fn home_moved(shared: &Shared) -> bool {
-    let subscribed_on = shared.subscribed_on.lock().expect("home lock").clone();
-    subscribed_on.is_some() && subscribed_on != home_node(shared.client())
-}
-
 /// Subscribes every route not yet confirmed.
 pub(crate) async fn resync(shared: &Shared) {
     let _serialised = shared.resync_lock.lock().await;
@@ -170,6 +134,7 @@ pub(crate) async fn resync(shared: &Shared) {
         return;
     }
     let client = shared.client();
+    shared.home.leave_old(shared).await;
     let mut restored = true;
     if !channels.is_empty() {
         match client.subscribe(channels.clone()).await {
@@ -190,7 +155,7 @@ pub(crate) async fn resync(shared: &Shared) {
         }
     }
     if restored {
-        *shared.subscribed_on.lock().expect("home lock") = home_node(client);
+        shared.home.record(client);
         bump(&shared.counters.resubscriptions);
         debug!(
             channels = channels.len(),

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use redis_connection::fred::interfaces::ClusterInterface;
+use redis_connection::fred::interfaces::{ClientLike, ClusterInterface};
 use redis_connection::{ReconnectConfig, RedisConfig, RedisConnectionManager};
 use redis_pubsub::{PubSub, PubSubEvent, Subscription};
 use test_support::{RedisCluster, Reply};
@@ -174,4 +174,77 @@ async fn hung_subscriber_node_is_noticed() {
     cluster.wait_until_ok().await;
     pubsub.publish("quiet", &1).await.unwrap();
     assert_eq!(next_message(&mut sub).await.2, "1");
+}
+
+/// Moves the empty hash slot `slot` from the primary on `from` to the one on
+/// `to`, as a resharding does, and waits until every node agrees.
+async fn move_slot(cluster: &RedisCluster, slot: u16, from: u16, to: u16) {
+    let id = |port: u16| {
+        cluster
+            .nodes()
+            .into_iter()
+            .find(|n| n.port == port)
+            .expect("a node of the cluster")
+            .id
+    };
+    let (from_id, to_id, slot) = (id(from), id(to), slot.to_string());
+    let ok = Reply::Simple("OK".into());
+    let setslot = |port: u16, args: &[&str]| {
+        let mut command = vec!["CLUSTER", "SETSLOT", slot.as_str()];
+        command.extend_from_slice(args);
+        assert_eq!(
+            cluster.node_cmd(port, &command),
+            ok,
+            "{command:?} on {port}"
+        );
+    };
+    setslot(to, &["IMPORTING", &from_id]);
+    setslot(from, &["MIGRATING", &to_id]);
+    // No key lives in the slot: nothing to MIGRATE.
+    setslot(to, &["NODE", &to_id]);
+    setslot(from, &["NODE", &to_id]);
+    cluster.wait_until_ok().await;
+}
+
+// The slot that decides where fred subscribes moves to another primary
+// (resharding): once fred re-reads the topology the subscriptions follow it
+// and leave the old primary, so each message arrives once.
+#[tokio::test]
+async fn subscriptions_follow_their_slot_to_another_primary() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let pubsub = pubsub_on(&cluster).await;
+    let mut sub = pubsub.subscribe("news").await.unwrap();
+    let mut pat = pubsub.psubscribe("ne*").await.unwrap();
+    until_subscribed(&mut sub).await;
+    until_subscribed(&mut pat).await;
+    let old = only(&subscriber_nodes(&cluster));
+    let client_id = pubsub.subscriber().client().id().to_owned();
+    assert_eq!(
+        cluster.node_for_key(&client_id),
+        old,
+        "home = slot of the id"
+    );
+    let primaries = cluster.primaries();
+    let new = primaries.iter().copied().find(|&p| p != old).unwrap();
+    let third = primaries
+        .iter()
+        .copied()
+        .find(|&p| p != old && p != new)
+        .unwrap();
+
+    move_slot(&cluster, cluster.key_slot(&client_id), old, new).await;
+    pubsub.subscriber().client().sync_cluster().await.unwrap();
+    assert_eq!(next(&mut sub).await, PubSubEvent::Disconnected);
+    until_subscribed(&mut sub).await;
+    until_subscribed(&mut pat).await;
+    assert_eq!(subscriber_nodes(&cluster), [new], "left the old home");
+
+    for text in ["once", "sentinel"] {
+        cluster.node_cmd(third, &["PUBLISH", "news", text]);
+    }
+    // The sentinel right after the message: no second copy in between.
+    for text in ["once", "sentinel"] {
+        assert_eq!(next_message(&mut sub).await.2, text);
+        assert_eq!(next_message(&mut pat).await.2, text);
+    }
 }
