@@ -43,8 +43,9 @@ async fn get(manager: &RedisConnectionManager, key: &str) -> Result<Option<Strin
 }
 
 // REDIS_URL=redis-cluster://...?node=... (every primary as a seed), a single
-// seed and a comma-separated seed list all connect; commands reach the primary that owns each key,
-// across all three, as a client that does not follow redirections sees.
+// seed and a comma-separated seed list all connect; commands reach the
+// primary that owns each key, across all three, as a client that does not
+// follow redirections sees.
 #[tokio::test]
 async fn redis_url_connects_and_routes_to_every_primary() {
     let cluster = RedisCluster::start(3, 0).await;
