@@ -176,8 +176,8 @@ impl RedisConfig {
 
     /// Parses a Redis URL: `redis://`, `rediss://` (TLS), `redis-cluster://`,
     /// `rediss-cluster://`, `redis-sentinel://` (with `?sentinelServiceName=`),
-    /// with optional `user:password@` (percent-encoded), `/db`, and
-    /// `?node=host:port` for more seed nodes.
+    /// with optional `user:password@` (percent-encoded), `/db`, and more seed
+    /// nodes as `?node=host:port` or as a list (`redis-cluster://a:1,b:2`).
     ///
     /// # Errors
     /// [`ConnectionError::Config`] naming `REDIS_URL`. The URL itself is never

@@ -33,7 +33,10 @@ pub(crate) fn parse(url: &str) -> Result<RedisConfig, ConnectionError> {
         _ => return Err(url_error(format!("unsupported scheme, expected {SCHEMES}"))),
     };
     // Hand fred the plain-text form: TLS is configured by us (see tls.rs).
-    let plain = format!("{plain_scheme}://{rest}");
+    let mut plain = format!("{plain_scheme}://{rest}");
+    if scheme.ends_with("-cluster") || scheme.ends_with("-sentinel") {
+        plain = seed_list_as_nodes(&plain)?;
+    }
     let parsed = FredConfig::from_url(&plain).map_err(|e| url_error(e.details().to_owned()))?;
     if scheme.ends_with("-cluster") {
         // fred ignores a database in a cluster URL; a cluster has only db 0,
@@ -85,6 +88,36 @@ pub(crate) fn parse(url: &str) -> Result<RedisConfig, ConnectionError> {
     })
 }
 
+/// `scheme://[auth@]h1:p1,h2:p2[/db][?query]`, a common way to name several
+/// seeds, rewritten to the `?node=h2:p2` form fred reads (it takes one host
+/// from the authority). URLs without a comma pass unchanged.
+fn seed_list_as_nodes(url: &str) -> Result<String, ConnectionError> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Ok(url.to_owned());
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    // Credentials end at the last '@' (one inside them must be encoded).
+    let (auth, hosts) = authority.split_at(authority.rfind('@').map_or(0, |i| i + 1));
+    if !hosts.contains(',') {
+        return Ok(url.to_owned());
+    }
+    let seeds: Vec<&str> = hosts.split(',').collect();
+    if seeds.iter().any(|seed| seed.is_empty()) {
+        return Err(url_error("the seed list holds an empty host"));
+    }
+    let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
+    let mut params: Vec<String> = seeds[1..].iter().map(|s| format!("node={s}")).collect();
+    if !query.is_empty() {
+        params.push(query.to_owned());
+    }
+    Ok(format!(
+        "{scheme}://{auth}{}{path}?{}",
+        seeds[0],
+        params.join("&")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use secrecy::ExposeSecret;
@@ -120,6 +153,32 @@ mod tests {
         let c = parse("rediss-cluster://a:7000").unwrap();
         assert!(c.is_cluster() && c.tls.is_some());
 
+        // A comma-separated seed list, alone or with ?node= and credentials.
+        for url in [
+            "redis-cluster://a:7000,b:7001,c:7002",
+            "redis-cluster://a:7000,b:7001?node=c:7002",
+            "rediss-cluster://:p%2Cw@a:7000,b:7001,c:7002/0",
+        ] {
+            let c = parse(url).unwrap();
+            if let Some(password) = &c.password {
+                assert_eq!(password.expose_secret(), "p,w");
+            }
+            let Topology::Cluster { mut nodes } = c.topology else {
+                panic!("not a cluster: {url}")
+            };
+            nodes.sort();
+            assert_eq!(
+                nodes,
+                vec![("a".into(), 7000), ("b".into(), 7001), ("c".into(), 7002)],
+                "{url}"
+            );
+        }
+        assert!(parse("redis-cluster://a:7000,,b:7001").is_err());
+        assert!(
+            parse("redis://a:7000,b:7001").is_err(),
+            "one server, one host"
+        );
+
         let c = parse("redis-sentinel://s1:26379?sentinelServiceName=mymaster").unwrap();
         assert!(
             matches!(c.topology, Topology::Sentinel { ref service_name, .. } if service_name == "mymaster")
@@ -145,6 +204,7 @@ mod tests {
             "http://host",
             "redis://",
             "redis://:hunter2@/0",
+            "redis-cluster://:hunter2@a:1,",
         ] {
             let err = parse(bad).unwrap_err();
             let text = err.to_string();

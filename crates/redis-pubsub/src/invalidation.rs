@@ -70,7 +70,8 @@ pub struct InvalidationFeed {
 
 impl PubSub {
     /// Publishes `invalidation` on its channel; returns the number of
-    /// receiving subscriber connections.
+    /// receiving subscriber connections (on a cluster, those of one node only:
+    /// see [`PubSub::publish`]).
     ///
     /// # Errors
     /// [`PubSubError::Unavailable`] when Redis cannot take it.

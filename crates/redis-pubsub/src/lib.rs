@@ -37,6 +37,7 @@
 //! ```
 
 mod error;
+mod home;
 mod invalidation;
 mod message;
 mod pubsub;

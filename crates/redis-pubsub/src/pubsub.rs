@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
 use crate::error::PubSubError;
+use crate::home::Home;
 use crate::message::Subscription;
 use crate::routes::{Kind, Route, Routes};
 use crate::stats::{Counters, PubSubStats, bump};
@@ -43,6 +44,8 @@ pub(crate) struct Shared {
     /// Serialises re-subscriptions, so that a route is confirmed (and its
     /// holders told) once, whoever triggered it.
     pub(crate) resync_lock: tokio::sync::Mutex<()>,
+    /// On a cluster, the node the subscriptions live on (see home.rs).
+    pub(crate) home: Home,
 }
 
 impl Shared {
@@ -105,6 +108,7 @@ impl PubSub {
             instance_id: new_instance_id(),
             capacity: manager.config().event_capacity,
             resync_lock: tokio::sync::Mutex::new(()),
+            home: Home::default(),
         });
         let pump = tokio::spawn(crate::pump::run(shared.clone(), messages, events));
         info!(pubsub.instance = %shared.instance_id, "pub/sub started");
@@ -243,8 +247,10 @@ impl PubSub {
         }
     }
 
-    /// Publishes `message` as JSON on `channel`; returns how many subscribers
-    /// (connections, across the cluster) received it.
+    /// Publishes `message` as JSON on `channel`; returns how many subscriber
+    /// connections received it. On a cluster Redis delivers it on every node
+    /// but counts only the subscribers of the node that took the PUBLISH, so
+    /// 0 there does not mean nobody listens.
     ///
     /// # Errors
     /// [`PubSubError::Encode`], or [`PubSubError::Unavailable`] when Redis

@@ -9,6 +9,9 @@
 //! tick also re-subscribes anything still unconfirmed, covering events we
 //! may have missed.
 //!
+//! **Clusters.** Subscriptions live on one node, which a failover or a
+//! resharding can move without an error: see `home.rs`.
+//!
 //! **Patterns.** fred drops the pattern of a `pmessage`, so we match the
 //! channel against our patterns with Redis's glob rules. When several of our
 //! patterns match one channel, Redis sends one `pmessage` per pattern, back
@@ -27,6 +30,7 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, warn};
 
+use crate::home::Home;
 use crate::message::{PubSubEvent, PubSubMessage};
 use crate::pubsub::Shared;
 use crate::routes::Kind;
@@ -68,7 +72,12 @@ pub(crate) async fn run(
                 Err(RecvError::Closed) => break,
             },
             event = events.recv() => match event {
-                Ok(ConnectionEvent::Connected { .. }) => resync(&shared).await,
+                Ok(ConnectionEvent::Connected { .. }) => {
+                    if shared.home.moved(shared.client()) {
+                        disconnected(&shared);
+                    }
+                    resync(&shared).await;
+                }
                 Ok(ConnectionEvent::Disconnected { .. } | ConnectionEvent::Unresponsive { .. } | ConnectionEvent::GaveUp { .. }) => {
                     disconnected(&shared);
                 }
@@ -82,6 +91,10 @@ pub(crate) async fn run(
             },
             _ = tick.tick() => {
                 if shared.subscriber_connected() {
+                    // fred re-read the topology without connecting a new node.
+                    if shared.home.moved(shared.client()) {
+                        disconnected(&shared);
+                    }
                     resync(&shared).await;
                     ticks = ticks.wrapping_add(1);
                     if ticks.is_multiple_of(HEARTBEAT_EVERY) {
@@ -89,7 +102,8 @@ pub(crate) async fn run(
                         // Fire and forget: a PING that gets no answer makes
                         // fred replace the connection; the pump stays free.
                         tokio::spawn(async move {
-                            let _: Result<(), _> = client.ping(None).await;
+                            let _: Result<(), _> =
+                                client.with_options(&Home::options(&client)).ping(None).await;
                         });
                     }
                 }
@@ -120,6 +134,7 @@ pub(crate) async fn resync(shared: &Shared) {
         return;
     }
     let client = shared.client();
+    shared.home.leave_old(shared).await;
     let mut restored = true;
     if !channels.is_empty() {
         match client.subscribe(channels.clone()).await {
@@ -140,6 +155,7 @@ pub(crate) async fn resync(shared: &Shared) {
         }
     }
     if restored {
+        shared.home.record(client);
         bump(&shared.counters.resubscriptions);
         debug!(
             channels = channels.len(),

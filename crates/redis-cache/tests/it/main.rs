@@ -2,6 +2,7 @@
 
 mod basics;
 mod bulk;
+mod cluster;
 mod counters;
 mod outage;
 mod patterns;

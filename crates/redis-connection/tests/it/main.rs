@@ -1,6 +1,7 @@
 //! Integration tests of redis-connection, against real redis-server processes.
 
 mod auth;
+mod cluster;
 mod env;
 mod health;
 mod lifecycle;

@@ -1,0 +1,421 @@
+//! The cache on a real 3-primary Redis Cluster: bulk operations across hash
+//! slots, pattern deletion over every primary, counters and rate windows,
+//! and the two-tier correctness rules.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use redis_cache::{CacheConfig, CacheService, Expiry, L1Config};
+use redis_connection::{ReconnectConfig, RedisConfig, RedisConnectionManager};
+use redis_pubsub::PubSub;
+use shared_types::{CacheKey, CounterName, Invalidation, KeyPattern, TokenHash};
+use test_support::{RedisCluster, Reply, wait_for};
+
+use crate::{shard, shard_key, tenant, user};
+
+const TTL: Duration = Duration::from_secs(600);
+
+/// How long Redis may take to replace a dead primary (1 s node timeout).
+const FAILOVER: Duration = Duration::from_secs(15);
+
+fn cluster_config(cluster: &RedisCluster) -> RedisConfig {
+    test_support::init_tracing();
+    let mut config = RedisConfig::from_url(&cluster.seed_url()).unwrap();
+    config.pool_size = 2;
+    config.command_timeout = Duration::from_millis(500);
+    config.connect_timeout = Duration::from_millis(500);
+    config.reconnect = ReconnectConfig {
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(200),
+        jitter: Duration::from_millis(10),
+        ..ReconnectConfig::default()
+    };
+    config
+}
+
+/// A Redis-only cache on `cluster`.
+async fn cache_on(cluster: &RedisCluster) -> CacheService {
+    let manager = RedisConnectionManager::connect(cluster_config(cluster))
+        .await
+        .unwrap();
+    let config = CacheConfig {
+        l1: None,
+        ..CacheConfig::default()
+    };
+    CacheService::new(manager, config)
+}
+
+/// One two-tier service instance on `cluster`.
+async fn instance(cluster: &RedisCluster, tweak: impl FnOnce(&mut RedisConfig)) -> CacheService {
+    let mut redis = cluster_config(cluster);
+    tweak(&mut redis);
+    let manager = RedisConnectionManager::connect(redis).await.unwrap();
+    let pubsub = PubSub::new(manager.clone()).unwrap();
+    let config = CacheConfig {
+        l1: Some(L1Config {
+            max_entries: 10_000,
+            ttl_cap: Duration::from_secs(60),
+        }),
+        ..CacheConfig::default()
+    };
+    let cache = CacheService::two_tier(manager, config, pubsub)
+        .await
+        .unwrap();
+    wait_for("the L1 to go live", Duration::from_secs(5), || async {
+        cache.l1_live()
+    })
+    .await;
+    cache
+}
+
+/// `calls` of `INFO commandstats` for `command` on the node on `port`.
+fn calls(cluster: &RedisCluster, port: u16, command: &str) -> u64 {
+    let info = cluster
+        .node_cmd(port, &["INFO", "commandstats"])
+        .as_string()
+        .unwrap_or_default();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// Keys matching `pattern` on the node on `port`, by SCAN behind the cache's back.
+fn scan(cluster: &RedisCluster, port: u16, pattern: &str) -> usize {
+    let mut cursor = "0".to_owned();
+    let mut found = 0;
+    loop {
+        let reply = cluster.node_cmd(port, &["SCAN", &cursor, "MATCH", pattern, "COUNT", "1000"]);
+        let Reply::Array(Some(parts)) = reply else {
+            panic!("SCAN answered {reply:?}");
+        };
+        cursor = parts[0].as_string().unwrap();
+        found += parts[1].as_strings().len();
+        if cursor == "0" {
+            return found;
+        }
+    }
+}
+
+/// An id for `i` whose hash slot varies widely. CRC16 is linear: ids that
+/// differ only in a few decimal digits (`s1`..`s199`) differ in few bits and
+/// land in a narrow band of slots, on one or two primaries only.
+fn scattered(i: u32) -> String {
+    format!("s{:08x}", i.wrapping_mul(0x9E37_79B1))
+}
+
+/// Writes `keys` through the cache in pipelined batches.
+async fn seed(cache: &CacheService, keys: &[CacheKey]) {
+    for batch in keys.chunks(5_000) {
+        let entries: Vec<_> = batch
+            .iter()
+            .map(|key| (key.clone(), 1u8, Expiry::After(TTL)))
+            .collect();
+        cache.mset(&entries).await.unwrap();
+    }
+}
+
+// mget over keys in many slots on every primary returns values in the
+// caller's order, sending one MGET per hash slot (fred does not split
+// multi-key commands; a cross-slot MGET would fail with CROSSSLOT); mset
+// writes each key on its owner with its own TTL.
+#[tokio::test]
+async fn mget_and_mset_across_slots() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let cache = cache_on(&cluster).await;
+    let keys: Vec<CacheKey> = (0..200).map(|i| shard_key("t", &scattered(i))).collect();
+    let entries: Vec<_> = (0..200u64)
+        .step_by(2)
+        .map(|i| {
+            (
+                keys[i as usize].clone(),
+                i,
+                Expiry::After(Duration::from_secs(100 + i)),
+            )
+        })
+        .collect();
+    cache.mset(&entries).await.unwrap();
+    for (key, value, _) in &entries {
+        let name = key.as_str();
+        assert_eq!(
+            cluster.cmd_on_key_owner(name, &["GET", name]).as_string(),
+            Some(value.to_string())
+        );
+        let ttl = cluster
+            .cmd_on_key_owner(name, &["PTTL", name])
+            .as_int()
+            .unwrap();
+        let expected = i64::try_from(100 + value).unwrap() * 1000;
+        assert!(
+            (expected - 5_000..=expected).contains(&ttl),
+            "{name}: {ttl}"
+        );
+    }
+
+    let primaries = cluster.primaries();
+    for &port in &primaries {
+        cluster.node_cmd(port, &["CONFIG", "RESETSTAT"]);
+    }
+    let values: Vec<Option<u64>> = cache.mget(&keys).await.unwrap();
+    let expected: Vec<Option<u64>> = (0..200u64).map(|i| (i % 2 == 0).then_some(i)).collect();
+    assert_eq!(values, expected);
+    // One MGET per slot group, each on the primary owning it.
+    let mut groups: BTreeMap<u16, BTreeSet<u16>> = BTreeMap::new();
+    for key in &keys {
+        groups
+            .entry(cluster.node_for_key(key.as_str()))
+            .or_default()
+            .insert(cluster.key_slot(key.as_str()));
+    }
+    assert_eq!(groups.len(), 3, "the keys span every primary");
+    for &port in &primaries {
+        assert_eq!(
+            calls(&cluster, port, "mget"),
+            groups[&port].len() as u64,
+            "MGETs on {port}"
+        );
+    }
+    // Edge cases: one key, nothing found.
+    assert_eq!(cache.mget::<u64>(&keys[..1]).await.unwrap(), [Some(0)]);
+    assert_eq!(
+        cache
+            .mget::<u64>(&[keys[1].clone(), keys[3].clone()])
+            .await
+            .unwrap(),
+        [None, None]
+    );
+}
+
+// 50 000 keys spread over every slot: delete_pattern visits every primary
+// and deletes exactly the 20 000 matching keys (UNLINKs grouped by slot: a
+// cross-slot UNLINK would fail); flush_tenant then removes the tenant's other
+// cached keys, and leaves another tenant whose id extends it, and the
+// tenant's counters and sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_pattern_and_flush_tenant_over_50k_keys() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let cache = cache_on(&cluster).await;
+    let (t1, t10) = (tenant("t1"), tenant("t10"));
+    let acl: Vec<_> = (0..20_000)
+        .map(|i| CacheKey::acl(&t1, &user(&format!("u{i}")), &shard("s1")))
+        .collect();
+    let profiles: Vec<_> = (0..15_000)
+        .map(|i| CacheKey::user_profile(&t1, &user(&format!("u{i}"))))
+        .collect();
+    let other: Vec<_> = (0..15_000)
+        .map(|i| CacheKey::acl(&t10, &user(&format!("u{i}")), &shard("s1")))
+        .collect();
+    for keys in [&acl, &profiles, &other] {
+        seed(&cache, keys).await;
+    }
+    let counter = CacheKey::counter(&t1, &CounterName::new("logins").unwrap());
+    cache.increment(&counter, 1).await.unwrap();
+    let session = CacheKey::session(&t1, &TokenHash::of_token("token"));
+    cache.set(&session, &"state", TTL).await.unwrap();
+    assert_eq!(cluster.dbsize_total(), 50_002);
+    let pattern = KeyPattern::tenant_acl(&t1);
+    for port in cluster.primaries() {
+        assert!(
+            scan(&cluster, port, pattern.as_str()) > 5_000,
+            "node {port}"
+        );
+    }
+
+    assert_eq!(cache.delete_pattern(&pattern).await.unwrap(), 20_000);
+    assert_eq!(cluster.dbsize_total(), 30_002);
+    for port in cluster.primaries() {
+        assert_eq!(scan(&cluster, port, pattern.as_str()), 0, "node {port}");
+    }
+
+    assert_eq!(cache.flush_tenant(&t1).await.unwrap(), 15_000);
+    assert_eq!(cluster.dbsize_total(), 15_002);
+    let t10_left: usize = cluster
+        .primaries()
+        .into_iter()
+        .map(|port| scan(&cluster, port, "tenant:t10:*"))
+        .sum();
+    assert_eq!(t10_left, 15_000);
+    assert_eq!(cache.increment(&counter, 1).await.unwrap(), 2);
+    assert!(cache.exists(&session).await.unwrap());
+}
+
+// Counters and rate-limit windows on keys owned by every primary: the
+// window script is loaded on all of them, and after a failover (the replica
+// has the counts but maybe not the script) windows keep counting.
+#[tokio::test]
+async fn counters_and_rate_windows_survive_a_failover() {
+    let cluster = RedisCluster::builder(3, 1)
+        .node_timeout(Duration::from_secs(1))
+        .start()
+        .await;
+    let cache = cache_on(&cluster).await;
+    let t = tenant("t1");
+    let action = CounterName::new("login").unwrap();
+    let windows: Vec<_> = (0..12)
+        .map(|i| CacheKey::rate_limit(&t, &user(&format!("u{i}")), &action))
+        .collect();
+    let counters: Vec<_> = (0..12)
+        .map(|i| CacheKey::counter(&t, &CounterName::new(format!("c{i}")).unwrap()))
+        .collect();
+    let owners: BTreeSet<u16> = windows
+        .iter()
+        .chain(&counters)
+        .map(|k| cluster.node_for_key(k.as_str()))
+        .collect();
+    assert_eq!(owners.len(), 3, "the keys span every primary");
+
+    let window = Duration::from_secs(60);
+    for (key, counter) in windows.iter().zip(&counters) {
+        assert_eq!(cache.increment_window(key, window).await.unwrap().count, 1);
+        assert_eq!(cache.increment(counter, 5).await.unwrap(), 5);
+    }
+    for port in cluster.primaries() {
+        let info = cluster
+            .node_cmd(port, &["INFO", "memory"])
+            .as_string()
+            .unwrap();
+        assert!(info.contains("number_of_cached_scripts:1"), "node {port}");
+    }
+
+    let victim = cluster.node_for_key(windows[0].as_str());
+    cluster.failover(victim).await;
+    wait_for("the window to count again", FAILOVER, || async {
+        cache.increment_window(&windows[0], window).await.is_ok()
+    })
+    .await;
+    for (key, counter) in windows.iter().zip(&counters) {
+        let state = cache.increment_window(key, window).await.unwrap();
+        assert!(state.count >= 2, "{key}: {state:?}");
+        assert!(state.resets_in <= window && state.resets_in > Duration::ZERO);
+        let pttl = cluster
+            .cmd_on_key_owner(key.as_str(), &["PTTL", key.as_str()])
+            .as_int()
+            .unwrap();
+        assert!(pttl > 0, "{key} keeps its window");
+        assert_eq!(cache.increment(counter, 1).await.unwrap(), 6);
+    }
+}
+
+// Two-tier rules on a cluster, whichever nodes the two subscribers sit on:
+// a change on A is served by B within 1 s; invalidating tenant "a" (pattern
+// deletion over every primary) leaves tenant "ab" in Redis and in B's L1.
+#[tokio::test]
+async fn two_tier_changes_and_tenant_isolation() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let (a, b) = (
+        instance(&cluster, |_| {}).await,
+        instance(&cluster, |_| {}).await,
+    );
+    let key = shard_key("t", "s");
+    a.set(&key, &1, TTL).await.unwrap();
+    assert_eq!(b.get::<u32>(&key).await.unwrap(), Some(1));
+    assert_eq!(b.get::<u32>(&key).await.unwrap(), Some(1), "now in B's L1");
+    let start = Instant::now();
+    a.set(&key, &2, TTL).await.unwrap();
+    wait_for("B to see the new value", Duration::from_secs(1), || async {
+        b.get::<u32>(&key).await.unwrap() == Some(2)
+    })
+    .await;
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(b.stats().invalidations_applied >= 1);
+
+    let keys_a: Vec<_> = (0..20)
+        .map(|i| CacheKey::user_profile(&tenant("a"), &user(&scattered(i))))
+        .collect();
+    let key_ab = CacheKey::user_profile(&tenant("ab"), &user("u"));
+    for key in keys_a.iter().chain([&key_ab]) {
+        a.set(key, &"x", TTL).await.unwrap();
+        assert!(b.get::<String>(key).await.unwrap().is_some());
+    }
+    // Across nodes B hears A's invalidations a little after A's PUBLISH
+    // returned, and each one may drop (or prevent) a fill: wait until B has
+    // heard them all, then put ab in B's L1.
+    let sent = a.stats().invalidations_sent;
+    wait_for("B to hear A's writes", Duration::from_secs(1), || async {
+        b.stats().invalidations_received >= sent
+    })
+    .await;
+    assert!(b.get::<String>(&key_ab).await.unwrap().is_some());
+    let l1_hits = b.stats().l1_hits;
+    assert!(b.get::<String>(&key_ab).await.unwrap().is_some());
+    assert_eq!(b.stats().l1_hits, l1_hits + 1, "ab is in B's L1");
+    let owners: BTreeSet<u16> = keys_a
+        .iter()
+        .map(|k| cluster.node_for_key(k.as_str()))
+        .collect();
+    assert_eq!(owners.len(), 3, "tenant a spans every primary");
+    let deleted = a
+        .invalidate(&Invalidation::Tenant {
+            tenant_id: tenant("a"),
+        })
+        .await
+        .unwrap();
+    assert_eq!(deleted, 20);
+    wait_for("B to drop tenant a", Duration::from_secs(1), || async {
+        b.get::<String>(&keys_a[0]).await.unwrap().is_none()
+    })
+    .await;
+    for key in &keys_a {
+        assert!(b.get::<String>(key).await.unwrap().is_none());
+    }
+    let l1_hits = b.stats().l1_hits;
+    assert!(b.get::<String>(&key_ab).await.unwrap().is_some());
+    assert_eq!(b.stats().l1_hits, l1_hits + 1, "ab is still in B's L1");
+    assert_eq!(
+        cluster.cmd_on_key_owner(key_ab.as_str(), &["EXISTS", key_ab.as_str()]),
+        Reply::Int(1)
+    );
+}
+
+// A reconnect of A's subscriber flushes A's L1 on a cluster too: with the
+// subscribed connections killed on every node, an invalidation from B is
+// lost to A; once A re-subscribes it does not serve the old value.
+#[tokio::test]
+async fn reconnect_flushes_l1() {
+    let cluster = RedisCluster::start(3, 0).await;
+    // A reconnects slowly, so its outage is wide enough to invalidate into.
+    let a = instance(&cluster, |c| {
+        c.reconnect.base_delay = Duration::from_millis(400);
+        c.reconnect.max_delay = Duration::from_millis(400);
+    })
+    .await;
+    let b = instance(&cluster, |_| {}).await;
+    let key = shard_key("t", "s");
+    let name = key.as_str();
+    b.set(&key, &"old", TTL).await.unwrap();
+    assert_eq!(a.get::<String>(&key).await.unwrap().as_deref(), Some("old"));
+    assert_eq!(
+        a.get::<String>(&key).await.unwrap().as_deref(),
+        Some("old"),
+        "in A's L1"
+    );
+
+    let killed: i64 = cluster
+        .primaries()
+        .into_iter()
+        .map(|port| {
+            cluster
+                .node_cmd(port, &["CLIENT", "KILL", "TYPE", "pubsub"])
+                .as_int()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(killed, 2, "A's and B's subscribed connections");
+    wait_for("A to notice", Duration::from_secs(2), || async {
+        !a.l1_live()
+    })
+    .await;
+    cluster.cmd_on_key_owner(name, &["SET", name, r#""new""#]);
+    b.invalidate(&Invalidation::for_key(&key).unwrap())
+        .await
+        .unwrap();
+    cluster.cmd_on_key_owner(name, &["SET", name, r#""new""#]);
+
+    wait_for("A to re-subscribe", Duration::from_secs(5), || async {
+        a.l1_live()
+    })
+    .await;
+    assert_eq!(a.get::<String>(&key).await.unwrap().as_deref(), Some("new"));
+    assert!(a.stats().l1_flushes >= 1);
+}
