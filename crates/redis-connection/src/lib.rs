@@ -31,6 +31,7 @@
 //!
 //! [`shutdown`]: RedisConnectionManager::shutdown
 
+mod cluster_probe;
 mod config;
 mod env;
 mod error;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use fred::interfaces::{ClientLike, ClusterInterface};
 use fred::prelude::{Builder, Client, Pool};
+use fred::types::config::Server;
 use tokio::sync::{broadcast, watch};
 use tracing::info;
 
@@ -194,8 +195,11 @@ impl RedisConnectionManager {
 
     /// PINGs Redis and reports status, connectivity and latency.
     ///
-    /// Every pooled connection is probed on a single server; every primary on
-    /// a cluster. Takes at most the command timeout; returns at once for
+    /// Every pooled connection is probed on a single server. On a cluster
+    /// every primary is probed through the pool, and one the pool cannot
+    /// reach over a short-lived connection of its own, so that one dead
+    /// primary reads as `degraded` even while fred's router (which needs
+    /// every primary to re-sync) serves nothing. Takes at most the command timeout; returns at once for
     /// connections known to be down.
     pub async fn health_check(&self) -> HealthReport {
         let config = &self.inner.config;
@@ -203,21 +207,33 @@ impl RedisConnectionManager {
         let monitor = &self.inner.supervisor.monitor;
         let connected = self.is_connected();
         let mut report = if config.is_cluster() {
-            let client = self.client();
-            let primaries = client
-                .cached_cluster_state()
-                .map(|state| state.unique_primary_nodes())
-                .unwrap_or_default();
-            let probes = if primaries.is_empty() {
-                vec![ping(client, None, timeout).await]
-            } else {
-                futures::future::join_all(
-                    primaries
-                        .into_iter()
-                        .map(|node| ping(client, Some(node), timeout)),
-                )
-                .await
+            let primaries: Vec<Server> = match self.client().cached_cluster_state() {
+                Some(state) => state.unique_primary_nodes(),
+                // Never connected: the configured seeds are the best guess.
+                None => config
+                    .topology
+                    .addresses()
+                    .iter()
+                    .filter_map(|a| a.rsplit_once(':'))
+                    .filter_map(|(h, p)| Some(Server::new(h, p.parse().ok()?)))
+                    .collect(),
             };
+            // Through the pool first (what our commands see, latency
+            // included); a primary the pool cannot reach is asked again over a
+            // connection of its own, to tell "that node is down" from "our
+            // router is stuck re-syncing" (see cluster_probe.rs).
+            let client = self.client();
+            let template = self.inner.builder.get_config().cloned().unwrap_or_default();
+            let probes = futures::future::join_all(primaries.into_iter().map(|node| {
+                let template = &template;
+                async move {
+                    match ping(client, Some(node.clone()), timeout).await {
+                        Ok(latency) => Ok(latency),
+                        Err(_) => crate::cluster_probe::probe(template, node, timeout).await,
+                    }
+                }
+            }))
+            .await;
             let down = monitor
                 .slots()
                 .iter()
