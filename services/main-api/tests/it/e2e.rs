@@ -36,18 +36,36 @@ fn start(name: &str, addr_var: &str, redis: &RedisServer) -> ServiceProcess {
     start_with(name, addr_var, redis, &[])
 }
 
+/// How a service finds the password-protected single server.
+fn server_env(redis: &RedisServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("REDIS_HOST", "127.0.0.1".to_owned()),
+        ("REDIS_PORT", redis.port().to_string()),
+        ("REDIS_PASSWORD", PASSWORD.to_owned()),
+    ]
+}
+
 fn start_with(
     name: &str,
     addr_var: &str,
     redis: &RedisServer,
     extra: &[(&str, &str)],
 ) -> ServiceProcess {
+    start_on(name, addr_var, server_env(redis), extra)
+}
+
+/// Starts `name` with `redis_env` (how it reaches Redis) and `extra` on top
+/// of the defaults.
+fn start_on(
+    name: &str,
+    addr_var: &str,
+    redis_env: Vec<(&'static str, String)>,
+    extra: &[(&str, &str)],
+) -> ServiceProcess {
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut env = vec![
+    let mut env = redis_env;
+    env.extend([
         (addr_var, addr.clone()),
-        ("REDIS_HOST", "127.0.0.1".to_owned()),
-        ("REDIS_PORT", redis.port().to_string()),
-        ("REDIS_PASSWORD", PASSWORD.to_owned()),
         ("REDIS_COMMAND_TIMEOUT_MS", "300".to_owned()),
         ("HTTP_REQUEST_TIMEOUT_MS", "2000".to_owned()),
         ("INTERNAL_API_TOKEN", INTERNAL.to_owned()),
@@ -55,7 +73,7 @@ fn start_with(
         // tower_http at debug logs each request's start, which the SIGTERM
         // test waits for; trace everything else to catch leaked secrets.
         ("RUST_LOG", "trace".to_owned()),
-    ];
+    ]);
     env.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
     env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     ServiceProcess::start(&binary(name), &addr, &env)
@@ -122,15 +140,6 @@ async fn full_stack() {
         .await;
     }
     let token = new_session(&client, &broker, "alice").await;
-    let put = |svc: &ServiceProcess, n: u32| {
-        send(
-            &client,
-            reqwest::Method::PUT,
-            format!("{}{SHARD}", svc.url()),
-            &token,
-            Some(doc(n)),
-        )
-    };
     let get = |svc: &ServiceProcess| {
         send(
             &client,
@@ -141,60 +150,7 @@ async fn full_stack() {
         )
     };
 
-    // A PUT on 1 is seen by 2, from Redis then from its L1; a new PUT within 1 s.
-    assert_eq!(put(&one, 1).await.0, StatusCode::NO_CONTENT);
-    assert_eq!(get(&two).await.1, "hit-l2");
-    assert_eq!(get(&two).await.1, "hit-l1");
-    assert_eq!(put(&one, 2).await.0, StatusCode::NO_CONTENT);
-    let changed = Instant::now();
-    wait_for(
-        "instance 2 to serve the new PUT",
-        Duration::from_secs(1),
-        || async { get(&two).await.2 == doc(2) },
-    )
-    .await;
-    assert!(changed.elapsed() < Duration::from_secs(1));
-
-    // Revocation on auth-broker: both main-api instances refuse within 1 s.
-    let doomed = new_session(&client, &broker, "bob").await;
-    for svc in [&one, &two] {
-        let (status, _, _) = send(
-            &client,
-            reqwest::Method::GET,
-            format!("{}{SHARD}", svc.url()),
-            &doomed,
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK);
-    }
-    let (status, _, _) = send(
-        &client,
-        reqwest::Method::DELETE,
-        format!("{}/v1/sessions/current", broker.url()),
-        &doomed,
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    for svc in [&one, &two] {
-        wait_for(
-            "the revoked token to be refused",
-            Duration::from_secs(1),
-            || async {
-                send(
-                    &client,
-                    reqwest::Method::GET,
-                    format!("{}{SHARD}", svc.url()),
-                    &doomed,
-                    None,
-                )
-                .await
-                .0 == StatusCode::UNAUTHORIZED
-            },
-        )
-        .await;
-    }
+    let doomed = propagation_and_revocation(&client, &broker, &one, &two, &token).await;
 
     // Redis stopped: not ready within 2 s; what L1 holds is still served;
     // what it does not is 503 within the request timeout, never 401 or 404.
@@ -344,6 +300,87 @@ fn bad_environment_stops_start_up() {
     }
 }
 
+/// A PUT on `one` is seen by `two` (from Redis, then its L1), a new PUT
+/// within 1 s; a session revoked on auth-broker is refused by both within
+/// 1 s. Returns the revoked token.
+async fn propagation_and_revocation(
+    client: &Client,
+    broker: &ServiceProcess,
+    one: &ServiceProcess,
+    two: &ServiceProcess,
+    token: &str,
+) -> String {
+    let put = |svc: &ServiceProcess, n: u32| {
+        let url = format!("{}{SHARD}", svc.url());
+        send(client, reqwest::Method::PUT, url, token, Some(doc(n)))
+    };
+    let get = |svc: &ServiceProcess| {
+        send(
+            client,
+            reqwest::Method::GET,
+            format!("{}{SHARD}", svc.url()),
+            token,
+            None,
+        )
+    };
+    // A PUT on 1 is seen by 2, from Redis then from its L1; a new PUT within 1 s.
+    assert_eq!(put(one, 1).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(get(two).await.1, "hit-l2");
+    assert_eq!(get(two).await.1, "hit-l1");
+    assert_eq!(put(one, 2).await.0, StatusCode::NO_CONTENT);
+    let changed = Instant::now();
+    wait_for(
+        "instance 2 to serve the new PUT",
+        Duration::from_secs(1),
+        || async { get(two).await.2 == doc(2) },
+    )
+    .await;
+    assert!(changed.elapsed() < Duration::from_secs(1));
+
+    // Revocation on auth-broker: both main-api instances refuse within 1 s.
+    let doomed = new_session(client, broker, "bob").await;
+    for svc in [one, two] {
+        let (status, _, _) = send(
+            client,
+            reqwest::Method::GET,
+            format!("{}{SHARD}", svc.url()),
+            &doomed,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, _, _) = send(
+        client,
+        reqwest::Method::DELETE,
+        format!("{}/v1/sessions/current", broker.url()),
+        &doomed,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for svc in [one, two] {
+        wait_for(
+            "the revoked token to be refused",
+            Duration::from_secs(1),
+            || async {
+                send(
+                    client,
+                    reqwest::Method::GET,
+                    format!("{}{SHARD}", svc.url()),
+                    &doomed,
+                    None,
+                )
+                .await
+                .0 == StatusCode::UNAUTHORIZED
+            },
+        )
+        .await;
+    }
+
+    doomed
+}
+
 /// Opens a connection and sends `head` (and nothing more, yet).
 fn stalled(addr: &str, head: &str) -> std::net::TcpStream {
     use std::io::Write;
@@ -417,4 +454,62 @@ async fn slow_clients_cannot_exhaust_the_service() {
         started.elapsed() >= Duration::from_millis(900),
         "slots freed before the request timeout"
     );
+}
+
+// The core flow once against a 3-primary Redis Cluster (REDIS_URL pointing
+// at it): sessions, propagation between instances, revocation, and a tenant
+// invalidation that spans every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_flow_on_a_cluster() {
+    let cluster = test_support::RedisCluster::start(3, 0).await;
+    let env = || vec![("REDIS_URL", cluster.seed_url())];
+    let broker = start_on(
+        "auth-broker",
+        "AUTH_BROKER_ADDR",
+        env(),
+        &[("RUST_LOG", "info")],
+    );
+    let one = start_on("main-api", "MAIN_API_ADDR", env(), &[("RUST_LOG", "info")]);
+    let two = start_on("main-api", "MAIN_API_ADDR", env(), &[("RUST_LOG", "info")]);
+    let client = Client::new();
+    for service in [&broker, &one, &two] {
+        wait_for("readiness", Duration::from_secs(10), || async {
+            ready_status(&client, service).await == 200
+        })
+        .await;
+    }
+    let token = new_session(&client, &broker, "alice").await;
+    propagation_and_revocation(&client, &broker, &one, &two, &token).await;
+
+    // Data of many shards lands on every primary; a tenant invalidation
+    // removes all of it, everywhere, and leaves the session.
+    for i in 0..30 {
+        let url = format!("{}/v1/tenants/acme/shards/s{i}/structured", one.url());
+        let (status, _, _) = send(&client, reqwest::Method::PUT, url, &token, Some(doc(i))).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+    let url = format!("{}/v1/tenants/acme/cache/invalidate", two.url());
+    let (status, _, body) = send(
+        &client,
+        reqwest::Method::POST,
+        url,
+        &token,
+        Some(json!({"kind": "tenant"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        body["deleted"].as_u64(),
+        Some(31),
+        "30 shards and the one left by the flow"
+    );
+    for svc in [&one, &two] {
+        let url = format!("{}/v1/tenants/acme/shards/s7/structured", svc.url());
+        assert_eq!(
+            send(&client, reqwest::Method::GET, url, &token, None)
+                .await
+                .0,
+            StatusCode::NOT_FOUND
+        );
+    }
 }
