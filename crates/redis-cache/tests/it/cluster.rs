@@ -419,3 +419,71 @@ async fn reconnect_flushes_l1() {
     assert_eq!(a.get::<String>(&key).await.unwrap().as_deref(), Some("new"));
     assert!(a.stats().l1_flushes >= 1);
 }
+
+// No resurrection on a cluster: a load that started before an invalidation
+// (published through another node) puts its old value neither into L1 nor
+// into Redis.
+#[tokio::test]
+async fn no_resurrection_on_a_cluster() {
+    use std::sync::Arc;
+    use tokio::sync::Notify;
+
+    let cluster = RedisCluster::start(3, 0).await;
+    let (a, b) = (
+        instance(&cluster, |_| {}).await,
+        instance(&cluster, |_| {}).await,
+    );
+    let key = shard_key("t", "resurrect");
+    let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let loading = {
+        let (a, key, entered, release) = (a.clone(), key.clone(), entered.clone(), release.clone());
+        tokio::spawn(async move {
+            a.get_or_load(&key, TTL, move || async move {
+                entered.notify_one();
+                release.notified().await;
+                Ok::<_, std::io::Error>("old".to_owned())
+            })
+            .await
+        })
+    };
+    entered.notified().await;
+    b.invalidate(&Invalidation::for_key(&key).unwrap())
+        .await
+        .unwrap();
+    wait_for(
+        "A to apply the invalidation",
+        Duration::from_secs(1),
+        || async { a.stats().invalidations_applied >= 1 },
+    )
+    .await;
+    release.notify_one();
+    assert_eq!(loading.await.unwrap().unwrap(), "old");
+    let exists = cluster.cmd_on_key_owner(key.as_str(), &["EXISTS", key.as_str()]);
+    assert_eq!(exists, Reply::Int(0), "not written to Redis");
+    assert_eq!(a.get::<String>(&key).await.unwrap(), None, "not in A's L1");
+}
+
+// The whole cluster down: the L1 keeps serving what it holds, loaders still
+// run on a miss, writes fail with the unavailable error.
+#[tokio::test]
+async fn cluster_down_serves_l1_and_runs_loaders() {
+    let mut cluster = RedisCluster::start(3, 0).await;
+    let a = instance(&cluster, |_| {}).await;
+    let key = shard_key("t", "kept");
+    a.set(&key, &"cached", TTL).await.unwrap();
+    for port in cluster.primaries() {
+        cluster.stop_node(port);
+    }
+    assert_eq!(
+        a.get::<String>(&key).await.unwrap().as_deref(),
+        Some("cached")
+    );
+    let loaded = a
+        .get_or_load(&shard_key("t", "other"), TTL, || async {
+            Ok::<_, std::io::Error>("fresh".to_owned())
+        })
+        .await
+        .unwrap();
+    assert_eq!(loaded, "fresh");
+    assert!(a.set(&key, &"new", TTL).await.unwrap_err().is_unavailable());
+}
