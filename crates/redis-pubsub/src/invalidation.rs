@@ -248,4 +248,28 @@ mod tests {
             Err("payload too large")
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+
+        // Any channel and any payload bytes: decoding never panics, and
+        // accepts only a payload that matches its channel.
+        #[test]
+        fn decode_is_total(channel in ".{0,80}", payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let message = PubSubMessage { channel: channel.clone(), pattern: None, payload: Bytes::from(payload) };
+            if let Ok(decoded) = decode(&message) {
+                proptest::prop_assert_eq!(decoded.invalidation.channel(), channel);
+            }
+        }
+
+        // Near-valid payloads (valid JSON objects with arbitrary field values)
+        // never panic either.
+        #[test]
+        fn decode_of_json_objects(kind in "[a-z_]{0,12}", tenant in ".{0,20}", id in ".{0,20}", origin in ".{0,200}") {
+            let payload = serde_json::json!({"kind": kind, "tenant_id": tenant, "shard_id": id, "user_id": id, "origin": origin, "ts": 1});
+            let channel = format!("cache:invalidate:{kind}:{tenant}:{id}");
+            let message = PubSubMessage { channel, pattern: None, payload: Bytes::from(payload.to_string()) };
+            let _ = decode(&message);
+        }
+    }
 }

@@ -50,10 +50,12 @@ async fn reaches_other_instances() {
     assert_eq!(b.stats().malformed, 0);
 }
 
-// Malformed messages on invalidation channels are counted and skipped; the
-// feed keeps delivering the good ones.
+// Malformed messages on invalidation channels are counted, logged once (not
+// once each) and skipped; the feed keeps delivering the good ones.
 #[tokio::test]
 async fn malformed_messages_are_counted_and_ignored() {
+    let (logs, subscriber) = test_support::LogCapture::new();
+    let _guard = tracing::subscriber::set_default(subscriber);
     let redis = RedisServer::start().await;
     let pubsub = pubsub_on(&redis).await;
     let mut feed = pubsub.invalidations().await.unwrap();
@@ -84,6 +86,16 @@ async fn malformed_messages_are_counted_and_ignored() {
     };
     assert_eq!(message.invalidation, shard_inv("t1", "s1"));
     assert_eq!(pubsub.stats().malformed, 6);
+    let warnings = logs.lines_with("malformed message on an invalidation channel");
+    assert_eq!(
+        warnings.len(),
+        1,
+        "logged once, then only counted: {warnings:?}"
+    );
+    assert!(
+        !logs.text().contains("OTHER"),
+        "attacker-controlled text reached the logs"
+    );
 }
 
 // Own messages are delivered with our own id, so a consumer can skip them.

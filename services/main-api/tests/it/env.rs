@@ -100,3 +100,25 @@ fn every_bad_variable_is_named() {
         }
     }
 }
+
+// Secrets never reach Debug output: the internal token and the Redis
+// password are redacted in both services' configurations.
+#[test]
+fn secrets_are_redacted_in_debug_output() {
+    let password = "redis-Secret/Pass+word=";
+    let vars: HashMap<String, String> = [
+        ("INTERNAL_API_TOKEN", INTERNAL),
+        ("REDIS_PASSWORD", password),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let env = Env::from_fn(|n| vars.get(n).cloned());
+    let broker = format!("{:?}", auth_broker::Config::from_env(&env).unwrap());
+    let api = format!("{:?}", main_api::Config::from_env(&env).unwrap());
+    for debug in [&broker, &api] {
+        assert!(!debug.contains(password), "{debug}");
+        assert!(!debug.contains(INTERNAL), "{debug}");
+        assert!(debug.contains("REDACTED"), "{debug}");
+    }
+}
