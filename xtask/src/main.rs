@@ -11,6 +11,7 @@
 mod ci;
 mod cmd;
 mod example;
+mod redis;
 mod up;
 
 use std::process::ExitCode;

@@ -9,11 +9,12 @@
 //! CI uses it to prove this command works.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::cmd::{Result, run, workspace_root};
+use crate::redis::{TempRedis, free_port};
 
 const AUTH_ADDR: &str = "127.0.0.1:8081";
 const API_ADDR: &str = "127.0.0.1:8080";
@@ -50,6 +51,8 @@ impl Drop for Stack {
 
 pub(crate) fn up(args: &[String]) -> Result {
     let check = args.iter().any(|a| a == "--check");
+    // Declared before the stack, so it is dropped after: services stop first.
+    let mut redis_guard: Option<TempRedis> = None;
     let mut stack = Stack {
         children: Vec::new(),
     };
@@ -64,25 +67,10 @@ pub(crate) fn up(args: &[String]) -> Result {
             "redis://127.0.0.1:6379".to_owned()
         }
         None => {
-            let port = free_port()?;
-            let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .stdout(Stdio::null())
-                .spawn()
-                .map_err(|e| format!("no Redis answers and redis-server could not start: {e}"))?;
-            stack.children.push(("redis-server", child));
-            let url = format!("redis://127.0.0.1:{port}");
-            wait_until("redis-server", || redis_answers(&url))?;
-            println!("started redis-server on port {port}");
+            let redis = TempRedis::start()?;
+            println!("started redis-server on port {}", redis.port());
+            let url = redis.url();
+            redis_guard = Some(redis);
             url
         }
     };
@@ -91,6 +79,12 @@ pub(crate) fn up(args: &[String]) -> Result {
         "cargo",
         &["build", "--quiet", "-p", "auth-broker", "-p", "main-api"],
     )?;
+    if let Some(redis) = &redis_guard {
+        println!(
+            "(redis-server on port {} stops with the stack)",
+            redis.port()
+        );
+    }
     let token = std::env::var("INTERNAL_API_TOKEN").unwrap_or_else(|_| random_token());
     let (auth_addr, api_addr) = if check {
         (local_addr()?, local_addr()?)
@@ -258,13 +252,6 @@ fn http(
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     Some((status, body))
-}
-
-fn free_port() -> std::result::Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
 }
 
 fn local_addr() -> std::result::Result<String, String> {

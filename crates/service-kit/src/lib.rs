@@ -34,6 +34,6 @@ pub use extract::{JsonBody, JsonDocument, PathParams};
 pub use metrics::Metrics;
 pub use middleware::{HttpLimits, MAX_HEADER_BYTES, with_common_layers};
 pub use platform::{Platform, StartError};
-pub use serve::{serve, shutdown_signal};
+pub use serve::{ServiceError, Shutdown, run_service, serve, service_main, shutdown_signal};
 pub use session::{Session, authenticate, require_tenant};
 pub use token::{SessionToken, TOKEN_SECRET_BYTES, bearer, constant_time_eq};

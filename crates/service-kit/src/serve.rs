@@ -1,10 +1,85 @@
 //! Serving until told to stop, then draining.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::process::ExitCode;
 
 use axum::Router;
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{error, info};
+
+use crate::config::CommonConfig;
+use crate::env::{ConfigError, Env};
+use crate::platform::Platform;
+
+/// A boxed shutdown future, as [`service_main`] hands it to a service.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A service's failure, for its binary to report.
+pub type ServiceError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Starts the Redis layer, serves `router(platform)` on `listener` until
+/// `shutdown`, then closes the Redis layer (unsubscribe, QUIT).
+///
+/// # Errors
+/// Configuration errors of the Redis layer, or I/O errors of the listener.
+pub async fn run_service(
+    name: &str,
+    listener: TcpListener,
+    common: &CommonConfig,
+    router: impl FnOnce(Platform) -> Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServiceError> {
+    let platform = Platform::start(common.redis.clone(), common.cache.clone()).await?;
+    info!(service = name, addr = %listener.local_addr()?, "listening");
+    let served = serve(listener, router(platform.clone()), shutdown).await;
+    platform.shutdown().await;
+    served?;
+    info!(service = name, "stopped");
+    Ok(())
+}
+
+/// The whole `main` of a service binary: configuration from the process
+/// environment (a bad variable exits 2 with a message naming it, before any
+/// logging), logging, binding, then `run` until SIGTERM or Ctrl-C (exit 0),
+/// or a failure (exit 1).
+pub async fn service_main<C, Fut>(
+    name: &str,
+    load: impl FnOnce(&Env<fn(&str) -> Option<String>>) -> Result<C, ConfigError>,
+    common: impl Fn(&C) -> &CommonConfig,
+    run: impl FnOnce(TcpListener, C, Shutdown) -> Fut,
+) -> ExitCode
+where
+    Fut: Future<Output = Result<(), ServiceError>>,
+{
+    let config = match load(&Env::process()) {
+        Ok(config) => config,
+        Err(error) => {
+            // Before logging is set up: the one place a service writes to stderr.
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("{name}: {error}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let settings = common(&config);
+    crate::telemetry::init(settings.log_format);
+    let listener = match TcpListener::bind(settings.addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            error!(service = name, addr = %settings.addr, %error, "cannot bind the listen address");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(listener, config, Box::pin(shutdown_signal())).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            error!(service = name, %error, "service failed");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops
 /// accepting and waits for in-flight requests to finish.

@@ -14,7 +14,9 @@ mod state;
 
 use axum::Router;
 use axum::routing::{delete, get, post};
-use service_kit::{HttpLimits, InternalToken, Platform, with_common_layers};
+use service_kit::{
+    HttpLimits, InternalToken, ServiceError, Shutdown, run_service, with_common_layers,
+};
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -47,23 +49,24 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
 pub async fn run(
     listener: TcpListener,
     config: Config,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let platform =
-        Platform::start(config.common.redis.clone(), config.common.cache.clone()).await?;
-    let state = AppState {
-        platform: platform.clone(),
-        internal_token: InternalToken(config.internal_token.clone()),
-        sessions: SessionPolicy {
-            ttl: config.session_ttl,
-            rate_limit: config.session_rate_limit,
-            rate_window: config.session_rate_window,
-        },
+    shutdown: Shutdown,
+) -> Result<(), ServiceError> {
+    let limits = config.common.http;
+    let sessions = SessionPolicy {
+        ttl: config.session_ttl,
+        rate_limit: config.session_rate_limit,
+        rate_window: config.session_rate_window,
     };
-    tracing::info!(addr = %listener.local_addr()?, "auth-broker listening");
-    let served = service_kit::serve(listener, app(state, config.common.http), shutdown).await;
-    platform.shutdown().await;
-    served?;
-    tracing::info!("auth-broker stopped");
-    Ok(())
+    let internal_token = InternalToken(config.internal_token.clone());
+    let router = |platform| {
+        app(
+            AppState {
+                platform,
+                internal_token,
+                sessions,
+            },
+            limits,
+        )
+    };
+    run_service("auth-broker", listener, &config.common, router, shutdown).await
 }

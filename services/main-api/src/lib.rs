@@ -16,7 +16,7 @@ mod state;
 
 use axum::Router;
 use axum::routing::{get, post};
-use service_kit::{HttpLimits, Platform, with_common_layers};
+use service_kit::{HttpLimits, ServiceError, Shutdown, run_service, with_common_layers};
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -56,17 +56,15 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
 pub async fn run(
     listener: TcpListener,
     config: Config,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let platform =
-        Platform::start(config.common.redis.clone(), config.common.cache.clone()).await?;
-    let state = AppState {
-        platform: platform.clone(),
-    };
-    tracing::info!(addr = %listener.local_addr()?, "main-api listening");
-    let served = service_kit::serve(listener, app(state, config.common.http), shutdown).await;
-    platform.shutdown().await;
-    served?;
-    tracing::info!("main-api stopped");
-    Ok(())
+    shutdown: Shutdown,
+) -> Result<(), ServiceError> {
+    let limits = config.common.http;
+    run_service(
+        "main-api",
+        listener,
+        &config.common,
+        |platform| app(AppState { platform }, limits),
+        shutdown,
+    )
+    .await
 }
