@@ -402,8 +402,9 @@ async fn slow_clients_cannot_exhaust_the_service() {
         &redis,
         &[
             ("HTTP_MAX_CONCURRENCY", "2"),
-            ("HTTP_REQUEST_TIMEOUT_MS", "1000"),
-            ("RUST_LOG", "info"),
+            ("HTTP_REQUEST_TIMEOUT_MS", "3000"),
+            // tower_http at debug logs when each request starts.
+            ("RUST_LOG", "info,tower_http=debug"),
         ],
     );
     let client = Client::new();
@@ -437,21 +438,34 @@ async fn slow_clients_cannot_exhaust_the_service() {
     );
     let started = Instant::now();
     let _slow: Vec<_> = (0..2).map(|_| stalled(&addr, &head)).collect();
+    // Both must be inside the service before anyone else asks: a probe that
+    // got in first would hold a slot and turn one of them away.
+    let slow_started = || {
+        api.logs()
+            .lines()
+            .filter(|l| l.contains("started processing request") && l.contains("PUT"))
+            .count()
+    };
     wait_for(
-        "the slow bodies to fill every slot",
-        Duration::from_secs(1),
-        || async { get().await == StatusCode::SERVICE_UNAVAILABLE },
+        "both slow requests to start",
+        Duration::from_secs(5),
+        || async { slow_started() >= 2 },
     )
     .await;
+    assert_eq!(
+        get().await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the slow bodies hold every slot"
+    );
     // ...while probes still answer...
     assert_eq!(ready_status(&client, &api).await, 200);
     // ...and only until the request timeout.
-    wait_for("the slots to free up", Duration::from_secs(3), || async {
+    wait_for("the slots to free up", Duration::from_secs(6), || async {
         get().await == StatusCode::NOT_FOUND
     })
     .await;
     assert!(
-        started.elapsed() >= Duration::from_millis(900),
+        started.elapsed() >= Duration::from_millis(2900),
         "slots freed before the request timeout"
     );
 }
