@@ -1,0 +1,71 @@
+//! Load generation shared by the workloads.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crate::latency::Latencies;
+use crate::report::per_second;
+
+/// What one saturation phase achieved.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Phase {
+    pub(crate) ops: u64,
+    pub(crate) elapsed: Duration,
+    pub(crate) latencies: Latencies,
+}
+
+impl Phase {
+    pub(crate) fn rate(&self) -> f64 {
+        per_second(self.ops, self.elapsed)
+    }
+
+    /// Adds another phase of the same kind (interleaved rounds).
+    pub(crate) fn absorb(&mut self, other: &Phase) {
+        self.ops += other.ops;
+        self.elapsed += other.elapsed;
+        self.latencies.merge(&other.latencies);
+    }
+}
+
+/// Runs `tasks` closed-loop copies of `op` for `window` and counts what they
+/// completed. Each call gets a sequence number unique within the phase, for
+/// picking keys. Any error stops the phase: a benchmark of failing calls
+/// would measure the wrong thing.
+pub(crate) async fn saturate<F, Fut>(tasks: u64, window: Duration, op: F) -> Result<Phase, String>
+where
+    F: Fn(u64) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send,
+{
+    let start = Instant::now();
+    let deadline = start + window;
+    let handles: Vec<_> = (0..tasks)
+        .map(|task| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut latencies = Latencies::default();
+                let mut ops = 0u64;
+                while Instant::now() < deadline {
+                    let began = Instant::now();
+                    op(task * 1_000_000_000 + ops).await?;
+                    latencies.record(began.elapsed());
+                    ops += 1;
+                }
+                Ok::<_, String>((ops, latencies))
+            })
+        })
+        .collect();
+    let mut phase = Phase::default();
+    for handle in handles {
+        let (ops, latencies) = handle.await.map_err(|e| format!("load task: {e}"))??;
+        phase.ops += ops;
+        phase.latencies.merge(&latencies);
+    }
+    phase.elapsed = start.elapsed();
+    Ok(phase)
+}
+
+/// The median of `samples` (which must not be empty).
+pub(crate) fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort_unstable();
+    samples[samples.len() / 2]
+}
