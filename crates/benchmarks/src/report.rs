@@ -100,6 +100,10 @@ pub(crate) struct Row {
     pub(crate) status: Status,
     /// Supporting figures (percentiles, counts), information only.
     pub(crate) note: String,
+    /// Whether the run may succeed with this row skipped (a workload that
+    /// cannot run here yet, a reference tool that is not installed).
+    #[serde(skip)]
+    pub(crate) may_skip: bool,
 }
 
 impl Row {
@@ -114,6 +118,7 @@ impl Row {
             target: String::new(),
             status: Status::Info,
             note: String::new(),
+            may_skip: false,
         }
     }
 
@@ -152,10 +157,12 @@ impl Row {
             target: String::new(),
             status: Status::Error(reason),
             note: String::new(),
+            may_skip: false,
         }
     }
 
-    /// The row of a workload that cannot run here yet.
+    /// The row of a workload, or a reference figure, that cannot be had
+    /// here (yet); it does not fail the run.
     pub(crate) fn skipped(id: &str, workload: &str, target: &str, reason: &str) -> Self {
         Self {
             id: id.to_owned(),
@@ -166,11 +173,18 @@ impl Row {
             target: target.to_owned(),
             status: Status::Skipped(reason.to_owned()),
             note: String::new(),
+            may_skip: true,
         }
     }
 
-    /// Whether the row carries the numbers its status promises: a measured
-    /// row has a finite figure of ours (and of its baseline, if compared).
+    /// Whether the row is what CI needs: a measured row with a finite
+    /// figure of ours (and of its baseline, if compared), or a skip that is
+    /// allowed.
+    pub(crate) fn acceptable(&self) -> bool {
+        self.has_numbers() || (self.may_skip && matches!(self.status, Status::Skipped(_)))
+    }
+
+    /// Whether the row carries the numbers its status promises.
     pub(crate) fn has_numbers(&self) -> bool {
         let finite = |f: &Option<Figure>| f.is_some_and(|f| f.value.is_finite());
         match self.status {
@@ -296,8 +310,10 @@ mod tests {
         let no_baseline =
             Row::new("a.b", "a", Figure::rate(1.0)).baseline(Figure::rate(0.0), f64::INFINITY);
         assert!(!no_baseline.has_numbers());
-        assert!(!Row::skipped("h", "h", "t", "not yet").has_numbers());
-        assert!(!Row::error("h", "h", "boom".to_owned()).has_numbers());
+        let skipped = Row::skipped("h", "h", "t", "not yet");
+        assert!(!skipped.has_numbers() && skipped.acceptable());
+        let failed = Row::error("h", "h", "boom".to_owned());
+        assert!(!failed.has_numbers() && !failed.acceptable());
     }
 
     // The table escapes cell separators and marks misses loudly.
