@@ -26,7 +26,10 @@ pub(crate) fn ci() -> Result {
     // The advisory database cannot be fetched from CI machines; see README.
     run("cargo", &["deny", "check", "bans", "licenses", "sources"])?;
     test(&[])?;
-    crate::example::run_usage_example()
+    crate::example::run_usage_example()?;
+    // Proves every benchmark workload runs and produces numbers; the
+    // figures of a quick run are not compared with the targets.
+    crate::bench::bench(&["--quick".to_owned()])
 }
 
 /// The test suite: every crate's tests against real redis-server processes,

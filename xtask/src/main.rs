@@ -3,10 +3,12 @@
 //!
 //! - `ci`: everything CI checks, in CI's order (see `.ci/run`).
 //! - `test`: the test suite (the README's test command).
+//! - `bench [--quick]`: the benchmark harness, in release (see BENCHMARKS.md).
 
 // A command-line tool reports to its user on stdout/stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod ci;
 mod cmd;
 mod example;
@@ -16,14 +18,20 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  ci      formatting, clippy, cargo-deny and the tests: what CI runs
-  test    the whole test suite against real redis-server processes";
+  ci      formatting, clippy, cargo-deny, the tests and a quick benchmark run:
+          what CI runs
+  test    the whole test suite against real redis-server processes
+  bench   the benchmarks (release build): prints the table, writes target/bench/
+          --quick   each workload for about a second, to prove it works (CI)
+          --only ID[,ID...]   some workloads: l2, l1, bulk, pattern,
+                    propagation, stampede, http, outage";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::ci(),
         Some("test") => ci::test(&args[1..]),
+        Some("bench") => bench::bench(&args[1..]),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())
