@@ -370,3 +370,27 @@ async fn malformed_invalidation_is_ignored() {
     assert_eq!(b.stats().malformed_messages, 1);
     assert!(b.l1_live());
 }
+
+// An mset on A is announced key by key: B drops every copy it held.
+#[tokio::test]
+async fn mset_reaches_other_instance() {
+    let redis = RedisServer::start().await;
+    let (a, b) = pair(&redis).await;
+    let keys = [shard_key("t", "s1"), shard_key("t", "s2")];
+    for key in &keys {
+        a.set(key, &1, TTL).await.unwrap();
+        assert_eq!(b.get::<u32>(key).await.unwrap(), Some(1));
+    }
+    let entries: Vec<_> = keys
+        .iter()
+        .map(|key| (key.clone(), 2u32, redis_cache::Expiry::After(TTL)))
+        .collect();
+    a.mset(&entries).await.unwrap();
+    for key in &keys {
+        wait_for("B to see the mset", Duration::from_secs(1), || async {
+            b.get::<u32>(key).await.unwrap() == Some(2)
+        })
+        .await;
+    }
+    assert!(a.stats().invalidations_sent >= 4);
+}
