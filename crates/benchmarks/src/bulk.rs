@@ -4,10 +4,16 @@
 //!
 //! Bulk and sequential batches alternate; each side's figure is the median
 //! batch time, which a scheduler hiccup on a shared machine does not move.
+//! Beside them, in the same rounds, what fred alone does with the same bytes
+//! (a pipeline of `SET PX`, one `MGET`): the floor under the cache's figure.
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use redis_cache::{CacheService, Expiry};
+use redis_connection::fred::clients::Client;
+use redis_connection::fred::interfaces::KeysInterface;
+use redis_connection::fred::types::Expiration;
 use shared_types::CacheKey;
 use test_support::RedisServer;
 
@@ -30,8 +36,13 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
         .collect();
     let rounds = mode.pick(25, 3);
 
+    let pool = cache.manager().pool().clone();
+    let client = cache.manager().client().clone();
+    let names: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
+    let value = Bytes::from(Doc::new(0).encode());
+
     // mset first: it also seeds what the reads read.
-    let (mut bulk, mut sequential) = (Vec::new(), Vec::new());
+    let (mut bulk, mut sequential, mut raw) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         bulk.push(
             timed(Box::pin(cache.mset(&entries)))
@@ -39,10 +50,17 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
                 .map_err(|e| format!("mset: {e}"))?,
         );
         sequential.push(timed(Box::pin(set_each(&cache, &entries))).await?);
+        raw.push(timed(Box::pin(raw_pipeline(&client, &names, &value))).await?);
     }
     let mut rows = vec![row("mset", "`mset`", "`set`", &mut bulk, &mut sequential)];
+    rows.push(floor(
+        "mset",
+        "pipelined `SET PX`",
+        &mut raw,
+        &mut sequential,
+    ));
 
-    let (mut bulk, mut sequential) = (Vec::new(), Vec::new());
+    let (mut bulk, mut sequential, mut raw) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         let (took, values) = timed_value(cache.mget::<Doc>(&keys)).await;
         let values = values.map_err(|e| format!("mget: {e}"))?;
@@ -51,9 +69,58 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
         }
         bulk.push(took);
         sequential.push(timed(Box::pin(get_each(&cache, &keys))).await?);
+        let (took, values) = timed_value(pool.mget::<Vec<Option<Bytes>>, _>(names.clone())).await;
+        if values
+            .map_err(|e| format!("raw MGET: {e}"))?
+            .iter()
+            .any(Option::is_none)
+        {
+            return Err("raw MGET missed a key".to_owned());
+        }
+        raw.push(took);
     }
     rows.push(row("mget", "`mget`", "`get`", &mut bulk, &mut sequential));
+    rows.push(floor("mget", "`MGET`", &mut raw, &mut sequential));
     Ok(rows)
+}
+
+/// The reference row: fred alone, same keys, same bytes, same rounds.
+fn floor(id: &str, what: &str, raw: &mut [Duration], sequential: &mut [Duration]) -> Row {
+    let (raw, sequential) = (median(raw), median(sequential));
+    let ratio = sequential.as_secs_f64() / raw.as_secs_f64();
+    Row::new(
+        &format!("bulk.{id}.raw_fred"),
+        &format!(
+            "3. raw fred {what} of the same {KEYS} keys (reference: the floor under the cache)"
+        ),
+        Figure::time(raw),
+    )
+    .baseline(Figure::time(sequential), ratio)
+    .target("information", Status::Info)
+    .note("baseline: the cache's sequential calls")
+}
+
+/// `SET key value PX ttl` for every key, in one fred pipeline: what the
+/// cache's `mset` sends, without encoding or bookkeeping.
+async fn raw_pipeline(client: &Client, names: &[String], value: &Bytes) -> Result<(), String> {
+    let ttl = i64::try_from(TTL.as_millis()).unwrap_or(i64::MAX);
+    let pipeline = client.pipeline();
+    for name in names {
+        pipeline
+            .set::<(), _, _>(
+                name.as_str(),
+                value.clone(),
+                Some(Expiration::PX(ttl)),
+                None,
+                false,
+            )
+            .await
+            .map_err(|e| format!("queueing SET: {e}"))?;
+    }
+    for result in pipeline.try_all::<()>().await {
+        result.map_err(|e| format!("raw SET: {e}"))?;
+    }
+    Ok(())
 }
 
 fn row(
