@@ -35,6 +35,7 @@ mod latency;
 mod machine;
 mod outage;
 mod pattern;
+mod probe;
 mod propagation;
 mod report;
 mod stampede;

@@ -7,12 +7,10 @@
 //! The other 900 000 keys are made by `DEBUG POPULATE` (512-byte values,
 //! another tenant's prefix); the matching ones by pipelined `MSET`s.
 //!
-//! The prober is another client (its own connection and thread, as another
-//! service would be) sending 5 000 GETs per second at a steady pace, each
-//! timed from when it was due (see [`Prober`]).
+//! The prober is another client sending 5 000 GETs per second to the other
+//! keys, open-loop and pipelined, each timed from when it was due (see
+//! `probe.rs`).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,7 +22,8 @@ use shared_types::KeyPattern;
 use test_support::RedisServer;
 
 use crate::fixture::{Doc, Mode, connect, redis_only, shard_key, tenant};
-use crate::latency::{Latencies, show};
+use crate::latency::show;
+use crate::probe::Prober;
 use crate::report::{Figure, Row, Status};
 
 const TIME_TARGET: Duration = Duration::from_secs(2);
@@ -67,11 +66,11 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
     expect_keys(&admin, total).await?;
 
     // The idle server, for reference.
-    let prober = Prober::start(&server, others)?;
+    let prober = Prober::start(&server.addr(), PROBE_EVERY, other_key(others))?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let calm = prober.finish().await?;
 
-    let prober = Prober::start(&server, others)?;
+    let prober = Prober::start(&server.addr(), PROBE_EVERY, other_key(others))?;
     let start = Instant::now();
     let deleted = cache
         .delete_pattern(&pattern)
@@ -88,7 +87,7 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
 
     // The refused approach, on the same data.
     seed_matching(manager.client(), matching).await?;
-    let prober = Prober::start(&server, others)?;
+    let prober = Prober::start(&server.addr(), PROBE_EVERY, other_key(others))?;
     let start = Instant::now();
     let keys_cmd = CustomCommand::new_static("KEYS", ClusterHash::Random, false);
     let found: Vec<Key> = admin
@@ -127,13 +126,18 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
             Status::met_if(ours.p99() < P99_TARGET),
         )
         .note(format!(
-            "GETs at 5000/s timed from when due; during delete_pattern max {}; during KEYS+DEL max {}; idle p50 {} p99 {}",
+            "GETs at 5000/s, pipelined, timed from when due; during delete_pattern max {}; during KEYS+DEL max {}; idle p50 {} p99 {}",
             show(ours.max()),
             show(refused.max()),
             show(calm.p50()),
             show(calm.p99()),
         )),
     ])
+}
+
+/// The prober's keys: a stride through the other keys, so reads spread.
+fn other_key(others: u64) -> impl Fn(u64) -> String + Send + 'static {
+    move |i| format!("{OTHERS}:{}", (i * 7_919) % others)
 }
 
 /// Options for commands that may take as long as seeding does.
@@ -171,57 +175,5 @@ async fn expect_keys(admin: &WithOptions<Client>, expected: u64) -> Result<(), S
         Ok(())
     } else {
         Err(format!("the server holds {keys} keys, expected {expected}"))
-    }
-}
-
-/// Another client's GETs, at a fixed rate, from its own connection and OS
-/// thread. Each latency counts from the moment the GET was due, not from
-/// when it was sent: when Redis stalls, the GETs that fell due meanwhile go
-/// out late and carry the wait, as they would for a client with a steady
-/// request rate (no coordinated omission). Waking up costs the thread some
-/// tens of microseconds of timer slack, which the idle figures show.
-struct Prober {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Result<Latencies, String>>,
-}
-
-impl Prober {
-    fn start(server: &RedisServer, others: u64) -> Result<Self, String> {
-        let mut client = server
-            .raw_client()
-            .map_err(|e| format!("prober connection: {e}"))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut latencies = Latencies::default();
-            let mut due = Instant::now();
-            let mut i: u64 = 0;
-            while !flag.load(Ordering::Acquire) {
-                due += PROBE_EVERY;
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                // A stride through the other keys, so reads spread over them.
-                let key = format!("{OTHERS}:{}", (i * 7_919) % others);
-                i += 1;
-                let reply = client
-                    .cmd(&["GET", key.as_str()])
-                    .map_err(|e| format!("probe GET: {e}"))?;
-                if reply.is_nil() {
-                    return Err(format!("probe GET of {key} missed"));
-                }
-                latencies.record(due.elapsed());
-            }
-            Ok(latencies)
-        });
-        Ok(Self { stop, thread })
-    }
-
-    async fn finish(self) -> Result<Latencies, String> {
-        self.stop.store(true, Ordering::Release);
-        tokio::task::spawn_blocking(move || self.thread.join())
-            .await
-            .map_err(|e| format!("prober: {e}"))?
-            .map_err(|_| "the prober panicked".to_owned())?
     }
 }
