@@ -11,6 +11,8 @@ use crate::report::per_second;
 pub(crate) struct Phase {
     pub(crate) ops: u64,
     pub(crate) elapsed: Duration,
+    /// CPU time this process spent meanwhile (every thread).
+    pub(crate) cpu: Duration,
     pub(crate) latencies: Latencies,
 }
 
@@ -19,10 +21,17 @@ impl Phase {
         per_second(self.ops, self.elapsed)
     }
 
+    /// This process's CPU time per operation: unlike the rate, what the
+    /// neighbours on a shared machine cannot move (much).
+    pub(crate) fn cpu_per_op(&self) -> Duration {
+        self.cpu / u32::try_from(self.ops.max(1)).unwrap_or(u32::MAX)
+    }
+
     /// Adds another phase of the same kind (interleaved rounds).
     pub(crate) fn absorb(&mut self, other: &Phase) {
         self.ops += other.ops;
         self.elapsed += other.elapsed;
+        self.cpu += other.cpu;
         self.latencies.merge(&other.latencies);
     }
 }
@@ -37,6 +46,7 @@ where
     Fut: Future<Output = Result<(), String>> + Send,
 {
     let start = Instant::now();
+    let cpu_before = process_cpu();
     let deadline = start + window;
     let handles: Vec<_> = (0..tasks)
         .map(|task| {
@@ -61,7 +71,30 @@ where
         phase.latencies.merge(&latencies);
     }
     phase.elapsed = start.elapsed();
+    phase.cpu = process_cpu().saturating_sub(cpu_before);
     Ok(phase)
+}
+
+/// User + system CPU time of this process so far, from `/proc/self/stat`
+/// (in clock ticks of 10 ms: `USER_HZ` is 100 on Linux); zero where that
+/// file does not exist.
+pub(crate) fn process_cpu() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name, which is in parentheses and may
+    // contain spaces: state is field 3, utime 14 and stime 15.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return Duration::ZERO;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 /// The median of `samples` (which must not be empty).

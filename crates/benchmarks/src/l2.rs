@@ -104,7 +104,9 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
                 Status::met_if(ratio >= TARGET),
             )
             .note(format!(
-                "latency ours p50 {} p99 {}; raw p50 {} p99 {}",
+                "process CPU per op ours {} raw {}; latency ours p50 {} p99 {}, raw p50 {} p99 {}",
+                show(ours.cpu_per_op()),
+                show(raw.cpu_per_op()),
                 show(ours.latencies.p50()),
                 show(ours.latencies.p99()),
                 show(raw.latencies.p50()),
