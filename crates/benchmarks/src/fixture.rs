@@ -78,7 +78,17 @@ pub(crate) fn redis_config(server: &RedisServer) -> RedisConfig {
 }
 
 pub(crate) async fn connect(server: &RedisServer) -> Result<RedisConnectionManager, String> {
-    RedisConnectionManager::connect(redis_config(server))
+    connect_with(server, |_| {}).await
+}
+
+/// [`connect`] with some settings changed.
+pub(crate) async fn connect_with(
+    server: &RedisServer,
+    tweak: impl FnOnce(&mut RedisConfig),
+) -> Result<RedisConnectionManager, String> {
+    let mut config = redis_config(server);
+    tweak(&mut config);
+    RedisConnectionManager::connect(config)
         .await
         .map_err(|e| format!("connecting to the benchmark redis-server: {e}"))
 }

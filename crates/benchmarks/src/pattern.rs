@@ -14,14 +14,13 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use redis_connection::fred::clients::{Client, WithOptions};
+use redis_connection::fred::clients::Client;
 use redis_connection::fred::interfaces::{ClientLike, KeysInterface, ServerInterface};
-use redis_connection::fred::types::config::Options;
 use redis_connection::fred::types::{ClusterHash, CustomCommand, Key};
 use shared_types::KeyPattern;
 use test_support::RedisServer;
 
-use crate::fixture::{Doc, Mode, connect, redis_only, shard_key, tenant};
+use crate::fixture::{Doc, Mode, connect, connect_with, redis_only, shard_key, tenant};
 use crate::latency::show;
 use crate::probe::Prober;
 use crate::report::{Figure, Row, Status};
@@ -46,7 +45,11 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
         .await;
     let manager = connect(&server).await?;
     let cache = redis_only(manager.clone());
-    let admin = manager.client().with_options(&slow());
+    // Seeding and the refused KEYS + DEL block the server for seconds: on a
+    // connection with the default timeout fred would declare it
+    // unresponsive (at twice the command timeout) and drop it.
+    let admin_manager = connect_with(&server, |c| c.command_timeout = SLOW_COMMAND).await?;
+    let admin = admin_manager.client().clone();
     let pattern = KeyPattern::tenant_cache(&tenant("victim"));
 
     let populate = CustomCommand::new_static("DEBUG", ClusterHash::Random, false);
@@ -62,7 +65,7 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
         )
         .await
         .map_err(|e| format!("DEBUG POPULATE: {e}"))?;
-    seed_matching(manager.client(), matching).await?;
+    seed_matching(&admin, matching).await?;
     expect_keys(&admin, total).await?;
 
     // The idle server, for reference.
@@ -86,7 +89,7 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
     expect_keys(&admin, others).await?;
 
     // The refused approach, on the same data.
-    seed_matching(manager.client(), matching).await?;
+    seed_matching(&admin, matching).await?;
     let prober = Prober::start(&server.addr(), PROBE_EVERY, other_key(others))?;
     let start = Instant::now();
     let keys_cmd = CustomCommand::new_static("KEYS", ClusterHash::Random, false);
@@ -140,27 +143,18 @@ fn other_key(others: u64) -> impl Fn(u64) -> String + Send + 'static {
     move |i| format!("{OTHERS}:{}", (i * 7_919) % others)
 }
 
-/// Options for commands that may take as long as seeding does.
-fn slow() -> Options {
-    Options {
-        timeout: Some(SLOW_COMMAND),
-        ..Options::default()
-    }
-}
-
 /// Writes the `matching` keys, `tenant:victim:shard:s{i}:structured`, with
 /// 512-byte values: MSETs of 1 000 keys, all in flight at once.
 async fn seed_matching(client: &Client, matching: u64) -> Result<(), String> {
     let value = Bytes::from(Doc::new(0).encode());
     let pipeline = client.pipeline();
-    let queue = pipeline.with_options(&slow());
     let mut start = 0;
     while start < matching {
         let end = (start + 1_000).min(matching);
         let batch: Vec<(String, Bytes)> = (start..end)
             .map(|i| (shard_key("victim", i).as_str().to_owned(), value.clone()))
             .collect();
-        queue
+        pipeline
             .mset(batch)
             .await
             .map_err(|e| format!("queueing MSET: {e}"))?;
@@ -169,7 +163,7 @@ async fn seed_matching(client: &Client, matching: u64) -> Result<(), String> {
     pipeline.all::<()>().await.map_err(|e| format!("MSET: {e}"))
 }
 
-async fn expect_keys(admin: &WithOptions<Client>, expected: u64) -> Result<(), String> {
+async fn expect_keys(admin: &Client, expected: u64) -> Result<(), String> {
     let keys: u64 = admin.dbsize().await.map_err(|e| format!("DBSIZE: {e}"))?;
     if keys == expected {
         Ok(())
