@@ -40,7 +40,10 @@ pub(crate) fn ci() -> Result {
     test(&[])?;
     crate::example::run_usage_example()?;
     // The README's command that runs the stack, end to end.
-    crate::up::up(&["--check".to_owned()])
+    crate::up::up(&["--check".to_owned()])?;
+    // Proves every benchmark workload runs and produces numbers; the
+    // figures of a quick run are not compared with the targets.
+    crate::bench::bench(&["--quick".to_owned()])
 }
 
 /// The test suite: every crate's tests against real redis-server processes,

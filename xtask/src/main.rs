@@ -4,10 +4,12 @@
 //! - `ci`: everything CI checks, in CI's order (see `.ci/run`).
 //! - `test`: the test suite (the README's test command).
 //! - `up`: the whole stack without Docker (the README's run command).
+//! - `bench [--quick]`: the benchmark harness, in release (see BENCHMARKS.md).
 
 // A command-line tool reports to its user on stdout/stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod ci;
 mod cmd;
 mod example;
@@ -19,10 +21,15 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  ci      formatting, clippy, cargo-deny and the tests: what CI runs
+  ci      formatting, clippy, cargo-deny, the tests, the stack's walk-through
+          and a quick benchmark run: what CI runs
   test    the whole test suite against real redis-server processes
   up      run Redis (if none answers), auth-broker and main-api; Ctrl-C stops
-          them (--check: run the curl walk-through and stop)";
+          them (--check: run the curl walk-through and stop)
+  bench   the benchmarks (release build): prints the table, writes target/bench/
+          --quick   each workload for about a second, to prove it works (CI)
+          --only ID[,ID...]   some workloads: l2, l1, bulk, pattern,
+                    propagation, stampede, http, outage";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,6 +37,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::ci(),
         Some("test") => ci::test(&args[1..]),
         Some("up") => up::up(&args[1..]),
+        Some("bench") => bench::bench(&args[1..]),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())

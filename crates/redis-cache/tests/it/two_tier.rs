@@ -397,3 +397,27 @@ async fn strict_read_while_down_is_an_error_not_a_miss() {
         .unwrap_err();
     assert!(err.is_unavailable(), "{err:?}");
 }
+
+// An mset on A is announced key by key: B drops every copy it held.
+#[tokio::test]
+async fn mset_reaches_other_instance() {
+    let redis = RedisServer::start().await;
+    let (a, b) = pair(&redis).await;
+    let keys = [shard_key("t", "s1"), shard_key("t", "s2")];
+    for key in &keys {
+        a.set(key, &1, TTL).await.unwrap();
+        assert_eq!(b.get::<u32>(key).await.unwrap(), Some(1));
+    }
+    let entries: Vec<_> = keys
+        .iter()
+        .map(|key| (key.clone(), 2u32, redis_cache::Expiry::After(TTL)))
+        .collect();
+    a.mset(&entries).await.unwrap();
+    for key in &keys {
+        wait_for("B to see the mset", Duration::from_secs(1), || async {
+            b.get::<u32>(key).await.unwrap() == Some(2)
+        })
+        .await;
+    }
+    assert!(a.stats().invalidations_sent >= 4);
+}

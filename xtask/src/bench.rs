@@ -1,0 +1,38 @@
+//! `cargo xtask bench [--quick]`: the benchmark harness (crates/benchmarks),
+//! always in a release build, writing `target/bench/results.json` and
+//! `results.md` and printing the table.
+
+use std::time::SystemTime;
+
+use crate::cmd::{Result, run, workspace_root};
+
+/// Runs the benchmarks with `extra` arguments (`--quick`, `--only ...`).
+///
+/// The harness itself exits non-zero when a workload failed or produced no
+/// numbers; whether targets were met never fails this command (timing
+/// assertions do not belong in CI on shared machines).
+pub(crate) fn bench(extra: &[String]) -> Result {
+    let out = workspace_root().join("target").join("bench");
+    let out_arg = out.display().to_string();
+    let mut args = vec![
+        "run",
+        "--release",
+        "--package",
+        "benchmarks",
+        "--",
+        "--out",
+        &out_arg,
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    let started = SystemTime::now();
+    run("cargo", &args)?;
+    // A stale file from an earlier run must not pass for this one's results.
+    let results = out.join("results.json");
+    let written = std::fs::metadata(&results)
+        .and_then(|m| m.modified())
+        .map_err(|e| format!("no {}: {e}", results.display()))?;
+    if written < started {
+        return Err(format!("{} was not written by this run", results.display()));
+    }
+    Ok(())
+}
