@@ -42,6 +42,18 @@ async fn instance(
     cache
 }
 
+/// Waits until `b` has heard every invalidation `a` published: each one
+/// arriving late may (rightly) drop or prevent one of B's L1 fills.
+async fn heard(a: &CacheService, b: &CacheService) {
+    let sent = a.stats().invalidations_sent;
+    wait_for(
+        "B to hear A's invalidations",
+        Duration::from_secs(1),
+        || async { b.stats().invalidations_received >= sent },
+    )
+    .await;
+}
+
 async fn pair(server: &RedisServer) -> (CacheService, CacheService) {
     (
         instance(server, |_| {}).await,
@@ -56,6 +68,7 @@ async fn l2_hit_fills_l1() {
     let (a, b) = pair(&redis).await;
     let key = shard_key("t", "s");
     a.set(&key, &"v1", TTL).await.unwrap();
+    heard(&a, &b).await;
     assert_eq!(b.get::<String>(&key).await.unwrap().as_deref(), Some("v1"));
     assert_eq!((b.stats().l2_hits, b.stats().l1_hits), (1, 0));
     assert_eq!(b.get::<String>(&key).await.unwrap().as_deref(), Some("v1"));
@@ -102,6 +115,9 @@ async fn tenant_invalidation_is_isolated() {
     let key_ab = CacheKey::user_profile(&tenant("ab"), &user("u"));
     for key in [&key_a, &key_ab] {
         a.set(key, &"x", TTL).await.unwrap();
+    }
+    heard(&a, &b).await;
+    for key in [&key_a, &key_ab] {
         assert!(b.get::<String>(key).await.unwrap().is_some());
     }
     let l1_hits = b.stats().l1_hits;
