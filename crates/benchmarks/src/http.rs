@@ -3,34 +3,256 @@
 //! `GET /health/live` of the same process in the same run. Target: at least
 //! 0.5x the health route's requests per second; p50 and p99 printed.
 //!
-//! The services (`services/auth-broker`, `services/main-api`) do not exist
-//! on this branch yet, so this reports a skipped row, which the harness
-//! accepts for this workload only.
-//!
-//! TODO(services): wire it up once main-api builds:
-//! 1. build it in release (`cargo build --release -p main-api`, or let the
-//!    xtask build it beside this binary) and start it on a free port with
-//!    `MAIN_API_ADDR=127.0.0.1:<port>` and `REDIS_URL` pointing at a server
-//!    from test-support; start auth-broker the same way;
-//! 2. get a session token from auth-broker's `POST /v1/sessions`,
-//!    authenticated with `INTERNAL_API_TOKEN`;
-//! 3. seed shard `{s}` of tenant `{t}` and read it once, so it is in L1;
-//! 4. run `wrk --latency -t2 -c64 -d<window>` (installable with
-//!    `apt-get install -y wrk`) on `/health/live`, then on the structured
-//!    route with `-H "Authorization: Bearer <token>"`, alternating as the
-//!    other workloads do, and read `Requests/sec` and the 50% / 99% lines
-//!    of wrk's latency distribution;
-//! 5. rows: structured rps vs health rps (ratio, target >= 0.5x), and the
-//!    structured route's p50 / p99.
+//! main-api and auth-broker run as real processes (release builds, which
+//! `cargo xtask bench` makes beside this binary) on a redis-server of their
+//! own. The two routes are measured alternately, so that whatever else the
+//! machine does falls on both. wrk shares the two cores with main-api, as a
+//! load balancer would not: the ratio, not the absolute rate, is the figure.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use test_support::{RedisServer, ServiceProcess, free_port};
 
 use crate::fixture::Mode;
-use crate::report::Row;
+use crate::report::{Figure, Row, Status};
 
-pub(crate) async fn run(_mode: Mode) -> Result<Vec<Row>, String> {
-    Ok(vec![Row::skipped(
-        "http.structured",
-        "7. HTTP: main-api structured route (from L1) vs `/health/live`, wrk",
-        ">= 0.5x health rps",
-        "main-api not built yet",
-    )])
+const WORKLOAD: &str = "7. HTTP: main-api structured route (from L1) vs `/health/live`, wrk";
+const TOKEN: &str = "bench-internal-token-0123456789abcdef";
+
+/// What one wrk run reported.
+#[derive(Debug, Default, Clone, Copy)]
+struct Wrk {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
+    let Some((api_bin, broker_bin)) = binaries() else {
+        return Ok(vec![skipped(
+            "the main-api and auth-broker release binaries are missing (run `cargo xtask bench`)",
+        )]);
+    };
+    if !on_path("wrk") {
+        return Ok(vec![skipped("wrk is not installed (apt-get install wrk)")]);
+    }
+    let redis = RedisServer::start().await;
+    let env = |addr_var: &'static str, addr: &str| {
+        vec![
+            (addr_var, addr.to_owned()),
+            ("REDIS_URL", redis.url()),
+            ("INTERNAL_API_TOKEN", TOKEN.to_owned()),
+            ("LOG_FORMAT", "json".to_owned()),
+            ("RUST_LOG", "warn".to_owned()),
+        ]
+    };
+    let api_addr = format!("127.0.0.1:{}", free_port());
+    let broker_addr = format!("127.0.0.1:{}", free_port());
+    let _broker = ServiceProcess::start(
+        &broker_bin,
+        &broker_addr,
+        &env("AUTH_BROKER_ADDR", &broker_addr),
+    );
+    let api = ServiceProcess::start(&api_bin, &api_addr, &env("MAIN_API_ADDR", &api_addr));
+
+    let client = reqwest::Client::new();
+    // Both connect to Redis lazily: wait until they say they are ready.
+    for addr in [&broker_addr, &api_addr] {
+        let ready = || async {
+            let url = format!("http://{addr}/health/ready");
+            client
+                .get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !ready().await {
+            if std::time::Instant::now() > deadline {
+                return Err(format!("{addr} never became ready"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let session: serde_json::Value = client
+        .post(format!("http://{broker_addr}/v1/sessions"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"tenant_id": "bench", "user_id": "wrk", "roles": []}))
+        .send()
+        .await
+        .map_err(|e| format!("creating a session: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("reading the session: {e}"))?;
+    let token = session["token"]
+        .as_str()
+        .ok_or("no token in the session")?
+        .to_owned();
+    let data = format!("{}/v1/tenants/bench/shards/s1/structured", api.url());
+    let doc = serde_json::Value::String("x".repeat(480));
+    let put = client
+        .put(&data)
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"doc": doc}))
+        .send()
+        .await;
+    if !put.is_ok_and(|r| r.status().as_u16() == 204) {
+        return Err("seeding the shard failed".to_owned());
+    }
+    // Read until it is served from L1 (the first read fills it).
+    let mut from_l1 = false;
+    for _ in 0..50 {
+        let response = client
+            .get(&data)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if response
+            .headers()
+            .get("x-cache")
+            .is_some_and(|v| v == "hit-l1")
+        {
+            from_l1 = true;
+            break;
+        }
+    }
+    if !from_l1 {
+        return Err("the shard never came from L1".to_owned());
+    }
+
+    let window = mode.pick(8, 1);
+    let rounds = mode.pick(3, 1);
+    let health = format!("{}/health/live", api.url());
+    let auth = format!("Authorization: Bearer {token}");
+    let (mut health_runs, mut data_runs) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        health_runs.push(wrk(&health, None, window).await?);
+        data_runs.push(wrk(&data, Some(&auth), window).await?);
+    }
+    let mean = |runs: &[Wrk]| {
+        let n = u32::try_from(runs.len()).unwrap_or(1);
+        Wrk {
+            rps: runs.iter().map(|r| r.rps).sum::<f64>() / f64::from(n),
+            p50: runs.iter().map(|r| r.p50).sum::<Duration>() / n,
+            p99: runs.iter().map(|r| r.p99).sum::<Duration>() / n,
+        }
+    };
+    let (health, data) = (mean(&health_runs), mean(&data_runs));
+    let ratio = data.rps / health.rps;
+    Ok(vec![
+        Row::new("http.structured", WORKLOAD, Figure::rate(data.rps))
+            .baseline(Figure::rate(health.rps), ratio)
+            .target(">= 0.5x health rps", Status::met_if(ratio >= 0.5))
+            .note(format!(
+                "wrk -t2 -c64, {rounds} x {window} s each, alternating; health p50 {:?} p99 {:?}",
+                health.p50, health.p99
+            )),
+        Row::new(
+            "http.p50",
+            "7. HTTP: structured route p50 latency",
+            Figure::time(data.p50),
+        ),
+        Row::new(
+            "http.p99",
+            "7. HTTP: structured route p99 latency",
+            Figure::time(data.p99),
+        ),
+    ])
+}
+
+fn skipped(reason: &str) -> Row {
+    Row::skipped("http.structured", WORKLOAD, ">= 0.5x health rps", reason)
+}
+
+/// main-api and auth-broker, built beside this binary.
+fn binaries() -> Option<(PathBuf, PathBuf)> {
+    let dir = std::env::current_exe().ok()?.parent()?.to_owned();
+    let (api, broker) = (dir.join("main-api"), dir.join("auth-broker"));
+    (api.is_file() && broker.is_file()).then_some((api, broker))
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
+}
+
+/// Runs wrk on `url` for `seconds` and reads its summary.
+async fn wrk(url: &str, header: Option<&str>, seconds: u64) -> Result<Wrk, String> {
+    let mut cmd = tokio::process::Command::new("wrk");
+    cmd.args(["--latency", "-t2", "-c64", &format!("-d{seconds}s")]);
+    if let Some(header) = header {
+        cmd.args(["-H", header]);
+    }
+    let output = cmd
+        .arg(url)
+        .output()
+        .await
+        .map_err(|e| format!("running wrk: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        return Err(format!("wrk failed ({}): {text}", output.status));
+    }
+    if text.contains("Non-2xx or 3xx responses") {
+        return Err(format!("wrk saw errors: {text}"));
+    }
+    parse_wrk(&text).ok_or_else(|| format!("unexpected wrk output: {text}"))
+}
+
+/// Reads `Requests/sec:` and the 50% / 99% lines of wrk's output.
+fn parse_wrk(text: &str) -> Option<Wrk> {
+    let mut result = Wrk::default();
+    let mut seen = 0;
+    for line in text.lines().map(str::trim) {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("Requests/sec:"), Some(rps)) => {
+                result.rps = rps.parse().ok()?;
+                seen += 1;
+            }
+            (Some("50%"), Some(latency)) => {
+                result.p50 = parse_latency(latency)?;
+                seen += 1;
+            }
+            (Some("99%"), Some(latency)) => {
+                result.p99 = parse_latency(latency)?;
+                seen += 1;
+            }
+            _ => {}
+        }
+    }
+    (seen == 3).then_some(result)
+}
+
+/// wrk's latencies: `812.00us`, `1.23ms`, `1.01s`.
+fn parse_latency(text: &str) -> Option<Duration> {
+    let (number, scale) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1e-6)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        return None;
+    };
+    let value: f64 = number.parse().ok()?;
+    Some(Duration::from_secs_f64(value * scale))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // wrk's summary is read whatever the latency units.
+    #[test]
+    fn reads_wrk_output() {
+        let text = "Running 1s test @ http://x\n  Latency Distribution\n     50%  812.00us\n     75%    1.10ms\n     90%    1.50ms\n     99%    3.21ms\n  12345 requests in 1.00s, 1.2MB read\nRequests/sec:  12345.67\nTransfer/sec:      1.2MB\n";
+        let wrk = parse_wrk(text).unwrap();
+        assert!((wrk.rps - 12345.67).abs() < 1e-6);
+        assert_eq!(wrk.p50, Duration::from_micros(812));
+        assert_eq!(wrk.p99, Duration::from_micros(3210));
+        assert_eq!(parse_latency("1.5s"), Some(Duration::from_millis(1500)));
+        assert!(parse_wrk("garbage").is_none());
+    }
 }
