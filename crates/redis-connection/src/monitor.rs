@@ -333,7 +333,9 @@ fn on_stopped(
     outcome: Result<Result<(), FredError>, tokio::task::JoinError>,
 ) {
     monitor.set_slot(index, Slot::Stopped);
-    if monitor.is_shutting_down() {
+    // Aborted by the supervisor (the manager was dropped): not a failure.
+    let aborted = matches!(&outcome, Err(e) if e.is_cancelled());
+    if monitor.is_shutting_down() || aborted {
         return;
     }
     let error = match outcome {

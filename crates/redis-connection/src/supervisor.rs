@@ -73,13 +73,16 @@ impl Supervisor {
     }
 
     fn abort_all(&self) {
-        for task in &self.connection_tasks {
-            task.abort();
-        }
+        // Watchers first: they would otherwise see their connection task
+        // end and report a client that "stopped reconnecting".
+        self.monitor.begin_shutdown();
         if let Ok(watchers) = self.watchers.lock() {
             for watcher in watchers.iter() {
                 watcher.abort();
             }
+        }
+        for task in &self.connection_tasks {
+            task.abort();
         }
     }
 }
