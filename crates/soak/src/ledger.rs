@@ -136,6 +136,16 @@ impl Ledger {
         }
     }
 
+    /// The propagation allowance.
+    pub(crate) fn grace(&self) -> Duration {
+        self.grace
+    }
+
+    /// The allowance for reads served while a fault was in progress.
+    pub(crate) fn relaxed_grace(&self) -> Duration {
+        self.relaxed_grace
+    }
+
     /// Begins a change of `key`: waits for the key's previous change to
     /// finish, takes the next version and makes it the source of truth.
     pub(crate) async fn begin(&self, key: usize) -> Change<'_> {
