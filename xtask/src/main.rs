@@ -4,6 +4,7 @@
 //! - `ci`: everything CI checks, in CI's order (see `.ci/run`).
 //! - `test`: the test suite (the README's test command).
 //! - `up`: the whole stack without Docker (the README's run command).
+//! - `soak`: faults under load, every invariant checked (RELIABILITY.md).
 
 // A command-line tool reports to its user on stdout/stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -11,6 +12,7 @@
 mod ci;
 mod cmd;
 mod example;
+mod soak;
 mod up;
 
 use std::process::ExitCode;
@@ -21,7 +23,10 @@ commands:
   ci      formatting, clippy, cargo-deny and the tests: what CI runs
   test    the whole test suite against real redis-server processes
   up      run Redis (if none answers), auth-broker and main-api; Ctrl-C stops
-          them (--check: run the curl walk-through and stop)";
+          them (--check: run the curl walk-through and stop)
+  soak    faults under load (release build): Redis killed, paused, wiped
+          while the cache and the services serve; prints the figures
+          --duration SECS   load time of each part (default 60; CI: 10)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,6 +34,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::ci(),
         Some("test") => ci::test(&args[1..]),
         Some("up") => up::up(&args[1..]),
+        Some("soak") => soak::soak(&args[1..]),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())
