@@ -75,7 +75,7 @@ pub(crate) fn reads_table(
             ),
         ),
         (
-            "a failed write's value (landed late)",
+            "a failed change's version (outcome unknown)",
             reads.failed_writes.to_string(),
         ),
         (&relaxed, reads.relaxed.to_string()),
