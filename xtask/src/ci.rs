@@ -39,6 +39,8 @@ pub(crate) fn ci() -> Result {
     run("cargo", &["deny", "check", "bans", "licenses", "sources"])?;
     test(&[])?;
     crate::example::run_usage_example()?;
+    // Faults under load, short: every invariant checked, figures printed.
+    crate::soak::soak(&["--duration".to_owned(), "10".to_owned()])?;
     // The README's command that runs the stack, end to end.
     crate::up::up(&["--check".to_owned()])?;
     // Proves every benchmark workload runs and produces numbers; the
@@ -64,7 +66,7 @@ pub(crate) fn test(extra: &[String]) -> Result {
 }
 
 /// Tests need a real redis-server; install it where we can, else say how.
-fn ensure_redis_server() -> Result {
+pub(crate) fn ensure_redis_server() -> Result {
     if std::env::var_os("REDIS_SERVER_BIN").is_some() || on_path("redis-server") {
         return Ok(());
     }

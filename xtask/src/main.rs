@@ -5,6 +5,7 @@
 //! - `test`: the test suite (the README's test command).
 //! - `up`: the whole stack without Docker (the README's run command).
 //! - `bench [--quick]`: the benchmark harness, in release (see BENCHMARKS.md).
+//! - `soak`: faults under load, every invariant checked (RELIABILITY.md).
 
 // A command-line tool reports to its user on stdout/stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -14,6 +15,7 @@ mod ci;
 mod cmd;
 mod example;
 mod redis;
+mod soak;
 mod up;
 
 use std::process::ExitCode;
@@ -29,7 +31,10 @@ commands:
   bench   the benchmarks (release build): prints the table, writes target/bench/
           --quick   each workload for about a second, to prove it works (CI)
           --only ID[,ID...]   some workloads: l2, l1, bulk, pattern,
-                    propagation, stampede, http, outage";
+                    propagation, stampede, http, outage
+  soak    faults under load (release build): Redis killed, paused, wiped
+          while the cache and the services serve; prints the figures
+          --duration SECS   load time of each part (default 60; CI: 10)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -38,6 +43,7 @@ fn main() -> ExitCode {
         Some("test") => ci::test(&args[1..]),
         Some("up") => up::up(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
+        Some("soak") => soak::soak(&args[1..]),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())

@@ -43,6 +43,7 @@ mod error;
 mod expiry;
 mod flight;
 mod l1;
+mod lease;
 mod listener;
 mod load;
 mod read;

@@ -12,6 +12,7 @@ use crate::config::ReadMode;
 use crate::error::CacheError;
 use crate::expiry::Expiry;
 use crate::flight::{Role, outcome};
+use crate::lease::{self, Lease};
 use crate::read::CacheValue;
 use crate::service::CacheService;
 use crate::stats::bump;
@@ -54,9 +55,11 @@ impl CacheService {
     /// every waiter and nothing is cached.
     ///
     /// While Redis is down the loader still runs on a miss and its value is
-    /// returned (not cached). If an invalidation of the key arrives while
-    /// the loader runs, the value is returned but not cached: it may predate
-    /// the change.
+    /// returned (not cached). If the key changes in Redis while the loader
+    /// runs (a `set`, delete or invalidation, from any instance, whether or
+    /// not its invalidation has arrived here), the value is returned but not
+    /// cached: it may predate the change (see `lease.rs`). A loader slower
+    /// than the lease (10 s) is not cached either.
     ///
     /// # Errors
     /// [`LoadError::Loader`] with the loader's error; [`LoadError::Cache`]
@@ -117,8 +120,11 @@ impl CacheService {
     {
         let l1 = self.l1_for(key).cloned();
         let epoch = l1.as_ref().map(|l1| l1.epoch());
-        let redis_down = match self.inner.store.get_with_ttl(key.as_str()).await {
+        // Whether the key is absent, so that the load may claim it.
+        let absent = match self.inner.store.get_with_ttl(key.as_str()).await {
             Ok(Some(fetched)) => {
+                // Another caller's lease: load without one (not cached).
+                let leased = lease::is_lease(&fetched.bytes);
                 let value = match (&l1, epoch) {
                     (Some(l1), Some(epoch)) => {
                         self.decode_and_fill::<T>(key, l1, fetched, epoch).await
@@ -128,11 +134,12 @@ impl CacheService {
                 if let Some(value) = value {
                     return Ok(value);
                 }
-                false
+                // An undecodable value was deleted: claim the key as absent.
+                !leased
             }
             Ok(None) => {
                 self.miss::<()>();
-                false
+                true
             }
             Err(error) => {
                 if self.inner.config.read_mode == ReadMode::Strict && !error.is_unavailable() {
@@ -141,37 +148,49 @@ impl CacheService {
                 self.read_failed(key, error)
                     .await
                     .map_err(LoadError::Cache)?;
-                true
+                // Redis is down: load, and do not cache.
+                false
             }
+        };
+        // Claimed before the loader runs: see lease.rs.
+        let lease = if absent {
+            Lease::claim(&self.inner.store, key.as_str()).await
+        } else {
+            None
         };
 
         bump(&self.inner.counters.loads);
-        let value = loader().await.map_err(|e| LoadError::Loader(Arc::new(e)))?;
-        if redis_down {
-            return Ok(value);
-        }
-        if l1.as_ref().map(|l1| l1.epoch()) != epoch {
-            debug!(
-                cache.family = key.family().name(),
-                "invalidated during load; not caching the loaded value"
-            );
-            return Ok(value);
-        }
-        let bytes = match codec::encode(&value, self.inner.config.max_value_bytes) {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                warn!(cache.family = key.family().name(), %error, "loaded value not cached");
-                return Ok(value);
-            }
+        let loaded = loader().await.map_err(|e| LoadError::Loader(Arc::new(e)));
+        let Some(lease) = lease else {
+            return loaded;
         };
+        let encoded = loaded.as_ref().ok().map(|value| {
+            codec::encode(value, self.inner.config.max_value_bytes).inspect_err(
+                |error| warn!(cache.family = key.family().name(), %error, "loaded value not cached"),
+            )
+        });
+        let Some(Ok(bytes)) = encoded else {
+            // Nothing to write: give the key back at once.
+            let _ = lease.release(&self.inner.store, key.as_str()).await;
+            return loaded;
+        };
+        let value = loaded?;
         let ttl = expiry.resolve();
-        match self.inner.store.set(key.as_str(), bytes.clone(), ttl).await {
-            Ok(()) => {
+        match lease
+            .fulfil(&self.inner.store, key.as_str(), bytes.clone(), ttl)
+            .await
+        {
+            Ok(true) => {
                 bump(&self.inner.counters.sets);
+                // The L1 refuses it if anything was invalidated meanwhile.
                 if let (Some(l1), Some(epoch)) = (&l1, epoch) {
                     l1.fill(key.as_str(), bytes, Some(ttl), Some(value.clone()), epoch);
                 }
             }
+            Ok(false) => debug!(
+                cache.family = key.family().name(),
+                "changed during load; not caching the loaded value"
+            ),
             Err(error) => {
                 bump(&self.inner.counters.errors);
                 if let Some(suppressed) = self.inner.write_errors.check() {

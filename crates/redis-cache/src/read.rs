@@ -247,11 +247,15 @@ impl CacheService {
     }
 
     /// Decodes a value read from Redis; an undecodable one is a miss, deleted.
+    /// A lease (a load in progress, see `lease.rs`) is a plain miss.
     pub(crate) async fn decode_hit<T: CacheValue>(
         &self,
         key: &CacheKey,
         bytes: &[u8],
     ) -> Option<T> {
+        if crate::lease::is_lease(bytes) {
+            return self.miss();
+        }
         match codec::decode(bytes) {
             Ok(value) => {
                 bump(&self.inner.counters.l2_hits);

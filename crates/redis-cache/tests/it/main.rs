@@ -9,6 +9,7 @@ mod patterns;
 mod ttl;
 mod two_tier;
 mod values;
+mod write_back;
 
 use std::time::Duration;
 
