@@ -524,13 +524,19 @@ async fn core_flow_on_a_cluster() {
         Some(31),
         "30 shards and the one left by the flow"
     );
+    // Instance 1 held the shards in its L1; it drops them on hearing 2.
     for svc in [&one, &two] {
         let url = format!("{}/v1/tenants/acme/shards/s7/structured", svc.url());
-        assert_eq!(
-            send(&client, reqwest::Method::GET, url, &token, None)
-                .await
-                .0,
-            StatusCode::NOT_FOUND
-        );
+        wait_for(
+            "the tenant's data to be gone",
+            Duration::from_secs(1),
+            || async {
+                send(&client, reqwest::Method::GET, url.clone(), &token, None)
+                    .await
+                    .0
+                    == StatusCode::NOT_FOUND
+            },
+        )
+        .await;
     }
 }
