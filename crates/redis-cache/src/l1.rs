@@ -18,6 +18,12 @@
 //! read and inserts, under the read lock, only if the epoch did not move. The
 //! lock makes "check epoch, insert" atomic with respect to "bump epoch,
 //! remove", which a bare atomic could not.
+//!
+//! The epoch is striped: a key's [`Epoch`] is a global counter (bumped by
+//! pattern invalidations and flushes, which may cover any key) and the
+//! counter of the key's stripe (bumped by changes of keys hashing to it).
+//! One global counter would make every invalidation refuse every fill in
+//! flight, and under steady invalidation traffic the L1 would barely fill.
 
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -59,10 +65,30 @@ impl moka::Expiry<String, Arc<Entry>> for PerEntryTtl {
     }
 }
 
+/// Stripes of the per-key epoch: enough that unrelated keys rarely share one.
+const STRIPES: usize = 256;
+
+/// What a fill must find unchanged: see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Epoch {
+    global: u64,
+    stripe: u64,
+}
+
+/// The stripe of `key` (FNV-1a: cheap, and good enough to spread keys).
+fn stripe(key: &str) -> usize {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    // The modulus is below STRIPES, which fits usize.
+    usize::try_from(hash % STRIPES as u64).unwrap_or(0)
+}
+
 pub(crate) struct L1 {
     cache: Cache<String, Arc<Entry>>,
     ttl_cap: Duration,
-    epoch: AtomicU64,
+    global: AtomicU64,
+    stripes: Box<[AtomicU64]>,
     gate: RwLock<()>,
     live: AtomicBool,
 }
@@ -85,7 +111,8 @@ impl L1 {
                 .expire_after(PerEntryTtl)
                 .build(),
             ttl_cap: config.ttl_cap,
-            epoch: AtomicU64::new(0),
+            global: AtomicU64::new(0),
+            stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             gate: RwLock::new(()),
             live: AtomicBool::new(false),
         }
@@ -100,9 +127,21 @@ impl L1 {
         self.live.store(live, Ordering::Release);
     }
 
-    /// The epoch to record before a Redis read whose result may fill L1.
-    pub(crate) fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
+    /// The epoch of `key` to record before a Redis read whose result may
+    /// fill L1.
+    pub(crate) fn epoch(&self, key: &str) -> Epoch {
+        Epoch {
+            global: self.global.load(Ordering::Acquire),
+            stripe: self.stripes[stripe(key)].load(Ordering::Acquire),
+        }
+    }
+
+    fn bump(&self, key: &str) {
+        self.stripes[stripe(key)].fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn bump_all(&self) {
+        self.global.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The entry for `key` decoded as `T`, whether or not the L1 is trusted
@@ -134,10 +173,10 @@ impl L1 {
         bytes: Bytes,
         redis_ttl: Option<Duration>,
         typed: Option<T>,
-        seen_epoch: u64,
+        seen_epoch: Epoch,
     ) -> bool {
         let _shared = self.gate.read().expect("L1 gate");
-        if !self.is_live() || self.epoch() != seen_epoch {
+        if !self.is_live() || self.epoch(key) != seen_epoch {
             return false;
         }
         self.cache
@@ -149,9 +188,16 @@ impl L1 {
     /// nothing was invalidated since `seen_epoch`, else drops the key. Bumps
     /// the epoch either way, so that reads which fetched the old value before
     /// our write cannot fill it back.
-    pub(crate) fn after_own_write(&self, key: &str, bytes: Bytes, ttl: Duration, seen_epoch: u64) {
+    pub(crate) fn after_own_write(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        ttl: Duration,
+        seen_epoch: Epoch,
+    ) {
         let _exclusive = self.gate.write().expect("L1 gate");
-        let unchanged = self.epoch.fetch_add(1, Ordering::AcqRel) == seen_epoch;
+        let unchanged = self.epoch(key) == seen_epoch;
+        self.bump(key);
         if unchanged && self.is_live() {
             self.cache
                 .insert(key.to_owned(), self.entry::<()>(bytes, Some(ttl), None));
@@ -163,10 +209,13 @@ impl L1 {
     /// Removes everything `scope` covers.
     pub(crate) fn invalidate(&self, scope: &Scope) {
         let _exclusive = self.gate.write().expect("L1 gate");
-        self.epoch.fetch_add(1, Ordering::AcqRel);
         match scope {
-            Scope::Key(key) => self.cache.invalidate(key.as_str()),
+            Scope::Key(key) => {
+                self.bump(key.as_str());
+                self.cache.invalidate(key.as_str());
+            }
             Scope::Pattern(pattern) => {
+                self.bump_all();
                 for (key, _) in &self.cache {
                     if pattern.matches(&key) {
                         self.cache.invalidate(key.as_str());
@@ -179,14 +228,14 @@ impl L1 {
     /// Removes one key.
     pub(crate) fn invalidate_key(&self, key: &str) {
         let _exclusive = self.gate.write().expect("L1 gate");
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.bump(key);
         self.cache.invalidate(key);
     }
 
     /// Removes everything.
     pub(crate) fn flush(&self) {
         let _exclusive = self.gate.write().expect("L1 gate");
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.bump_all();
         self.cache.invalidate_all();
     }
 
@@ -237,11 +286,11 @@ mod tests {
     #[test]
     fn fill_after_invalidation_is_refused() {
         let l1 = l1();
-        let seen = l1.epoch();
+        let seen = l1.epoch("k");
         l1.invalidate_key("k");
         assert!(!l1.fill::<u32>("k", bytes("1"), None, None, seen));
         assert!(l1.get::<u32>("k").is_none());
-        assert!(l1.fill::<u32>("k", bytes("1"), None, None, l1.epoch()));
+        assert!(l1.fill::<u32>("k", bytes("1"), None, None, l1.epoch("k")));
         assert_eq!(l1.get::<u32>("k").unwrap().unwrap(), 1);
     }
 
@@ -250,7 +299,7 @@ mod tests {
     fn no_fill_while_not_live() {
         let l1 = l1();
         l1.set_live(false);
-        assert!(!l1.fill::<u32>("k", bytes("1"), None, None, l1.epoch()));
+        assert!(!l1.fill::<u32>("k", bytes("1"), None, None, l1.epoch("k")));
     }
 
     // The TTL is capped by both the L1 cap and Redis's remaining TTL.
@@ -277,7 +326,7 @@ mod tests {
         let ka = CacheKey::user_profile(&a, &u);
         let kab = CacheKey::user_profile(&ab, &u);
         for key in [&ka, &kab] {
-            assert!(l1.fill::<u32>(key.as_str(), bytes("1"), None, None, l1.epoch()));
+            assert!(l1.fill::<u32>(key.as_str(), bytes("1"), None, None, l1.epoch(key.as_str())));
         }
         l1.invalidate(&Scope::Pattern(KeyPattern::tenant_cache(&a)));
         assert!(l1.get::<u32>(ka.as_str()).is_none());
@@ -288,7 +337,7 @@ mod tests {
     #[test]
     fn typed_reads() {
         let l1 = l1();
-        assert!(l1.fill("k", bytes("7"), None, Some(7u32), l1.epoch()));
+        assert!(l1.fill("k", bytes("7"), None, Some(7u32), l1.epoch("k")));
         assert_eq!(l1.get::<u32>("k").unwrap().unwrap(), 7);
         assert_eq!(l1.get::<u64>("k").unwrap().unwrap(), 7);
         assert!(l1.get::<String>("k").unwrap().is_err());
@@ -298,13 +347,40 @@ mod tests {
     #[test]
     fn own_writes() {
         let l1 = l1();
-        let seen = l1.epoch();
+        let seen = l1.epoch("k");
         l1.after_own_write("k", bytes("1"), Duration::from_secs(10), seen);
         assert_eq!(l1.get::<u32>("k").unwrap().unwrap(), 1);
-        assert_ne!(l1.epoch(), seen);
-        let stale_seen = l1.epoch();
-        l1.invalidate_key("other");
+        assert_ne!(l1.epoch("k"), seen);
+        let stale_seen = l1.epoch("k");
+        l1.invalidate_key("k");
         l1.after_own_write("k", bytes("2"), Duration::from_secs(10), stale_seen);
         assert!(l1.get::<u32>("k").is_none());
+        // A pattern may cover any key: it races every write.
+        let stale_seen = l1.epoch("k");
+        l1.invalidate(&Scope::Pattern(KeyPattern::tenant_cache(
+            &TenantId::new("x").unwrap(),
+        )));
+        l1.after_own_write("k", bytes("3"), Duration::from_secs(10), stale_seen);
+        assert!(l1.get::<u32>("k").is_none());
+    }
+
+    // Invalidating one key does not refuse fills of keys in other stripes:
+    // under invalidation traffic the L1 still fills.
+    #[test]
+    fn unrelated_invalidations_do_not_block_fills() {
+        let l1 = l1();
+        let other = (0..)
+            .map(|i| format!("other-{i}"))
+            .find(|k| stripe(k) != stripe("k"))
+            .unwrap();
+        let seen = l1.epoch("k");
+        l1.invalidate_key(&other);
+        assert!(l1.fill::<u32>("k", bytes("1"), None, None, seen));
+        let seen = l1.epoch("k");
+        l1.flush();
+        assert!(
+            !l1.fill::<u32>("k", bytes("1"), None, None, seen),
+            "a flush covers every key"
+        );
     }
 }

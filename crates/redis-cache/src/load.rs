@@ -119,7 +119,7 @@ impl CacheService {
         Fut: Future<Output = Result<T, E>>,
     {
         let l1 = self.l1_for(key).cloned();
-        let epoch = l1.as_ref().map(|l1| l1.epoch());
+        let epoch = l1.as_ref().map(|l1| l1.epoch(key.as_str()));
         // Whether the key is absent, so that the load may claim it.
         let absent = match self.inner.store.get_with_ttl(key.as_str()).await {
             Ok(Some(fetched)) => {

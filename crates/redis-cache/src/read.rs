@@ -10,7 +10,7 @@ use tracing::{debug, instrument, warn};
 use crate::codec::{self, DecodeFailure};
 use crate::config::ReadMode;
 use crate::error::CacheError;
-use crate::l1::L1;
+use crate::l1::{Epoch, L1};
 use crate::service::CacheService;
 use crate::stats::bump;
 use crate::store::Fetched;
@@ -85,7 +85,7 @@ impl CacheService {
                 Err(error) => self.read_failed(key, error).await.map(|()| None),
             };
         };
-        let epoch = l1.epoch();
+        let epoch = l1.epoch(key.as_str());
         match self.inner.store.get_with_ttl(key.as_str()).await {
             Ok(Some(fetched)) => Ok(self
                 .decode_and_fill(key, l1, fetched, epoch)
@@ -125,7 +125,10 @@ impl CacheService {
         if missing.is_empty() {
             return Ok(out);
         }
-        let epoch = l1.epoch();
+        let epochs: Vec<Epoch> = missing
+            .iter()
+            .map(|&i| l1.epoch(keys[i].as_str()))
+            .collect();
         let names: Vec<&str> = missing.iter().map(|&i| keys[i].as_str()).collect();
         let fetched = match self.inner.store.mget_with_ttl(&names).await {
             Ok(fetched) => fetched,
@@ -141,7 +144,7 @@ impl CacheService {
                 return Ok(out);
             }
         };
-        for (&i, result) in missing.iter().zip(fetched) {
+        for ((&i, result), epoch) in missing.iter().zip(fetched).zip(epochs) {
             let key = &keys[i];
             out[i] = match result {
                 Ok(Some(fetched)) => match self.l1_for(key) {
@@ -231,7 +234,7 @@ impl CacheService {
         key: &CacheKey,
         l1: &L1,
         fetched: Fetched,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Option<T> {
         let value = self.decode_hit::<T>(key, &fetched.bytes).await?;
         if fetched.ttl != Some(std::time::Duration::ZERO) {

@@ -12,6 +12,7 @@ use tracing::instrument;
 use crate::codec;
 use crate::error::CacheError;
 use crate::expiry::{Expiry, KeyTtl};
+use crate::l1::Epoch;
 use crate::service::CacheService;
 use crate::stats::{add, bump};
 
@@ -34,7 +35,7 @@ impl CacheService {
     ) -> Result<(), CacheError> {
         let bytes = codec::encode(value, self.inner.config.max_value_bytes)?;
         let ttl = expiry.into().resolve();
-        let epoch = self.l1_for(key).map(|l1| l1.epoch());
+        let epoch = self.l1_for(key).map(|l1| l1.epoch(key.as_str()));
         self.write_result(
             self.inner.store.set(key.as_str(), bytes.clone(), ttl).await,
             1,
@@ -61,9 +62,9 @@ impl CacheService {
             .iter()
             .map(|(key, value, expiry)| Ok((key, codec::encode(value, max)?, expiry.resolve())))
             .collect::<Result<Vec<_>, CacheError>>()?;
-        let epochs: Vec<Option<u64>> = encoded
+        let epochs: Vec<Option<Epoch>> = encoded
             .iter()
-            .map(|(key, _, _)| self.l1_for(key).map(|l1| l1.epoch()))
+            .map(|(key, _, _)| self.l1_for(key).map(|l1| l1.epoch(key.as_str())))
             .collect();
         let batch = encoded
             .iter()
