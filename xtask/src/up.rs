@@ -112,6 +112,13 @@ pub(crate) fn up(args: &[String]) -> Result {
         })?;
     }
 
+    // The services are live before Redis answers them (lazy connect): the
+    // walk-through begins once both say they are ready.
+    for (name, addr) in [("auth-broker", &auth_addr), ("main-api", &api_addr)] {
+        wait_until(&format!("{name} (/health/ready)"), || {
+            http(addr, "GET", "/health/ready", None, None).is_some_and(|(s, _)| s == 200)
+        })?;
+    }
     if check {
         return walk_through(&auth_addr, &api_addr, &token);
     }
