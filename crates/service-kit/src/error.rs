@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use redis_cache::CacheError;
 use serde_json::json;
-use tracing::error;
+use tracing::{debug, error};
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +120,12 @@ impl ApiError {
 impl From<CacheError> for ApiError {
     fn from(error: CacheError) -> Self {
         match error {
-            CacheError::Unavailable(_) => ApiError::unavailable(),
+            CacheError::Unavailable(cause) => {
+                // Debug only: during an outage every request lands here, and
+                // the connection monitor already logs the outage once.
+                debug!(error = %cause, "Redis unavailable; answering 503");
+                ApiError::unavailable()
+            }
             CacheError::ValueTooLarge { .. } => ApiError::payload_too_large(),
             other => ApiError::internal(&other),
         }
