@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use redis_connection::fred::types::scripts::Script;
+use redis_connection::fred::types::{Key, Value};
 use shared_types::CacheKey;
 use tracing::instrument;
 
@@ -52,11 +53,13 @@ impl WindowScript {
         window: Duration,
     ) -> Result<RateWindow, CacheError> {
         let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX).max(1);
-        let (count, ttl): (i64, i64) = self
-            .0
-            .evalsha_with_reload(store.client(), key, vec![by, window_ms])
-            .await
-            .map_err(|e| store.error(&e))?;
+        let (count, ttl): (i64, i64) = store
+            .run_script(
+                &self.0,
+                vec![Key::from(key)],
+                vec![Value::Integer(by), Value::Integer(window_ms)],
+            )
+            .await?;
         Ok(RateWindow {
             count,
             resets_in: Duration::from_millis(ttl.unsigned_abs()),

@@ -34,10 +34,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use redis_connection::fred::interfaces::{ClientLike, KeysInterface};
 use redis_connection::fred::types::config::Options;
 use redis_connection::fred::types::scripts::Script;
-use redis_connection::fred::types::{Expiration, SetOptions, Value};
+use redis_connection::fred::types::{Expiration, Key, SetOptions, Value};
 
 use crate::error::CacheError;
-use crate::store::Store;
+use crate::store::{Store, millis};
 
 /// The longest a loader may run and still have its value cached.
 pub(crate) const LEASE_TTL: Duration = Duration::from_secs(10);
@@ -132,16 +132,11 @@ impl Lease {
             Value::Bytes(value),
             Value::Integer(millis(ttl).max(1)),
         ];
-        let done: i64 = SETTLE
-            .evalsha_with_reload(store.client(), key, args)
-            .await
-            .map_err(|e| store.error(&e))?;
+        let done: i64 = store
+            .run_script(&SETTLE, vec![Key::from(key)], args)
+            .await?;
         Ok(done == 1)
     }
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ mod l1;
 mod lease;
 mod listener;
 mod load;
+mod mset;
 mod read;
 mod service;
 mod stats;

@@ -13,11 +13,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis_connection::fred::clients::{Pool, WithOptions};
 use redis_connection::fred::interfaces::{
-    ClientLike, ClusterInterface, KeysInterface, ServerInterface,
+    ClientLike, ClusterInterface, KeysInterface, LuaInterface, ServerInterface,
 };
 use redis_connection::fred::prelude::{Client, Error as FredError};
 use redis_connection::fred::types::config::{Options, Server};
-use redis_connection::fred::types::{Expiration, InfoKind, Key, Value};
+use redis_connection::fred::types::scripts::Script;
+use redis_connection::fred::types::{Expiration, FromValue, InfoKind, Key, Value};
 use redis_connection::fred::util::redis_keyslot;
 use redis_connection::{ConnectionError, RedisConnectionManager};
 
@@ -56,7 +57,7 @@ impl Store {
         ConnectionError::from_fred(error, self.manager.command_timeout()).into()
     }
 
-    fn is_cluster(&self) -> bool {
+    pub(crate) fn is_cluster(&self) -> bool {
         self.manager.config().is_cluster()
     }
 
@@ -186,27 +187,32 @@ impl Store {
         Ok(out)
     }
 
-    /// `SET key value PX ttl` for each entry, pipelined: one round trip
-    /// (per node on a cluster, where fred routes each command). MSET would
-    /// be one command, but it cannot set TTLs.
-    pub(crate) async fn mset(
+    /// `EVALSHA` of `script` on a pooled client, failing fast while
+    /// disconnected, and loading the script after `NOSCRIPT` (first use, or
+    /// Redis restarted).
+    pub(crate) async fn run_script<R: FromValue>(
         &self,
-        entries: Vec<(&str, Bytes, Duration)>,
-    ) -> Result<(), CacheError> {
-        if entries.is_empty() {
-            return Ok(());
+        script: &Script,
+        keys: Vec<Key>,
+        args: Vec<Value>,
+    ) -> Result<R, CacheError> {
+        let client = self.client();
+        let fast = client.with_options(&Options {
+            fail_fast: true,
+            ..Options::default()
+        });
+        match fast
+            .evalsha::<R, _, _, _>(script.sha1().clone(), keys.clone(), args.clone())
+            .await
+        {
+            Err(e) if e.details().starts_with("NOSCRIPT") => {
+                script.load(client).await.map_err(|e| self.error(&e))?;
+                fast.evalsha(script.sha1().clone(), keys, args)
+                    .await
+                    .map_err(|e| self.error(&e))
+            }
+            result => result.map_err(|e| self.error(&e)),
         }
-        let pipeline = self.client().pipeline();
-        for (key, value, ttl) in entries {
-            pipeline
-                .set::<(), _, _>(key, value, Some(px(ttl)), None, false)
-                .await
-                .map_err(|e| self.error(&e))?;
-        }
-        for result in pipeline.try_all::<()>().await {
-            result.map_err(|e| self.error(&e))?;
-        }
-        Ok(())
     }
 
     /// `UNLINK` (non-blocking delete) of `keys`; returns how many existed.
@@ -315,10 +321,10 @@ fn group_by_slot(keys: &[&str]) -> BTreeMap<u16, Vec<usize>> {
     groups
 }
 
-fn millis(d: Duration) -> i64 {
+pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn px(ttl: Duration) -> Expiration {
+pub(crate) fn px(ttl: Duration) -> Expiration {
     Expiration::PX(millis(ttl).max(1))
 }

@@ -46,9 +46,11 @@ impl CacheService {
         self.announce_key(key).await
     }
 
-    /// Writes many entries, each with its own TTL, in one round trip (one per
-    /// node on a cluster). Every value is encoded and size-checked first: if
-    /// any is refused, nothing is sent.
+    /// Writes many entries, each with its own TTL, sent together: a Lua
+    /// script per 250 keys on a single server, one `SET` per key on a
+    /// cluster (see `mset.rs` for why not a fred pipeline). A key given twice
+    /// takes its last value. Every value is encoded and size-checked first:
+    /// if any is refused, nothing is sent.
     ///
     /// # Errors
     /// As [`set`](Self::set).

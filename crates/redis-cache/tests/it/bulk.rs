@@ -86,3 +86,44 @@ async fn mset_is_all_or_nothing_on_size() {
     );
     assert_eq!(redis.dbsize(), 0);
 }
+
+// A batch larger than one script chunk is written whole, each key with its
+// own value and TTL; a key given twice keeps its last value; and the batch
+// still goes through after Redis forgot the script (SCRIPT FLUSH, as after
+// a restart).
+#[tokio::test]
+async fn large_mset_with_repeats_and_a_forgotten_script() {
+    let redis = RedisServer::start().await;
+    let cache = cache_on(&redis).await;
+    let n = 1_200u64;
+    let mut entries: Vec<_> = (0..n)
+        .map(|i| {
+            (
+                shard_key("t", &format!("s{i}")),
+                i,
+                Expiry::After(Duration::from_secs(100 + i)),
+            )
+        })
+        .collect();
+    // s7 again, far from its first occurrence (another chunk).
+    entries.push((
+        shard_key("t", "s7"),
+        7_000,
+        Expiry::After(Duration::from_secs(50)),
+    ));
+    for round in 0..2 {
+        redis.cmd(&["SCRIPT", "FLUSH"]);
+        cache.mset(&entries).await.unwrap();
+        assert_eq!(redis.dbsize(), i64::try_from(n).unwrap(), "round {round}");
+    }
+    let keys: Vec<_> = (0..n).map(|i| shard_key("t", &format!("s{i}"))).collect();
+    let values: Vec<Option<u64>> = cache.mget(&keys).await.unwrap();
+    for (i, value) in (0..n).zip(&values) {
+        let expected = if i == 7 { 7_000 } else { i };
+        assert_eq!(*value, Some(expected), "s{i}");
+    }
+    let ttl = pttl(&redis, &shard_key("t", "s7"));
+    assert!((48_000..=50_000).contains(&ttl), "s7 ttl {ttl}");
+    let ttl = pttl(&redis, &shard_key("t", "s1100"));
+    assert!((1_198_000..=1_200_000).contains(&ttl), "s1100 ttl {ttl}");
+}

@@ -45,6 +45,17 @@ async fn stopped_then_restarted() {
     assert!(err.is_unavailable(), "{err:?}");
     assert!(cache.delete(&key).await.unwrap_err().is_unavailable());
     assert!(cache.increment(&key, 1).await.unwrap_err().is_unavailable());
+    // Scripted commands fail the same way (and as fast).
+    let window = Duration::from_secs(10);
+    assert!(
+        cache
+            .increment_window(&key, window)
+            .await
+            .unwrap_err()
+            .is_unavailable()
+    );
+    let batch = [(key.clone(), 4, redis_cache::Expiry::After(window))];
+    assert!(cache.mset(&batch).await.unwrap_err().is_unavailable());
     assert!(
         cache
             .flush_tenant(&crate::tenant("t"))
@@ -52,7 +63,7 @@ async fn stopped_then_restarted() {
             .unwrap_err()
             .is_unavailable()
     );
-    assert!(cache.stats().errors >= 6);
+    assert!(cache.stats().errors >= 8);
 
     redis.start_again().await;
     wait_for(
