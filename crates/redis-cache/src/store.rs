@@ -70,18 +70,6 @@ impl Store {
         self.fast.get(key).await.map_err(|e| self.error(&e))
     }
 
-    pub(crate) async fn set(
-        &self,
-        key: &str,
-        value: Bytes,
-        ttl: Duration,
-    ) -> Result<(), CacheError> {
-        self.fast
-            .set::<(), _, _>(key, value, Some(px(ttl)), None, false)
-            .await
-            .map_err(|e| self.error(&e))
-    }
-
     /// `GET` and `PTTL` of `key` in one round trip: the value and how long
     /// Redis keeps it (`None`: no expiry), for filling the L1 without
     /// outliving Redis.
@@ -255,6 +243,26 @@ impl Store {
     pub(crate) async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         let n: u64 = self.fast.exists(key).await.map_err(|e| self.error(&e))?;
         Ok(n > 0)
+    }
+
+    /// `SET key value PX ttl` through `client`, failing fast while
+    /// disconnected (for a write sent on the same connection as its
+    /// announcement: see `write.rs`).
+    pub(crate) async fn set_on(
+        &self,
+        client: &Client,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
+        client
+            .with_options(&Options {
+                fail_fast: true,
+                ..Options::default()
+            })
+            .set::<(), _, _>(key, value, Some(px(ttl)), None, false)
+            .await
+            .map_err(|e| self.error(&e))
     }
 
     pub(crate) async fn pexpire(&self, key: &str, ttl: Duration) -> Result<bool, CacheError> {

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+use redis_connection::fred::clients::Client;
 use serde::{Deserialize, Serialize};
 use shared_types::{ALL_INVALIDATIONS_PATTERN, Invalidation};
 use tracing::warn;
@@ -76,12 +78,37 @@ impl PubSub {
     /// # Errors
     /// [`PubSubError::Unavailable`] when Redis cannot take it.
     pub async fn invalidate(&self, invalidation: &Invalidation) -> Result<u64, PubSubError> {
+        let (channel, payload) = self.invalidation_message(invalidation)?;
+        self.publish_bytes(&channel, payload).await
+    }
+
+    /// [`invalidate`](Self::invalidate) through `client`, ordered after
+    /// what the caller sent on it just before: see
+    /// [`PubSub::publish_bytes_on`].
+    ///
+    /// # Errors
+    /// As [`invalidate`](Self::invalidate).
+    pub async fn invalidate_on(
+        &self,
+        client: &Client,
+        invalidation: &Invalidation,
+    ) -> Result<u64, PubSubError> {
+        let (channel, payload) = self.invalidation_message(invalidation)?;
+        self.publish_bytes_on(client, &channel, payload).await
+    }
+
+    fn invalidation_message(
+        &self,
+        invalidation: &Invalidation,
+    ) -> Result<(String, Bytes), PubSubError> {
         let message = InvalidationMessage {
             invalidation: invalidation.clone(),
             origin: self.instance_id().to_owned(),
             ts: now_ms(),
         };
-        self.publish(&invalidation.channel(), &message).await
+        let payload =
+            serde_json::to_vec(&message).map_err(|e| PubSubError::Encode(e.to_string()))?;
+        Ok((invalidation.channel(), Bytes::from(payload)))
     }
 
     /// Subscribes to every invalidation channel (`cache:invalidate:*`).

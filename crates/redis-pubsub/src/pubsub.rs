@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis_connection::fred::clients::SubscriberClient;
+use redis_connection::fred::clients::{Client, SubscriberClient};
 use redis_connection::fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use redis_connection::fred::types::config::Options;
 use redis_connection::{ConnectionError, RedisConnectionManager, RedisSubscriber};
@@ -270,6 +270,25 @@ impl PubSub {
     /// # Errors
     /// [`PubSubError::Unavailable`] when Redis cannot take it.
     pub async fn publish_bytes(&self, channel: &str, payload: Bytes) -> Result<u64, PubSubError> {
+        self.publish_bytes_on(self.inner.manager.client(), channel, payload)
+            .await
+    }
+
+    /// Publishes raw bytes on `channel` through `client` (a client of the
+    /// same Redis, e.g. one of the pool's). Redis processes one connection's
+    /// commands in order, so a command the caller sent on `client` just
+    /// before (its future polled first, not necessarily awaited) is done
+    /// before the message goes out: a write and its announcement in one
+    /// round trip. Not on a cluster, where the two may go to different nodes.
+    ///
+    /// # Errors
+    /// [`PubSubError::Unavailable`] when Redis cannot take it.
+    pub async fn publish_bytes_on(
+        &self,
+        client: &Client,
+        channel: &str,
+        payload: Bytes,
+    ) -> Result<u64, PubSubError> {
         if channel.is_empty() {
             return Err(PubSubError::InvalidName("channel names must not be empty"));
         }
@@ -278,10 +297,7 @@ impl PubSub {
             fail_fast: true,
             ..Options::default()
         };
-        let receivers: u64 = self
-            .inner
-            .manager
-            .client()
+        let receivers: u64 = client
             .with_options(&options)
             .publish(channel, payload)
             .await

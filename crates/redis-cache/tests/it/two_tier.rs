@@ -437,3 +437,78 @@ async fn mset_reaches_other_instance() {
     }
     assert!(a.stats().invalidations_sent >= 4);
 }
+
+// A write and its announcement go together on one connection, the write
+// first: Redis (seen through MONITOR, which lists commands in the order it
+// executes them) always runs the SET or UNLINK of a key before the PUBLISH
+// that tells other instances to drop it, so none of them can refill its L1
+// from the old value.
+#[tokio::test]
+async fn writes_run_before_their_announcement_on_one_connection() {
+    let redis = RedisServer::start().await;
+    let (a, _b) = pair(&redis).await;
+    let mut monitor = test_support::RawClient::connect(&redis.addr(), None).unwrap();
+    assert!(matches!(
+        monitor.cmd(&["MONITOR"]).unwrap(),
+        test_support::Reply::Simple(_)
+    ));
+    let watcher = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        loop {
+            let test_support::Reply::Simple(line) = monitor.read_reply().unwrap() else {
+                panic!("MONITOR sends simple strings");
+            };
+            if line.contains("\"monitor-end\"") {
+                return lines;
+            }
+            lines.push(line);
+        }
+    });
+
+    let rounds = 20;
+    for i in 0..rounds {
+        let key = shard_key("t", &format!("s{i}"));
+        a.set(&key, &i, TTL).await.unwrap();
+        a.delete(&key).await.unwrap();
+        let invalidation = Invalidation::for_key(&key).unwrap();
+        a.invalidate(&invalidation).await.unwrap();
+    }
+    redis.cmd(&["ECHO", "monitor-end"]);
+    let lines = watcher.join().unwrap();
+
+    // (command, shard, connection) of every write and publish, in order.
+    let seen: Vec<(String, String, String)> = lines
+        .iter()
+        .filter_map(|line| {
+            let connection = line.split(['[', ']']).nth(1)?.to_owned();
+            let args: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+            let (command, target) = (args.first()?.to_uppercase(), *args.get(1)?);
+            let shard = match command.as_str() {
+                "SET" | "UNLINK" => target
+                    .strip_prefix("tenant:t:shard:")?
+                    .strip_suffix(":structured")?,
+                "PUBLISH" => target.strip_prefix("cache:invalidate:shard:t:")?,
+                _ => return None,
+            };
+            Some((command, shard.to_owned(), connection))
+        })
+        .collect();
+    let expected: Vec<(String, String)> = (0..rounds)
+        .flat_map(|i| {
+            ["SET", "PUBLISH", "UNLINK", "PUBLISH", "UNLINK", "PUBLISH"]
+                .map(|c| (c.to_owned(), format!("s{i}")))
+        })
+        .collect();
+    let order: Vec<(String, String)> = seen
+        .iter()
+        .map(|(c, s, _)| (c.clone(), s.clone()))
+        .collect();
+    assert_eq!(order, expected, "MONITOR saw:\n{}", lines.join("\n"));
+    for pair in seen.chunks(2) {
+        assert_eq!(
+            pair[0].2, pair[1].2,
+            "{} and its PUBLISH on one connection",
+            pair[0].0
+        );
+    }
+}
