@@ -245,6 +245,18 @@ impl Store {
         Ok(n > 0)
     }
 
+    pub(crate) async fn set(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
+        self.fast
+            .set::<(), _, _>(key, value, Some(px(ttl)), None, false)
+            .await
+            .map_err(|e| self.error(&e))
+    }
+
     /// `SET key value PX ttl` through `client`, failing fast while
     /// disconnected (for a write sent on the same connection as its
     /// announcement: see `write.rs`).

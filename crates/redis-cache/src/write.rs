@@ -45,11 +45,19 @@ impl CacheService {
         let epoch = self.l1_for(key).map(|l1| l1.epoch(key.as_str()));
         let store = &self.inner.store;
         let value = bytes.clone();
-        let (written, announced) = self
-            .write_announced(Invalidation::for_key(key), |client| async move {
-                store.set_on(&client, key.as_str(), value, ttl).await
-            })
-            .await;
+        let (written, announced) = match self.announcement_for(key) {
+            // Boxed: the joint future is several times the size of a plain
+            // SET's, and a Redis-only `set` should not carry (and move) it.
+            Some(invalidation) => {
+                Box::pin(
+                    self.write_announced(Some(invalidation), |client| async move {
+                        store.set_on(&client, key.as_str(), value, ttl).await
+                    }),
+                )
+                .await
+            }
+            None => (store.set(key.as_str(), value, ttl).await, Ok(())),
+        };
         self.write_result(written, 1)?;
         if let (Some(l1), Some(epoch)) = (self.l1_for(key), epoch) {
             l1.after_own_write(key.as_str(), bytes, ttl, epoch);
@@ -112,7 +120,7 @@ impl CacheService {
     #[instrument(level = "debug", name = "cache.delete", skip_all, fields(cache.family = key.family().name()))]
     pub async fn delete(&self, key: &CacheKey) -> Result<bool, CacheError> {
         let (deleted, announced) = self
-            .write_announced(Invalidation::for_key(key), |client| {
+            .write_announced(self.announcement_for(key), |client| {
                 self.unlink_on(client, key)
             })
             .await;
@@ -275,6 +283,12 @@ impl CacheService {
             Poll::Ready(written) => (written, announce.await),
             Poll::Pending => futures::join!(write, announce),
         }
+    }
+
+    /// What a change of `key` announces: nothing on a Redis-only cache, or
+    /// for families no other instance holds.
+    fn announcement_for(&self, key: &CacheKey) -> Option<Invalidation> {
+        self.inner.bus.as_ref().and(Invalidation::for_key(key))
     }
 
     /// `UNLINK` of one key through `client`.
