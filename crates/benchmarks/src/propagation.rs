@@ -161,7 +161,7 @@ async fn latency(
 /// How A sends an invalidation in the rate steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sender {
-    /// `CacheService::invalidate`: UNLINK, then PUBLISH.
+    /// `CacheService::invalidate`: UNLINK and PUBLISH, one round trip.
     Invalidate,
     /// `PubSub::invalidate`: the same message, PUBLISH only.
     Publish,

@@ -133,10 +133,10 @@ impl CacheService {
     }
 
     /// Makes everything `invalidation` covers stale, everywhere: deletes the
-    /// covered key (UNLINK) or keys (`delete_pattern`) in Redis, removes them
-    /// from this instance's L1, then publishes the invalidation so that every
-    /// other instance removes them from its own. Returns how many keys were
-    /// deleted in Redis.
+    /// covered key (UNLINK) or keys (`delete_pattern`) in Redis, publishes
+    /// the invalidation so that every other instance removes them from its
+    /// L1 (Redis runs the deletion first), and removes them from this
+    /// instance's L1. Returns how many keys were deleted in Redis.
     ///
     /// # Errors
     /// [`CacheError::Unavailable`] when Redis cannot take the delete or the
