@@ -40,11 +40,7 @@ pub(crate) struct Store {
 
 impl Store {
     pub(crate) fn new(manager: RedisConnectionManager) -> Self {
-        let options = Options {
-            fail_fast: true,
-            ..Options::default()
-        };
-        let fast = manager.pool().with_options(&options);
+        let fast = manager.pool().with_options(&fail_fast());
         Self { manager, fast }
     }
 
@@ -90,10 +86,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let pipeline = self.client().pipeline();
-        let queue = pipeline.with_options(&Options {
-            fail_fast: true,
-            ..Options::default()
-        });
+        let queue = pipeline.with_options(&fail_fast());
         for key in keys {
             queue.get::<(), _>(*key).await.map_err(|e| self.error(&e))?;
             queue
@@ -185,10 +178,7 @@ impl Store {
         args: Vec<Value>,
     ) -> Result<R, CacheError> {
         let client = self.client();
-        let fast = client.with_options(&Options {
-            fail_fast: true,
-            ..Options::default()
-        });
+        let fast = client.with_options(&fail_fast());
         match fast
             .evalsha::<R, _, _, _>(script.sha1().clone(), keys.clone(), args.clone())
             .await
@@ -268,17 +258,22 @@ impl Store {
         ttl: Duration,
     ) -> Result<(), CacheError> {
         client
-            .with_options(&Options {
-                fail_fast: true,
-                ..Options::default()
-            })
+            .with_options(&fail_fast())
             .set::<(), _, _>(key, value, Some(px(ttl)), None, false)
             .await
             .map_err(|e| self.error(&e))
     }
 
-    pub(crate) async fn pexpire(&self, key: &str, ttl: Duration) -> Result<bool, CacheError> {
-        self.fast
+    /// `PEXPIRE` through `client`, failing fast while disconnected (sent on
+    /// the connection of its announcement: see `write.rs`).
+    pub(crate) async fn pexpire_on(
+        &self,
+        client: &Client,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        client
+            .with_options(&fail_fast())
             .pexpire(key, millis(ttl), None)
             .await
             .map_err(|e| self.error(&e))
@@ -347,4 +342,13 @@ pub(crate) fn millis(d: Duration) -> i64 {
 
 pub(crate) fn px(ttl: Duration) -> Expiration {
     Expiration::PX(millis(ttl).max(1))
+}
+
+/// Options of a command that fails at once while the pool is known to be
+/// disconnected, instead of waiting out its timeout.
+fn fail_fast() -> Options {
+    Options {
+        fail_fast: true,
+        ..Options::default()
+    }
 }

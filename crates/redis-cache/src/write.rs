@@ -219,11 +219,17 @@ impl CacheService {
     /// # Errors
     /// [`CacheError::Unavailable`] when Redis cannot answer.
     pub async fn expire(&self, key: &CacheKey, ttl: Duration) -> Result<bool, CacheError> {
-        let existed = self.counted(self.inner.store.pexpire(key.as_str(), ttl).await)?;
+        let store = &self.inner.store;
+        let (existed, announced) = self
+            .write_announced(self.announcement_for(key), |client| async move {
+                store.pexpire_on(&client, key.as_str(), ttl).await
+            })
+            .await;
+        let existed = self.counted(existed)?;
         if let Some(l1) = self.l1_for(key) {
             l1.invalidate_key(key.as_str());
         }
-        self.announce_key(key).await?;
+        announced?;
         Ok(existed)
     }
 

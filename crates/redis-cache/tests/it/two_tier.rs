@@ -440,9 +440,9 @@ async fn mset_reaches_other_instance() {
 
 // A write and its announcement go together on one connection, the write
 // first: Redis (seen through MONITOR, which lists commands in the order it
-// executes them) always runs the SET or UNLINK of a key before the PUBLISH
-// that tells other instances to drop it, so none of them can refill its L1
-// from the old value.
+// executes them) always runs the SET, PEXPIRE or UNLINK of a key before the
+// PUBLISH that tells other instances to drop it, so none of them can refill
+// its L1 from the old value.
 #[tokio::test]
 async fn writes_run_before_their_announcement_on_one_connection() {
     let redis = RedisServer::start().await;
@@ -469,6 +469,7 @@ async fn writes_run_before_their_announcement_on_one_connection() {
     for i in 0..rounds {
         let key = shard_key("t", &format!("s{i}"));
         a.set(&key, &i, TTL).await.unwrap();
+        assert!(a.expire(&key, TTL).await.unwrap());
         a.delete(&key).await.unwrap();
         let invalidation = Invalidation::for_key(&key).unwrap();
         a.invalidate(&invalidation).await.unwrap();
@@ -484,7 +485,7 @@ async fn writes_run_before_their_announcement_on_one_connection() {
             let args: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
             let (command, target) = (args.first()?.to_uppercase(), *args.get(1)?);
             let shard = match command.as_str() {
-                "SET" | "UNLINK" => target
+                "SET" | "PEXPIRE" | "UNLINK" => target
                     .strip_prefix("tenant:t:shard:")?
                     .strip_suffix(":structured")?,
                 "PUBLISH" => target.strip_prefix("cache:invalidate:shard:t:")?,
@@ -495,8 +496,10 @@ async fn writes_run_before_their_announcement_on_one_connection() {
         .collect();
     let expected: Vec<(String, String)> = (0..rounds)
         .flat_map(|i| {
-            ["SET", "PUBLISH", "UNLINK", "PUBLISH", "UNLINK", "PUBLISH"]
-                .map(|c| (c.to_owned(), format!("s{i}")))
+            [
+                "SET", "PUBLISH", "PEXPIRE", "PUBLISH", "UNLINK", "PUBLISH", "UNLINK", "PUBLISH",
+            ]
+            .map(|c| (c.to_owned(), format!("s{i}")))
         })
         .collect();
     let order: Vec<(String, String)> = seen
