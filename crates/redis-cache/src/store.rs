@@ -247,16 +247,14 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// `SET key value PX ttl` on the pool.
     pub(crate) async fn set(
         &self,
         key: &str,
         value: Bytes,
         ttl: Duration,
     ) -> Result<(), CacheError> {
-        self.fast
-            .set::<(), _, _>(key, value, Some(px(ttl)), None, false)
-            .await
-            .map_err(|e| self.error(&e))
+        self.set_via(&self.fast, key, value, ttl).await
     }
 
     /// `SET key value PX ttl` through `client`, failing fast while
@@ -269,8 +267,18 @@ impl Store {
         value: Bytes,
         ttl: Duration,
     ) -> Result<(), CacheError> {
+        self.set_via(&client.with_options(&fail_fast()), key, value, ttl)
+            .await
+    }
+
+    async fn set_via<C: KeysInterface + Sync>(
+        &self,
+        client: &C,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
         client
-            .with_options(&fail_fast())
             .set::<(), _, _>(key, value, Some(px(ttl)), None, false)
             .await
             .map_err(|e| self.error(&e))

@@ -276,15 +276,7 @@ impl CacheService {
         // fred queues a command when its future is first polled: after this
         // poll the write is ahead of anything sent next on `client`.
         let first = futures::poll!(write.as_mut());
-        let announce = async {
-            let published = bus
-                .invalidate_on(&client, &invalidation)
-                .await
-                .map_err(CacheError::from);
-            self.counted(published)?;
-            bump(&self.inner.counters.invalidations_sent);
-            Ok(())
-        };
+        let announce = async { self.sent(bus.invalidate_on(&client, &invalidation).await) };
         match first {
             Poll::Ready(written) => (written, announce.await),
             Poll::Pending => futures::join!(write, announce),
@@ -308,9 +300,9 @@ impl CacheService {
     /// Publishes the invalidation of one key, on a two-tier cache, for the
     /// families other instances may hold.
     async fn announce_key(&self, key: &CacheKey) -> Result<(), CacheError> {
-        match Invalidation::for_key(key) {
-            Some(invalidation) if self.inner.bus.is_some() => self.announce(&invalidation).await,
-            _ => Ok(()),
+        match self.announcement_for(key) {
+            Some(invalidation) => self.announce(&invalidation).await,
+            None => Ok(()),
         }
     }
 
@@ -318,8 +310,12 @@ impl CacheService {
         let Some(bus) = &self.inner.bus else {
             return Ok(());
         };
-        let published = bus.invalidate(invalidation).await.map_err(CacheError::from);
-        self.counted(published)?;
+        self.sent(bus.invalidate(invalidation).await)
+    }
+
+    /// Counts a publication: an error, or one invalidation sent.
+    fn sent(&self, published: Result<u64, redis_pubsub::PubSubError>) -> Result<(), CacheError> {
+        self.counted(published.map_err(CacheError::from))?;
         bump(&self.inner.counters.invalidations_sent);
         Ok(())
     }
