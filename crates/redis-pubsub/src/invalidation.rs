@@ -70,16 +70,36 @@ pub struct InvalidationFeed {
     last_logged: Arc<AtomicU64>,
 }
 
-impl PubSub {
+/// Publishes invalidations under one origin, so that their sender can tell
+/// its own messages from everyone else's. Each [`PubSub::publisher`] call
+/// makes a new origin: two caches sharing one [`PubSub`] each see the
+/// other's invalidations. Cheap to clone (clones share the origin).
+#[derive(Debug, Clone)]
+pub struct InvalidationPublisher {
+    pubsub: PubSub,
+    origin: Arc<str>,
+}
+
+impl InvalidationPublisher {
+    /// The origin carried by every message this publisher sends.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The pub/sub service it publishes through.
+    pub fn pubsub(&self) -> &PubSub {
+        &self.pubsub
+    }
+
     /// Publishes `invalidation` on its channel; returns the number of
-    /// receiving subscriber connections (on a cluster, those of one node only:
-    /// see [`PubSub::publish`]).
+    /// receiving subscriber connections (on a cluster, those of one node
+    /// only: see [`PubSub::publish`]).
     ///
     /// # Errors
     /// [`PubSubError::Unavailable`] when Redis cannot take it.
     pub async fn invalidate(&self, invalidation: &Invalidation) -> Result<u64, PubSubError> {
-        let (channel, payload) = self.invalidation_message(invalidation)?;
-        self.publish_bytes(&channel, payload).await
+        let (channel, payload) = message(&self.origin, invalidation)?;
+        self.pubsub.publish_bytes(&channel, payload).await
     }
 
     /// [`invalidate`](Self::invalidate) through `client`, ordered after
@@ -93,22 +113,43 @@ impl PubSub {
         client: &Client,
         invalidation: &Invalidation,
     ) -> Result<u64, PubSubError> {
-        let (channel, payload) = self.invalidation_message(invalidation)?;
-        self.publish_bytes_on(client, &channel, payload).await
+        let (channel, payload) = message(&self.origin, invalidation)?;
+        self.pubsub
+            .publish_bytes_on(client, &channel, payload)
+            .await
+    }
+}
+
+/// The channel and payload announcing `invalidation` from `origin`.
+fn message(origin: &str, invalidation: &Invalidation) -> Result<(String, Bytes), PubSubError> {
+    let message = InvalidationMessage {
+        invalidation: invalidation.clone(),
+        origin: origin.to_owned(),
+        ts: now_ms(),
+    };
+    let payload = serde_json::to_vec(&message).map_err(|e| PubSubError::Encode(e.to_string()))?;
+    Ok((invalidation.channel(), Bytes::from(payload)))
+}
+
+impl PubSub {
+    /// Publishes `invalidation` on its channel with this instance's id as
+    /// its origin; returns the number of receiving subscriber connections
+    /// (on a cluster, those of one node only: see [`PubSub::publish`]).
+    ///
+    /// # Errors
+    /// [`PubSubError::Unavailable`] when Redis cannot take it.
+    pub async fn invalidate(&self, invalidation: &Invalidation) -> Result<u64, PubSubError> {
+        let (channel, payload) = message(self.instance_id(), invalidation)?;
+        self.publish_bytes(&channel, payload).await
     }
 
-    fn invalidation_message(
-        &self,
-        invalidation: &Invalidation,
-    ) -> Result<(String, Bytes), PubSubError> {
-        let message = InvalidationMessage {
-            invalidation: invalidation.clone(),
-            origin: self.instance_id().to_owned(),
-            ts: now_ms(),
-        };
-        let payload =
-            serde_json::to_vec(&message).map_err(|e| PubSubError::Encode(e.to_string()))?;
-        Ok((invalidation.channel(), Bytes::from(payload)))
+    /// A publisher of invalidations with an origin of its own (random, like
+    /// [`PubSub::instance_id`], and different from it).
+    pub fn publisher(&self) -> InvalidationPublisher {
+        InvalidationPublisher {
+            pubsub: self.clone(),
+            origin: Arc::from(crate::pubsub::new_instance_id()),
+        }
     }
 
     /// Subscribes to every invalidation channel (`cache:invalidate:*`).

@@ -13,7 +13,8 @@
 //! - [`PubSub::unsubscribe`], [`PubSub::punsubscribe`],
 //!   [`PubSub::subscriptions`], [`PubSub::publish`].
 //! - [`PubSub::invalidate`] publishes a typed [`shared_types::Invalidation`]
-//!   on its channel; [`PubSub::invalidations`] is the [`InvalidationFeed`] of
+//!   on its channel ([`PubSub::publisher`] gives a sender an origin of its
+//!   own, so that it can recognise its own messages); [`PubSub::invalidations`] is the [`InvalidationFeed`] of
 //!   every instance's invalidations, where malformed messages are counted,
 //!   logged and skipped.
 //!
@@ -47,7 +48,8 @@ mod stats;
 
 pub use error::PubSubError;
 pub use invalidation::{
-    InvalidationEvent, InvalidationFeed, InvalidationMessage, MAX_INVALIDATION_PAYLOAD,
+    InvalidationEvent, InvalidationFeed, InvalidationMessage, InvalidationPublisher,
+    MAX_INVALIDATION_PAYLOAD,
 };
 pub use message::{PubSubEvent, PubSubMessage, Subscription};
 pub use pubsub::{PubSub, Subscriptions};

@@ -354,6 +354,6 @@ impl PubSub {
 }
 
 /// 128 random bits as hex. Not a secret: it only has to be unique.
-fn new_instance_id() -> String {
+pub(crate) fn new_instance_id() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }

@@ -499,6 +499,7 @@ mod tests {
             CacheKey::user_sessions(&tn, &u),
             CacheKey::rate_limit(&tn, &u, &name),
             CacheKey::counter(&tn, &name),
+            CacheKey::tenant_index(&tn),
         ];
         assert_eq!(samples.len(), KeyFamily::ALL.len());
         for key in samples {

@@ -39,11 +39,15 @@ pub enum KeyFamily {
     RateLimit,
     /// `counter:tenant:{t}:{name}` (state)
     Counter,
+    /// `keyindex:tenant:{t}`: the sorted set of a tenant's cache keys, scored
+    /// by expiry, that makes a tenant purge cost that tenant's keys only
+    /// (bookkeeping of the cache; not itself cache).
+    TenantIndex,
 }
 
 impl KeyFamily {
     /// Every family, for tables and tests.
-    pub const ALL: [KeyFamily; 9] = [
+    pub const ALL: [KeyFamily; 10] = [
         KeyFamily::ShardStructured,
         KeyFamily::UserProfile,
         KeyFamily::Acl,
@@ -53,6 +57,7 @@ impl KeyFamily {
         KeyFamily::UserSessions,
         KeyFamily::RateLimit,
         KeyFamily::Counter,
+        KeyFamily::TenantIndex,
     ];
 
     /// A short name for logs and metrics labels. Logs carry the family, never
@@ -68,6 +73,23 @@ impl KeyFamily {
             KeyFamily::UserSessions => "user_sessions",
             KeyFamily::RateLimit => "ratelimit",
             KeyFamily::Counter => "counter",
+            KeyFamily::TenantIndex => "keyindex",
+        }
+    }
+
+    /// What comes before the tenant id in keys of this family.
+    const fn tenant_prefix(self) -> &'static str {
+        match self {
+            KeyFamily::ShardStructured
+            | KeyFamily::UserProfile
+            | KeyFamily::Acl
+            | KeyFamily::VectorSearch => "tenant:",
+            KeyFamily::Session | KeyFamily::RevokedToken | KeyFamily::UserSessions => {
+                "auth:tenant:"
+            }
+            KeyFamily::RateLimit => "ratelimit:tenant:",
+            KeyFamily::Counter => "counter:tenant:",
+            KeyFamily::TenantIndex => "keyindex:tenant:",
         }
     }
 
@@ -102,7 +124,7 @@ impl KeyFamily {
             KeyFamily::Session | KeyFamily::RevokedToken | KeyFamily::UserSessions => {
                 Some(TtlPolicy::session())
             }
-            KeyFamily::RateLimit | KeyFamily::Counter => None,
+            KeyFamily::RateLimit | KeyFamily::Counter | KeyFamily::TenantIndex => None,
         }
     }
 }
@@ -112,11 +134,24 @@ impl KeyFamily {
 pub struct CacheKey {
     key: String,
     family: KeyFamily,
+    /// Where the tenant id sits in `key` (every family is tenant-scoped),
+    /// so that per-tenant bookkeeping (the L1's shares, the tenant's key
+    /// index) needs no parsing and no extra allocation.
+    tenant_at: u8,
+    tenant_len: u8,
 }
 
 impl CacheKey {
     fn new(family: KeyFamily, key: String) -> Self {
-        Self { key, family }
+        let tenant_at = family.tenant_prefix().len();
+        let tenant_len = key[tenant_at..].find(':').unwrap_or(key.len() - tenant_at);
+        // Prefixes are under 20 bytes and ids at most MAX_ID_LEN (128).
+        Self {
+            tenant_at: u8::try_from(tenant_at).unwrap_or(u8::MAX),
+            tenant_len: u8::try_from(tenant_len).unwrap_or(u8::MAX),
+            key,
+            family,
+        }
     }
 
     /// `tenant:{t}:shard:{s}:structured`
@@ -191,6 +226,21 @@ impl CacheKey {
         )
     }
 
+    /// `keyindex:tenant:{t}`: the index of the tenant's cache keys (a sorted
+    /// set scored by expiry time), kept by the cache beside every write.
+    pub fn tenant_index(tenant: &TenantId) -> Self {
+        Self::new(KeyFamily::TenantIndex, format!("keyindex:tenant:{tenant}"))
+    }
+
+    /// The index of the tenant `key` belongs to (see [`tenant_index`](Self::tenant_index)).
+    pub fn tenant_index_of(key: &CacheKey) -> Self {
+        // The tenant id was validated when `key` was built.
+        Self::new(
+            KeyFamily::TenantIndex,
+            format!("keyindex:tenant:{}", key.tenant_str()),
+        )
+    }
+
     /// The key as Redis sees it.
     pub fn as_str(&self) -> &str {
         &self.key
@@ -199,6 +249,12 @@ impl CacheKey {
     /// The key's family.
     pub fn family(&self) -> KeyFamily {
         self.family
+    }
+
+    /// The id of the tenant the key belongs to, as it appears in the key.
+    pub fn tenant_str(&self) -> &str {
+        let at = usize::from(self.tenant_at);
+        &self.key[at..at + usize::from(self.tenant_len)]
     }
 
     /// The `:`-separated segments after the family's fixed prefix; used to
@@ -278,9 +334,14 @@ mod tests {
                 CacheKey::counter(&tenant, &name),
                 "counter:tenant:t1:login".to_owned(),
             ),
+            (
+                CacheKey::tenant_index(&tenant),
+                "keyindex:tenant:t1".to_owned(),
+            ),
         ];
         for (key, expected) in cases {
             assert_eq!(key.as_str(), expected);
+            assert_eq!(key.tenant_str(), "t1", "{expected}");
             assert_eq!(key.family().is_cache(), expected.starts_with("tenant:"));
         }
     }

@@ -13,6 +13,9 @@ use crate::id::{ShardId, TenantId, UserId};
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct KeyPattern {
     pattern: String,
+    /// The one tenant whose keys the pattern can match: where its keys are
+    /// indexed.
+    tenant: TenantId,
 }
 
 impl KeyPattern {
@@ -20,6 +23,7 @@ impl KeyPattern {
     pub fn tenant_cache(tenant: &TenantId) -> Self {
         Self {
             pattern: format!("tenant:{tenant}:*"),
+            tenant: tenant.clone(),
         }
     }
 
@@ -27,6 +31,7 @@ impl KeyPattern {
     pub fn tenant_acl(tenant: &TenantId) -> Self {
         Self {
             pattern: format!("tenant:{tenant}:acl:*"),
+            tenant: tenant.clone(),
         }
     }
 
@@ -34,6 +39,7 @@ impl KeyPattern {
     pub fn user_acl(tenant: &TenantId, user: &UserId) -> Self {
         Self {
             pattern: format!("tenant:{tenant}:acl:{user}:*"),
+            tenant: tenant.clone(),
         }
     }
 
@@ -41,6 +47,7 @@ impl KeyPattern {
     pub fn shard_acl(tenant: &TenantId, shard: &ShardId) -> Self {
         Self {
             pattern: format!("tenant:{tenant}:acl:*:{shard}"),
+            tenant: tenant.clone(),
         }
     }
 
@@ -48,7 +55,13 @@ impl KeyPattern {
     pub fn tenant_vector_search(tenant: &TenantId) -> Self {
         Self {
             pattern: format!("tenant:{tenant}:vsearch:*"),
+            tenant: tenant.clone(),
         }
+    }
+
+    /// The tenant whose cached keys the pattern covers (and no other's).
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
     }
 
     /// The glob as Redis sees it (for `SCAN MATCH`).

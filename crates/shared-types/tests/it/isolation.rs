@@ -23,6 +23,7 @@ fn all_keys(
         CacheKey::user_sessions(t, u),
         CacheKey::rate_limit(t, u, &name),
         CacheKey::counter(t, &name),
+        CacheKey::tenant_index(t),
     ]
 }
 
@@ -42,6 +43,16 @@ fn all_patterns(
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    // Every key names the tenant it was built for, whatever the other ids.
+    #[test]
+    fn every_key_knows_its_tenant(
+        t in tenant(), u in user(), s in shard(), q in query_hash(), h in token_hash(),
+    ) {
+        for key in all_keys(&t, &u, &s, &q, &h) {
+            prop_assert_eq!(key.tenant_str(), t.as_str(), "{:?}", key);
+        }
+    }
 
     // For two different tenants, no key of one matches any pattern of the other.
     #[test]
