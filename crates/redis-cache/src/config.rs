@@ -5,8 +5,12 @@
 //! |---|---|---|
 //! | `CACHE_MAX_VALUE_BYTES` | `1048576` | largest encoded value accepted (1 MiB) |
 //! | `CACHE_STRICT_READS` | `false` | `true`: reads return Redis errors instead of degrading to a miss |
+//! | `CACHE_PURGE_MODE` | `index` | how pattern deletions and tenant purges find keys: `index` (the tenant's key index: costs the tenant's keys) or `scan` (`SCAN` of the whole keyspace: also finds keys other clients wrote) |
 //! | `CACHE_SHARD_TTL_SECS` | `900` | base TTL of shard structured data, 900 to 1800 |
 //! | `CACHE_L1_MAX_ENTRIES` | `10000` | entries the in-process L1 holds; `0` disables the L1 |
+//! | `CACHE_L1_MAX_BYTES` | `67108864` | bytes the L1 holds (64 MiB): keys, JSON and decoded copies |
+//! | `CACHE_L1_MAX_VALUE_BYTES` | `65536` | largest value (JSON bytes) the L1 holds (64 KiB); larger ones are read from Redis every time |
+//! | `CACHE_L1_TENANT_SHARE` | `25` | most of the L1 (percent of its bytes and of its entries) one tenant may hold |
 //! | `CACHE_L1_TTL_SECS` | `30` | longest an entry stays in L1 (never longer than its Redis TTL); the most stale an L1 read can be while Redis is down |
 
 use std::time::Duration;
@@ -16,11 +20,15 @@ use shared_types::TtlPolicy;
 use crate::error::CacheError;
 
 /// Every variable [`CacheConfig::from_env`] reads.
-pub const CACHE_ENV_VARS: [&str; 5] = [
+pub const CACHE_ENV_VARS: [&str; 9] = [
     "CACHE_MAX_VALUE_BYTES",
     "CACHE_STRICT_READS",
+    "CACHE_PURGE_MODE",
     "CACHE_SHARD_TTL_SECS",
     "CACHE_L1_MAX_ENTRIES",
+    "CACHE_L1_MAX_BYTES",
+    "CACHE_L1_MAX_VALUE_BYTES",
+    "CACHE_L1_TENANT_SHARE",
     "CACHE_L1_TTL_SECS",
 ];
 
@@ -35,11 +43,39 @@ pub enum ReadMode {
     Strict,
 }
 
+/// How pattern deletions (`delete_pattern`, `flush_tenant`, pattern
+/// invalidations) find the keys to delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PurgeMode {
+    /// Through the tenant's key index, which every write of this layer
+    /// keeps: the work is the tenant's keys, whatever the keyspace holds.
+    /// The default. Keys other clients wrote are not in the index.
+    #[default]
+    Index,
+    /// `SCAN` of the whole keyspace (never `KEYS`): finds every matching
+    /// key, whoever wrote it, at the cost of walking every key.
+    Scan,
+}
+
 /// Bounds of the in-process L1.
+///
+/// Memory is bounded by `max_bytes` whatever callers store: an entry weighs
+/// its key, its JSON and an estimate of its decoded copy (as much again as
+/// the JSON), plus a fixed overhead. No tenant holds more than
+/// `tenant_share_percent` of the bytes or of the entries: a tenant past its
+/// share evicts its own oldest entries, never another tenant's, and under
+/// pressure the tenant holding the most bytes gives way first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct L1Config {
-    /// Most entries held; the least valuable are evicted beyond it.
+    /// Most entries held.
     pub max_entries: u64,
+    /// Most bytes held (keys, JSON and decoded copies, with overhead).
+    pub max_bytes: u64,
+    /// Largest value (its JSON) held; larger ones are always read from Redis.
+    pub max_value_bytes: usize,
+    /// Most of `max_bytes` and of `max_entries` one tenant may hold, in
+    /// percent (1 to 100).
+    pub tenant_share_percent: u8,
     /// Longest an entry stays in L1. Each entry lives `min(ttl_cap, its
     /// Redis TTL)`, so L1 never outlives L2; while Redis is down this is the
     /// maximum staleness of an L1 read.
@@ -50,6 +86,9 @@ impl Default for L1Config {
     fn default() -> Self {
         Self {
             max_entries: 10_000,
+            max_bytes: 64 * 1024 * 1024,
+            max_value_bytes: 64 * 1024,
+            tenant_share_percent: 25,
             ttl_cap: Duration::from_secs(30),
         }
     }
@@ -62,9 +101,12 @@ pub struct CacheConfig {
     pub max_value_bytes: usize,
     /// Behaviour of reads while Redis is unavailable.
     pub read_mode: ReadMode,
-    /// `COUNT` hint of each `SCAN` in pattern deletion: large enough to be
-    /// quick, small enough that each command stays short on the server.
+    /// `COUNT` hint of each `SCAN`/`ZSCAN` in pattern deletion: large
+    /// enough to be quick, small enough that each command stays short on
+    /// the server.
     pub scan_count: u32,
+    /// How pattern deletions find keys.
+    pub purge_mode: PurgeMode,
     /// TTL policy of shard structured data (15 to 30 minutes).
     pub shard_ttl: TtlPolicy,
     /// The in-process L1; `None` for Redis only.
@@ -77,6 +119,7 @@ impl Default for CacheConfig {
             max_value_bytes: 1024 * 1024,
             read_mode: ReadMode::Degrade,
             scan_count: 1000,
+            purge_mode: PurgeMode::Index,
             shard_ttl: TtlPolicy::shard_structured(),
             l1: Some(L1Config::default()),
         }
@@ -109,6 +152,13 @@ impl CacheConfig {
                 _ => return Err(invalid("CACHE_STRICT_READS", "is not true or false")),
             };
         }
+        if let Some(v) = get("CACHE_PURGE_MODE") {
+            config.purge_mode = match v.trim().to_ascii_lowercase().as_str() {
+                "index" => PurgeMode::Index,
+                "scan" => PurgeMode::Scan,
+                _ => return Err(invalid("CACHE_PURGE_MODE", "is not index or scan")),
+            };
+        }
         if let Some(v) = get("CACHE_SHARD_TTL_SECS") {
             let secs = parse("CACHE_SHARD_TTL_SECS", &v, 900, 1800)?;
             config.shard_ttl = TtlPolicy::shard_structured_with(Duration::from_secs(secs))
@@ -117,6 +167,16 @@ impl CacheConfig {
         let mut l1 = L1Config::default();
         if let Some(v) = get("CACHE_L1_MAX_ENTRIES") {
             l1.max_entries = parse("CACHE_L1_MAX_ENTRIES", &v, 0, 100_000_000)?;
+        }
+        if let Some(v) = get("CACHE_L1_MAX_BYTES") {
+            l1.max_bytes = parse("CACHE_L1_MAX_BYTES", &v, 64 * 1024, 1 << 40)?;
+        }
+        if let Some(v) = get("CACHE_L1_MAX_VALUE_BYTES") {
+            l1.max_value_bytes = parse("CACHE_L1_MAX_VALUE_BYTES", &v, 1, 512 * 1024 * 1024)?;
+        }
+        if let Some(v) = get("CACHE_L1_TENANT_SHARE") {
+            let percent = v.trim().trim_end_matches('%');
+            l1.tenant_share_percent = parse("CACHE_L1_TENANT_SHARE", percent, 1, 100)?;
         }
         if let Some(v) = get("CACHE_L1_TTL_SECS") {
             l1.ttl_cap = Duration::from_secs(parse("CACHE_L1_TTL_SECS", &v, 1, 86_400)?);
@@ -168,18 +228,26 @@ mod tests {
         let c = from(&[
             ("CACHE_MAX_VALUE_BYTES", "2048"),
             ("CACHE_STRICT_READS", "true"),
+            ("CACHE_PURGE_MODE", "scan"),
             ("CACHE_SHARD_TTL_SECS", "1800"),
             ("CACHE_L1_MAX_ENTRIES", "50"),
+            ("CACHE_L1_MAX_BYTES", "1048576"),
+            ("CACHE_L1_MAX_VALUE_BYTES", "4096"),
+            ("CACHE_L1_TENANT_SHARE", "10%"),
             ("CACHE_L1_TTL_SECS", "5"),
         ])
         .unwrap();
         assert_eq!(c.max_value_bytes, 2048);
         assert_eq!(c.read_mode, ReadMode::Strict);
+        assert_eq!(c.purge_mode, PurgeMode::Scan);
         assert_eq!(c.shard_ttl.base(), Duration::from_secs(1800));
         assert_eq!(
             c.l1,
             Some(L1Config {
                 max_entries: 50,
+                max_bytes: 1_048_576,
+                max_value_bytes: 4096,
+                tenant_share_percent: 10,
                 ttl_cap: Duration::from_secs(5)
             })
         );
@@ -194,10 +262,16 @@ mod tests {
             ("CACHE_MAX_VALUE_BYTES", "0"),
             ("CACHE_MAX_VALUE_BYTES", "lots"),
             ("CACHE_STRICT_READS", "sometimes"),
+            ("CACHE_PURGE_MODE", "keys"),
             ("CACHE_SHARD_TTL_SECS", "899"),
             ("CACHE_SHARD_TTL_SECS", "1801"),
             ("CACHE_L1_MAX_ENTRIES", "-1"),
             ("CACHE_L1_TTL_SECS", "0"),
+            ("CACHE_L1_MAX_BYTES", "1000"),
+            ("CACHE_L1_MAX_VALUE_BYTES", "0"),
+            ("CACHE_L1_TENANT_SHARE", "0"),
+            ("CACHE_L1_TENANT_SHARE", "101"),
+            ("CACHE_L1_TENANT_SHARE", "a quarter"),
         ] {
             let err = from(&[(variable, value)]).unwrap_err();
             assert!(

@@ -36,7 +36,10 @@ use redis_connection::fred::types::config::Options;
 use redis_connection::fred::types::scripts::Script;
 use redis_connection::fred::types::{Expiration, Key, SetOptions, Value};
 
+use shared_types::CacheKey;
+
 use crate::error::CacheError;
+use crate::index::is_indexed;
 use crate::store::{Store, millis};
 
 /// The longest a loader may run and still have its value cached.
@@ -73,8 +76,11 @@ pub(crate) struct Lease {
 
 impl Lease {
     /// Claims `key` if it is absent; `None` if it is not, or if Redis could
-    /// not take the claim (then nothing is written back).
-    pub(crate) async fn claim(store: &Store, key: &str) -> Option<Self> {
+    /// not take the claim (then nothing is written back). Cached data's
+    /// leases are indexed first, like any value (see `index.rs`), so that a
+    /// tenant purge during the load removes the lease and the loaded value
+    /// is not written back over the purge.
+    pub(crate) async fn claim(store: &Store, key: &CacheKey) -> Option<Self> {
         let mut token = BytesMut::with_capacity(PREFIX.len() + 32);
         token.put_slice(PREFIX);
         token.put_slice(format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)).as_bytes());
@@ -83,20 +89,29 @@ impl Lease {
             fail_fast: true,
             ..Options::default()
         };
-        let claimed: Result<Value, _> = store
-            .client()
-            .with_options(&options)
-            .set(
-                key,
-                token.clone(),
-                Some(Expiration::PX(millis(LEASE_TTL))),
-                Some(SetOptions::NX),
-                false,
-            )
-            .await;
-        match claimed {
-            Ok(Value::Null) | Err(_) => None,
-            Ok(_) => Some(Self { token }),
+        let client = store.client().clone();
+        let index = CacheKey::tenant_index_of(key);
+        let members = [(key.as_str(), LEASE_TTL)];
+        let indexed = async {
+            if is_indexed(key) {
+                store.index_on(&client, &index, &members).await
+            } else {
+                Ok(())
+            }
+        };
+        let fast = client.with_options(&options);
+        let claim = fast.set::<Value, _, _>(
+            key.as_str(),
+            token.clone(),
+            Some(Expiration::PX(millis(LEASE_TTL))),
+            Some(SetOptions::NX),
+            false,
+        );
+        // join! queues the index update first.
+        let (indexed, claimed) = futures::join!(indexed, claim);
+        match (indexed, claimed) {
+            (Ok(()), Ok(value)) if value != Value::Null => Some(Self { token }),
+            _ => None,
         }
     }
 
@@ -105,7 +120,7 @@ impl Lease {
     pub(crate) async fn fulfil(
         self,
         store: &Store,
-        key: &str,
+        key: &CacheKey,
         value: Bytes,
         ttl: Duration,
     ) -> Result<bool, CacheError> {
@@ -114,28 +129,42 @@ impl Lease {
 
     /// Gives the claim up (deletes the lease if it is still there), so that
     /// the key is not kept uncached for the rest of [`LEASE_TTL`].
-    pub(crate) async fn release(self, store: &Store, key: &str) -> Result<bool, CacheError> {
+    pub(crate) async fn release(self, store: &Store, key: &CacheKey) -> Result<bool, CacheError> {
         self.settle(store, key, Bytes::new(), Duration::ZERO).await
     }
 
+    /// Runs the settle script; a value written back is indexed first, with
+    /// its own TTL, on the same connection.
     async fn settle(
         self,
         store: &Store,
-        key: &str,
+        key: &CacheKey,
         value: Bytes,
         ttl: Duration,
     ) -> Result<bool, CacheError> {
         static SETTLE: std::sync::LazyLock<Script> =
             std::sync::LazyLock::new(|| Script::from_lua(SETTLE_LUA));
+        let value_is_empty = value.is_empty();
         let args = vec![
             Value::Bytes(self.token),
             Value::Bytes(value),
             Value::Integer(millis(ttl).max(1)),
         ];
-        let done: i64 = store
-            .run_script(&SETTLE, vec![Key::from(key)], args)
-            .await?;
-        Ok(done == 1)
+        let client = store.client().clone();
+        let index = CacheKey::tenant_index_of(key);
+        let members = [(key.as_str(), ttl)];
+        let indexed = async {
+            if is_indexed(key) && !value_is_empty {
+                store.index_on(&client, &index, &members).await
+            } else {
+                Ok(())
+            }
+        };
+        let settled =
+            store.run_script_on::<i64>(&client, &SETTLE, vec![Key::from(key.as_str())], args);
+        let (indexed, done) = futures::join!(indexed, settled);
+        indexed?;
+        Ok(done? == 1)
     }
 }
 

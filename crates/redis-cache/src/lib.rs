@@ -42,6 +42,7 @@ mod delete_pattern;
 mod error;
 mod expiry;
 mod flight;
+mod index;
 mod l1;
 mod lease;
 mod listener;
@@ -54,7 +55,7 @@ mod store;
 mod throttle;
 mod write;
 
-pub use config::{CACHE_ENV_VARS, CacheConfig, L1Config, ReadMode};
+pub use config::{CACHE_ENV_VARS, CacheConfig, L1Config, PurgeMode, ReadMode};
 pub use counters::RateWindow;
 pub use error::CacheError;
 pub use expiry::{Expiry, KeyTtl};

@@ -1,6 +1,8 @@
-//! Applying other instances' invalidations to this instance's L1.
+//! Applying other instances' invalidations to this instance's L1, and
+//! keeping the L1 swept.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use redis_pubsub::{InvalidationEvent, InvalidationFeed};
 use tracing::{debug, info, warn};
@@ -8,25 +10,47 @@ use tracing::{debug, info, warn};
 use crate::l1::L1;
 use crate::stats::{Counters, bump};
 
+/// How often expired L1 entries are reclaimed.
+const SWEEP_PERIOD: Duration = Duration::from_secs(1);
+
 /// Runs until the feed ends (pub/sub shut down), then leaves the L1
 /// untrusted: nothing keeps it fresh any more.
 pub(crate) async fn run(
     mut feed: InvalidationFeed,
     l1: Option<Arc<L1>>,
     counters: Arc<Counters>,
-    own_id: String,
+    own_origin: String,
 ) {
     let mut subscribed_before = false;
-    while let Some(event) = feed.recv().await {
+    let mut sweep = tokio::time::interval(SWEEP_PERIOD);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let event = tokio::select! {
+            event = feed.recv() => event,
+            _ = sweep.tick() => {
+                if let Some(l1) = &l1 {
+                    l1.sweep();
+                }
+                continue;
+            }
+        };
+        let Some(event) = event else { break };
         match event {
             InvalidationEvent::Received(message) => {
-                // Our own invalidations were applied before they were sent.
-                if message.origin == own_id {
+                let scope = message.invalidation.scope();
+                // Our own changes were applied before they were sent, except
+                // those whose outcome we never learnt: Redis delivers their
+                // announcement only after running them.
+                if message.origin == own_origin {
+                    if let Some(l1) = l1.as_ref().filter(|l1| l1.applies_own(&scope)) {
+                        l1.invalidate(&scope);
+                        debug!("applied an own invalidation of unknown outcome");
+                    }
                     continue;
                 }
                 bump(&counters.invalidations_received);
                 if let Some(l1) = &l1 {
-                    l1.invalidate(&message.invalidation.scope());
+                    l1.invalidate(&scope);
                     bump(&counters.invalidations_applied);
                 }
                 debug!(

@@ -154,7 +154,7 @@ impl CacheService {
         };
         // Claimed before the loader runs: see lease.rs.
         let lease = if absent {
-            Lease::claim(&self.inner.store, key.as_str()).await
+            Lease::claim(&self.inner.store, key).await
         } else {
             None
         };
@@ -171,20 +171,20 @@ impl CacheService {
         });
         let Some(Ok(bytes)) = encoded else {
             // Nothing to write: give the key back at once.
-            let _ = lease.release(&self.inner.store, key.as_str()).await;
+            let _ = lease.release(&self.inner.store, key).await;
             return loaded;
         };
         let value = loaded?;
         let ttl = expiry.resolve();
         match lease
-            .fulfil(&self.inner.store, key.as_str(), bytes.clone(), ttl)
+            .fulfil(&self.inner.store, key, bytes.clone(), ttl)
             .await
         {
             Ok(true) => {
                 bump(&self.inner.counters.sets);
                 // The L1 refuses it if anything was invalidated meanwhile.
                 if let (Some(l1), Some(epoch)) = (&l1, epoch) {
-                    l1.fill(key.as_str(), bytes, Some(ttl), Some(value.clone()), epoch);
+                    l1.fill(key, bytes, Some(ttl), Some(value.clone()), epoch);
                 }
             }
             Ok(false) => debug!(

@@ -9,7 +9,7 @@
 //! (BENCHMARKS.md, workload 3).
 //!
 //! - On a single server (standalone or sentinel) a Lua script runs the
-//!   `SET`s: one command per [`SCRIPT_CHUNK`] keys, so a batch costs a few
+//!   `SET`s: one `EVAL` per [`SCRIPT_CHUNK`] keys, so a batch costs a few
 //!   writes. Chunks keep each script short (a script holds the server while
 //!   it runs, as any command does) and are sent together.
 //! - On a cluster a script may only touch keys of one hash slot, so each key
@@ -24,16 +24,15 @@
 //! against each other, so duplicates are removed before anything is sent.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis_connection::fred::interfaces::KeysInterface;
-use redis_connection::fred::types::scripts::Script;
+use redis_connection::fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
+use redis_connection::fred::prelude::Client;
 use redis_connection::fred::types::{Key, Value};
 
 use crate::error::CacheError;
-use crate::store::{Store, millis, px};
+use crate::store::{Store, fail_fast, millis, px};
 
 /// Keys per script: at most about a millisecond of server time each.
 pub(crate) const SCRIPT_CHUNK: usize = 250;
@@ -46,14 +45,15 @@ for i = 1, n do
 end
 return n";
 
-static MSET: LazyLock<Script> = LazyLock::new(|| Script::from_lua(MSET_LUA));
-
 impl Store {
     /// `SET key value PX ttl` for every entry (the last value of a key given
-    /// twice). On failure returns the first error; entries written before
-    /// it stay written.
-    pub(crate) async fn mset(
+    /// twice), through `client`: every command is queued on it when the
+    /// future is first polled, so what the caller sends on it next runs
+    /// after them. On failure returns the first error; entries written
+    /// before it stay written.
+    pub(crate) async fn mset_on(
         &self,
+        client: &Client,
         entries: Vec<(&str, Bytes, Duration)>,
     ) -> Result<(), CacheError> {
         let entries = last_of_each_key(entries);
@@ -61,13 +61,21 @@ impl Store {
             return Ok(());
         }
         if self.is_cluster() {
-            self.mset_each(entries).await
+            self.mset_each(client, entries).await
         } else {
-            self.mset_scripted(entries).await
+            self.mset_scripted(client, entries).await
         }
     }
 
-    async fn mset_scripted(&self, entries: Vec<(&str, Bytes, Duration)>) -> Result<(), CacheError> {
+    /// One `EVAL` per chunk. `EVAL`, not `EVALSHA`: an `EVALSHA` refused
+    /// with `NOSCRIPT` would be retried *after* what the caller queued
+    /// behind it (the batch's announcements), and the script is short.
+    async fn mset_scripted(
+        &self,
+        client: &Client,
+        entries: Vec<(&str, Bytes, Duration)>,
+    ) -> Result<(), CacheError> {
+        let fast = client.with_options(&fail_fast());
         let chunks = entries.chunks(SCRIPT_CHUNK).map(|chunk| {
             let keys: Vec<Key> = chunk.iter().map(|(key, _, _)| Key::from(*key)).collect();
             let mut args: Vec<Value> = Vec::with_capacity(chunk.len() * 2);
@@ -81,7 +89,12 @@ impl Store {
                     .iter()
                     .map(|(_, _, ttl)| Value::Integer(millis(*ttl).max(1))),
             );
-            self.run_script::<i64>(&MSET, keys, args)
+            let fast = &fast;
+            async move {
+                fast.eval::<i64, _, _, _>(MSET_LUA, keys, args)
+                    .await
+                    .map_err(|e| self.error(&e))
+            }
         });
         for written in futures::future::join_all(chunks).await {
             written?;
@@ -89,12 +102,15 @@ impl Store {
         Ok(())
     }
 
-    async fn mset_each(&self, entries: Vec<(&str, Bytes, Duration)>) -> Result<(), CacheError> {
+    async fn mset_each(
+        &self,
+        client: &Client,
+        entries: Vec<(&str, Bytes, Duration)>,
+    ) -> Result<(), CacheError> {
         // Not `fail_fast`: right after a topology change fred replaces node
         // connections, and a batch spread over every node would fail on
         // whichever one is being replaced; queued, it waits for it (bounded
         // by the command timeout).
-        let client = self.client();
         let writes = entries.into_iter().map(|(key, value, ttl)| {
             client.set::<(), _, _>(key, value, Some(px(ttl)), None, false)
         });

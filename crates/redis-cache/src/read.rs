@@ -138,8 +138,10 @@ impl CacheService {
                         .l1_for(&keys[i])
                         .and_then(|l1| self.l1_hit(l1, &keys[i], true));
                 }
-                if out.iter().all(Option::is_none) {
-                    self.read_failed(&keys[missing[0]], error).await?;
+                // A key neither tier could answer is unreadable, not missing:
+                // strict mode says so, degraded mode counts it as a miss.
+                if let Some(&unread) = missing.iter().find(|&&i| out[i].is_none()) {
+                    self.read_failed(&keys[unread], error).await?;
                 }
                 return Ok(out);
             }
@@ -238,13 +240,7 @@ impl CacheService {
     ) -> Option<T> {
         let value = self.decode_hit::<T>(key, &fetched.bytes).await?;
         if fetched.ttl != Some(std::time::Duration::ZERO) {
-            l1.fill(
-                key.as_str(),
-                fetched.bytes,
-                fetched.ttl,
-                Some(value.clone()),
-                epoch,
-            );
+            l1.fill(key, fetched.bytes, fetched.ttl, Some(value.clone()), epoch);
         }
         Some(value)
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis_connection::RedisConnectionManager;
-use redis_pubsub::PubSub;
+use redis_pubsub::{InvalidationPublisher, PubSub};
 use tokio::task::JoinHandle;
 
 use crate::config::CacheConfig;
@@ -50,6 +50,9 @@ pub(crate) struct Inner {
     pub(crate) window: WindowScript,
     pub(crate) l1: Option<Arc<L1>>,
     pub(crate) bus: Option<PubSub>,
+    /// Publishes this cache's invalidations under an origin of its own, so
+    /// that two caches sharing one `PubSub` still see each other's.
+    pub(crate) publisher: Option<InvalidationPublisher>,
     pub(crate) flights: SingleFlight,
     listener: Option<JoinHandle<()>>,
 }
@@ -94,18 +97,19 @@ impl CacheService {
         let feed = pubsub.invalidations().await.map_err(CacheError::from)?;
         let l1 = config.l1.map(|l1| Arc::new(L1::new(l1)));
         let counters = Arc::new(Counters::default());
+        let publisher = pubsub.publisher();
         let listener = tokio::spawn(crate::listener::run(
             feed,
             l1.clone(),
             counters.clone(),
-            pubsub.instance_id().to_owned(),
+            publisher.origin().to_owned(),
         ));
         Ok(Self::build(
             manager,
             config,
             counters,
             l1,
-            Some(pubsub),
+            Some((pubsub, publisher)),
             Some(listener),
         ))
     }
@@ -115,9 +119,10 @@ impl CacheService {
         config: CacheConfig,
         counters: Arc<Counters>,
         l1: Option<Arc<L1>>,
-        bus: Option<PubSub>,
+        bus: Option<(PubSub, InvalidationPublisher)>,
         listener: Option<JoinHandle<()>>,
     ) -> Self {
+        let (bus, publisher) = bus.unzip();
         Self {
             inner: Arc::new(Inner {
                 store: Store::new(manager),
@@ -128,6 +133,7 @@ impl CacheService {
                 window: WindowScript::new(),
                 l1,
                 bus,
+                publisher,
                 flights: SingleFlight::default(),
                 listener,
             }),
@@ -160,11 +166,20 @@ impl CacheService {
         self.inner.l1.as_ref().map_or(0, |l1| l1.len())
     }
 
-    /// This instance's counters.
+    /// Bytes the L1 holds now (0 without one): keys, JSON and decoded
+    /// copies, as the L1's byte bound counts them.
+    pub fn l1_bytes(&self) -> u64 {
+        self.inner.l1.as_ref().map_or(0, |l1| l1.stats().bytes)
+    }
+
+    /// This instance's counters, and what its L1 holds.
     pub fn stats(&self) -> CacheStats {
         let mut stats = self.inner.counters.snapshot();
         if let Some(bus) = &self.inner.bus {
             stats.malformed_messages = bus.stats().malformed;
+        }
+        if let Some(l1) = &self.inner.l1 {
+            stats.add_l1(&l1.stats());
         }
         stats
     }

@@ -50,6 +50,7 @@ impl Counters {
             invalidations_applied: get(&self.invalidations_applied),
             l1_flushes: get(&self.l1_flushes),
             malformed_messages: get(&self.malformed_messages),
+            ..CacheStats::default()
         }
     }
 }
@@ -85,9 +86,34 @@ pub struct CacheStats {
     pub l1_flushes: u64,
     /// Malformed messages seen on invalidation channels (ignored).
     pub malformed_messages: u64,
+    /// Bytes the L1 holds now (a gauge): keys, JSON and decoded copies.
+    pub l1_bytes: u64,
+    /// Entries the L1 holds now (a gauge).
+    pub l1_entries: u64,
+    /// L1 entries evicted because the L1 was over its byte or entry bound.
+    pub l1_evicted_size: u64,
+    /// L1 entries evicted because their tenant was over its share.
+    pub l1_evicted_tenant_share: u64,
+    /// L1 entries that outlived their TTL.
+    pub l1_expired: u64,
+    /// L1 entries removed by invalidations, flushes and this instance's
+    /// own changes.
+    pub l1_invalidated: u64,
+    /// Values not held in the L1 for being larger than its per-value bound.
+    pub l1_too_large: u64,
 }
 
 impl CacheStats {
+    pub(crate) fn add_l1(&mut self, l1: &crate::l1::L1Stats) {
+        self.l1_bytes = l1.bytes;
+        self.l1_entries = l1.entries;
+        self.l1_evicted_size = l1.evicted_size;
+        self.l1_evicted_tenant_share = l1.evicted_tenant_share;
+        self.l1_expired = l1.expired;
+        self.l1_invalidated = l1.invalidated;
+        self.l1_too_large = l1.too_large;
+    }
+
     /// Reads that found a value, in either tier.
     pub fn hits(&self) -> u64 {
         self.l1_hits + self.l2_hits

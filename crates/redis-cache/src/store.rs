@@ -189,7 +189,19 @@ impl Store {
         keys: Vec<Key>,
         args: Vec<Value>,
     ) -> Result<R, CacheError> {
-        let client = self.client();
+        self.run_script_on(self.client(), script, keys, args).await
+    }
+
+    /// [`run_script`](Self::run_script) through `client`: the `EVALSHA` is
+    /// queued on it when the future is first polled (a reload after
+    /// `NOSCRIPT` goes later).
+    pub(crate) async fn run_script_on<R: FromValue>(
+        &self,
+        client: &Client,
+        script: &Script,
+        keys: Vec<Key>,
+        args: Vec<Value>,
+    ) -> Result<R, CacheError> {
         let fast = client.with_options(&fail_fast());
         match fast
             .evalsha::<R, _, _, _>(script.sha1().clone(), keys.clone(), args.clone())
@@ -247,19 +259,9 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// `SET key value PX ttl` on the pool.
-    pub(crate) async fn set(
-        &self,
-        key: &str,
-        value: Bytes,
-        ttl: Duration,
-    ) -> Result<(), CacheError> {
-        self.set_via(&self.fast, key, value, ttl).await
-    }
-
     /// `SET key value PX ttl` through `client`, failing fast while
-    /// disconnected (for a write sent on the same connection as its
-    /// announcement: see `write.rs`).
+    /// disconnected (for a write sent on the same connection as its index
+    /// update and its announcement: see `write.rs`).
     pub(crate) async fn set_on(
         &self,
         client: &Client,
@@ -267,18 +269,8 @@ impl Store {
         value: Bytes,
         ttl: Duration,
     ) -> Result<(), CacheError> {
-        self.set_via(&client.with_options(&fail_fast()), key, value, ttl)
-            .await
-    }
-
-    async fn set_via<C: KeysInterface + Sync>(
-        &self,
-        client: &C,
-        key: &str,
-        value: Bytes,
-        ttl: Duration,
-    ) -> Result<(), CacheError> {
         client
+            .with_options(&fail_fast())
             .set::<(), _, _>(key, value, Some(px(ttl)), None, false)
             .await
             .map_err(|e| self.error(&e))
@@ -366,7 +358,7 @@ pub(crate) fn px(ttl: Duration) -> Expiration {
 
 /// Options of a command that fails at once while the pool is known to be
 /// disconnected, instead of waiting out its timeout.
-fn fail_fast() -> Options {
+pub(crate) fn fail_fast() -> Options {
     Options {
         fail_fast: true,
         ..Options::default()

@@ -1,27 +1,40 @@
 //! Writes, deletes and invalidation. On a two-tier cache every change also
 //! updates this instance's L1 and is published, so that other instances drop
-//! their copies. Redis processes the change before the announcement (the
-//! order that lets a reader anywhere only ever refill from the new state):
-//! for one key, both are sent together on one connection, in that order
-//! (`write_announced`); for a pattern, the announcement follows the last
-//! deletion.
+//! their copies.
+//!
+//! **Order in Redis.** Redis processes the change before the announcement
+//! (the order that lets a reader anywhere only ever refill from the new
+//! state): for one key on a single server, both are sent together on one
+//! connection, in that order (`write_announced`); on a cluster, and for
+//! patterns, the announcement follows the change's outcome. A change is
+//! announced whatever its outcome (success, error, timeout, or the caller
+//! dropping the future): a command that timed out may still run, and an
+//! extra invalidation only costs other instances one L2 read.
+//!
+//! **This instance's L1** is changed before anything is sent and again when
+//! the outcome is known or lost ([`OwnChange`]), so no outcome leaves the old
+//! value behind.
 
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use bytes::Bytes;
 use redis_connection::fred::prelude::Client;
 use redis_connection::fred::types::Key;
+use redis_pubsub::{InvalidationPublisher, PubSubError};
 use serde::Serialize;
 use shared_types::{CacheKey, Invalidation, KeyPattern, Scope, TenantId};
 use tracing::instrument;
 
 use crate::codec;
+use crate::config::PurgeMode;
 use crate::error::CacheError;
 use crate::expiry::{Expiry, KeyTtl};
-use crate::l1::Epoch;
+use crate::l1::OwnChange;
 use crate::service::CacheService;
-use crate::stats::{add, bump};
+use crate::stats::{Counters, add, bump};
 
 impl CacheService {
     /// Writes `value` under `key`, with a TTL from `expiry` (a
@@ -33,6 +46,8 @@ impl CacheService {
     /// is sent; [`CacheError::Unavailable`] when Redis cannot take the write,
     /// or took it but the invalidation could not be published (other
     /// instances may then serve their old copy for up to their L1 TTL cap).
+    /// After an error this instance's L1 holds neither the old value nor the
+    /// new one.
     #[instrument(level = "debug", name = "cache.set", skip_all, fields(cache.family = key.family().name()))]
     pub async fn set<T: Serialize + ?Sized>(
         &self,
@@ -42,25 +57,20 @@ impl CacheService {
     ) -> Result<(), CacheError> {
         let bytes = codec::encode(value, self.inner.config.max_value_bytes)?;
         let ttl = expiry.into().resolve();
-        let epoch = self.l1_for(key).map(|l1| l1.epoch(key.as_str()));
+        let change = self.l1_for(key).map(|l1| l1.begin(key));
         let store = &self.inner.store;
         let value = bytes.clone();
-        let (written, announced) = match self.announcement_for(key) {
-            // Boxed: the joint future is several times the size of a plain
-            // SET's, and a Redis-only `set` should not carry (and move) it.
-            Some(invalidation) => {
-                Box::pin(
-                    self.write_announced(Some(invalidation), |client| async move {
-                        store.set_on(&client, key.as_str(), value, ttl).await
-                    }),
-                )
-                .await
-            }
-            None => (store.set(key.as_str(), value, ttl).await, Ok(())),
-        };
+        // Boxed: the joint future is several times the size of a plain
+        // SET's, and moving it whole on every poll costs more than the box.
+        let (written, announced) = Box::pin(
+            self.write_announced(self.announcement_for(key), |client| async move {
+                store.set_indexed_on(&client, key, value, ttl).await
+            }),
+        )
+        .await;
         self.write_result(written, 1)?;
-        if let (Some(l1), Some(epoch)) = (self.l1_for(key), epoch) {
-            l1.after_own_write(key.as_str(), bytes, ttl, epoch);
+        if let Some(change) = change {
+            change.succeeded_with(bytes, ttl);
         }
         announced
     }
@@ -69,7 +79,8 @@ impl CacheService {
     /// script per 250 keys on a single server, one `SET` per key on a
     /// cluster (see `mset.rs` for why not a fred pipeline). A key given twice
     /// takes its last value. Every value is encoded and size-checked first:
-    /// if any is refused, nothing is sent.
+    /// if any is refused, nothing is sent. Every key is announced, even when
+    /// the batch fails part-way (some of it may have been written).
     ///
     /// # Errors
     /// As [`set`](Self::set).
@@ -83,32 +94,75 @@ impl CacheService {
             .iter()
             .map(|(key, value, expiry)| Ok((key, codec::encode(value, max)?, expiry.resolve())))
             .collect::<Result<Vec<_>, CacheError>>()?;
-        let epochs: Vec<Option<Epoch>> = encoded
+        let changes: Vec<Option<OwnChange<'_>>> = encoded
             .iter()
-            .map(|(key, _, _)| self.l1_for(key).map(|l1| l1.epoch(key.as_str())))
+            .map(|(key, _, _)| self.l1_for(key).map(|l1| l1.begin(key)))
             .collect();
+        let (written, announced) = self.mset_announced(&encoded).await;
+        self.write_result(written, encoded.len() as u64)?;
+        for ((_, bytes, ttl), change) in encoded.iter().zip(changes) {
+            if let Some(change) = change {
+                change.succeeded_with(bytes.clone(), *ttl);
+            }
+        }
+        announced
+    }
+
+    /// The writes of `mset`, with the tenant indexes first and the
+    /// announcements last: on one connection on a single server (so Redis
+    /// runs them in that order whatever the outcome), after the writes'
+    /// outcome on a cluster.
+    async fn mset_announced(
+        &self,
+        encoded: &[(&CacheKey, Bytes, Duration)],
+    ) -> (Result<(), CacheError>, Result<(), CacheError>) {
+        let store = &self.inner.store;
+        let client = store.client().clone();
+        let indexed: Vec<(&CacheKey, Duration)> =
+            encoded.iter().map(|(key, _, ttl)| (*key, *ttl)).collect();
         let batch = encoded
             .iter()
             .map(|(key, bytes, ttl)| (key.as_str(), bytes.clone(), *ttl))
             .collect();
-        self.write_result(self.inner.store.mset(batch).await, encoded.len() as u64)?;
-        for ((key, bytes, ttl), epoch) in encoded.iter().zip(epochs) {
-            if let (Some(l1), Some(epoch)) = (self.l1_for(key), epoch) {
-                l1.after_own_write(key.as_str(), bytes.clone(), *ttl, epoch);
-            }
-        }
+        let writes = async {
+            let (index, written) = futures::join!(
+                store.index_many_on(&client, &indexed),
+                store.mset_on(&client, batch)
+            );
+            written.and(index)
+        };
         // Without pub/sub there is nothing to announce; building the
         // futures anyway (each holds a fred publish, several KB, boxed by
         // join_all) cost a Redis-only mset of 1 000 keys more than its
         // pipeline did (BENCHMARKS.md, workload 3).
-        if self.inner.bus.is_none() {
-            return Ok(());
+        let Some(publisher) = &self.inner.publisher else {
+            return (writes.await, Ok(()));
+        };
+        let invalidations: Vec<Invalidation> = encoded
+            .iter()
+            .filter_map(|(key, _, _)| Invalidation::for_key(key))
+            .collect();
+        if store.is_cluster() {
+            let pending = self.pending(publisher, invalidations);
+            let written = writes.await;
+            return (written, pending.send_all().await);
         }
-        let announcements = encoded.iter().map(|(key, _, _)| self.announce_key(key));
-        futures::future::join_all(announcements)
-            .await
-            .into_iter()
-            .collect()
+        let announce = futures::future::join_all(
+            invalidations
+                .iter()
+                .map(|invalidation| publisher.invalidate_on(&client, invalidation)),
+        );
+        // join! polls the writes first: fred queues them before the PUBLISHes.
+        let (written, published) = futures::join!(writes, announce);
+        // Every publication counted; the first error reported.
+        let mut announced = Ok(());
+        for published in published {
+            let sent = self.sent(published);
+            if announced.is_ok() {
+                announced = sent;
+            }
+        }
+        (written, announced)
     }
 
     /// Deletes `key` (everywhere, on a two-tier cache); `true` when it
@@ -119,77 +173,122 @@ impl CacheService {
     /// invalidation cannot be published.
     #[instrument(level = "debug", name = "cache.delete", skip_all, fields(cache.family = key.family().name()))]
     pub async fn delete(&self, key: &CacheKey) -> Result<bool, CacheError> {
-        let (deleted, announced) = self
-            .write_announced(self.announcement_for(key), |client| {
-                self.unlink_on(client, key)
-            })
-            .await;
-        let deleted = self.delete_result(deleted)?;
-        if let Some(l1) = self.l1_for(key) {
-            l1.invalidate_key(key.as_str());
-        }
-        announced?;
+        let deleted = self.delete_key(key, self.announcement_for(key)).await?;
         Ok(deleted > 0)
     }
 
-    /// Makes everything `invalidation` covers stale, everywhere: deletes the
-    /// covered key (UNLINK) or keys (`delete_pattern`) in Redis, publishes
-    /// the invalidation so that every other instance removes them from its
-    /// L1 (Redis runs the deletion first), and removes them from this
-    /// instance's L1. Returns how many keys were deleted in Redis.
-    ///
-    /// # Errors
-    /// [`CacheError::Unavailable`] when Redis cannot take the delete or the
-    /// invalidation cannot be published. A pattern is announced only once
-    /// its keys are deleted; one key's announcement is sent with its
-    /// `UNLINK` and may go out even if the `UNLINK` fails (harmless: other
-    /// instances then read that key from Redis once more).
-    #[instrument(level = "debug", name = "cache.invalidate", skip_all, fields(cache.invalidation = invalidation.kind()))]
-    pub async fn invalidate(&self, invalidation: &Invalidation) -> Result<u64, CacheError> {
-        let scope = invalidation.scope();
-        let pattern = match &scope {
-            Scope::Key(key) => {
-                let (deleted, announced) = self
-                    .write_announced(Some(invalidation.clone()), |client| {
-                        self.unlink_on(client, key)
-                    })
-                    .await;
-                let deleted = self.delete_result(deleted)?;
-                if let Some(l1) = &self.inner.l1 {
-                    l1.invalidate(&scope);
-                }
-                announced?;
-                return Ok(deleted);
-            }
-            Scope::Pattern(pattern) => pattern,
-        };
-        // A pattern's keys are deleted in many batches: the announcement
-        // waits for the last.
-        let deleted = self.delete_result(
-            crate::delete_pattern::delete_pattern(
-                &self.inner.store,
-                pattern.as_str(),
-                self.inner.config.scan_count,
-            )
-            .await,
-        )?;
-        if let Some(l1) = &self.inner.l1 {
-            l1.invalidate(&scope);
+    /// `UNLINK` of `key` and its announcement; this instance's L1 changed
+    /// around it.
+    async fn delete_key(
+        &self,
+        key: &CacheKey,
+        announcement: Option<Invalidation>,
+    ) -> Result<u64, CacheError> {
+        let change = self.l1_for(key).map(|l1| l1.begin(key));
+        let (deleted, announced) = self
+            .write_announced(announcement, |client| self.unlink_on(client, key))
+            .await;
+        let deleted = self.delete_result(deleted)?;
+        if let Some(change) = change {
+            change.succeeded();
         }
-        self.announce(invalidation).await?;
+        announced?;
         Ok(deleted)
     }
 
-    /// Deletes every key matching `pattern` with `SCAN` + `UNLINK` in batches
-    /// (never `KEYS`), and invalidates them everywhere on a two-tier cache;
-    /// returns how many were deleted in Redis. Safe while keys are being
-    /// written: only matching keys are ever deleted.
+    /// Makes everything `invalidation` covers stale, everywhere: deletes the
+    /// covered key (UNLINK) or keys (through the tenant's key index, or
+    /// `SCAN`: see [`PurgeMode`]) in Redis, publishes the invalidation so
+    /// that every other instance removes them from its L1 (Redis runs the
+    /// deletion first), and removes them from this instance's L1. Returns
+    /// how many keys were deleted in Redis.
+    ///
+    /// A pattern's deletion costs the tenant's keys, not the keyspace's
+    /// ([`PurgeMode::Index`], the default). Whatever happens to it (an
+    /// error, a timeout, the caller's future dropped part-way), the
+    /// invalidation is still published, so no instance keeps in its L1 a
+    /// value that was deleted.
     ///
     /// # Errors
-    /// As [`invalidate`](Self::invalidate) (keys deleted before a failure
-    /// stay deleted).
+    /// [`CacheError::Unavailable`] when Redis cannot take the delete or the
+    /// invalidation cannot be published (keys deleted before a failure stay
+    /// deleted).
+    #[instrument(level = "debug", name = "cache.invalidate", skip_all, fields(cache.invalidation = invalidation.kind()))]
+    pub async fn invalidate(&self, invalidation: &Invalidation) -> Result<u64, CacheError> {
+        let announcement = self.inner.bus.as_ref().map(|_| invalidation.clone());
+        match invalidation.scope() {
+            Scope::Key(key) => self.delete_key(&key, announcement).await,
+            // Boxed: a purge's future is large and rare; it should not
+            // grow every key invalidation's.
+            Scope::Pattern(pattern) => {
+                Box::pin(self.delete_matching(&pattern, announcement, self.inner.config.purge_mode))
+                    .await
+            }
+        }
+    }
+
+    /// Deletes what `pattern` covers and announces `announcement` whatever
+    /// the outcome.
+    async fn delete_matching(
+        &self,
+        pattern: &KeyPattern,
+        announcement: Option<Invalidation>,
+        mode: PurgeMode,
+    ) -> Result<u64, CacheError> {
+        let change = self.inner.l1.as_ref().map(|l1| l1.begin_pattern(pattern));
+        // Armed before the first deletion: if this future is dropped part-way
+        // the announcement still goes out (from a task of its own).
+        let pending = self
+            .inner
+            .publisher
+            .as_ref()
+            .map(|publisher| self.pending(publisher, announcement.into_iter().collect()));
+        let store = &self.inner.store;
+        let count = self.inner.config.scan_count;
+        let deleted = match mode {
+            PurgeMode::Index => store.delete_indexed(pattern, count).await,
+            PurgeMode::Scan => {
+                crate::delete_pattern::delete_pattern(store, pattern.as_str(), count).await
+            }
+        };
+        let announced = match pending {
+            Some(pending) => pending.send_all().await,
+            None => Ok(()),
+        };
+        let deleted = self.delete_result(deleted)?;
+        if let Some(change) = change {
+            change.succeeded();
+        }
+        announced?;
+        Ok(deleted)
+    }
+
+    /// Deletes every key matching `pattern` (on a two-tier cache, everywhere)
+    /// and returns how many were deleted in Redis; see
+    /// [`invalidate`](Self::invalidate). Safe while keys are being written:
+    /// only matching keys are ever deleted.
+    ///
+    /// # Errors
+    /// As [`invalidate`](Self::invalidate).
     pub async fn delete_pattern(&self, pattern: &KeyPattern) -> Result<u64, CacheError> {
         self.invalidate(&Invalidation::for_pattern(pattern)).await
+    }
+
+    /// [`delete_pattern`](Self::delete_pattern) with `SCAN` over the whole
+    /// keyspace instead of the tenant's key index: it also finds keys that
+    /// other clients wrote (which do not keep the index), at the cost of
+    /// walking every key of every tenant. Never `KEYS`.
+    ///
+    /// # Errors
+    /// As [`invalidate`](Self::invalidate).
+    pub async fn delete_pattern_by_scan(&self, pattern: &KeyPattern) -> Result<u64, CacheError> {
+        let announcement = self
+            .inner
+            .bus
+            .as_ref()
+            .map(|_| Invalidation::for_pattern(pattern));
+        self.delete_matching(pattern, announcement, PurgeMode::Scan)
+            .await
     }
 
     /// Removes every cached key of `tenant` (`tenant:{t}:*`) and nothing
@@ -220,14 +319,15 @@ impl CacheService {
     /// [`CacheError::Unavailable`] when Redis cannot answer.
     pub async fn expire(&self, key: &CacheKey, ttl: Duration) -> Result<bool, CacheError> {
         let store = &self.inner.store;
+        let change = self.l1_for(key).map(|l1| l1.begin(key));
         let (existed, announced) = self
             .write_announced(self.announcement_for(key), |client| async move {
-                store.pexpire_on(&client, key.as_str(), ttl).await
+                store.pexpire_indexed_on(&client, key, ttl).await
             })
             .await;
         let existed = self.counted(existed)?;
-        if let Some(l1) = self.l1_for(key) {
-            l1.invalidate_key(key.as_str());
+        if let Some(change) = change {
+            change.succeeded();
         }
         announced?;
         Ok(existed)
@@ -248,10 +348,10 @@ impl CacheService {
     /// connection, the message queued right behind the write: Redis
     /// processes them in that order, so an instance acting on the message
     /// already reads the new state, and the caller waits one round trip
-    /// instead of two. On a cluster the two may go to different nodes, so
-    /// the message waits for the write's reply (and is not sent if the write
-    /// failed). On a single server it is sent even if the write fails: an
-    /// extra invalidation costs other instances one L2 read, nothing more.
+    /// instead of two; the message goes whatever the write's outcome. On a
+    /// cluster the two may go to different nodes, so the message waits for
+    /// the write's outcome (and still goes if the caller's future is dropped
+    /// first).
     async fn write_announced<T, F>(
         &self,
         invalidation: Option<Invalidation>,
@@ -261,25 +361,36 @@ impl CacheService {
         F: Future<Output = Result<T, CacheError>>,
     {
         let client = self.inner.store.client().clone();
-        let Some((bus, invalidation)) = self.inner.bus.as_ref().zip(invalidation) else {
+        let Some((publisher, invalidation)) = self.inner.publisher.as_ref().zip(invalidation)
+        else {
             return (write(client).await, Ok(()));
         };
         if self.inner.store.is_cluster() {
+            let pending = self.pending(publisher, vec![invalidation]);
             let written = write(client).await;
-            let announced = match &written {
-                Ok(_) => self.announce(&invalidation).await,
-                Err(_) => Ok(()),
-            };
-            return (written, announced);
+            return (written, pending.send_all().await);
         }
         let mut write = pin!(write(client.clone()));
         // fred queues a command when its future is first polled: after this
         // poll the write is ahead of anything sent next on `client`.
         let first = futures::poll!(write.as_mut());
-        let announce = async { self.sent(bus.invalidate_on(&client, &invalidation).await) };
+        let announce = async { self.sent(publisher.invalidate_on(&client, &invalidation).await) };
         match first {
             Poll::Ready(written) => (written, announce.await),
             Poll::Pending => futures::join!(write, announce),
+        }
+    }
+
+    /// Announcements that go out even if the caller stops waiting first.
+    fn pending(
+        &self,
+        publisher: &InvalidationPublisher,
+        invalidations: Vec<Invalidation>,
+    ) -> PendingAnnouncements {
+        PendingAnnouncements {
+            publisher: publisher.clone(),
+            invalidations,
+            counters: self.inner.counters.clone(),
         }
     }
 
@@ -297,24 +408,8 @@ impl CacheService {
             .await
     }
 
-    /// Publishes the invalidation of one key, on a two-tier cache, for the
-    /// families other instances may hold.
-    async fn announce_key(&self, key: &CacheKey) -> Result<(), CacheError> {
-        match self.announcement_for(key) {
-            Some(invalidation) => self.announce(&invalidation).await,
-            None => Ok(()),
-        }
-    }
-
-    async fn announce(&self, invalidation: &Invalidation) -> Result<(), CacheError> {
-        let Some(bus) = &self.inner.bus else {
-            return Ok(());
-        };
-        self.sent(bus.invalidate(invalidation).await)
-    }
-
     /// Counts a publication: an error, or one invalidation sent.
-    fn sent(&self, published: Result<u64, redis_pubsub::PubSubError>) -> Result<(), CacheError> {
+    fn sent(&self, published: Result<u64, PubSubError>) -> Result<(), CacheError> {
         self.counted(published.map_err(CacheError::from))?;
         bump(&self.inner.counters.invalidations_sent);
         Ok(())
@@ -330,5 +425,64 @@ impl CacheService {
         let deleted = self.counted(result)?;
         add(&self.inner.counters.deletes, deleted);
         Ok(deleted)
+    }
+}
+
+/// Invalidations that must be published once the change they announce has
+/// an outcome. [`send_all`](Self::send_all) publishes them; dropped before
+/// that (the caller's future was dropped mid-change), they are published
+/// from a task of their own.
+struct PendingAnnouncements {
+    publisher: InvalidationPublisher,
+    invalidations: Vec<Invalidation>,
+    counters: Arc<Counters>,
+}
+
+impl PendingAnnouncements {
+    /// Publishes every invalidation; the first error, if any.
+    async fn send_all(mut self) -> Result<(), CacheError> {
+        let counters = self.counters.clone();
+        let published = futures::future::join_all(
+            self.invalidations
+                .iter()
+                .map(|invalidation| self.publisher.invalidate(invalidation)),
+        )
+        .await;
+        // Sent (or refused by Redis): nothing is left for the drop to do.
+        self.invalidations.clear();
+        let mut outcome = Ok(());
+        for published in published {
+            match published {
+                Ok(_) => bump(&counters.invalidations_sent),
+                Err(error) => {
+                    bump(&counters.errors);
+                    if outcome.is_ok() {
+                        outcome = Err(CacheError::from(error));
+                    }
+                }
+            }
+        }
+        outcome
+    }
+}
+
+impl Drop for PendingAnnouncements {
+    fn drop(&mut self) {
+        if self.invalidations.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (publisher, counters) = (self.publisher.clone(), self.counters.clone());
+        let invalidations = std::mem::take(&mut self.invalidations);
+        runtime.spawn(async move {
+            for invalidation in &invalidations {
+                match publisher.invalidate(invalidation).await {
+                    Ok(_) => bump(&counters.invalidations_sent),
+                    Err(_) => bump(&counters.errors),
+                }
+            }
+        });
     }
 }

@@ -87,12 +87,31 @@ impl Metrics {
                 counter!("cache_invalidations_total", "direction" => direction).absolute(n);
             }
             counter!("cache_l1_flushes_total").absolute(cache.l1_flushes);
+            gauge!("cache_l1_bytes").set(u64_gauge(cache.l1_bytes));
+            gauge!("cache_l1_entries").set(u64_gauge(cache.l1_entries));
+            let evictions = [
+                ("size", cache.l1_evicted_size),
+                ("tenant_share", cache.l1_evicted_tenant_share),
+                ("ttl", cache.l1_expired),
+                ("invalidation", cache.l1_invalidated),
+            ];
+            for (cause, n) in evictions {
+                counter!("cache_l1_evictions_total", "cause" => cause).absolute(n);
+            }
+            counter!("cache_l1_too_large_total").absolute(cache.l1_too_large);
             counter!("cache_malformed_messages_total").absolute(cache.malformed_messages);
             gauge!("redis_up").set(if redis_up { 1.0 } else { 0.0 });
         });
         self.handle.run_upkeep();
         self.handle.render()
     }
+}
+
+/// A count as a gauge value: exact below 2^53, which memory sizes and entry
+/// counts stay far from.
+#[allow(clippy::cast_precision_loss)]
+fn u64_gauge(n: u64) -> f64 {
+    n as f64
 }
 
 /// Middleware: counts each request and times it, by route template (never

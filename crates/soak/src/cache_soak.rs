@@ -66,6 +66,7 @@ async fn instance(
         l1: Some(L1Config {
             max_entries: L1_MAX_ENTRIES,
             ttl_cap: L1_TTL_CAP,
+            ..L1Config::default()
         }),
         ..CacheConfig::default()
     };

@@ -1,7 +1,10 @@
-//! The in-process L1: a bounded moka cache in front of Redis.
+//! The in-process L1 in front of Redis.
 //!
-//! **Bounds.** At most `max_entries` entries; each lives `min(ttl_cap, its
-//! remaining Redis TTL)`, so the L1 never outlives the L2.
+//! **Bounds.** At most `max_bytes` (keys, JSON and decoded copies counted)
+//! and `max_entries`; no value larger than `max_value_bytes`; no tenant more
+//! than `tenant_share_percent` of either bound (see `entries.rs`). Each entry
+//! lives `min(ttl_cap, its remaining Redis TTL)`, so the L1 never outlives
+//! the L2.
 //!
 //! **Trust.** The L1 is only as fresh as the invalidation feed that keeps it
 //! honest. While the feed is *live* (subscribed), reads are served from L1.
@@ -24,46 +27,31 @@
 //! counter of the key's stripe (bumped by changes of keys hashing to it).
 //! One global counter would make every invalidation refuse every fill in
 //! flight, and under steady invalidation traffic the L1 would barely fill.
+//!
+//! **This instance's own changes** ([`OwnChange`]). The old value leaves the
+//! L1 (and the epoch moves) *before* the change is sent, and again when it
+//! ends, whatever the ending: success, an error, a timeout or the caller's
+//! future being dropped. Only a success may leave the new value behind.
+//! Otherwise the outcome is unknown (Redis may have run the command, or may
+//! run it later, after a pause), so the key's stripe is *unsettled* for
+//! `ttl_cap`: fills of it are refused, and this instance applies its own
+//! invalidations for it, which Redis delivers only after running the change
+//! (they are sent behind it; see `write.rs`).
+
+mod entries;
 
 use std::any::Any;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use moka::sync::Cache;
 use serde::de::DeserializeOwned;
-use shared_types::Scope;
+use shared_types::{CacheKey, KeyPattern, Scope};
 
 use crate::codec::{self, DecodeFailure};
 use crate::config::L1Config;
-
-/// One cached value: the JSON bytes, and the decoded value of the first
-/// type it was read as (so hits skip JSON decoding).
-pub(crate) struct Entry {
-    bytes: Bytes,
-    ttl: Duration,
-    typed: OnceLock<Box<dyn Any + Send + Sync>>,
-}
-
-/// Each entry expires after its own TTL.
-struct PerEntryTtl;
-
-impl moka::Expiry<String, Arc<Entry>> for PerEntryTtl {
-    fn expire_after_create(&self, _: &String, entry: &Arc<Entry>, _: Instant) -> Option<Duration> {
-        Some(entry.ttl)
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &String,
-        entry: &Arc<Entry>,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(entry.ttl)
-    }
-}
+use entries::{Cause, Entries, Limits};
 
 /// Stripes of the per-key epoch: enough that unrelated keys rarely share one.
 const STRIPES: usize = 256;
@@ -75,28 +63,43 @@ pub(crate) struct Epoch {
     stripe: u64,
 }
 
-/// The stripe of `key` (FNV-1a: cheap, and good enough to spread keys).
+/// The stripe of `key`.
 fn stripe(key: &str) -> usize {
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
     // The modulus is below STRIPES, which fits usize.
-    usize::try_from(hash % STRIPES as u64).unwrap_or(0)
+    usize::try_from(entries::hash(key) % STRIPES as u64).unwrap_or(0)
+}
+
+/// What the L1 holds and has evicted, for statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct L1Stats {
+    pub(crate) bytes: u64,
+    pub(crate) entries: u64,
+    pub(crate) evicted_size: u64,
+    pub(crate) evicted_tenant_share: u64,
+    pub(crate) expired: u64,
+    pub(crate) invalidated: u64,
+    pub(crate) too_large: u64,
 }
 
 pub(crate) struct L1 {
-    cache: Cache<String, Arc<Entry>>,
+    entries: Entries,
     ttl_cap: Duration,
     global: AtomicU64,
     stripes: Box<[AtomicU64]>,
     gate: RwLock<()>,
     live: AtomicBool,
+    /// Per stripe, until when (milliseconds since `born`) an own change of
+    /// unknown outcome keeps it unsettled; 0 when none ever did.
+    unsettled: Box<[AtomicU64]>,
+    /// The same for own pattern changes, which may cover any key.
+    unsettled_all: AtomicU64,
+    born: Instant,
 }
 
 impl std::fmt::Debug for L1 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("L1")
-            .field("entries", &self.cache.entry_count())
+            .field("entries", &self.entries)
             .field("ttl_cap", &self.ttl_cap)
             .field("live", &self.is_live())
             .finish_non_exhaustive()
@@ -105,16 +108,23 @@ impl std::fmt::Debug for L1 {
 
 impl L1 {
     pub(crate) fn new(config: L1Config) -> Self {
+        let limits = Limits {
+            max_bytes: usize::try_from(config.max_bytes).unwrap_or(usize::MAX),
+            max_entries: usize::try_from(config.max_entries).unwrap_or(usize::MAX),
+            max_value_bytes: config.max_value_bytes,
+            tenant_share_percent: config.tenant_share_percent,
+        };
+        let counters = || (0..STRIPES).map(|_| AtomicU64::new(0)).collect();
         Self {
-            cache: Cache::builder()
-                .max_capacity(config.max_entries)
-                .expire_after(PerEntryTtl)
-                .build(),
+            entries: Entries::new(limits),
             ttl_cap: config.ttl_cap,
             global: AtomicU64::new(0),
-            stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            stripes: counters(),
             gate: RwLock::new(()),
             live: AtomicBool::new(false),
+            unsettled: counters(),
+            unsettled_all: AtomicU64::new(0),
+            born: Instant::now(),
         }
     }
 
@@ -144,6 +154,35 @@ impl L1 {
         self.global.fetch_add(1, Ordering::AcqRel);
     }
 
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether an own change of unknown outcome may still land on `key`.
+    fn is_unsettled(&self, key: &str) -> bool {
+        let until = self.unsettled[stripe(key)]
+            .load(Ordering::Acquire)
+            .max(self.unsettled_all.load(Ordering::Acquire));
+        until != 0 && self.now_ms() < until
+    }
+
+    fn unsettle(&self, slot: &AtomicU64) {
+        let horizon = u64::try_from(self.ttl_cap.as_millis()).unwrap_or(u64::MAX);
+        slot.fetch_max(self.now_ms().saturating_add(horizon), Ordering::AcqRel);
+    }
+
+    /// Whether this instance must apply its own invalidation of `scope`:
+    /// only while a change of unknown outcome may be what it announces.
+    pub(crate) fn applies_own(&self, scope: &Scope) -> bool {
+        match scope {
+            Scope::Key(key) => self.is_unsettled(key.as_str()),
+            Scope::Pattern(_) => {
+                let until = self.unsettled_all.load(Ordering::Acquire);
+                until != 0 && self.now_ms() < until
+            }
+        }
+    }
+
     /// The entry for `key` decoded as `T`, whether or not the L1 is trusted
     /// now (callers check [`is_live`](Self::is_live) first, except when
     /// Redis is down). `Some(Err)` when it does not decode as `T`.
@@ -151,7 +190,7 @@ impl L1 {
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        let entry = self.cache.get(key)?;
+        let entry = self.entries.get(key)?;
         if let Some(value) = entry.typed.get().and_then(|any| any.downcast_ref::<T>()) {
             return Some(Ok(value.clone()));
         }
@@ -165,62 +204,71 @@ impl L1 {
         redis_ttl.map_or(self.ttl_cap, |ttl| ttl.min(self.ttl_cap))
     }
 
-    /// Inserts a value read from Redis, unless the L1 is not trusted now or
-    /// anything was invalidated since `seen_epoch` was taken.
+    /// Inserts a value read from Redis, unless the L1 is not trusted now,
+    /// anything was invalidated since `seen_epoch` was taken, or an own
+    /// change of unknown outcome may still land on the key.
     pub(crate) fn fill<T: Send + Sync + 'static>(
         &self,
-        key: &str,
+        key: &CacheKey,
         bytes: Bytes,
         redis_ttl: Option<Duration>,
         typed: Option<T>,
         seen_epoch: Epoch,
     ) -> bool {
         let _shared = self.gate.read().expect("L1 gate");
-        if !self.is_live() || self.epoch(key) != seen_epoch {
+        if !self.is_live()
+            || self.epoch(key.as_str()) != seen_epoch
+            || self.is_unsettled(key.as_str())
+        {
             return false;
         }
-        self.cache
-            .insert(key.to_owned(), self.entry(bytes, redis_ttl, typed));
-        true
+        let typed = typed.map(|value| Box::new(value) as Box<dyn Any + Send + Sync>);
+        self.entries.insert(
+            key.as_str(),
+            key.tenant_str(),
+            bytes,
+            typed,
+            self.ttl_for(redis_ttl),
+        )
     }
 
-    /// After this instance wrote `key` to Redis: holds the new value if
-    /// nothing was invalidated since `seen_epoch`, else drops the key. Bumps
-    /// the epoch either way, so that reads which fetched the old value before
-    /// our write cannot fill it back.
-    pub(crate) fn after_own_write(
-        &self,
-        key: &str,
-        bytes: Bytes,
-        ttl: Duration,
-        seen_epoch: Epoch,
-    ) {
+    /// Starts a change of `key` by this instance: see [`OwnChange`].
+    pub(crate) fn begin<'a>(&'a self, key: &'a CacheKey) -> OwnChange<'a> {
         let _exclusive = self.gate.write().expect("L1 gate");
-        let unchanged = self.epoch(key) == seen_epoch;
-        self.bump(key);
-        if unchanged && self.is_live() {
-            self.cache
-                .insert(key.to_owned(), self.entry::<()>(bytes, Some(ttl), None));
-        } else {
-            self.cache.invalidate(key);
+        self.bump(key.as_str());
+        self.entries.remove(key.as_str(), Cause::Invalidation);
+        OwnChange {
+            l1: self,
+            target: Target::Key(key),
+            epoch: self.epoch(key.as_str()),
+            settled: false,
+        }
+    }
+
+    /// Starts a change of every key matching `pattern` by this instance.
+    pub(crate) fn begin_pattern<'a>(&'a self, pattern: &'a KeyPattern) -> OwnChange<'a> {
+        let _exclusive = self.gate.write().expect("L1 gate");
+        self.bump_all();
+        self.entries.remove_matching(|key| pattern.matches(key));
+        OwnChange {
+            l1: self,
+            target: Target::Pattern(pattern),
+            epoch: Epoch {
+                global: self.global.load(Ordering::Acquire),
+                stripe: 0,
+            },
+            settled: false,
         }
     }
 
     /// Removes everything `scope` covers.
     pub(crate) fn invalidate(&self, scope: &Scope) {
-        let _exclusive = self.gate.write().expect("L1 gate");
         match scope {
-            Scope::Key(key) => {
-                self.bump(key.as_str());
-                self.cache.invalidate(key.as_str());
-            }
+            Scope::Key(key) => self.invalidate_key(key.as_str()),
             Scope::Pattern(pattern) => {
+                let _exclusive = self.gate.write().expect("L1 gate");
                 self.bump_all();
-                for (key, _) in &self.cache {
-                    if pattern.matches(&key) {
-                        self.cache.invalidate(key.as_str());
-                    }
-                }
+                self.entries.remove_matching(|key| pattern.matches(key));
             }
         }
     }
@@ -229,43 +277,143 @@ impl L1 {
     pub(crate) fn invalidate_key(&self, key: &str) {
         let _exclusive = self.gate.write().expect("L1 gate");
         self.bump(key);
-        self.cache.invalidate(key);
+        self.entries.remove(key, Cause::Invalidation);
     }
 
     /// Removes everything.
     pub(crate) fn flush(&self) {
         let _exclusive = self.gate.write().expect("L1 gate");
         self.bump_all();
-        self.cache.invalidate_all();
+        self.entries.clear();
     }
 
-    /// Entries held (approximate: moka counts lazily).
+    /// Reclaims expired entries (called about once a second).
+    pub(crate) fn sweep(&self) {
+        self.entries.sweep();
+    }
+
+    /// Entries held.
     pub(crate) fn len(&self) -> u64 {
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
+        self.entries.counts.entries.load(Ordering::Relaxed)
     }
 
-    fn entry<T: Send + Sync + 'static>(
-        &self,
-        bytes: Bytes,
-        redis_ttl: Option<Duration>,
-        typed: Option<T>,
-    ) -> Arc<Entry> {
-        let slot = OnceLock::new();
-        if let Some(value) = typed {
-            let _ = slot.set(Box::new(value) as Box<dyn Any + Send + Sync>);
+    pub(crate) fn stats(&self) -> L1Stats {
+        let c = &self.entries.counts;
+        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        L1Stats {
+            bytes: get(&c.bytes),
+            entries: get(&c.entries),
+            evicted_size: get(&c.evicted_size),
+            evicted_tenant_share: get(&c.evicted_tenant_share),
+            expired: get(&c.expired),
+            invalidated: get(&c.invalidated),
+            too_large: get(&c.too_large),
         }
-        Arc::new(Entry {
-            bytes,
-            ttl: self.ttl_for(redis_ttl),
-            typed: slot,
-        })
+    }
+}
+
+/// What an [`OwnChange`] changes.
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    Key(&'a CacheKey),
+    Pattern(&'a KeyPattern),
+}
+
+/// A change by this instance in progress (a write, a delete, an expiry, a
+/// pattern deletion), from before it is sent until its outcome is known.
+/// The old value left the L1 when it began. End it with
+/// [`succeeded_with`](Self::succeeded_with) (the new value may stay) or
+/// [`succeeded`](Self::succeeded); dropping it any other way (an error, a
+/// timeout, a cancelled future) leaves the outcome unknown: see the module
+/// docs.
+#[must_use = "dropping the change leaves its outcome unknown"]
+pub(crate) struct OwnChange<'a> {
+    l1: &'a L1,
+    target: Target<'a>,
+    /// The epoch right after the change began: anything else moving it
+    /// (another change, a remote invalidation) means the new value may not
+    /// be the latest.
+    epoch: Epoch,
+    settled: bool,
+}
+
+impl std::fmt::Debug for OwnChange<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnChange")
+            .field("target", &self.target)
+            .field("settled", &self.settled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OwnChange<'_> {
+    /// Redis took the write of `bytes` (expiring after `ttl`): the L1 holds
+    /// it, unless anything else changed the key since the change began.
+    pub(crate) fn succeeded_with(mut self, bytes: Bytes, ttl: Duration) {
+        self.settled = true;
+        let l1 = self.l1;
+        let Target::Key(key) = self.target else {
+            return self.end();
+        };
+        let _exclusive = l1.gate.write().expect("L1 gate");
+        let unchanged = l1.epoch(key.as_str()) == self.epoch;
+        // Reads that fetched the old value while the write was on its way
+        // recorded the current epoch: moving it refuses their fills.
+        l1.bump(key.as_str());
+        if unchanged && l1.is_live() {
+            l1.entries.insert(
+                key.as_str(),
+                key.tenant_str(),
+                bytes,
+                None,
+                l1.ttl_for(Some(ttl)),
+            );
+        } else {
+            l1.entries.remove(key.as_str(), Cause::Invalidation);
+        }
+    }
+
+    /// Redis took the change (a delete, an expiry): nothing stays in L1.
+    pub(crate) fn succeeded(mut self) {
+        self.settled = true;
+        self.end();
+    }
+
+    /// Removes what the change covers once more, bumping the epoch, so that
+    /// nothing read while it was on its way stays.
+    fn end(&self) {
+        let l1 = self.l1;
+        let _exclusive = l1.gate.write().expect("L1 gate");
+        match self.target {
+            Target::Key(key) => {
+                l1.bump(key.as_str());
+                l1.entries.remove(key.as_str(), Cause::Invalidation);
+                if !self.settled {
+                    l1.unsettle(&l1.unsettled[stripe(key.as_str())]);
+                }
+            }
+            Target::Pattern(pattern) => {
+                l1.bump_all();
+                l1.entries.remove_matching(|key| pattern.matches(key));
+                if !self.settled {
+                    l1.unsettle(&l1.unsettled_all);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for OwnChange<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.end();
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use shared_types::{CacheKey, KeyPattern, TenantId, UserId};
+    use shared_types::{TenantId, UserId};
 
     use super::*;
 
@@ -273,6 +421,7 @@ mod tests {
         let l1 = L1::new(L1Config {
             max_entries: 100,
             ttl_cap: Duration::from_secs(30),
+            ..L1Config::default()
         });
         l1.set_live(true);
         l1
@@ -282,24 +431,36 @@ mod tests {
         Bytes::from(s.to_owned())
     }
 
+    fn key(user: &str) -> CacheKey {
+        CacheKey::user_profile(&TenantId::new("t").unwrap(), &UserId::new(user).unwrap())
+    }
+
+    fn fill(l1: &L1, key: &CacheKey, value: &str, seen: Epoch) -> bool {
+        l1.fill::<u32>(key, bytes(value), None, None, seen)
+    }
+
+    fn held(l1: &L1, key: &CacheKey) -> Option<u32> {
+        l1.get::<u32>(key.as_str()).map(Result::unwrap)
+    }
+
     // A fill that raced an invalidation is refused: no resurrection.
     #[test]
     fn fill_after_invalidation_is_refused() {
-        let l1 = l1();
-        let seen = l1.epoch("k");
-        l1.invalidate_key("k");
-        assert!(!l1.fill::<u32>("k", bytes("1"), None, None, seen));
-        assert!(l1.get::<u32>("k").is_none());
-        assert!(l1.fill::<u32>("k", bytes("1"), None, None, l1.epoch("k")));
-        assert_eq!(l1.get::<u32>("k").unwrap().unwrap(), 1);
+        let (l1, k) = (l1(), key("k"));
+        let seen = l1.epoch(k.as_str());
+        l1.invalidate_key(k.as_str());
+        assert!(!fill(&l1, &k, "1", seen));
+        assert!(held(&l1, &k).is_none());
+        assert!(fill(&l1, &k, "1", l1.epoch(k.as_str())));
+        assert_eq!(held(&l1, &k), Some(1));
     }
 
     // Nothing fills an L1 that is not live.
     #[test]
     fn no_fill_while_not_live() {
-        let l1 = l1();
+        let (l1, k) = (l1(), key("k"));
         l1.set_live(false);
-        assert!(!l1.fill::<u32>("k", bytes("1"), None, None, l1.epoch("k")));
+        assert!(!fill(&l1, &k, "1", l1.epoch(k.as_str())));
     }
 
     // The TTL is capped by both the L1 cap and Redis's remaining TTL.
@@ -326,61 +487,102 @@ mod tests {
         let ka = CacheKey::user_profile(&a, &u);
         let kab = CacheKey::user_profile(&ab, &u);
         for key in [&ka, &kab] {
-            assert!(l1.fill::<u32>(key.as_str(), bytes("1"), None, None, l1.epoch(key.as_str())));
+            assert!(fill(&l1, key, "1", l1.epoch(key.as_str())));
         }
         l1.invalidate(&Scope::Pattern(KeyPattern::tenant_cache(&a)));
-        assert!(l1.get::<u32>(ka.as_str()).is_none());
-        assert!(l1.get::<u32>(kab.as_str()).is_some());
+        assert!(held(&l1, &ka).is_none());
+        assert!(held(&l1, &kab).is_some());
     }
 
     // A value read as another type is reported, not mis-cast.
     #[test]
-    fn typed_reads() {
-        let l1 = l1();
-        assert!(l1.fill("k", bytes("7"), None, Some(7u32), l1.epoch("k")));
-        assert_eq!(l1.get::<u32>("k").unwrap().unwrap(), 7);
-        assert_eq!(l1.get::<u64>("k").unwrap().unwrap(), 7);
-        assert!(l1.get::<String>("k").unwrap().is_err());
+    fn a_value_read_as_another_type_is_reported_not_miscast() {
+        let (l1, k) = (l1(), key("k"));
+        assert!(l1.fill(&k, bytes("7"), None, Some(7u32), l1.epoch(k.as_str())));
+        assert_eq!(l1.get::<u32>(k.as_str()).unwrap().unwrap(), 7);
+        assert_eq!(l1.get::<u64>(k.as_str()).unwrap().unwrap(), 7);
+        assert!(l1.get::<String>(k.as_str()).unwrap().is_err());
     }
 
-    // Own writes bump the epoch, and drop the key if something raced them.
+    // An own change removes the old value before it is sent; a success
+    // leaves the new one, unless something else changed the key meanwhile.
     #[test]
-    fn own_writes() {
-        let l1 = l1();
-        let seen = l1.epoch("k");
-        l1.after_own_write("k", bytes("1"), Duration::from_secs(10), seen);
-        assert_eq!(l1.get::<u32>("k").unwrap().unwrap(), 1);
-        assert_ne!(l1.epoch("k"), seen);
-        let stale_seen = l1.epoch("k");
-        l1.invalidate_key("k");
-        l1.after_own_write("k", bytes("2"), Duration::from_secs(10), stale_seen);
-        assert!(l1.get::<u32>("k").is_none());
-        // A pattern may cover any key: it races every write.
-        let stale_seen = l1.epoch("k");
-        l1.invalidate(&Scope::Pattern(KeyPattern::tenant_cache(
-            &TenantId::new("x").unwrap(),
-        )));
-        l1.after_own_write("k", bytes("3"), Duration::from_secs(10), stale_seen);
-        assert!(l1.get::<u32>("k").is_none());
+    fn own_changes_remove_the_old_value_first() {
+        let (l1, k) = (l1(), key("k"));
+        assert!(fill(&l1, &k, "1", l1.epoch(k.as_str())));
+        let before = l1.epoch(k.as_str());
+        let change = l1.begin(&k);
+        assert!(held(&l1, &k).is_none(), "gone before the write is sent");
+        assert_ne!(l1.epoch(k.as_str()), before);
+        change.succeeded_with(bytes("2"), Duration::from_secs(10));
+        assert_eq!(held(&l1, &k), Some(2));
+
+        let change = l1.begin(&k);
+        l1.invalidate_key(k.as_str());
+        change.succeeded_with(bytes("3"), Duration::from_secs(10));
+        assert!(held(&l1, &k).is_none(), "raced by an invalidation");
+    }
+
+    // A read that fetched the old value while the change was on its way
+    // cannot fill it after the change ended.
+    #[test]
+    fn reads_during_an_own_change_cannot_fill_the_old_value_after_it() {
+        let (l1, k) = (l1(), key("k"));
+        let change = l1.begin(&k);
+        let seen = l1.epoch(k.as_str());
+        change.succeeded_with(bytes("2"), Duration::from_secs(10));
+        assert!(!fill(&l1, &k, "1", seen));
+        assert_eq!(held(&l1, &k), Some(2));
+    }
+
+    // A change dropped without an outcome (error, timeout, cancellation)
+    // leaves nothing behind, refuses fills of its key for a while, and makes
+    // this instance apply its own invalidation of it.
+    #[test]
+    fn a_change_of_unknown_outcome_unsettles_its_key() {
+        let (l1, k) = (l1(), key("k"));
+        assert!(!l1.applies_own(&Scope::Key(k.clone())));
+        let change = l1.begin(&k);
+        // A read raced the change and filled the old value meanwhile.
+        assert!(fill(&l1, &k, "1", l1.epoch(k.as_str())));
+        drop(change);
+        assert!(held(&l1, &k).is_none());
+        assert!(!fill(&l1, &k, "1", l1.epoch(k.as_str())));
+        assert!(l1.applies_own(&Scope::Key(k.clone())));
+        let other = (0..)
+            .map(|i| key(&format!("other{i}")))
+            .find(|o| stripe(o.as_str()) != stripe(k.as_str()))
+            .unwrap();
+        assert!(fill(&l1, &other, "1", l1.epoch(other.as_str())));
+    }
+
+    // A pattern change of unknown outcome unsettles every key.
+    #[test]
+    fn a_pattern_change_of_unknown_outcome_unsettles_everything() {
+        let (l1, k) = (l1(), key("k"));
+        let pattern = KeyPattern::tenant_cache(&TenantId::new("t").unwrap());
+        assert!(fill(&l1, &k, "1", l1.epoch(k.as_str())));
+        let change = l1.begin_pattern(&pattern);
+        assert!(held(&l1, &k).is_none());
+        drop(change);
+        assert!(l1.applies_own(&Scope::Pattern(pattern.clone())));
+        assert!(!fill(&l1, &k, "1", l1.epoch(k.as_str())));
     }
 
     // Invalidating one key does not refuse fills of keys in other stripes:
     // under invalidation traffic the L1 still fills.
     #[test]
     fn unrelated_invalidations_do_not_block_fills() {
-        let l1 = l1();
+        let (l1, k) = (l1(), key("k"));
         let other = (0..)
             .map(|i| format!("other-{i}"))
-            .find(|k| stripe(k) != stripe("k"))
+            .find(|o| stripe(o) != stripe(k.as_str()))
             .unwrap();
-        let seen = l1.epoch("k");
+        let seen = l1.epoch(k.as_str());
         l1.invalidate_key(&other);
-        assert!(l1.fill::<u32>("k", bytes("1"), None, None, seen));
-        let seen = l1.epoch("k");
+        assert!(fill(&l1, &k, "1", seen));
+        let seen = l1.epoch(k.as_str());
         l1.flush();
-        assert!(
-            !l1.fill::<u32>("k", bytes("1"), None, None, seen),
-            "a flush covers every key"
-        );
+        assert!(!fill(&l1, &k, "1", seen), "a flush covers every key");
     }
 }

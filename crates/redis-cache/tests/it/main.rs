@@ -4,8 +4,11 @@ mod basics;
 mod bulk;
 mod cluster;
 mod counters;
+mod l1_bounds;
 mod outage;
+mod own_changes;
 mod patterns;
+mod purge;
 mod ttl;
 mod two_tier;
 mod values;
@@ -66,6 +69,12 @@ fn shard(s: &str) -> ShardId {
 
 fn shard_key(t: &str, s: &str) -> CacheKey {
     CacheKey::shard_structured(&tenant(t), &shard(s))
+}
+
+/// Keys in `server`'s database other than tenant key indexes (see the
+/// cache's `index.rs`): the values and state a test wrote.
+fn cache_keys(server: &RedisServer) -> i64 {
+    server.dbsize() - i64::try_from(server.cmd(&["KEYS", "keyindex:*"]).as_strings().len()).unwrap()
 }
 
 /// Remaining TTL of `key` in ms, read behind the cache's back.

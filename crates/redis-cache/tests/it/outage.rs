@@ -89,3 +89,40 @@ async fn strict_reads_return_the_error() {
     let err = cache.get::<u32>(&shard_key("t", "s")).await.unwrap_err();
     assert!(matches!(err, CacheError::Unavailable(_)), "{err:?}");
 }
+
+// In strict mode an mget that Redis cannot answer is an error, even when
+// the L1 still holds some of the keys: a key neither tier could read is
+// unreadable, not missing.
+#[tokio::test]
+async fn strict_mget_reports_unreadable_keys_as_an_error() {
+    let mut redis = RedisServer::start().await;
+    let manager = redis_connection::RedisConnectionManager::connect(crate::redis_config(&redis))
+        .await
+        .unwrap();
+    let pubsub = redis_pubsub::PubSub::new(manager.clone()).unwrap();
+    let config = CacheConfig {
+        read_mode: ReadMode::Strict,
+        ..CacheConfig::default()
+    };
+    let cache = redis_cache::CacheService::two_tier(manager, config, pubsub)
+        .await
+        .unwrap();
+    wait_for("the L1 to go live", Duration::from_secs(5), || async {
+        cache.l1_live()
+    })
+    .await;
+    let (held, unread) = (shard_key("t", "held"), shard_key("t", "unread"));
+    cache
+        .set(&held, &1u32, Duration::from_secs(60))
+        .await
+        .unwrap();
+    // Written behind the cache's back: in Redis, not in the L1.
+    redis.cmd(&["SET", unread.as_str(), "2", "EX", "60"]);
+    assert_eq!(cache.get::<u32>(&held).await.unwrap(), Some(1));
+    redis.stop().await;
+    let read = cache.mget::<u32>(&[held, unread]).await;
+    assert!(
+        matches!(&read, Err(e) if e.is_unavailable()),
+        "an unreadable key reported as {read:?}"
+    );
+}

@@ -8,7 +8,7 @@ use redis_cache::Expiry;
 use shared_types::{CacheKey, CounterName, KeyPattern, TokenHash};
 use test_support::RedisServer;
 
-use crate::{cache_on, shard, tenant, user};
+use crate::{cache_keys, cache_on, shard, tenant, user};
 
 // Over 100 000 keys of which 10 000 match, delete_pattern deletes exactly the
 // matching ones, while another task keeps writing non-matching keys.
@@ -33,7 +33,7 @@ async fn deletes_exactly_the_matching_keys_under_writes() {
             .collect();
         cache.mset(&entries).await.unwrap();
     }
-    assert_eq!(redis.dbsize(), 100_000);
+    assert_eq!(cache_keys(&redis), 100_000);
 
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
@@ -60,7 +60,7 @@ async fn deletes_exactly_the_matching_keys_under_writes() {
     assert_eq!(deleted, 10_000);
     let written = written.load(Ordering::Relaxed);
     assert!(written > 0, "the writer ran during the deletion");
-    assert_eq!(redis.dbsize(), i64::try_from(90_000 + written).unwrap());
+    assert_eq!(cache_keys(&redis), i64::try_from(90_000 + written).unwrap());
     let leftover = redis.cmd(&["SCAN", "0", "MATCH", "tenant:t1:acl:*", "COUNT", "200000"]);
     let Some(test_support::Reply::Array(Some(parts))) = Some(leftover) else {
         panic!("bad SCAN reply")
@@ -105,7 +105,7 @@ async fn flush_tenant_is_exact() {
 
     let deleted = cache.flush_tenant(&tenant("a")).await.unwrap();
     assert_eq!(deleted, 60);
-    assert_eq!(redis.dbsize(), i64::try_from(survivors.len()).unwrap());
+    assert_eq!(cache_keys(&redis), i64::try_from(survivors.len()).unwrap());
     for key in &survivors {
         assert!(cache.exists(key).await.unwrap(), "{key} was deleted");
     }

@@ -14,10 +14,10 @@ use tokio::sync::Notify;
 
 use crate::{redis_config, shard_key, tenant, user};
 
-const TTL: Duration = Duration::from_secs(600);
+pub(crate) const TTL: Duration = Duration::from_secs(600);
 
 /// One service instance: its own connection manager, L1 and subscriber.
-async fn instance(
+pub(crate) async fn instance(
     server: &RedisServer,
     tweak: impl FnOnce(&mut redis_connection::RedisConfig),
 ) -> CacheService {
@@ -29,6 +29,7 @@ async fn instance(
         l1: Some(L1Config {
             max_entries: 10_000,
             ttl_cap: Duration::from_secs(60),
+            ..L1Config::default()
         }),
         ..CacheConfig::default()
     };
@@ -54,7 +55,7 @@ async fn heard(a: &CacheService, b: &CacheService) {
     .await;
 }
 
-async fn pair(server: &RedisServer) -> (CacheService, CacheService) {
+pub(crate) async fn pair(server: &RedisServer) -> (CacheService, CacheService) {
     (
         instance(server, |_| {}).await,
         instance(server, |_| {}).await,
@@ -274,6 +275,7 @@ async fn l1_ttl_cap_bounds_staleness_while_down() {
         l1: Some(L1Config {
             max_entries: 100,
             ttl_cap: Duration::from_millis(300),
+            ..L1Config::default()
         }),
         ..CacheConfig::default()
     };
@@ -361,7 +363,7 @@ async fn loader_error_reaches_every_waiter() {
             other => panic!("expected the loader's error, got {other:?}"),
         }
     }
-    assert_eq!(redis.dbsize(), 0);
+    assert_eq!(crate::cache_keys(&redis), 0);
     assert_eq!(a.get::<u32>(&key).await.unwrap(), None);
 }
 

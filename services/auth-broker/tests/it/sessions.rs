@@ -232,6 +232,9 @@ async fn health_and_metrics() {
         "cache_misses_total",
         "cache_invalidations_total",
         "cache_l1_flushes_total",
+        "cache_l1_bytes",
+        "cache_l1_entries",
+        "cache_l1_evictions_total{cause=\"tenant_share\"}",
         "redis_up 1",
     ] {
         assert!(

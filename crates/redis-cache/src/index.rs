@@ -1,0 +1,212 @@
+//! The tenant key index: what makes a tenant purge cost that tenant's keys,
+//! not the whole keyspace.
+//!
+//! **Why.** Finding a tenant's keys with `SCAN MATCH tenant:{t}:*` walks
+//! every key of every tenant: purging an empty tenant among a million keys
+//! took a thousand `SCAN` calls and a second, and sixteen at once timed out
+//! and slowed every other tenant's writes. Hash tags would put a tenant in
+//! one slot, but change every key format other clients read (and make a big
+//! tenant one node's load; see ARCHITECTURE.md). So the key formats stay,
+//! and beside them each tenant has one sorted set, `keyindex:tenant:{t}`,
+//! whose members are its cache keys, scored by when they expire.
+//!
+//! **Kept with every write.** Every command that creates a cache key or
+//! sets its TTL (`set`, `mset`, `expire`, a `get_or_load` lease and its
+//! write-back) updates the index in the same round trip, sent on the same
+//! connection *before* the write: Redis runs them in that order, so a key
+//! that exists is always indexed (a failed write leaves at most a member
+//! without a key, which a purge skips). One script does it: `ZADD` each key
+//! with its expiry (from the server's clock, so client clocks do not
+//! matter), removes a few members that have expired (so the set tracks the
+//! live keys without a background job), and extends the index's own TTL to
+//! its longest member's, so an idle tenant's index disappears with its keys.
+//! Deletes do not remove members: a concurrent write of the same key could
+//! lose its member that way; a deleted key's member goes when it would have
+//! expired.
+//!
+//! **Purging.** `ZSCAN` of the index (with `MATCH` for a narrower pattern),
+//! each page's keys `UNLINK`ed (grouped by slot on a cluster). The work is
+//! the tenant's keys written within their TTL, whatever the rest of the
+//! keyspace holds. Every key written (and acknowledged) before the purge
+//! starts is found; keys written during it may or may not be, as with
+//! `SCAN`.
+//!
+//! **What it does not see.** Keys written by clients that do not keep the
+//! index (another language's service, `redis-cli`, this layer before the
+//! index existed). For those, [`crate::PurgeMode::Scan`] (or
+//! `CacheService::delete_pattern_by_scan`) walks the keyspace as before.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis_connection::fred::interfaces::ClientLike;
+use redis_connection::fred::prelude::Client;
+use redis_connection::fred::types::scripts::Script;
+use redis_connection::fred::types::{ClusterHash, CustomCommand, Key, Value};
+use shared_types::{CacheKey, KeyPattern};
+
+use crate::error::CacheError;
+use crate::store::{Store, millis};
+
+/// Keys of one tenant and the TTLs they are being written with.
+type Members<'a> = Vec<(&'a str, Duration)>;
+
+/// `KEYS[1]`: the index; `ARGV`: pairs of (TTL in ms, key).
+const INDEX_LUA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local longest = 1
+for i = 1, #ARGV, 2 do
+  local ttl = tonumber(ARGV[i])
+  redis.call('ZADD', KEYS[1], now + ttl, ARGV[i + 1])
+  if ttl > longest then longest = ttl end
+end
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 16)
+if #expired > 0 then
+  redis.call('ZREM', KEYS[1], unpack(expired))
+end
+if redis.call('PTTL', KEYS[1]) < longest then
+  redis.call('PEXPIRE', KEYS[1], longest)
+end
+return 1
+";
+
+static INDEX: LazyLock<Script> = LazyLock::new(|| Script::from_lua(INDEX_LUA));
+
+/// Whether keys of `key`'s family are indexed: cached data only (state is
+/// never purged with a tenant's cache).
+pub(crate) fn is_indexed(key: &CacheKey) -> bool {
+    key.family().is_cache()
+}
+
+impl Store {
+    /// Records that `keys` (all of one tenant, each with the TTL it is being
+    /// written with) exist, through `client` (so that it is ordered before
+    /// the writes the caller sends next on it).
+    pub(crate) async fn index_on(
+        &self,
+        client: &Client,
+        index: &CacheKey,
+        keys: &[(&str, Duration)],
+    ) -> Result<(), CacheError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut args = Vec::with_capacity(keys.len() * 2);
+        for (key, ttl) in keys {
+            args.push(Value::Integer(millis(*ttl).max(1)));
+            args.push(Value::from(*key));
+        }
+        self.run_script_on::<i64>(client, &INDEX, vec![Key::from(index.as_str())], args)
+            .await
+            .map(drop)
+    }
+
+    /// [`index_on`](Self::index_on) for keys of any tenants, one call per
+    /// tenant; keys whose family is not indexed are skipped.
+    pub(crate) async fn index_many_on(
+        &self,
+        client: &Client,
+        keys: &[(&CacheKey, Duration)],
+    ) -> Result<(), CacheError> {
+        let mut by_tenant: BTreeMap<&str, (CacheKey, Members<'_>)> = BTreeMap::new();
+        for (key, ttl) in keys.iter().filter(|(key, _)| is_indexed(key)) {
+            by_tenant
+                .entry(key.tenant_str())
+                .or_insert_with(|| (CacheKey::tenant_index_of(key), Vec::new()))
+                .1
+                .push((key.as_str(), *ttl));
+        }
+        let calls = by_tenant
+            .values()
+            .map(|(index, members)| self.index_on(client, index, members));
+        for result in futures::future::join_all(calls).await {
+            result?;
+        }
+        Ok(())
+    }
+
+    /// `SET key value PX ttl` through `client`, with the index updated first
+    /// on the same connection for cached data.
+    pub(crate) async fn set_indexed_on(
+        &self,
+        client: &Client,
+        key: &CacheKey,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
+        if !is_indexed(key) {
+            return self.set_on(client, key.as_str(), value, ttl).await;
+        }
+        let index = CacheKey::tenant_index_of(key);
+        let members = [(key.as_str(), ttl)];
+        // join! polls (and fred queues) the index update first. Boxed: a
+        // script call's future (with its reload path) is several KB.
+        let (indexed, written) = futures::join!(
+            Box::pin(self.index_on(client, &index, &members)),
+            self.set_on(client, key.as_str(), value, ttl)
+        );
+        written.and(indexed)
+    }
+
+    /// `PEXPIRE key ttl` through `client`, with the index updated first on
+    /// the same connection for cached data; whether the key exists.
+    pub(crate) async fn pexpire_indexed_on(
+        &self,
+        client: &Client,
+        key: &CacheKey,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        if !is_indexed(key) {
+            return self.pexpire_on(client, key.as_str(), ttl).await;
+        }
+        let index = CacheKey::tenant_index_of(key);
+        let members = [(key.as_str(), ttl)];
+        let (indexed, existed) = futures::join!(
+            Box::pin(self.index_on(client, &index, &members)),
+            self.pexpire_on(client, key.as_str(), ttl)
+        );
+        indexed.and(existed)
+    }
+
+    /// Deletes every indexed key matching `pattern` (all of one tenant);
+    /// returns how many existed. `count` is the `ZSCAN` page size hint.
+    pub(crate) async fn delete_indexed(
+        &self,
+        pattern: &KeyPattern,
+        count: u32,
+    ) -> Result<u64, CacheError> {
+        let index = CacheKey::tenant_index(pattern.tenant());
+        let client = self.client().clone();
+        let zscan = CustomCommand::new_static("ZSCAN", ClusterHash::FirstKey, false);
+        let mut cursor = "0".to_owned();
+        let mut deleted = 0;
+        loop {
+            let args: Vec<Value> = vec![
+                index.as_str().into(),
+                cursor.as_str().into(),
+                "MATCH".into(),
+                pattern.as_str().into(),
+                "COUNT".into(),
+                Value::Integer(i64::from(count)),
+            ];
+            let (next, page): (String, Vec<Value>) = client
+                .custom(zscan.clone(), args)
+                .await
+                .map_err(|e| self.error(&e))?;
+            // Members and scores alternate.
+            let keys: Vec<Key> = page
+                .into_iter()
+                .step_by(2)
+                .filter_map(|member| member.into_bytes().map(Key::from))
+                .collect();
+            deleted += self.unlink_on(&client, keys).await?;
+            if next == "0" {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+}
