@@ -12,7 +12,7 @@
 //! - `--quick`: each workload for about a second, to prove it works (CI).
 //!   Its figures are not meant to be compared with the targets.
 //! - `--only`: run some workloads (ids: l2, l1, bulk, pattern, propagation,
-//!   stampede, http, outage), for profiling one.
+//!   stampede, http, outage, purge), for profiling one.
 //!
 //! Exits non-zero when a workload failed or produced no numbers, so that
 //! CI proves every workload ran; whether targets were met never fails the
@@ -37,6 +37,7 @@ mod outage;
 mod pattern;
 mod probe;
 mod propagation;
+mod purge;
 mod report;
 mod stampede;
 
@@ -59,7 +60,7 @@ struct Workload {
     run: Run,
 }
 
-const WORKLOADS: [Workload; 8] = [
+const WORKLOADS: [Workload; 9] = [
     Workload {
         id: "l2",
         name: "1. L2 throughput",
@@ -100,6 +101,11 @@ const WORKLOADS: [Workload; 8] = [
         name: "8. Outage",
         run: |mode| outage::run(mode).boxed(),
     },
+    Workload {
+        id: "purge",
+        name: "9. Tenant purge",
+        run: |mode| purge::run(mode).boxed(),
+    },
 ];
 
 #[derive(Debug)]
@@ -110,7 +116,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: benchmarks [--quick] [--out DIR] [--only ID[,ID...]]
-ids: l2, l1, bulk, pattern, propagation, stampede, http, outage";
+ids: l2, l1, bulk, pattern, propagation, stampede, http, outage, purge";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {

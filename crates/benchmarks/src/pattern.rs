@@ -5,7 +5,9 @@
 //! (the approach the project refuses) does to the same GETs.
 //!
 //! The other 900 000 keys are made by `DEBUG POPULATE` (512-byte values,
-//! another tenant's prefix); the matching ones by pipelined `MSET`s.
+//! another tenant's prefix); the matching ones through the cache's `mset`
+//! (which keeps the tenant's key index that `delete_pattern` reads), and for
+//! `KEYS` + `DEL` by pipelined `MSET`s.
 //!
 //! The prober is another client sending 5 000 GETs per second to the other
 //! keys, open-loop and pipelined, each timed from when it was due (see
@@ -14,13 +16,14 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use redis_cache::{CacheService, Expiry};
 use redis_connection::fred::clients::Client;
 use redis_connection::fred::interfaces::{ClientLike, KeysInterface, ServerInterface};
 use redis_connection::fred::types::{ClusterHash, CustomCommand, Key};
 use shared_types::KeyPattern;
 use test_support::RedisServer;
 
-use crate::fixture::{Doc, Mode, connect, connect_with, redis_only, shard_key, tenant};
+use crate::fixture::{Doc, Mode, TTL, connect, connect_with, redis_only, shard_key, tenant};
 use crate::latency::show;
 use crate::probe::Prober;
 use crate::report::{Figure, Row, Status};
@@ -65,8 +68,9 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
         )
         .await
         .map_err(|e| format!("DEBUG POPULATE: {e}"))?;
-    seed_matching(&admin, matching).await?;
-    expect_keys(&admin, total).await?;
+    seed_through(&cache, matching).await?;
+    // The values, and the victim's key index.
+    expect_keys(&admin, total + 1).await?;
 
     // The idle server, for reference.
     let prober = Prober::start(&server.addr(), PROBE_EVERY, other_key(others))?;
@@ -86,10 +90,12 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
             "delete_pattern deleted {deleted} keys, expected {matching}"
         ));
     }
-    expect_keys(&admin, others).await?;
+    // The others, and the victim's key index (it expires with its members).
+    expect_keys(&admin, others + 1).await?;
 
     // The refused approach, on the same data.
     seed_matching(&admin, matching).await?;
+    expect_keys(&admin, total + 1).await?;
     let prober = Prober::start(&server.addr(), PROBE_EVERY, other_key(others))?;
     let start = Instant::now();
     let keys_cmd = CustomCommand::new_static("KEYS", ClusterHash::Random, false);
@@ -141,6 +147,23 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
 /// The prober's keys: a stride through the other keys, so reads spread.
 fn other_key(others: u64) -> impl Fn(u64) -> String + Send + 'static {
     move |i| format!("{OTHERS}:{}", (i * 7_919) % others)
+}
+
+/// Writes the `matching` keys through the cache, in `mset`s of 1 000.
+async fn seed_through(cache: &CacheService, matching: u64) -> Result<(), String> {
+    let mut start = 0;
+    while start < matching {
+        let end = (start + 1_000).min(matching);
+        let entries: Vec<_> = (start..end)
+            .map(|i| (shard_key("victim", i), Doc::new(i), Expiry::After(TTL)))
+            .collect();
+        cache
+            .mset(&entries)
+            .await
+            .map_err(|e| format!("mset: {e}"))?;
+        start = end;
+    }
+    Ok(())
 }
 
 /// Writes the `matching` keys, `tenant:victim:shard:s{i}:structured`, with
