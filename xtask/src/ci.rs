@@ -38,6 +38,8 @@ pub(crate) fn ci() -> Result {
     // The advisory database cannot be fetched from CI machines; see README.
     run("cargo", &["deny", "check", "bans", "licenses", "sources"])?;
     test(&[])?;
+    // Many managed Redis services run 6.2: the services must work there too.
+    crate::redis62::test_services()?;
     crate::example::run_usage_example()?;
     // Faults under load, short: every invariant checked, figures printed.
     crate::soak::soak(&["--duration".to_owned(), "10".to_owned()])?;

@@ -29,6 +29,23 @@ pub(crate) fn run(program: &str, args: &[&str]) -> Result {
     }
 }
 
+/// [`run`] with extra environment variables.
+pub(crate) fn run_with_env(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result {
+    let shown: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("$ {} {program} {}", shown.join(" "), args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("could not run {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
+    }
+}
+
 /// Whether `program args...` runs and exits 0 (output discarded).
 pub(crate) fn succeeds(program: &str, args: &[&str]) -> bool {
     Command::new(program)

