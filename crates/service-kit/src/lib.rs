@@ -10,7 +10,9 @@
 //! - [`with_common_layers`]: request ids, access logs without secrets, a
 //!   concurrency limit, a request timeout, a body limit, HTTP metrics;
 //! - sessions ([`Session`], [`SessionToken`], [`authenticate`]);
-//! - [`serve`] with graceful shutdown on [`shutdown_signal`].
+//! - [`serve`]: hyper under our own accept loop, with a header-read timeout,
+//!   a connection cap and a shutdown deadline ([`ServerLimits`]), stopped by
+//!   [`shutdown_signal`].
 
 mod auth;
 mod config;
@@ -22,8 +24,10 @@ mod metrics;
 mod middleware;
 mod platform;
 mod serve;
+mod server;
 mod session;
 pub mod telemetry;
+mod throttle;
 mod token;
 
 pub use auth::{Authenticated, InternalCaller, InternalToken};
@@ -34,6 +38,7 @@ pub use extract::{JsonBody, JsonDocument, PathParams};
 pub use metrics::Metrics;
 pub use middleware::{HttpLimits, MAX_HEADER_BYTES, with_common_layers};
 pub use platform::{Platform, StartError};
-pub use serve::{ServiceError, Shutdown, run_service, serve, service_main, shutdown_signal};
+pub use serve::{ServiceError, Shutdown, run_service, service_main, shutdown_signal};
+pub use server::{ServerLimits, serve};
 pub use session::{Session, authenticate, require_tenant};
 pub use token::{SessionToken, TOKEN_SECRET_BYTES, bearer, constant_time_eq};

@@ -11,7 +11,7 @@ use crate::INTERNAL;
 /// have a bad value. `REDIS_USERNAME` and `REDIS_PASSWORD` cannot: any
 /// string is a possible credential, and a wrong one is refused by Redis at
 /// connection time (see redis-connection's auth tests).
-const BAD: [(&str, &str); 30] = [
+const BAD: [(&str, &str); 33] = [
     ("REDIS_URL", "http://not-redis"),
     ("REDIS_PORT", "70000"),
     ("REDIS_TLS", "maybe"),
@@ -31,6 +31,9 @@ const BAD: [(&str, &str); 30] = [
     ("CACHE_L1_TTL_SECS", "0"),
     ("HTTP_REQUEST_TIMEOUT_MS", "100"),
     ("HTTP_MAX_CONCURRENCY", "0"),
+    ("HTTP_HEADER_READ_TIMEOUT_MS", "5"),
+    ("HTTP_MAX_CONNECTIONS", "0"),
+    ("HTTP_SHUTDOWN_GRACE_MS", "-1"),
     ("LOG_FORMAT", "xml"),
     ("MAIN_API_ADDR", "localhost"),
     ("AUTH_BROKER_ADDR", "8081"),

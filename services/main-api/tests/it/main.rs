@@ -6,6 +6,8 @@ mod bad_input;
 mod compose;
 mod e2e;
 mod env;
+mod procs;
+mod server;
 
 use std::collections::HashMap;
 use std::time::Duration;
