@@ -6,6 +6,7 @@
 //! | `RUST_LOG` | `info` | log filter |
 //! | `HTTP_REQUEST_TIMEOUT_MS` | `5000` | longest a request may take (then 503) |
 //! | `HTTP_MAX_CONCURRENCY` | `512` | requests in flight at once (beyond: 503) |
+//! | `HTTP_MAX_CONCURRENCY_PER_TENANT` | a quarter of `HTTP_MAX_CONCURRENCY` | requests of one tenant in flight at once (beyond: 429) |
 //! | `HTTP_HEADER_READ_TIMEOUT_MS` | `10000` | longest a client may take to send its headers, and a keep-alive connection may idle |
 //! | `HTTP_MAX_CONNECTIONS` | `1024` | open connections; further ones are closed at once |
 //! | `HTTP_SHUTDOWN_GRACE_MS` | `10000` | how long shutdown lets connections finish before dropping them |
@@ -63,9 +64,19 @@ impl CommonConfig {
                 "must be longer than REDIS_COMMAND_TIMEOUT_MS, or requests time out before Redis does",
             ));
         }
+        let max_concurrency = env.number("HTTP_MAX_CONCURRENCY", 512usize, 1, 1_000_000)?;
+        // A quarter by default: a tenant can use much of an idle service but
+        // leaves most of it to the others when it floods it.
+        let max_concurrency_per_tenant = env.number(
+            "HTTP_MAX_CONCURRENCY_PER_TENANT",
+            (max_concurrency / 4).max(1),
+            1,
+            max_concurrency,
+        )?;
         let http = HttpLimits {
             request_timeout,
-            max_concurrency: env.number("HTTP_MAX_CONCURRENCY", 512usize, 1, 1_000_000)?,
+            max_concurrency,
+            max_concurrency_per_tenant,
             max_body_bytes: max_body(&cache),
         };
         let server = ServerLimits {

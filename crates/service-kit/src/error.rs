@@ -97,6 +97,18 @@ impl ApiError {
         e
     }
 
+    /// 429 `tenant_busy`: the caller's tenant has all its in-flight slots
+    /// taken (`HTTP_MAX_CONCURRENCY_PER_TENANT`); other tenants are served.
+    pub fn tenant_busy() -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "tenant_busy",
+            "too many requests of this tenant in flight; retry later",
+        );
+        e.retry_after = Some(Duration::from_secs(1));
+        e
+    }
+
     /// 503: a dependency (Redis) cannot answer now.
     pub fn unavailable() -> Self {
         Self::new(

@@ -8,7 +8,8 @@
 //! - [`Platform`]: connection manager + pub/sub + two-tier cache + metrics;
 //! - [`health::routes`]: `/health/live`, `/health/ready`, `/health`, `/metrics`;
 //! - [`with_common_layers`]: request ids, access logs without secrets, a
-//!   concurrency limit, a request timeout, a body limit, HTTP metrics;
+//!   concurrency limit (and a share of it per tenant, taken by
+//!   [`Authenticated`]), a request timeout, a body limit, HTTP metrics;
 //! - sessions ([`Session`], [`SessionToken`], [`authenticate`]);
 //! - [`serve`]: hyper under our own accept loop, with a header-read timeout,
 //!   a connection cap and a shutdown deadline ([`ServerLimits`]), stopped by
@@ -19,6 +20,7 @@ mod config;
 pub mod env;
 mod error;
 mod extract;
+mod fairness;
 pub mod health;
 mod metrics;
 mod middleware;

@@ -320,6 +320,8 @@ async fn slow_clients_cannot_exhaust_the_service() {
         &redis,
         &[
             ("HTTP_MAX_CONCURRENCY", "2"),
+            // One tenant's two slow uploads are the point here.
+            ("HTTP_MAX_CONCURRENCY_PER_TENANT", "2"),
             ("HTTP_REQUEST_TIMEOUT_MS", "3000"),
             // tower_http at debug logs when each request starts.
             ("RUST_LOG", "info,tower_http=debug"),

@@ -6,6 +6,7 @@ mod bad_input;
 mod compose;
 mod e2e;
 mod env;
+mod fairness;
 mod procs;
 mod server;
 
