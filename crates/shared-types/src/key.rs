@@ -91,6 +91,15 @@ impl KeyFamily {
         self.is_cache() || matches!(self, KeyFamily::Session)
     }
 
+    /// Whether a copy in an L1 that may have missed invalidations may be
+    /// served when Redis cannot answer. Cached data may (that is the
+    /// cache's degraded mode, at most the L1 TTL cap stale); sessions may
+    /// not: they are security state, and a revocation missed while the
+    /// invalidation feed was down would keep a revoked session working.
+    pub const fn may_serve_stale(self) -> bool {
+        self.is_cache()
+    }
+
     /// The default TTL policy of the family. Rate-limit windows and counters
     /// have none: their expiry is chosen by the caller (the window length).
     pub const fn default_ttl(self) -> Option<TtlPolicy> {
@@ -295,6 +304,16 @@ mod tests {
             if family.is_cache() {
                 assert_eq!(family.default_ttl().unwrap().jitter_percent(), 10);
             }
+        }
+    }
+
+    // Sessions, security state, are never served from an L1 that may have
+    // missed a revocation; cached data may be (the degraded mode).
+    #[test]
+    fn sessions_are_never_served_stale() {
+        assert!(!KeyFamily::Session.may_serve_stale());
+        for family in KeyFamily::ALL {
+            assert_eq!(family.may_serve_stale(), family.is_cache(), "{family:?}");
         }
     }
 }
