@@ -242,3 +242,73 @@ async fn health_and_metrics() {
     assert!(response.contains(r#"route="/v1/sessions""#), "{response}");
     let _ = &app.platform;
 }
+
+// 300 rounds of a session creation racing a revoke-all of the same user:
+// afterwards each created session is either live and in the user's set
+// (revoke-all ran first and did not count it) or revoked and counted, never
+// live but untracked; and a later revoke-all counts exactly the live ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creation_and_revoke_all_leave_no_untracked_live_session() {
+    let app = std::sync::Arc::new(TestApp::start(&[("SESSION_RATE_LIMIT", "1000000")]).await);
+    let users: Vec<_> = (0..10)
+        .map(|u| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let mut broken = Vec::new();
+                for round in 0..30 {
+                    if let Some(what) = race_once(&app, &format!("user-{u}")).await {
+                        broken.push(format!("user-{u} round {round}: {what}"));
+                    }
+                }
+                broken
+            })
+        })
+        .collect();
+    let mut broken = Vec::new();
+    for user in users {
+        broken.extend(user.await.unwrap());
+    }
+    assert!(
+        broken.is_empty(),
+        "{} of 300 rounds broken: {broken:#?}",
+        broken.len()
+    );
+}
+
+/// One creation racing one revoke-all; what went wrong, if anything. Leaves
+/// the user without sessions.
+async fn race_once(app: &TestApp, user: &str) -> Option<String> {
+    let revoke_all = format!("/v1/tenants/acme/users/{user}/sessions");
+    let body = json!({"tenant_id": "acme", "user_id": user, "roles": []});
+    let (created, revoked) = tokio::join!(
+        app.call(Method::POST, "/v1/sessions", Some(INTERNAL), Some(body)),
+        app.call(Method::DELETE, &revoke_all, Some(INTERNAL), None),
+    );
+    assert_eq!(created.0, StatusCode::CREATED, "{}", created.2);
+    assert_eq!(revoked.0, StatusCode::OK, "{}", revoked.2);
+    let token = token(&created.2);
+    let counted = revoked.2["revoked"].as_u64().unwrap();
+    let live = app
+        .call(Method::GET, "/v1/sessions/current", Some(&token), None)
+        .await
+        .0
+        == StatusCode::OK;
+    let set = format!("auth:tenant:acme:user:{user}:sessions");
+    let hash = created.2["session_id"].as_str().unwrap();
+    let tracked = app.redis.cmd(&["SISMEMBER", &set, hash]).as_int() == Some(1);
+    let verdict = match (live, tracked, counted) {
+        (true, true, 0) | (false, false, 1) => None,
+        other => Some(format!("(live, in the set, counted) = {other:?}")),
+    };
+    // A later revoke-all revokes exactly what is live.
+    let (_, _, again) = app
+        .call(Method::DELETE, &revoke_all, Some(INTERNAL), None)
+        .await;
+    let expected = u64::from(live);
+    if again["revoked"].as_u64() != Some(expected) {
+        return Some(format!(
+            "a later revoke-all answered {again} with {expected} live session(s)"
+        ));
+    }
+    verdict
+}
