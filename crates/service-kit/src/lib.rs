@@ -42,5 +42,5 @@ pub use middleware::{HttpLimits, MAX_HEADER_BYTES, with_common_layers};
 pub use platform::{Platform, StartError};
 pub use serve::{ServiceError, Shutdown, run_service, service_main, shutdown_signal};
 pub use server::{ServerLimits, serve};
-pub use session::{Session, authenticate, require_tenant};
+pub use session::{ADMIN_ROLE, Session, authenticate, require_tenant, require_user_or_admin};
 pub use token::{SessionToken, TOKEN_SECRET_BYTES, bearer, constant_time_eq};
