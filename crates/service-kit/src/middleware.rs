@@ -47,8 +47,6 @@ pub fn with_common_layers(router: Router, limits: HttpLimits, metrics: Metrics) 
     router
         // Read by the `Authenticated` extractor (see fairness.rs).
         .layer(Extension(tenant_slots))
-        // Route-level, so that the metrics see the matched route template.
-        .route_layer(middleware::from_fn_with_state(metrics, track))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(
             limits.request_timeout,
@@ -56,6 +54,10 @@ pub fn with_common_layers(router: Router, limits: HttpLimits, metrics: Metrics) 
         ))
         .layer(middleware::from_fn_with_state(slots, limit_concurrency))
         .layer(middleware::from_fn(limit_headers))
+        // Around every layer that answers by itself (limits, timeout), so
+        // that each response is counted. `Router::layer` wraps each route
+        // after routing, so the matched route template is known here.
+        .layer(middleware::from_fn_with_state(metrics, track))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 let id = request

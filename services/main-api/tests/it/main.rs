@@ -7,6 +7,7 @@ mod compose;
 mod e2e;
 mod env;
 mod fairness;
+mod observability;
 mod partition;
 mod procs;
 mod server;
