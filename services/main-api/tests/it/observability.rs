@@ -195,3 +195,38 @@ async fn shed_timed_out_and_refused_requests_are_counted() {
         );
     }
 }
+
+// Redis refusing writes (out of memory under `maxmemory` with
+// `noeviction`) is answered 503 `redis_refused`, not 500, and logged once
+// per throttle window rather than once per request (never as an error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_refusal_is_503_redis_refused_and_logged_once() {
+    let redis = RedisServer::builder().password(PASSWORD).start().await;
+    let broker = start("auth-broker", "AUTH_BROKER_ADDR", &redis);
+    let api = start_with("main-api", "MAIN_API_ADDR", &redis, &[("RUST_LOG", "info")]);
+    let client = Client::new();
+    let token = new_session(&client, &broker, "alice").await;
+    redis.cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    redis.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    for _ in 0..20 {
+        let answer = client
+            .put(format!("{}{SHARD}", api.url()))
+            .bearer_auth(&token)
+            .json(&crate::doc(1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "redis_refused", "{body}");
+        assert!(
+            !body.to_string().contains("OOM"),
+            "internal detail leaked: {body}"
+        );
+    }
+    redis.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    let logs = api.logs();
+    let mentions: Vec<&str> = logs.lines().filter(|l| l.contains("OOM")).collect();
+    assert_eq!(mentions.len(), 1, "{mentions:#?}");
+    assert!(!mentions[0].contains("ERROR"), "{}", mentions[0]);
+}
