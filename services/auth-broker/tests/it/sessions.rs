@@ -216,11 +216,10 @@ async fn health_and_metrics() {
     let (status, _, json) = app.call(Method::GET, "/health/live", None, None).await;
     assert_eq!((status, json), (StatusCode::OK, json!({"status": "ok"})));
     let (status, _, json) = app.call(Method::GET, "/health/ready", None, None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(json["redis"]["status"], "healthy");
-    assert_eq!(json["redis"]["connected"], true);
-    assert!(json["redis"]["latency_ms"].as_f64().unwrap() > 0.0);
-    assert!(json["redis"]["error"].is_null());
+    assert_eq!(
+        (status, json),
+        (StatusCode::OK, json!({"status": "ok", "redis": "healthy"}))
+    );
     app.create_session("acme", "m", &[]).await;
     let response = test_support::http::call(&app.router, Method::GET, "/metrics", None, None)
         .await

@@ -230,3 +230,88 @@ async fn a_redis_refusal_is_503_redis_refused_and_logged_once() {
     assert_eq!(mentions.len(), 1, "{mentions:#?}");
     assert!(!mentions[0].contains("ERROR"), "{}", mentions[0]);
 }
+
+/// `PING`s Redis has answered so far (`INFO commandstats`).
+fn pings(redis: &RedisServer) -> u64 {
+    let info = redis
+        .cmd(&["INFO", "commandstats"])
+        .as_string()
+        .unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_ping:calls="))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+// 200 readiness probes, 20 at a time, send Redis no more PINGs than one
+// health check per 250 ms (4 pooled connections each) plus the pub/sub
+// heartbeat: probes cannot amplify load on Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_probes_cannot_amplify_load_on_redis() {
+    let redis = RedisServer::builder().password(PASSWORD).start().await;
+    let api = start_with("main-api", "MAIN_API_ADDR", &redis, &[("RUST_LOG", "info")]);
+    let client = Client::new();
+    let before = pings(&redis);
+    let started = Instant::now();
+    let probes: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, url) = (client.clone(), format!("{}/health/ready", api.url()));
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    let status = client.get(&url).send().await.unwrap().status();
+                    assert_eq!(status, StatusCode::OK);
+                }
+            })
+        })
+        .collect();
+    for probe in probes {
+        probe.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let sent = pings(&redis) - before;
+    let checks = elapsed.as_millis() / 250 + 2;
+    let heartbeats = elapsed.as_secs() + 2;
+    let bound = u64::try_from(checks * 4).unwrap() + heartbeats;
+    assert!(
+        sent <= bound,
+        "200 probes in {elapsed:?} sent {sent} PINGs (at most {bound} expected)"
+    );
+}
+
+// The readiness body says what state the service and Redis are in, and
+// nothing of why (no error text, no address): the cause goes to the logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_answers_without_internal_detail() {
+    let mut redis = RedisServer::builder().password(PASSWORD).start().await;
+    let api = start_with("main-api", "MAIN_API_ADDR", &redis, &[("RUST_LOG", "info")]);
+    let client = Client::new();
+    let ready = || async {
+        let answer = client
+            .get(format!("{}/health/ready", api.url()))
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        (status, answer.json::<serde_json::Value>().await.unwrap())
+    };
+    // Degraded (a pooled connection still connecting, a slow PING) is ready too.
+    let (status, body) = ready().await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body == serde_json::json!({"status": "ok", "redis": "healthy"})
+            || body == serde_json::json!({"status": "degraded", "redis": "degraded"}),
+        "{body}"
+    );
+    redis.stop().await;
+    wait_for("readiness to fail", Duration::from_secs(5), || async {
+        ready().await.0 == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    assert_eq!(
+        ready().await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "unavailable", "redis": "unhealthy"})
+        )
+    );
+}
