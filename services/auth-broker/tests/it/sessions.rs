@@ -311,3 +311,71 @@ async fn race_once(app: &TestApp, user: &str) -> Option<String> {
     }
     verdict
 }
+
+/// The key formats README.md's key table documents under `auth:`, as globs
+/// (`{t}` and the like become `*`).
+fn documented_auth_keys() -> Vec<String> {
+    const README: &str = include_str!("../../../../README.md");
+    README
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .filter_map(|l| {
+            let key = l.split('|').nth(2)?.trim().strip_prefix('`')?;
+            let key = key.strip_suffix('`')?;
+            key.starts_with("auth:").then(|| {
+                let mut glob = String::new();
+                let mut in_braces = false;
+                for c in key.chars() {
+                    match c {
+                        '{' => in_braces = true,
+                        '}' => {
+                            in_braces = false;
+                            glob.push('*');
+                        }
+                        _ if !in_braces => glob.push(c),
+                        _ => {}
+                    }
+                }
+                glob
+            })
+        })
+        .collect()
+}
+
+// Every `auth:` key family README documents is really written by the
+// session lifecycle (create, use, revoke one), and every `auth:` key
+// written is documented: the docs promise no key nothing uses.
+#[tokio::test]
+async fn every_documented_auth_key_is_written_and_every_written_one_documented() {
+    let app = TestApp::start(&[]).await;
+    let documented = documented_auth_keys();
+    assert!(
+        documented.len() >= 2,
+        "no auth keys found in README: {documented:?}"
+    );
+    let kept = token(&app.create_session("acme", "dave", &[]).await);
+    let gone = token(&app.create_session("acme", "dave", &[]).await);
+    for t in [&kept, &gone] {
+        let (status, _, _) = app
+            .call(Method::GET, "/v1/sessions/current", Some(t), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, _, _) = app
+        .call(Method::DELETE, "/v1/sessions/current", Some(&gone), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let keys = app.redis.cmd(&["KEYS", "auth:*"]).as_strings();
+    for glob in &documented {
+        assert!(
+            keys.iter().any(|k| shared_types::glob_match(glob, k)),
+            "README documents {glob}, which nothing wrote (keys: {keys:?})"
+        );
+    }
+    for key in &keys {
+        assert!(
+            documented.iter().any(|g| shared_types::glob_match(g, key)),
+            "{key} is not documented in README"
+        );
+    }
+}

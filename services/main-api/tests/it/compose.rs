@@ -144,7 +144,10 @@ fn compose_has_no_default_internal_token() {
         "INTERNAL_API_TOKEN must be required from the operator, not defaulted: {token}"
     );
     for line in COMPOSE.lines().filter(|l| l.contains("INTERNAL_API_TOKEN")) {
-        assert!(!line.contains(":-"), "a default for the internal token: {line}");
+        assert!(
+            !line.contains(":-"),
+            "a default for the internal token: {line}"
+        );
     }
 }
 
