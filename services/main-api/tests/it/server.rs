@@ -126,16 +126,24 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
         ],
     );
     let addr = addr_of(&api.url());
-    let mut held: Vec<TcpStream> = (0..8)
-        .map(|_| stalled(&addr, "GET /health/live HTTP/1.1\r\nHost: x\r\n"))
-        .collect();
-    // The server takes connections in order: these eight hold the cap...
+    // Eight stalled connections hold the cap once a further one is closed
+    // at once while all eight stay open. (One of them may be refused while
+    // the readiness probe's connection still holds a slot: it is replaced.)
+    let mut held: Vec<TcpStream> = Vec::new();
+    let head = "GET /health/live HTTP/1.1\r\nHost: x\r\n";
     wait_for_sync(
-        "the server to close a connection beyond the cap",
+        "eight stalled connections to hold the cap",
         Duration::from_secs(10),
         || {
-            let mut probe = stalled(&addr, "GET /health/live HTTP/1.1\r\n");
-            closed_within(&mut probe, Duration::from_millis(200))
+            held.retain_mut(|s| !closed_within(s, Duration::ZERO));
+            while held.len() < 8 {
+                held.push(stalled(&addr, head));
+            }
+            let mut probe = stalled(&addr, head);
+            closed_within(&mut probe, Duration::from_millis(200)) && {
+                held.retain_mut(|s| !closed_within(s, Duration::ZERO));
+                held.len() == 8
+            }
         },
     );
     // ...and every further one is closed at once.
