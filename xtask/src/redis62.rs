@@ -71,7 +71,13 @@ fn download(dir: &Path) -> Result {
         run("apt-get", &["update", "-qq"])?;
         run(
             "apt-get",
-            &["install", "-y", "-qq", "--no-install-recommends", "python3-pip"],
+            &[
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "python3-pip",
+            ],
         )?;
     }
     let wheels = dir.join("wheel");

@@ -56,25 +56,8 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
     );
     let api = ServiceProcess::start(&api_bin, &api_addr, &env("MAIN_API_ADDR", &api_addr));
 
+    // `ServiceProcess::start` returned once each answered /health/ready.
     let client = reqwest::Client::new();
-    // Both connect to Redis lazily: wait until they say they are ready.
-    for addr in [&broker_addr, &api_addr] {
-        let ready = || async {
-            let url = format!("http://{addr}/health/ready");
-            client
-                .get(url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !ready().await {
-            if std::time::Instant::now() > deadline {
-                return Err(format!("{addr} never became ready"));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
     let session: serde_json::Value = client
         .post(format!("http://{broker_addr}/v1/sessions"))
         .bearer_auth(TOKEN)

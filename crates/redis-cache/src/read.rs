@@ -136,6 +136,7 @@ impl CacheService {
                 for &i in &missing {
                     out[i] = self
                         .l1_for(&keys[i])
+                        .filter(|_| keys[i].family().may_serve_stale())
                         .and_then(|l1| self.l1_hit(l1, &keys[i], true));
                 }
                 // A key neither tier could answer is unreadable, not missing:
@@ -212,7 +213,8 @@ impl CacheService {
     }
 
     /// Redis could not answer: serve what the L1 still holds (it expires
-    /// within the TTL cap), else degrade like any failed read.
+    /// within the TTL cap) if the key's family allows stale copies (not
+    /// sessions), else degrade like any failed read.
     async fn l1_fallback<T: CacheValue>(
         &self,
         key: &CacheKey,
@@ -220,6 +222,7 @@ impl CacheService {
         error: CacheError,
     ) -> Result<Option<T>, CacheError> {
         if error.is_unavailable()
+            && key.family().may_serve_stale()
             && let Some(value) = self.l1_hit(l1, key, true)
         {
             debug!(

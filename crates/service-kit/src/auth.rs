@@ -9,17 +9,22 @@ use axum::http::request::Parts;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::ApiError;
+use crate::fairness::{TenantShare, TenantSlots};
 use crate::platform::Platform;
 use crate::session::{Session, authenticate};
 use crate::token::{SessionToken, bearer, constant_time_eq};
 
-/// The caller's session (401 without a valid one, 503 when it cannot be read).
+/// The caller's session (401 without a valid one, 503 when it cannot be
+/// read), holding one of its tenant's in-flight slots for as long as the
+/// handler keeps it (429 when the tenant holds them all; see fairness.rs).
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     /// The presented token, parsed (it names the session).
     pub token: SessionToken,
     /// The session.
     pub session: Session,
+    /// The tenant's slot, given back when the last clone is dropped.
+    _share: Option<Arc<TenantShare>>,
 }
 
 impl<S> FromRequestParts<S> for Authenticated
@@ -32,7 +37,21 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let platform = Platform::from_ref(state);
         let (token, session) = authenticate(&platform.cache, &parts.headers).await?;
-        Ok(Self { token, session })
+        // Counted by the session's tenant, known only now: a tenant named in
+        // the path or an unchecked token could be anyone's.
+        let share = match parts.extensions.get::<Arc<TenantSlots>>() {
+            Some(slots) => Some(Arc::new(
+                slots
+                    .try_acquire(&session.tenant_id)
+                    .ok_or_else(ApiError::tenant_busy)?,
+            )),
+            None => None,
+        };
+        Ok(Self {
+            token,
+            session,
+            _share: share,
+        })
     }
 }
 

@@ -8,7 +8,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use redis_cache::CacheError;
 use serde_json::json;
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
+
+use crate::throttle::LogThrottle;
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +99,18 @@ impl ApiError {
         e
     }
 
+    /// 429 `tenant_busy`: the caller's tenant has all its in-flight slots
+    /// taken (`HTTP_MAX_CONCURRENCY_PER_TENANT`); other tenants are served.
+    pub fn tenant_busy() -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "tenant_busy",
+            "too many requests of this tenant in flight; retry later",
+        );
+        e.retry_after = Some(Duration::from_secs(1));
+        e
+    }
+
     /// 503: a dependency (Redis) cannot answer now.
     pub fn unavailable() -> Self {
         Self::new(
@@ -117,6 +131,22 @@ impl ApiError {
     }
 }
 
+/// Redis error codes that mean "not in the state Redis is in": out of
+/// memory under `noeviction`, unable to persist, too few replicas, or a
+/// user without the permission. Retrying later (or an operator) fixes them;
+/// the request was fine. Other refusals (`ERR`, `WRONGTYPE`, ...) are bugs.
+const REFUSALS: [&str; 4] = ["OOM", "MISCONF", "NOREPLICAS", "NOPERM"];
+
+/// While Redis refuses, every write is refused: one log line per period.
+static REFUSAL_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(10));
+
+/// The error code of a Redis error reply (its first word), if it is one of
+/// [`REFUSALS`].
+fn refusal_code(message: &str) -> Option<&'static str> {
+    let code = message.split_whitespace().next()?;
+    REFUSALS.iter().find(|r| **r == code).copied()
+}
+
 impl From<CacheError> for ApiError {
     fn from(error: CacheError) -> Self {
         match error {
@@ -125,6 +155,20 @@ impl From<CacheError> for ApiError {
                 // the connection monitor already logs the outage once.
                 debug!(error = %cause, "Redis unavailable; answering 503");
                 ApiError::unavailable()
+            }
+            CacheError::Rejected(message) if refusal_code(&message).is_some() => {
+                if let Some(suppressed) = REFUSAL_LOG.check() {
+                    warn!(
+                        error = %message,
+                        suppressed,
+                        "Redis refused a command; answering 503 redis_refused"
+                    );
+                }
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "redis_refused",
+                    "the data store refused the operation; retry later",
+                )
             }
             CacheError::ValueTooLarge { .. } => ApiError::payload_too_large(),
             other => ApiError::internal(&other),
@@ -144,5 +188,38 @@ impl IntoResponse for ApiError {
             }
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Redis refusing for its state (memory, persistence, replicas, ACL) is
+    // 503 `redis_refused`; a refusal that means a bug stays a 500.
+    #[test]
+    fn refusals_are_503_and_bugs_are_500() {
+        let refused = |m: &str| ApiError::from(CacheError::Rejected(m.to_owned()));
+        for message in [
+            "OOM command not allowed when used memory > 'maxmemory'.",
+            "MISCONF Redis is configured to save RDB snapshots",
+            "NOREPLICAS Not enough good replicas to write.",
+            "NOPERM this user has no permissions to run the 'set' command",
+        ] {
+            let answer = refused(message);
+            assert_eq!(
+                (answer.status, answer.code),
+                (StatusCode::SERVICE_UNAVAILABLE, "redis_refused"),
+                "{message}"
+            );
+            assert!(!answer.message.contains(message.split(' ').next().unwrap()));
+        }
+        for message in ["ERR syntax error", "WRONGTYPE Operation", "OOMX not a code"] {
+            assert_eq!(
+                refused(message).status,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{message}"
+            );
+        }
     }
 }

@@ -8,22 +8,28 @@
 //! - [`Platform`]: connection manager + pub/sub + two-tier cache + metrics;
 //! - [`health::routes`]: `/health/live`, `/health/ready`, `/health`, `/metrics`;
 //! - [`with_common_layers`]: request ids, access logs without secrets, a
-//!   concurrency limit, a request timeout, a body limit, HTTP metrics;
+//!   concurrency limit (and a share of it per tenant, taken by
+//!   [`Authenticated`]), a request timeout, a body limit, HTTP metrics;
 //! - sessions ([`Session`], [`SessionToken`], [`authenticate`]);
-//! - [`serve`] with graceful shutdown on [`shutdown_signal`].
+//! - [`serve`]: hyper under our own accept loop, with a header-read timeout,
+//!   a connection cap and a shutdown deadline ([`ServerLimits`]), stopped by
+//!   [`shutdown_signal`].
 
 mod auth;
 mod config;
 pub mod env;
 mod error;
 mod extract;
+mod fairness;
 pub mod health;
 mod metrics;
 mod middleware;
 mod platform;
 mod serve;
+mod server;
 mod session;
 pub mod telemetry;
+mod throttle;
 mod token;
 
 pub use auth::{Authenticated, InternalCaller, InternalToken};
@@ -34,6 +40,7 @@ pub use extract::{JsonBody, JsonDocument, PathParams};
 pub use metrics::Metrics;
 pub use middleware::{HttpLimits, MAX_HEADER_BYTES, with_common_layers};
 pub use platform::{Platform, StartError};
-pub use serve::{ServiceError, Shutdown, run_service, serve, service_main, shutdown_signal};
-pub use session::{Session, authenticate, require_tenant};
+pub use serve::{ServiceError, Shutdown, run_service, service_main, shutdown_signal};
+pub use server::{ServerLimits, serve};
+pub use session::{ADMIN_ROLE, Session, authenticate, require_tenant, require_user_or_admin};
 pub use token::{SessionToken, TOKEN_SECRET_BYTES, bearer, constant_time_eq};

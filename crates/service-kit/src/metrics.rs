@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{counter, gauge, histogram, with_local_recorder};
@@ -116,6 +117,12 @@ fn u64_gauge(n: u64) -> f64 {
 
 /// Middleware: counts each request and times it, by route template (never
 /// the raw path, which holds ids), method and status.
+///
+/// Every label has few values whatever clients send: the route is one of
+/// the router's templates or `unmatched`, the method one of the standard
+/// nine or `other` (hyper accepts any token as a method, and each new
+/// label value is a new time series kept forever). It wraps every other
+/// layer, so that shed, timed-out and refused requests are counted too.
 pub(crate) async fn track(
     State(metrics): State<Metrics>,
     request: Request,
@@ -125,15 +132,52 @@ pub(crate) async fn track(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let start = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     let elapsed = start.elapsed().as_secs_f64();
     metrics.record(|| {
-        let labels = [("route", route), ("method", method), ("status", status)];
+        let labels = [
+            ("route", route),
+            ("method", method.to_owned()),
+            ("status", status),
+        ];
         counter!("http_requests_total", &labels).increment(1);
         histogram!("http_request_duration_seconds", &labels).record(elapsed);
     });
     response
+}
+
+/// The method as a label: a standard method's name, else `other`.
+fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    STANDARD
+        .iter()
+        .find(|m| *m == method)
+        .map_or("other", Method::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Standard methods keep their name; anything else is one value.
+    #[test]
+    fn made_up_methods_collapse_to_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let made_up = Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(method_label(&made_up), "other");
+    }
 }

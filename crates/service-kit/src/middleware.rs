@@ -5,18 +5,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
 use tokio::sync::Semaphore;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
+use crate::fairness::TenantSlots;
 use crate::metrics::{Metrics, track};
 
 /// HTTP limits, from the environment (see each service's config).
@@ -26,6 +27,9 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
     /// Requests handled at once; beyond it, 503 at once rather than queueing.
     pub max_concurrency: usize,
+    /// Requests of one tenant (by its authenticated session) handled at
+    /// once; beyond it, 429 for that tenant while others are still served.
+    pub max_concurrency_per_tenant: usize,
     /// Largest request body accepted (413 beyond it).
     pub max_body_bytes: usize,
 }
@@ -39,9 +43,10 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Wraps `router` (whose state is already provided) in the common layers.
 pub fn with_common_layers(router: Router, limits: HttpLimits, metrics: Metrics) -> Router {
     let slots = Arc::new(Semaphore::new(limits.max_concurrency));
+    let tenant_slots = TenantSlots::new(limits.max_concurrency_per_tenant);
     router
-        // Route-level, so that the metrics see the matched route template.
-        .route_layer(middleware::from_fn_with_state(metrics, track))
+        // Read by the `Authenticated` extractor (see fairness.rs).
+        .layer(Extension(tenant_slots))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(
             limits.request_timeout,
@@ -49,6 +54,10 @@ pub fn with_common_layers(router: Router, limits: HttpLimits, metrics: Metrics) 
         ))
         .layer(middleware::from_fn_with_state(slots, limit_concurrency))
         .layer(middleware::from_fn(limit_headers))
+        // Around every layer that answers by itself (limits, timeout), so
+        // that each response is counted. `Router::layer` wraps each route
+        // after routing, so the matched route template is known here.
+        .layer(middleware::from_fn_with_state(metrics, track))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 let id = request

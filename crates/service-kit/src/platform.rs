@@ -1,10 +1,13 @@
 //! [`Platform`]: the Redis layer as a service holds it.
 
+use std::sync::Arc;
+
 use redis_cache::{CacheConfig, CacheError, CacheService, ReadMode};
 use redis_connection::{ConnectionError, RedisConfig, RedisConnectionManager};
 use redis_pubsub::{PubSub, PubSubError};
 use tracing::info;
 
+use crate::health::Readiness;
 use crate::metrics::Metrics;
 
 /// Why the platform could not start.
@@ -33,6 +36,8 @@ pub struct Platform {
     pub cache: CacheService,
     /// This instance's metrics.
     pub metrics: Metrics,
+    /// The readiness verdict probes share.
+    pub(crate) readiness: Arc<Readiness>,
 }
 
 impl Platform {
@@ -57,6 +62,7 @@ impl Platform {
             pubsub,
             cache,
             metrics: Metrics::new(),
+            readiness: Arc::default(),
         })
     }
 

@@ -1,4 +1,5 @@
-//! Serving until told to stop, then draining.
+//! A service's life: configuration, logging, binding, serving until told to
+//! stop (see `server.rs`), then closing the Redis layer.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +12,7 @@ use tracing::{error, info};
 use crate::config::CommonConfig;
 use crate::env::{ConfigError, Env};
 use crate::platform::Platform;
+use crate::server::serve;
 
 /// A boxed shutdown future, as [`service_main`] hands it to a service.
 pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -32,7 +34,7 @@ pub async fn run_service(
 ) -> Result<(), ServiceError> {
     let platform = Platform::start(common.redis.clone(), common.cache.clone()).await?;
     info!(service = name, addr = %listener.local_addr()?, "listening");
-    let served = serve(listener, router(platform.clone()), shutdown).await;
+    let served = serve(listener, router(platform.clone()), common.server, shutdown).await;
     platform.shutdown().await;
     served?;
     info!(service = name, "stopped");
@@ -79,21 +81,6 @@ where
             ExitCode::FAILURE
         }
     }
-}
-
-/// Serves `router` on `listener` until `shutdown` completes, then stops
-/// accepting and waits for in-flight requests to finish.
-///
-/// # Errors
-/// I/O errors of the listener.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -9,6 +9,10 @@ use time::OffsetDateTime;
 use crate::error::ApiError;
 use crate::token::SessionToken;
 
+/// The role of a tenant's administrators: they may invalidate the
+/// tenant's cached data and manage any of its users' profiles.
+pub const ADMIN_ROLE: &str = "admin";
+
 /// A session, as stored (JSON) at `auth:tenant:{t}:session:{token hash}`.
 /// It never contains the token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +78,26 @@ pub fn require_tenant(session: &Session, tenant: &TenantId) -> Result<(), ApiErr
     } else {
         Err(ApiError::forbidden(
             "the session does not belong to this tenant",
+        ))
+    }
+}
+
+/// Checks the session may act on `user`'s own resources in `tenant`: it is
+/// that user's, or an admin's of that tenant.
+///
+/// # Errors
+/// 403 for another tenant's session, or another user's without the admin role.
+pub fn require_user_or_admin(
+    session: &Session,
+    tenant: &TenantId,
+    user: &UserId,
+) -> Result<(), ApiError> {
+    require_tenant(session, tenant)?;
+    if session.user_id == *user || session.has_role(ADMIN_ROLE) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "only the user and the tenant's admins may do this",
         ))
     }
 }

@@ -268,8 +268,8 @@ impl Invalidation {
 
     /// The narrowest invalidation that covers `key`, for the families an L1
     /// may hold (cached data and sessions). `None` for rate-limit windows,
-    /// counters, revocation tombstones and session sets, which are never held
-    /// in an L1 and so need no cross-instance invalidation.
+    /// counters and session sets, which are never held in an L1 and so need
+    /// no cross-instance invalidation.
     pub fn for_key(key: &CacheKey) -> Option<Self> {
         let segs = key.segments();
         let inv = match (key.family(), segs.as_slice()) {
@@ -495,7 +495,6 @@ mod tests {
             CacheKey::acl(&tn, &u, &s),
             CacheKey::vector_search(&tn, &QueryHash::of_query("q")),
             CacheKey::session(&tn, &tok),
-            CacheKey::revoked_token(&tn, &tok),
             CacheKey::user_sessions(&tn, &u),
             CacheKey::rate_limit(&tn, &u, &name),
             CacheKey::counter(&tn, &name),

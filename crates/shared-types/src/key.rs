@@ -8,9 +8,10 @@
 //! - **cache** (`tenant:{t}:...`): data that can be recomputed from a source of
 //!   truth. `tenant:{t}:*` covers exactly one tenant's cached data, and any
 //!   cache invalidation, even of a whole tenant, stays inside it.
-//! - **state** (`auth:...`, `ratelimit:...`, `counter:...`): sessions, revoked
-//!   tokens, rate-limit windows and counters. They are not cache: losing them
-//!   logs users out or resets a limit, so no cache invalidation touches them.
+//! - **state** (`auth:...`, `ratelimit:...`, `counter:...`): sessions, the
+//!   sets of a user's sessions, rate-limit windows and counters. They are not
+//!   cache: losing them logs users out or resets a limit, so no cache
+//!   invalidation touches them.
 
 use std::fmt;
 
@@ -31,8 +32,6 @@ pub enum KeyFamily {
     VectorSearch,
     /// `auth:tenant:{t}:session:{token_hash}` (state)
     Session,
-    /// `auth:tenant:{t}:revoked:{token_hash}` (state)
-    RevokedToken,
     /// `auth:tenant:{t}:user:{u}:sessions`, the set of a user's session hashes (state)
     UserSessions,
     /// `ratelimit:tenant:{t}:user:{u}:{action}` (state)
@@ -47,13 +46,12 @@ pub enum KeyFamily {
 
 impl KeyFamily {
     /// Every family, for tables and tests.
-    pub const ALL: [KeyFamily; 10] = [
+    pub const ALL: [KeyFamily; 9] = [
         KeyFamily::ShardStructured,
         KeyFamily::UserProfile,
         KeyFamily::Acl,
         KeyFamily::VectorSearch,
         KeyFamily::Session,
-        KeyFamily::RevokedToken,
         KeyFamily::UserSessions,
         KeyFamily::RateLimit,
         KeyFamily::Counter,
@@ -69,7 +67,6 @@ impl KeyFamily {
             KeyFamily::Acl => "acl",
             KeyFamily::VectorSearch => "vsearch",
             KeyFamily::Session => "session",
-            KeyFamily::RevokedToken => "revoked",
             KeyFamily::UserSessions => "user_sessions",
             KeyFamily::RateLimit => "ratelimit",
             KeyFamily::Counter => "counter",
@@ -84,9 +81,7 @@ impl KeyFamily {
             | KeyFamily::UserProfile
             | KeyFamily::Acl
             | KeyFamily::VectorSearch => "tenant:",
-            KeyFamily::Session | KeyFamily::RevokedToken | KeyFamily::UserSessions => {
-                "auth:tenant:"
-            }
+            KeyFamily::Session | KeyFamily::UserSessions => "auth:tenant:",
             KeyFamily::RateLimit => "ratelimit:tenant:",
             KeyFamily::Counter => "counter:tenant:",
             KeyFamily::TenantIndex => "keyindex:tenant:",
@@ -107,10 +102,19 @@ impl KeyFamily {
     /// Whether keys of this family have their own invalidation
     /// ([`crate::Invalidation::for_key`] maps them), which is what allows an
     /// instance to hold them in an in-process L1: cached data and sessions.
-    /// Revocation tombstones, session sets, rate-limit windows and counters
-    /// change on every write and must always be read from Redis.
+    /// Session sets, rate-limit windows and counters change on every write
+    /// and must always be read from Redis.
     pub const fn has_key_invalidation(self) -> bool {
         self.is_cache() || matches!(self, KeyFamily::Session)
+    }
+
+    /// Whether a copy in an L1 that may have missed invalidations may be
+    /// served when Redis cannot answer. Cached data may (that is the
+    /// cache's degraded mode, at most the L1 TTL cap stale); sessions may
+    /// not: they are security state, and a revocation missed while the
+    /// invalidation feed was down would keep a revoked session working.
+    pub const fn may_serve_stale(self) -> bool {
+        self.is_cache()
     }
 
     /// The default TTL policy of the family. Rate-limit windows and counters
@@ -121,9 +125,7 @@ impl KeyFamily {
             KeyFamily::UserProfile => Some(TtlPolicy::user_profile()),
             KeyFamily::Acl => Some(TtlPolicy::acl()),
             KeyFamily::VectorSearch => Some(TtlPolicy::vector_search()),
-            KeyFamily::Session | KeyFamily::RevokedToken | KeyFamily::UserSessions => {
-                Some(TtlPolicy::session())
-            }
+            KeyFamily::Session | KeyFamily::UserSessions => Some(TtlPolicy::session()),
             KeyFamily::RateLimit | KeyFamily::Counter | KeyFamily::TenantIndex => None,
         }
     }
@@ -191,14 +193,6 @@ impl CacheKey {
         Self::new(
             KeyFamily::Session,
             format!("auth:tenant:{tenant}:session:{token}"),
-        )
-    }
-
-    /// `auth:tenant:{t}:revoked:{token_hash}`: a revoked token's tombstone.
-    pub fn revoked_token(tenant: &TenantId, token: &TokenHash) -> Self {
-        Self::new(
-            KeyFamily::RevokedToken,
-            format!("auth:tenant:{tenant}:revoked:{token}"),
         )
     }
 
@@ -319,10 +313,6 @@ mod tests {
                 format!("auth:tenant:t1:session:{tok}"),
             ),
             (
-                CacheKey::revoked_token(&tenant, &tok),
-                format!("auth:tenant:t1:revoked:{tok}"),
-            ),
-            (
                 CacheKey::user_sessions(&tenant, &user),
                 "auth:tenant:t1:user:u1:sessions".to_owned(),
             ),
@@ -356,6 +346,16 @@ mod tests {
             if family.is_cache() {
                 assert_eq!(family.default_ttl().unwrap().jitter_percent(), 10);
             }
+        }
+    }
+
+    // Sessions, security state, are never served from an L1 that may have
+    // missed a revocation; cached data may be (the degraded mode).
+    #[test]
+    fn sessions_are_never_served_stale() {
+        assert!(!KeyFamily::Session.may_serve_stale());
+        for family in KeyFamily::ALL {
+            assert_eq!(family.may_serve_stale(), family.is_cache(), "{family:?}");
         }
     }
 }

@@ -8,8 +8,8 @@
 //! began; a session whose revocation was acknowledged (204) must be refused
 //! (401, or 503 while Redis cannot answer) by every instance for requests
 //! that start more than the grace after the acknowledgement (the relaxed
-//! grace while a fault is in progress: an instance's L1 may then serve a
-//! session it holds, at most its TTL cap old).
+//! grace while a fault is in progress: an instance whose subscriber went
+//! silent may serve a session from its L1 until the heartbeat notices).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;

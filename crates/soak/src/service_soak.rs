@@ -203,15 +203,7 @@ pub(crate) async fn run(options: &Options) -> Result<PartReport, String> {
             ("main-api 2", api2),
         ],
     };
-    for (name, process) in &processes.named {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while status(&endpoints.client, format!("{}/health/ready", process.url())).await != 200 {
-            if Instant::now() > deadline {
-                return Err(format!("{name} never became ready: {}", process.logs()));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    // `ServiceProcess::start` returned once each answered /health/ready.
 
     let started = Instant::now();
     let relaxed = Duration::from_secs(L1_TTL_SECS) + GRACE;

@@ -12,6 +12,10 @@
 //!   pause, and failover of a primary to its replica.
 //! - [`RawClient`] is a minimal RESP2 client independent of fred, so that
 //!   assertions about what Redis holds do not share the code under test's bugs.
+//! - [`TcpProxy`] stands between a process and a server on loopback, and can
+//!   cut or silently stall the connections it carries: a network partition
+//!   of one process.
+//! - [`ServiceProcess`] runs a service binary and returns once it is ready.
 //! - [`wait_for`] waits for a condition with a deadline; tests never sleep and hope.
 //!
 //! Each test starts its own server (or cluster), so tests run in parallel
@@ -31,6 +35,7 @@ pub mod http;
 mod logs;
 mod port;
 mod process;
+mod proxy;
 mod resp;
 mod server;
 mod service;
@@ -40,6 +45,7 @@ mod wait;
 pub use cluster::{ClusterNode, NodeRole, NodeState, RedisCluster, RedisClusterBuilder};
 pub use logs::LogCapture;
 pub use port::free_port;
+pub use proxy::TcpProxy;
 pub use resp::{RawClient, Reply};
 pub use server::{RedisServer, RedisServerBuilder};
 pub use service::{ServiceProcess, http_status};

@@ -20,10 +20,15 @@ pub struct ServiceProcess {
 
 impl ServiceProcess {
     /// Starts `binary` with `env` (on top of a cleared environment, plus
-    /// `PATH`), and waits until `GET /health/live` on `addr` answers 200.
+    /// `PATH`), and waits until `GET /health/ready` on `addr` answers 200.
+    ///
+    /// Ready, not merely live: the services connect to Redis lazily, so a
+    /// live process may still answer 503 to its first real request. Every
+    /// test (and the soak and the benchmarks) starts services through here,
+    /// so none races that connection.
     ///
     /// # Panics
-    /// When the process cannot start or does not become live in 20 s.
+    /// When the process cannot start or does not become ready in 20 s.
     pub fn start(binary: &Path, addr: &str, env: &[(&str, String)]) -> Self {
         let log = tempfile::NamedTempFile::new().expect("log file");
         let out = log.reopen().expect("log file");
@@ -44,7 +49,7 @@ impl ServiceProcess {
             log,
         };
         let start = Instant::now();
-        while http_status(addr, "/health/live") != Some(200) {
+        while http_status(addr, "/health/ready") != Some(200) {
             if let Some(status) = service
                 .child
                 .as_mut()
@@ -58,13 +63,21 @@ impl ServiceProcess {
             }
             assert!(
                 start.elapsed() < Duration::from_secs(20),
-                "{} did not become live: {}",
+                "{} did not become ready: {}",
                 binary.display(),
                 service.logs()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
         service
+    }
+
+    /// The process id.
+    ///
+    /// # Panics
+    /// After [`terminate`](Self::terminate).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("process still running").id()
     }
 
     /// `http://addr`.

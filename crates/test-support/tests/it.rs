@@ -90,3 +90,38 @@ async fn parallel_servers_are_isolated() {
     a.cmd(&["SET", "only-in-a", "1"]);
     assert!(b.cmd(&["GET", "only-in-a"]).is_nil());
 }
+
+// The proxy forwards; a cut closes what it carries and refuses new
+// connections; a stall silences them without closing; restore forwards again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_proxy_forwards_cuts_stalls_and_restores() {
+    let redis = RedisServer::start().await;
+    let proxy = test_support::TcpProxy::start(redis.port());
+    let through = format!("127.0.0.1:{}", proxy.port());
+    let mut client = test_support::RawClient::connect(&through, None).unwrap();
+    assert_eq!(client.cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
+    assert_eq!(proxy.open_connections(), 1);
+
+    proxy.cut();
+    assert!(client.cmd(&["PING"]).is_err(), "a cut connection answered");
+    let refused =
+        test_support::RawClient::connect(&through, None).and_then(|mut c| c.cmd(&["PING"]));
+    assert!(refused.is_err(), "a new connection got through a cut");
+
+    proxy.restore();
+    let mut client = test_support::RawClient::connect(&through, None).unwrap();
+    assert_eq!(client.cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
+
+    proxy.stall();
+    let start = Instant::now();
+    assert!(
+        client.cmd(&["PING"]).is_err(),
+        "a stalled connection answered"
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(proxy.open_connections(), 1, "a stall closed the connection");
+
+    proxy.restore();
+    let mut client = test_support::RawClient::connect(&through, None).unwrap();
+    assert_eq!(client.cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
+}

@@ -6,6 +6,24 @@
 //! of a user's sessions can be revoked. Revocation deletes the session key
 //! and publishes the session's invalidation, so that every instance of every
 //! service drops its cached copy at once.
+//!
+//! **Creation against revoke-all.** The two keys live in different hash
+//! slots (on a cluster, different nodes), so no transaction spans them.
+//! Instead each side orders its steps:
+//! - creation writes the session first and adds its hash to the user's set
+//!   second, and hands out the token only after both (if the second step
+//!   fails, the session is revoked again);
+//! - revoke-all reads the set's members, revokes each, and then removes
+//!   exactly those members from the set (never the whole set).
+//!
+//! A hash revoke-all read was added after its session was written, so
+//! revoke-all deletes that session (and counts it, once, even when two
+//! revoke-alls race: `UNLINK` counts only what it deleted). A hash added
+//! after the read is not removed: its session stays live and tracked, and
+//! the next revoke-all finds it. No interleaving leaves a live session
+//! outside its user's set. (The old order, set first and then reading and
+//! deleting the whole set, lost sessions added between the read and the
+//! delete, or written after revoke-all had deleted their key.)
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -73,8 +91,9 @@ pub(crate) async fn create(
         created_at: now,
         expires_at: now + policy.ttl,
     };
-    // The user's set first: a session never exists without a way to revoke it.
-    remember(&state, &session, parsed.hash()).await?;
+    // The session first, then the user's set (see the module docs): a
+    // revoke-all that took the set before our hash was in it cannot have
+    // missed a session it should have deleted.
     let lifetime = TtlPolicy::session_with(policy.ttl).map_err(|e| ApiError::internal(&e))?;
     cache
         .set(
@@ -83,6 +102,13 @@ pub(crate) async fn create(
             Expiry::Policy(lifetime),
         )
         .await?;
+    if let Err(error) = remember(&state, &session, parsed.hash()).await {
+        // Untracked, the session could not be revoked with the others:
+        // remove it. Should that fail too, its token was never handed out,
+        // so nobody can use it before it expires.
+        let _ = revoke(&state, &session.tenant_id, parsed.hash()).await;
+        return Err(error);
+    }
     info!(tenant.id = %session.tenant_id, "session created");
     Ok((StatusCode::CREATED, axum::Json(Created { token, session })))
 }
@@ -118,21 +144,29 @@ pub(crate) async fn revoke_user(
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let set = CacheKey::user_sessions(&path.tenant_id, &path.user_id);
     let pool = state.platform.manager.pool();
+    // Every member's session was written before the member was added (see
+    // the module docs), so revoking the members read here revokes them all;
+    // a hash added meanwhile is not among them and stays in the set.
     let members: Vec<String> = pool
         .smembers(set.as_str())
         .await
         .map_err(|_| ApiError::unavailable())?;
     let mut revoked = 0;
-    for member in members {
-        // Only our own writes fill the set; anything else is skipped.
+    for member in &members {
+        // Only our own writes fill the set; anything else is just removed.
         if let Ok(hash) = TokenHash::from_hex(member) {
             revoked += revoke(&state, &path.tenant_id, &hash).await?;
         }
     }
-    let _: i64 = pool
-        .del(set.as_str())
-        .await
-        .map_err(|_| ApiError::unavailable())?;
+    // Only the members revoked here leave the set: deleting the set would
+    // drop a session created meanwhile from it. On an error above, the
+    // members not yet revoked are still there for the next attempt.
+    if !members.is_empty() {
+        let _: i64 = pool
+            .srem(set.as_str(), members)
+            .await
+            .map_err(|_| ApiError::unavailable())?;
+    }
     info!(tenant.id = %path.tenant_id, revoked, "user sessions revoked");
     Ok(axum::Json(json!({"revoked": revoked})))
 }

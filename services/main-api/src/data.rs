@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use redis_cache::{Expiry, Tier};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use service_kit::{ApiError, Authenticated, JsonDocument, PathParams, require_tenant};
+use service_kit::{
+    ApiError, Authenticated, JsonDocument, PathParams, require_tenant, require_user_or_admin,
+};
 use shared_types::{CacheKey, ShardId, TenantId, TtlPolicy, UserId};
 
 use crate::state::AppState;
@@ -37,8 +39,10 @@ impl ShardPath {
 }
 
 impl ProfilePath {
+    /// A profile belongs to its user: only they and the tenant's admins
+    /// may read, write or delete it.
     fn key(&self, auth: &Authenticated) -> Result<CacheKey, ApiError> {
-        require_tenant(&auth.session, &self.tenant_id)?;
+        require_user_or_admin(&auth.session, &self.tenant_id, &self.user_id)?;
         Ok(CacheKey::user_profile(&self.tenant_id, &self.user_id))
     }
 }

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
-use service_kit::{ApiError, Authenticated, JsonBody, PathParams, require_tenant};
+use service_kit::{ADMIN_ROLE, ApiError, Authenticated, JsonBody, PathParams, require_tenant};
 use shared_types::{Invalidation, ShardId, TenantId, UserId};
 
 use crate::state::AppState;
@@ -23,9 +23,6 @@ pub(crate) struct InvalidateBody {
     id: Option<String>,
 }
 
-/// The role allowed to invalidate.
-const ADMIN: &str = "admin";
-
 pub(crate) async fn invalidate(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -33,7 +30,7 @@ pub(crate) async fn invalidate(
     JsonBody(body): JsonBody<InvalidateBody>,
 ) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
     require_tenant(&auth.session, &path.tenant_id)?;
-    if !auth.session.has_role(ADMIN) {
+    if !auth.session.has_role(ADMIN_ROLE) {
         return Err(ApiError::forbidden(
             "invalidating cached data needs the admin role",
         ));

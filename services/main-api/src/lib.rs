@@ -2,7 +2,7 @@
 //! through the two-tier cache, for callers holding an auth-broker session.
 //!
 //! - `GET|PUT|DELETE /v1/tenants/{t}/shards/{s}/structured`
-//! - `GET|PUT|DELETE /v1/tenants/{t}/users/{u}/profile`
+//! - `GET|PUT|DELETE /v1/tenants/{t}/users/{u}/profile` (user `u`, or role `admin`)
 //! - `POST /v1/tenants/{t}/cache/invalidate` (role `admin`)
 //! - `GET /health/live`, `/health/ready`, `/health`, `/metrics`
 //!

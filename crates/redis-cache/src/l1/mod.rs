@@ -10,7 +10,9 @@
 //! honest. While the feed is *live* (subscribed), reads are served from L1.
 //! When the subscriber disconnects the L1 stops being trusted (`live =
 //! false`): reads go to Redis, and the L1 is consulted only if Redis cannot
-//! answer, which bounds staleness during an outage by `ttl_cap`. When the
+//! answer, which bounds staleness during an outage by `ttl_cap` (never for
+//! families that may not serve stale data, sessions among them: see
+//! `KeyFamily::may_serve_stale`). When the
 //! feed is subscribed again, or lagged, the whole L1 is flushed, because
 //! invalidations sent meanwhile were lost.
 //!

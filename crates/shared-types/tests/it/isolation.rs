@@ -19,7 +19,6 @@ fn all_keys(
         CacheKey::acl(t, u, s),
         CacheKey::vector_search(t, q),
         CacheKey::session(t, h),
-        CacheKey::revoked_token(t, h),
         CacheKey::user_sessions(t, u),
         CacheKey::rate_limit(t, u, &name),
         CacheKey::counter(t, &name),

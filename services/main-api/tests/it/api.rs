@@ -286,3 +286,51 @@ async fn revocation_reaches_main_api() {
     )
     .await;
 }
+
+// A user of the tenant who is neither the profile's owner nor an admin can
+// neither read, overwrite nor delete it (403), and it is left unchanged.
+#[tokio::test]
+async fn a_user_cannot_touch_another_users_profile() {
+    let redis = RedisServer::start().await;
+    let (api, broker) = (main_api(&redis, &[]).await, auth_broker(&redis).await);
+    let bob = session(&broker, "acme", "bob", &["reader"]).await;
+    let alice = session(&broker, "acme", "alice", &["reader"]).await;
+    let bobs = "/v1/tenants/acme/users/bob/profile";
+    let put = call(&api, Method::PUT, bobs, Some(&bob), Some(&doc(1))).await;
+    assert_eq!(put.status, StatusCode::NO_CONTENT);
+    for (method, body) in [
+        (Method::GET, None),
+        (Method::PUT, Some(doc(2))),
+        (Method::DELETE, None),
+    ] {
+        let answer = call(&api, method.clone(), bobs, Some(&alice), body.as_ref()).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{method}: {}",
+            answer.text
+        );
+        assert_eq!(answer.json["error"]["code"], "forbidden");
+    }
+    let still = call(&api, Method::GET, bobs, Some(&bob), None).await;
+    assert_eq!((still.status, still.json), (StatusCode::OK, doc(1)));
+}
+
+// A tenant's admin may read, overwrite and delete any profile of the tenant.
+#[tokio::test]
+async fn a_tenant_admin_may_manage_any_profile_of_the_tenant() {
+    let redis = RedisServer::start().await;
+    let (api, broker) = (main_api(&redis, &[]).await, auth_broker(&redis).await);
+    let bob = session(&broker, "acme", "bob", &[]).await;
+    let root = session(&broker, "acme", "root", &["admin"]).await;
+    let bobs = "/v1/tenants/acme/users/bob/profile";
+    call(&api, Method::PUT, bobs, Some(&bob), Some(&doc(1))).await;
+    let read = call(&api, Method::GET, bobs, Some(&root), None).await;
+    assert_eq!((read.status, read.json), (StatusCode::OK, doc(1)));
+    let put = call(&api, Method::PUT, bobs, Some(&root), Some(&doc(2))).await;
+    assert_eq!(put.status, StatusCode::NO_CONTENT);
+    let deleted = call(&api, Method::DELETE, bobs, Some(&root), None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let gone = call(&api, Method::GET, bobs, Some(&bob), None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+}

@@ -16,8 +16,16 @@ fn compose() -> Value {
     value
 }
 
+/// The operator's environment for `docker compose up`: what `${VAR:?...}`
+/// (a variable compose refuses to start without) takes in these tests.
+const OPERATOR: [(&str, &str); 1] = [(
+    "INTERNAL_API_TOKEN",
+    "operator-chosen-token-0123456789abcdefghij",
+)];
+
 /// A service's environment, with `${VAR:-default}` resolved to its default
-/// (what compose does when the variable is unset).
+/// (what compose does when the variable is unset) and `${VAR:?message}` to
+/// the operator's value.
 fn environment(compose: &Value, service: &str) -> HashMap<String, String> {
     let env = compose["services"][service]["environment"]
         .as_mapping()
@@ -28,12 +36,20 @@ fn environment(compose: &Value, service: &str) -> HashMap<String, String> {
                 .as_str()
                 .map(str::to_owned)
                 .unwrap_or_else(|| format!("{}", v.as_i64().unwrap()));
-            let value = match value
-                .strip_prefix("${")
-                .and_then(|rest| rest.split_once(":-"))
-            {
-                Some((_, default)) => default.trim_end_matches('}').to_owned(),
-                None => value,
+            let value = match value.strip_prefix("${") {
+                Some(rest) if rest.contains(":-") => {
+                    let (_, default) = rest.split_once(":-").unwrap();
+                    default.trim_end_matches('}').to_owned()
+                }
+                Some(rest) if rest.contains(":?") => {
+                    let (name, _) = rest.split_once(":?").unwrap();
+                    let (_, given) = OPERATOR
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .expect("the operator sets every required variable");
+                    (*given).to_owned()
+                }
+                _ => value,
             };
             (k.as_str().unwrap().to_owned(), value)
         })
@@ -58,8 +74,8 @@ fn check_wiring(compose: &Value, service: &str, addr: &str) {
         .map(|p| p.as_str().unwrap())
         .collect();
     assert!(
-        ports.contains(&format!("{port}:{port}").as_str()),
-        "{service} ports {ports:?} do not publish {port}"
+        ports.contains(&format!("127.0.0.1:{port}:{port}").as_str()),
+        "{service} ports {ports:?} do not publish {port} on the loopback interface"
     );
     let health: Vec<&str> = compose["services"][service]["healthcheck"]["test"]
         .as_sequence()
@@ -111,6 +127,44 @@ fn services_start_with_the_compose_environment() {
             env["REDIS_URL"], "redis://redis:6379",
             "services reach Redis by its compose name"
         );
+    }
+}
+
+// No secret has a default: compose refuses to start without an
+// INTERNAL_API_TOKEN from the operator (`${INTERNAL_API_TOKEN:?...}`), and
+// nothing in the file looks like a token.
+#[test]
+fn compose_has_no_default_internal_token() {
+    let compose = compose();
+    let token = compose["services"]["auth-broker"]["environment"]["INTERNAL_API_TOKEN"]
+        .as_str()
+        .expect("auth-broker gets an INTERNAL_API_TOKEN");
+    assert!(
+        token.starts_with("${INTERNAL_API_TOKEN:?") && token.ends_with('}'),
+        "INTERNAL_API_TOKEN must be required from the operator, not defaulted: {token}"
+    );
+    for line in COMPOSE.lines().filter(|l| l.contains("INTERNAL_API_TOKEN")) {
+        assert!(
+            !line.contains(":-"),
+            "a default for the internal token: {line}"
+        );
+    }
+}
+
+// Every published port is bound to 127.0.0.1: nothing of the stack is
+// reachable from other hosts unless an operator changes that on purpose.
+#[test]
+fn compose_publishes_ports_on_loopback_only() {
+    let compose = compose();
+    let services = compose["services"].as_mapping().unwrap();
+    for (name, service) in services {
+        for port in service["ports"].as_sequence().into_iter().flatten() {
+            let port = port.as_str().expect("ports as strings");
+            assert!(
+                port.starts_with("127.0.0.1:"),
+                "{name:?} publishes {port} on every interface"
+            );
+        }
     }
 }
 

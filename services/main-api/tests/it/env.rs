@@ -11,7 +11,7 @@ use crate::INTERNAL;
 /// have a bad value. `REDIS_USERNAME` and `REDIS_PASSWORD` cannot: any
 /// string is a possible credential, and a wrong one is refused by Redis at
 /// connection time (see redis-connection's auth tests).
-const BAD: [(&str, &str); 30] = [
+const BAD: [(&str, &str); 35] = [
     ("REDIS_URL", "http://not-redis"),
     ("REDIS_PORT", "70000"),
     ("REDIS_TLS", "maybe"),
@@ -31,6 +31,10 @@ const BAD: [(&str, &str); 30] = [
     ("CACHE_L1_TTL_SECS", "0"),
     ("HTTP_REQUEST_TIMEOUT_MS", "100"),
     ("HTTP_MAX_CONCURRENCY", "0"),
+    ("HTTP_MAX_CONCURRENCY_PER_TENANT", "0"),
+    ("HTTP_HEADER_READ_TIMEOUT_MS", "5"),
+    ("HTTP_MAX_CONNECTIONS", "0"),
+    ("HTTP_SHUTDOWN_GRACE_MS", "-1"),
     ("LOG_FORMAT", "xml"),
     ("MAIN_API_ADDR", "localhost"),
     ("AUTH_BROKER_ADDR", "8081"),
@@ -43,6 +47,7 @@ const BAD: [(&str, &str); 30] = [
     ("REDIS_HOST", "redis-with-url"),
     ("REDIS_RECONNECT_MAX_DELAY_MS", "10"),
     ("HTTP_REQUEST_TIMEOUT_MS", "300"),
+    ("HTTP_MAX_CONCURRENCY_PER_TENANT", "9"),
 ];
 
 /// Some variables are only wrong in context: give them that context.
@@ -53,6 +58,7 @@ fn context(variable: &str, value: &str) -> Vec<(&'static str, String)> {
             vec![("REDIS_RECONNECT_BASE_DELAY_MS", "100".to_owned())]
         }
         ("HTTP_REQUEST_TIMEOUT_MS", "300") => vec![("REDIS_COMMAND_TIMEOUT_MS", "500".to_owned())],
+        ("HTTP_MAX_CONCURRENCY_PER_TENANT", "9") => vec![("HTTP_MAX_CONCURRENCY", "8".to_owned())],
         _ => Vec::new(),
     }
 }

@@ -6,6 +6,11 @@ mod bad_input;
 mod compose;
 mod e2e;
 mod env;
+mod fairness;
+mod observability;
+mod partition;
+mod procs;
+mod server;
 
 use std::collections::HashMap;
 use std::time::Duration;
