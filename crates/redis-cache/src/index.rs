@@ -12,10 +12,12 @@
 //!
 //! **Kept with every write.** Every command that creates a cache key or
 //! sets its TTL (`set`, `mset`, `expire`, a `get_or_load` lease and its
-//! write-back) updates the index in the same round trip, sent on the same
-//! connection *before* the write: Redis runs them in that order, so a key
-//! that exists is always indexed (a failed write leaves at most a member
-//! without a key, which a purge skips). One script does it: `ZADD` each key
+//! write-back) updates the index in the same round trip. For `set` and
+//! `expire` on a single server one script does both (one command, as cheap
+//! for the client as the plain write); elsewhere the index update is sent on
+//! the same connection *before* the write: Redis runs them in that order, so
+//! a key that exists is always indexed (a failed write leaves at most a
+//! member without a key, which a purge skips). The update `ZADD`s each key
 //! with its expiry (from the server's clock, so client clocks do not
 //! matter), removes a few members that have expired (so the set tracks the
 //! live keys without a background job), and extends the index's own TTL to
@@ -41,37 +43,63 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis_connection::fred::interfaces::ClientLike;
+use redis_connection::fred::interfaces::{ClientLike, LuaInterface};
 use redis_connection::fred::prelude::Client;
 use redis_connection::fred::types::scripts::Script;
-use redis_connection::fred::types::{ClusterHash, CustomCommand, Key, Value};
+use redis_connection::fred::types::{ClusterHash, CustomCommand, FromValue, Key, Value};
 use shared_types::{CacheKey, KeyPattern};
 
 use crate::error::CacheError;
-use crate::store::{Store, millis};
+use crate::store::{Store, fail_fast, millis};
 
 /// Keys of one tenant and the TTLs they are being written with.
 type Members<'a> = Vec<(&'a str, Duration)>;
 
+/// The Lua function every index update runs: records `members` (a flat
+/// list of TTL in ms, key, TTL in ms, key, ...) in the index `idx`.
+macro_rules! index_fn {
+    () => {
+        r"
+local function index(idx, members)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local longest = 1
+  for i = 1, #members, 2 do
+    local ttl = tonumber(members[i])
+    redis.call('ZADD', idx, now + ttl, members[i + 1])
+    if ttl > longest then longest = ttl end
+  end
+  local expired = redis.call('ZRANGEBYSCORE', idx, '-inf', now, 'LIMIT', 0, 16)
+  if #expired > 0 then
+    redis.call('ZREM', idx, unpack(expired))
+  end
+  if redis.call('PTTL', idx) < longest then
+    redis.call('PEXPIRE', idx, longest)
+  end
+end
+"
+    };
+}
+
 /// `KEYS[1]`: the index; `ARGV`: pairs of (TTL in ms, key).
-const INDEX_LUA: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local longest = 1
-for i = 1, #ARGV, 2 do
-  local ttl = tonumber(ARGV[i])
-  redis.call('ZADD', KEYS[1], now + ttl, ARGV[i + 1])
-  if ttl > longest then longest = ttl end
-end
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 16)
-if #expired > 0 then
-  redis.call('ZREM', KEYS[1], unpack(expired))
-end
-if redis.call('PTTL', KEYS[1]) < longest then
-  redis.call('PEXPIRE', KEYS[1], longest)
-end
-return 1
-";
+const INDEX_LUA: &str = concat!(index_fn!(), "index(KEYS[1], ARGV)\nreturn 1\n");
+
+/// `SET KEYS[1] ARGV[1] PX ARGV[2]`, indexed in `KEYS[2]`: one command on a
+/// single server, where the key and its index may share a script.
+const SET_LUA: &str = concat!(
+    index_fn!(),
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n",
+    "index(KEYS[2], {ARGV[2], KEYS[1]})\n",
+    "return 1\n"
+);
+
+/// `PEXPIRE KEYS[1] ARGV[1]`, indexed in `KEYS[2]`; answers PEXPIRE's reply.
+const PEXPIRE_LUA: &str = concat!(
+    index_fn!(),
+    "local existed = redis.call('PEXPIRE', KEYS[1], ARGV[1])\n",
+    "index(KEYS[2], {ARGV[1], KEYS[1]})\n",
+    "return existed\n"
+);
 
 static INDEX: LazyLock<Script> = LazyLock::new(|| Script::from_lua(INDEX_LUA));
 
@@ -128,8 +156,11 @@ impl Store {
         Ok(())
     }
 
-    /// `SET key value PX ttl` through `client`, with the index updated first
-    /// on the same connection for cached data.
+    /// `SET key value PX ttl` through `client`, indexed for cached data: on
+    /// a single server one script does both (`EVAL`, not `EVALSHA`: a
+    /// retry after `NOSCRIPT` would run after what the caller queued behind
+    /// it, the write's announcement); on a cluster the index update (another
+    /// slot) is queued first on the same client.
     pub(crate) async fn set_indexed_on(
         &self,
         client: &Client,
@@ -141,6 +172,13 @@ impl Store {
             return self.set_on(client, key.as_str(), value, ttl).await;
         }
         let index = CacheKey::tenant_index_of(key);
+        if !self.is_cluster() {
+            let args = vec![Value::Bytes(value), Value::Integer(millis(ttl).max(1))];
+            return self
+                .eval_on::<i64>(client, SET_LUA, &[key, &index], args)
+                .await
+                .map(drop);
+        }
         let members = [(key.as_str(), ttl)];
         // join! polls (and fred queues) the index update first. Boxed: a
         // script call's future (with its reload path) is several KB.
@@ -151,8 +189,8 @@ impl Store {
         written.and(indexed)
     }
 
-    /// `PEXPIRE key ttl` through `client`, with the index updated first on
-    /// the same connection for cached data; whether the key exists.
+    /// `PEXPIRE key ttl` through `client`, indexed for cached data as
+    /// [`set_indexed_on`](Self::set_indexed_on) does; whether the key exists.
     pub(crate) async fn pexpire_indexed_on(
         &self,
         client: &Client,
@@ -163,12 +201,35 @@ impl Store {
             return self.pexpire_on(client, key.as_str(), ttl).await;
         }
         let index = CacheKey::tenant_index_of(key);
+        if !self.is_cluster() {
+            let args = vec![Value::Integer(millis(ttl).max(1))];
+            return self
+                .eval_on::<i64>(client, PEXPIRE_LUA, &[key, &index], args)
+                .await
+                .map(|existed| existed == 1);
+        }
         let members = [(key.as_str(), ttl)];
         let (indexed, existed) = futures::join!(
             Box::pin(self.index_on(client, &index, &members)),
             self.pexpire_on(client, key.as_str(), ttl)
         );
         indexed.and(existed)
+    }
+
+    /// `EVAL` of `script` through `client`, failing fast while disconnected.
+    async fn eval_on<R: FromValue>(
+        &self,
+        client: &Client,
+        script: &'static str,
+        keys: &[&CacheKey],
+        args: Vec<Value>,
+    ) -> Result<R, CacheError> {
+        let keys: Vec<Key> = keys.iter().map(|k| Key::from(k.as_str())).collect();
+        client
+            .with_options(&fail_fast())
+            .eval(script, keys, args)
+            .await
+            .map_err(|e| self.error(&e))
     }
 
     /// Deletes every indexed key matching `pattern` (all of one tenant);

@@ -49,6 +49,9 @@ impl ConnectionError {
     /// Classifies a fred error. `timeout` is the timeout the command ran
     /// under, reported in [`ConnectionError::Timeout`].
     pub fn from_fred(error: &FredError, timeout: Duration) -> Self {
+        if let Some(inner) = script_error(error.details()) {
+            return classify_server_error(inner.to_owned());
+        }
         let details = error.details().to_owned();
         match error.kind() {
             ErrorKind::Timeout => ConnectionError::Timeout(timeout),
@@ -113,6 +116,21 @@ fn tls_reason(details: &str) -> &str {
 
 /// fred reports most server error replies as `Unknown` with the reply text.
 /// Replies that mean "not now" are unavailability; the rest are refusals.
+/// The error a command inside a Lua script replied with, when Redis 6
+/// wrapped it (`ERR Error running script (call to f_…): @user_script:1:
+/// @user_script: 1: -OOM command not allowed …`). Redis 7 replies with the
+/// inner error itself; unwrapping makes both versions classify alike (an
+/// `OOM` inside a script is a refusal, a `BUSY` one is "not now").
+fn script_error(details: &str) -> Option<&str> {
+    let rest = details.strip_prefix("ERR Error running script")?;
+    let at = rest.find(": -")?;
+    let inner = &rest[at + 3..];
+    let code = inner.split_whitespace().next()?;
+    code.bytes()
+        .all(|b| b.is_ascii_uppercase())
+        .then_some(inner)
+}
+
 fn classify_server_error(details: String) -> ConnectionError {
     let code = details.split_whitespace().next().unwrap_or("");
     let is_error_code = !code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase());
@@ -129,6 +147,32 @@ fn classify_server_error(details: String) -> ConnectionError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // A command's error inside a script reads the same from Redis 6.2 (which
+    // wraps it) as from Redis 7 (which does not).
+    #[test]
+    fn script_errors_are_unwrapped_as_redis_7_reports_them() {
+        let timeout = Duration::from_millis(5);
+        let wrapped = "ERR Error running script (call to f_9405b0): @user_script:1: \
+                       @user_script: 1: -OOM command not allowed when used memory > 'maxmemory'.";
+        assert_eq!(
+            ConnectionError::from_fred(&FredError::new(ErrorKind::Unknown, wrapped), timeout),
+            ConnectionError::Rejected(
+                "OOM command not allowed when used memory > 'maxmemory'.".to_owned()
+            )
+        );
+        let busy = "ERR Error running script (call to f_1): @user_script:2: -BUSY Redis is busy";
+        assert!(
+            ConnectionError::from_fred(&FredError::new(ErrorKind::Unknown, busy), timeout)
+                .is_unavailable()
+        );
+        // A script's own error (no inner reply code) stays as it was.
+        let own = "ERR Error running script (call to f_1): @user_script:3: boom";
+        assert_eq!(
+            ConnectionError::from_fred(&FredError::new(ErrorKind::Unknown, own), timeout),
+            ConnectionError::Rejected(own.to_owned())
+        );
+    }
 
     // Server replies are sorted into "not now" and "no".
     #[test]

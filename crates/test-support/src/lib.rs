@@ -45,6 +45,7 @@ mod wait;
 pub use cluster::{ClusterNode, NodeRole, NodeState, RedisCluster, RedisClusterBuilder};
 pub use logs::LogCapture;
 pub use port::free_port;
+pub use process::{server_is_at_least, server_version};
 pub use proxy::TcpProxy;
 pub use resp::{RawClient, Reply};
 pub use server::{RedisServer, RedisServerBuilder};

@@ -23,6 +23,45 @@ pub(crate) fn find_binary() -> Option<PathBuf> {
     find_on_path("redis-server")
 }
 
+/// The (major, minor) version of the `redis-server` tests run, from its
+/// `--version`; `None` when there is none or it does not say.
+pub fn server_version() -> Option<(u32, u32)> {
+    let out = Command::new(find_binary()?)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split("v=").nth(1)?.split_whitespace().next()?;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    Some((parts.next()??, parts.next()??))
+}
+
+/// Whether the `redis-server` tests run is at least `major.minor`. A test
+/// that needs a newer server's option says so and skips on an older one:
+///
+/// ```no_run
+/// if !test_support::server_is_at_least(7, 0, "--enable-debug-command") {
+///     return;
+/// }
+/// ```
+pub fn server_is_at_least(major: u32, minor: u32, needs: &str) -> bool {
+    match server_version() {
+        Some(version) if version < (major, minor) => {
+            // The test harness shows a passing test's output with
+            // --no-capture; a skip must be visible there.
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "skipped: needs Redis {major}.{minor} or newer ({needs}); this redis-server is {}.{}",
+                    version.0, version.1
+                );
+            }
+            false
+        }
+        _ => true,
+    }
+}
+
 /// The first file called `name` in a `PATH` directory.
 pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;

@@ -14,6 +14,9 @@ use crate::{cache_keys, cache_on, shard, tenant, user};
 // matching ones, while another task keeps writing non-matching keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletes_exactly_the_matching_keys_under_writes() {
+    if !test_support::server_is_at_least(7, 0, "--enable-debug-command") {
+        return;
+    }
     let redis = RedisServer::builder()
         .args(["--enable-debug-command", "yes"])
         .start()

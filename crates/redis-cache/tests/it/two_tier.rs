@@ -479,11 +479,19 @@ async fn writes_run_before_their_announcement_on_one_connection() {
     redis.cmd(&["ECHO", "monitor-end"]);
     let lines = watcher.join().unwrap();
 
-    // (command, shard, connection) of every write and publish, in order.
+    // (command, shard, connection) of every write and publish, in order. A
+    // command a script ran (MONITOR says `[0 lua]`) belongs to the
+    // connection that sent the script, the last client seen before it.
+    let mut client = String::new();
     let seen: Vec<(String, String, String)> = lines
         .iter()
         .filter_map(|line| {
-            let connection = line.split(['[', ']']).nth(1)?.to_owned();
+            let mut connection = line.split(['[', ']']).nth(1)?.to_owned();
+            if connection.ends_with(" lua") {
+                connection.clone_from(&client);
+            } else {
+                client.clone_from(&connection);
+            }
             let args: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
             let (command, target) = (args.first()?.to_uppercase(), *args.get(1)?);
             let shard = match command.as_str() {
