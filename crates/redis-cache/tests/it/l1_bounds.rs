@@ -5,33 +5,20 @@
 use std::time::Duration;
 
 use redis_cache::{CacheConfig, CacheService, Expiry, L1Config, Tier};
-use redis_connection::RedisConnectionManager;
-use redis_pubsub::PubSub;
 use shared_types::CacheKey;
-use test_support::{RedisServer, wait_for};
+use test_support::RedisServer;
 
 use crate::two_tier::TTL;
-use crate::{redis_config, shard_key};
+use crate::{shard_key, two_tier_on};
 
 const MIB: u64 = 1024 * 1024;
 
 async fn cache_with_l1(server: &RedisServer, l1: L1Config) -> CacheService {
-    let manager = RedisConnectionManager::connect(redis_config(server))
-        .await
-        .unwrap();
-    let pubsub = PubSub::new(manager.clone()).unwrap();
     let config = CacheConfig {
         l1: Some(l1),
         ..CacheConfig::default()
     };
-    let cache = CacheService::two_tier(manager, config, pubsub)
-        .await
-        .unwrap();
-    wait_for("the L1 to go live", Duration::from_secs(5), || async {
-        cache.l1_live()
-    })
-    .await;
-    cache
+    two_tier_on(server, |_| {}, config).await
 }
 
 // A tenant writing and reading far more than the L1 holds evicts only its

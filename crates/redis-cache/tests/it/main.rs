@@ -16,7 +16,7 @@ mod write_back;
 
 use std::time::Duration;
 
-use redis_cache::{CacheConfig, CacheService};
+use redis_cache::{CacheConfig, CacheService, L1Config};
 use redis_connection::{ReconnectConfig, RedisConfig, RedisConnectionManager};
 use shared_types::{CacheKey, ShardId, TenantId, UserId};
 use test_support::RedisServer;
@@ -69,6 +69,42 @@ fn shard(s: &str) -> ShardId {
 
 fn shard_key(t: &str, s: &str) -> CacheKey {
     CacheKey::shard_structured(&tenant(t), &shard(s))
+}
+
+/// The L1 most two-tier tests use: a cap long enough that a test failing to
+/// invalidate it sees the stale value, not an expiry.
+fn test_l1() -> L1Config {
+    L1Config {
+        max_entries: 10_000,
+        ttl_cap: Duration::from_secs(60),
+        ..L1Config::default()
+    }
+}
+
+/// A two-tier cache on `server` (its own manager and subscriber, connection
+/// settings adjusted by `tweak`), returned once its L1 is live.
+async fn two_tier_on(
+    server: &RedisServer,
+    tweak: impl FnOnce(&mut RedisConfig),
+    config: CacheConfig,
+) -> CacheService {
+    let mut redis = redis_config(server);
+    tweak(&mut redis);
+    let manager = RedisConnectionManager::connect(redis).await.unwrap();
+    let pubsub = redis_pubsub::PubSub::new(manager.clone()).unwrap();
+    let cache = CacheService::two_tier(manager, config, pubsub)
+        .await
+        .unwrap();
+    live(&cache).await;
+    cache
+}
+
+/// Waits until `cache`'s L1 is live (its invalidation feed subscribed).
+async fn live(cache: &CacheService) {
+    test_support::wait_for("the L1 to go live", Duration::from_secs(5), || async {
+        cache.l1_live()
+    })
+    .await;
 }
 
 /// Keys in `server`'s database other than tenant key indexes (see the

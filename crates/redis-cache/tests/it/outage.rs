@@ -96,21 +96,11 @@ async fn strict_reads_return_the_error() {
 #[tokio::test]
 async fn strict_mget_reports_unreadable_keys_as_an_error() {
     let mut redis = RedisServer::start().await;
-    let manager = redis_connection::RedisConnectionManager::connect(crate::redis_config(&redis))
-        .await
-        .unwrap();
-    let pubsub = redis_pubsub::PubSub::new(manager.clone()).unwrap();
     let config = CacheConfig {
         read_mode: ReadMode::Strict,
         ..CacheConfig::default()
     };
-    let cache = redis_cache::CacheService::two_tier(manager, config, pubsub)
-        .await
-        .unwrap();
-    wait_for("the L1 to go live", Duration::from_secs(5), || async {
-        cache.l1_live()
-    })
-    .await;
+    let cache = crate::two_tier_on(&redis, |_| {}, config).await;
     let (held, unread) = (shard_key("t", "held"), shard_key("t", "unread"));
     cache
         .set(&held, &1u32, Duration::from_secs(60))

@@ -10,14 +10,14 @@
 
 use std::time::Duration;
 
-use redis_cache::{CacheConfig, CacheService, Expiry, L1Config};
+use redis_cache::{CacheConfig, CacheService, Expiry};
 use redis_connection::RedisConnectionManager;
 use redis_pubsub::PubSub;
 use shared_types::{CacheKey, Invalidation};
 use test_support::{RedisServer, wait_for};
 
 use crate::two_tier::{TTL, instance};
-use crate::{redis_config, shard_key};
+use crate::{live, redis_config, shard_key, test_l1};
 
 /// The command timeout of these tests' instances.
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(200);
@@ -202,11 +202,7 @@ async fn two_caches_sharing_one_pubsub_see_each_others_changes() {
         .unwrap();
     let pubsub = PubSub::new(manager.clone()).unwrap();
     let config = CacheConfig {
-        l1: Some(L1Config {
-            max_entries: 1_000,
-            ttl_cap: Duration::from_secs(60),
-            ..L1Config::default()
-        }),
+        l1: Some(test_l1()),
         ..CacheConfig::default()
     };
     let first = CacheService::two_tier(manager.clone(), config.clone(), pubsub.clone())
@@ -215,10 +211,8 @@ async fn two_caches_sharing_one_pubsub_see_each_others_changes() {
     let second = CacheService::two_tier(manager, config, pubsub)
         .await
         .unwrap();
-    wait_for("both L1s to go live", Duration::from_secs(5), || async {
-        first.l1_live() && second.l1_live()
-    })
-    .await;
+    live(&first).await;
+    live(&second).await;
     let key = shard_key("t", "shared");
     first.set(&key, &1u32, TTL).await.unwrap();
     held_in_l1(&second, &key).await;

@@ -6,13 +6,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use redis_cache::{CacheConfig, CacheService, L1Config, LoadError};
-use redis_connection::RedisConnectionManager;
-use redis_pubsub::PubSub;
 use shared_types::{CacheKey, Invalidation};
 use test_support::{RedisServer, wait_for};
 use tokio::sync::Notify;
 
-use crate::{redis_config, shard_key, tenant, user};
+use crate::{shard_key, tenant, test_l1, two_tier_on, user};
 
 pub(crate) const TTL: Duration = Duration::from_secs(600);
 
@@ -21,26 +19,11 @@ pub(crate) async fn instance(
     server: &RedisServer,
     tweak: impl FnOnce(&mut redis_connection::RedisConfig),
 ) -> CacheService {
-    let mut redis = redis_config(server);
-    tweak(&mut redis);
-    let manager = RedisConnectionManager::connect(redis).await.unwrap();
-    let pubsub = PubSub::new(manager.clone()).unwrap();
     let config = CacheConfig {
-        l1: Some(L1Config {
-            max_entries: 10_000,
-            ttl_cap: Duration::from_secs(60),
-            ..L1Config::default()
-        }),
+        l1: Some(test_l1()),
         ..CacheConfig::default()
     };
-    let cache = CacheService::two_tier(manager, config, pubsub)
-        .await
-        .unwrap();
-    wait_for("the L1 to go live", Duration::from_secs(5), || async {
-        cache.l1_live()
-    })
-    .await;
-    cache
+    two_tier_on(server, tweak, config).await
 }
 
 /// Waits until `b` has heard every invalidation `a` published: each one
@@ -267,10 +250,6 @@ async fn redis_down_serves_l1_and_runs_loaders() {
 #[tokio::test]
 async fn l1_ttl_cap_bounds_staleness_while_down() {
     let mut redis = RedisServer::start().await;
-    let manager = RedisConnectionManager::connect(redis_config(&redis))
-        .await
-        .unwrap();
-    let pubsub = PubSub::new(manager.clone()).unwrap();
     let config = CacheConfig {
         l1: Some(L1Config {
             max_entries: 100,
@@ -279,13 +258,7 @@ async fn l1_ttl_cap_bounds_staleness_while_down() {
         }),
         ..CacheConfig::default()
     };
-    let a = CacheService::two_tier(manager, config, pubsub)
-        .await
-        .unwrap();
-    wait_for("the L1 to go live", Duration::from_secs(5), || async {
-        a.l1_live()
-    })
-    .await;
+    let a = two_tier_on(&redis, |_| {}, config).await;
     let key = shard_key("t", "s");
     a.set(&key, &1, TTL).await.unwrap();
     let written = Instant::now();
@@ -394,17 +367,11 @@ async fn malformed_invalidation_is_ignored() {
 #[tokio::test]
 async fn strict_read_while_down_is_an_error_not_a_miss() {
     let mut redis = RedisServer::start().await;
-    let manager = RedisConnectionManager::connect(redis_config(&redis))
-        .await
-        .unwrap();
-    let pubsub = PubSub::new(manager.clone()).unwrap();
     let config = CacheConfig {
         read_mode: redis_cache::ReadMode::Strict,
         ..CacheConfig::default()
     };
-    let a = CacheService::two_tier(manager, config, pubsub)
-        .await
-        .unwrap();
+    let a = two_tier_on(&redis, |_| {}, config).await;
     let key = shard_key("t", "s");
     redis.stop().await;
     let err = a.get::<u32>(&key).await.unwrap_err();
