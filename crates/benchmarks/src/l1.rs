@@ -9,8 +9,8 @@
 //! Both rates are taken from the median time per call, because the L1 loop
 //! is pure CPU and a shared machine steals CPU from it at random: a mean
 //! over wall time would measure the neighbours. L1 calls are timed in
-//! batches of 1 024 (so the clock read and moka's maintenance, which runs
-//! inline once every 64 reads, are amortised as a caller sees them); L2
+//! batches of 1 024 (so the clock read is amortised, and any bookkeeping
+//! the L1 does on some reads is counted as a caller sees it); L2
 //! calls one by one. L1 and L2 phases alternate. The p99 comes from a
 //! separate phase that times every L1 call with `Instant` (whose own cost,
 //! about 20 ns with a TSC clock, is included).

@@ -490,3 +490,46 @@ async fn cluster_down_serves_l1_and_runs_loaders() {
     assert_eq!(loaded, "fresh");
     assert!(a.set(&key, &"new", TTL).await.unwrap_err().is_unavailable());
 }
+
+// On a cluster the announcement follows the write's outcome, and goes out
+// when that outcome is a failure too: a SET that timed out while every
+// primary held its writes (and that Redis ran afterwards) still makes other
+// instances drop their copy.
+#[tokio::test]
+async fn a_timed_out_write_on_a_cluster_is_still_announced() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let (a, b) = (
+        instance(&cluster, |_| {}).await,
+        instance(&cluster, |_| {}).await,
+    );
+    let key = shard_key("t", "timed-out");
+    b.set(&key, &1u32, TTL).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(b.get::<u32>(&key).await.unwrap(), Some(1));
+    }
+    // Longer than the 500 ms command timeout, shorter than fred's
+    // unresponsive limit (1 s), which would drop the paused command.
+    for port in cluster.primaries() {
+        cluster.node_cmd(port, &["CLIENT", "PAUSE", "700", "WRITE"]);
+    }
+    assert!(
+        a.set(&key, &2u32, TTL).await.is_err(),
+        "the SET should time out"
+    );
+    wait_for(
+        "Redis to run the paused SET",
+        Duration::from_secs(5),
+        || async {
+            cluster
+                .cmd_on_key_owner(key.as_str(), &["GET", key.as_str()])
+                .as_string()
+                .as_deref()
+                == Some("2")
+        },
+    )
+    .await;
+    wait_for("B to drop its copy", Duration::from_secs(3), || async {
+        b.get::<u32>(&key).await.unwrap() == Some(2)
+    })
+    .await;
+}
