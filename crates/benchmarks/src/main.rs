@@ -12,7 +12,7 @@
 //! - `--quick`: each workload for about a second, to prove it works (CI).
 //!   Its figures are not meant to be compared with the targets.
 //! - `--only`: run some workloads (ids: l2, l1, bulk, pattern, propagation,
-//!   stampede, http, outage, purge), for profiling one.
+//!   stampede, http, outage, purge, settings), for profiling one.
 //!
 //! Exits non-zero when a workload failed or produced no numbers, so that
 //! CI proves every workload ran; whether targets were met never fails the
@@ -39,6 +39,7 @@ mod probe;
 mod propagation;
 mod purge;
 mod report;
+mod settings;
 mod stampede;
 
 use std::path::PathBuf;
@@ -60,7 +61,7 @@ struct Workload {
     run: Run,
 }
 
-const WORKLOADS: [Workload; 9] = [
+const WORKLOADS: [Workload; 10] = [
     Workload {
         id: "l2",
         name: "1. L2 throughput",
@@ -106,6 +107,11 @@ const WORKLOADS: [Workload; 9] = [
         name: "9. Tenant purge",
         run: |mode| purge::run(mode).boxed(),
     },
+    Workload {
+        id: "settings",
+        name: "10. Connection settings",
+        run: |mode| settings::run(mode).boxed(),
+    },
 ];
 
 #[derive(Debug)]
@@ -116,7 +122,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: benchmarks [--quick] [--out DIR] [--only ID[,ID...]]
-ids: l2, l1, bulk, pattern, propagation, stampede, http, outage, purge";
+ids: l2, l1, bulk, pattern, propagation, stampede, http, outage, purge, settings";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
