@@ -45,14 +45,16 @@ mod invalidation;
 mod message;
 mod pubsub;
 mod pump;
+mod received;
 mod routes;
 mod stats;
 
 pub use error::PubSubError;
 pub use invalidation::{
     InvalidationEvent, InvalidationFeed, InvalidationMessage, InvalidationPublisher,
-    MAX_INVALIDATION_PAYLOAD, ReceivedInvalidation, Sender,
+    MAX_INVALIDATION_PAYLOAD,
 };
 pub use message::{PubSubEvent, PubSubMessage, Subscription};
 pub use pubsub::{PubSub, Subscriptions};
+pub use received::{ReceivedInvalidation, Sender};
 pub use stats::PubSubStats;
