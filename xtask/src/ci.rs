@@ -5,6 +5,7 @@ use crate::cmd::{Result, on_path, run, succeeds};
 /// Every check CI runs, in order; stops at the first failure.
 pub(crate) fn ci() -> Result {
     ensure_redis_server()?;
+    ensure_node()?;
     run("cargo", &["fmt", "--all", "--check"])?;
     run(
         "cargo",
@@ -54,6 +55,7 @@ pub(crate) fn ci() -> Result {
 /// plus doc tests (which nextest does not run).
 pub(crate) fn test(extra: &[String]) -> Result {
     ensure_redis_server()?;
+    ensure_node()?;
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     if succeeds("cargo", &["nextest", "--version"]) {
         let mut args = vec!["nextest", "run", "--workspace", "--no-fail-fast"];
@@ -83,6 +85,29 @@ pub(crate) fn ensure_redis_server() -> Result {
     Err(
         "redis-server is not installed: install it (apt-get install redis-server, \
          brew install redis) or set REDIS_SERVER_BIN"
+            .to_owned(),
+    )
+}
+
+/// The interop tests (`services/main-api/tests/it/interop.rs`) play a
+/// TypeScript service on ioredis: they need `node` and `npm` (they run
+/// `npm ci` of `tests/interop/` themselves). Installed with apt-get where
+/// they are missing and apt is available, else a clear error.
+pub(crate) fn ensure_node() -> Result {
+    if on_path("node") && on_path("npm") {
+        return Ok(());
+    }
+    if on_path("apt-get") {
+        println!("node or npm is missing: installing them with apt-get");
+        run(
+            "apt-get",
+            &["install", "-y", "--no-install-recommends", "nodejs", "npm"],
+        )?;
+        return Ok(());
+    }
+    Err(
+        "node and npm are not installed: the interop tests need Node.js 18 or newer \
+         with npm (apt-get install nodejs npm, brew install node)"
             .to_owned(),
     )
 }

@@ -20,6 +20,13 @@
 //! **Values that do not decode** as the requested type are a miss: the key is
 //! deleted, `decode_failures` goes up, and one warning is logged.
 //!
+//! **Shared with the TypeScript services** (README, "Sharing Redis with the
+//! TypeScript services"): a value is stored as its JSON text, what
+//! `JSON.parse` reads, under the key layouts both packages build (the one
+//! exception: the lease a `get_or_load` holds on a missing key while it
+//! loads); a two-tier cache applies every message on an invalidation
+//! channel, whoever sent it and whatever its payload.
+//!
 //! ```no_run
 //! use redis_cache::{CacheConfig, CacheService};
 //! use redis_connection::{RedisConfig, RedisConnectionManager};

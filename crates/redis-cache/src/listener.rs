@@ -1,5 +1,6 @@
-//! Applying other instances' invalidations to this instance's L1, and
-//! keeping the L1 swept.
+//! Applying invalidations from other instances, and from any other client
+//! publishing on the invalidation channels (the TypeScript services), to
+//! this instance's L1, and keeping the L1 swept.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,12 +37,16 @@ pub(crate) async fn run(
         };
         let Some(event) = event else { break };
         match event {
-            InvalidationEvent::Received(message) => {
-                let scope = message.invalidation.scope();
+            InvalidationEvent::Received(received) => {
+                // The channel said what to invalidate; the payload says who
+                // sent it only when it is ours and valid. Anything else
+                // (a TypeScript service's, redis-cli's, garbage) is
+                // nobody's own and is applied.
+                let scope = received.invalidation.scope();
                 // Our own changes were applied before they were sent, except
                 // those whose outcome we never learnt: Redis delivers their
                 // announcement only after running them.
-                if message.origin == own_origin {
+                if received.is_from(&own_origin) {
                     if let Some(l1) = l1.as_ref().filter(|l1| l1.applies_own(&scope)) {
                         l1.invalidate(&scope);
                         debug!("applied an own invalidation of unknown outcome");
@@ -54,7 +59,8 @@ pub(crate) async fn run(
                     bump(&counters.invalidations_applied);
                 }
                 debug!(
-                    cache.invalidation = message.invalidation.kind(),
+                    cache.invalidation = received.invalidation.kind(),
+                    foreign = received.origin().is_none(),
                     "applied a remote invalidation"
                 );
             }

@@ -176,7 +176,9 @@ impl CacheService {
     pub fn stats(&self) -> CacheStats {
         let mut stats = self.inner.counters.snapshot();
         if let Some(bus) = &self.inner.bus {
-            stats.malformed_messages = bus.stats().malformed;
+            let bus = bus.stats();
+            stats.malformed_messages = bus.malformed;
+            stats.foreign_payloads = bus.foreign_payloads;
         }
         if let Some(l1) = &self.inner.l1 {
             stats.add_l1(&l1.stats());

@@ -84,8 +84,12 @@ pub struct CacheStats {
     pub invalidations_applied: u64,
     /// Whole-L1 flushes caused by a subscriber reconnect or lag.
     pub l1_flushes: u64,
-    /// Malformed messages seen on invalidation channels (ignored).
+    /// Messages on invalidation channels that name no invalidation (the
+    /// channel does not parse): ignored.
     pub malformed_messages: u64,
+    /// Invalidations applied although their payload was not ours (a
+    /// TypeScript service's, empty, garbled): the channel said what.
+    pub foreign_payloads: u64,
     /// Bytes the L1 holds now (a gauge): keys, JSON and decoded copies.
     pub l1_bytes: u64,
     /// Entries the L1 holds now (a gauge).

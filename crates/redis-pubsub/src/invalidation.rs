@@ -1,15 +1,23 @@
 //! Type-safe invalidation messages: the seed's `pubsub.invalidate(tenant,
 //! kind, id)`.
 //!
-//! An [`Invalidation`] from shared-types is published on its own channel with
-//! a small JSON payload: its kind and ids, the publishing instance's id, and
-//! a timestamp, e.g.
-//! `{"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"9f..","ts":1764000000000}`.
+//! **Sending.** An [`Invalidation`] from shared-types is published on its
+//! own channel with a small JSON payload ([`InvalidationMessage`]): its kind
+//! and ids, the publishing instance's id and a timestamp for us, and the
+//! fields a TypeScript consumer of the same channels reads (`tenantId`,
+//! `type`, `id`, `timestamp`), e.g.
+//! `{"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"9f..","ts":1764000000000,"tenantId":"t1","type":"shard","id":"s1","timestamp":1764000000000}`.
 //!
-//! On the receiving side anything that is not such a message (bad JSON, an
-//! unknown kind, invalid ids, an oversize payload, or a payload that does
-//! not match the channel it came on) is counted, logged (rate-limited) and
-//! skipped: never a panic, never the end of the stream.
+//! **Receiving.** The channel is authoritative: a message on a channel that
+//! parses as an invalidation channel is delivered as the channel's
+//! invalidation, whatever its payload (ours, the TypeScript package's, empty,
+//! garbage). The payload only adds who sent it ([`Sender`]), and only when it
+//! is ours, valid, and names exactly the channel's invalidation; any other
+//! payload is counted as foreign (and logged, rate-limited) but never
+//! stops the invalidation, nor widens or redirects it. A message on a
+//! channel that does not parse names nothing: it is counted as malformed,
+//! logged (rate-limited) and skipped. Never a panic, never the end of the
+//! stream.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,21 +27,33 @@ use bytes::Bytes;
 use redis_connection::fred::clients::Client;
 use serde::{Deserialize, Serialize};
 use shared_types::{ALL_INVALIDATIONS_PATTERN, Invalidation};
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::error::PubSubError;
 use crate::message::{PubSubEvent, PubSubMessage, Subscription};
 use crate::pubsub::{PubSub, Shared};
+use crate::received::{ReceivedInvalidation, Sender, decode};
 use crate::stats::bump;
 
 /// Largest invalidation payload accepted; real ones are well under 1 KiB.
 pub const MAX_INVALIDATION_PAYLOAD: usize = 16 * 1024;
 
-/// How often a malformed message is logged (the rest are only counted).
-const MALFORMED_LOG_PERIOD: Duration = Duration::from_secs(10);
+/// How often a malformed message, or a foreign payload, is logged (the rest
+/// are only counted).
+const LOG_PERIOD: Duration = Duration::from_secs(10);
 
-/// The payload of an invalidation channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The payload of an invalidation channel, as this layer sends it.
+///
+/// Serialised flat with the invalidation's `kind` and ids, `origin` and `ts`
+/// (what another instance of this layer reads), plus `tenantId`, `type`,
+/// `id` and `timestamp` for the TypeScript services (see README, "Sharing
+/// Redis with the TypeScript services"): `type` and `id` are
+/// [`Invalidation::channel_type`] and [`Invalidation::channel_id`], so that
+/// `cache:invalidate:{type}:{tenantId}:{id}` is the channel, and `timestamp`
+/// equals `ts`. Deserialising ignores fields it does not know (the
+/// TypeScript ones included), so instances that predate a field still read
+/// the payload.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct InvalidationMessage {
     /// What became stale (serialised inline: `kind` and the ids).
     #[serde(flatten)]
@@ -44,12 +64,42 @@ pub struct InvalidationMessage {
     pub ts: u64,
 }
 
+impl Serialize for InvalidationMessage {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// The wire form: ours first, then the TypeScript services' fields.
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            #[serde(flatten)]
+            invalidation: &'a Invalidation,
+            origin: &'a str,
+            ts: u64,
+            #[serde(rename = "tenantId")]
+            tenant_id: &'a str,
+            #[serde(rename = "type")]
+            channel_type: &'static str,
+            id: String,
+            timestamp: u64,
+        }
+        Wire {
+            invalidation: &self.invalidation,
+            origin: &self.origin,
+            ts: self.ts,
+            tenant_id: self.invalidation.tenant().as_str(),
+            channel_type: self.invalidation.channel_type(),
+            id: self.invalidation.channel_id(),
+            timestamp: self.ts,
+        }
+        .serialize(serializer)
+    }
+}
+
 /// What an [`InvalidationFeed`] yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InvalidationEvent {
-    /// An invalidation from any instance (this one included: compare
-    /// `origin` with [`PubSub::instance_id`]).
-    Received(InvalidationMessage),
+    /// An invalidation from anyone: any instance of this layer (this one
+    /// included: see [`ReceivedInvalidation::is_from`]) or any other client
+    /// publishing on an invalidation channel.
+    Received(ReceivedInvalidation),
     /// The feed is (again) subscribed; invalidations published while it was
     /// not were lost.
     Subscribed,
@@ -67,7 +117,10 @@ pub enum InvalidationEvent {
 pub struct InvalidationFeed {
     subscription: Subscription,
     shared: Arc<Shared>,
-    last_logged: Arc<AtomicU64>,
+    /// When a malformed message was last logged (ms since the epoch).
+    malformed_logged: AtomicU64,
+    /// When a foreign payload was last logged (ms since the epoch).
+    foreign_logged: AtomicU64,
 }
 
 /// Publishes invalidations under one origin, so that their sender can tell
@@ -161,19 +214,25 @@ impl PubSub {
         Ok(InvalidationFeed {
             subscription,
             shared: self.shared().clone(),
-            last_logged: Arc::new(AtomicU64::new(0)),
+            malformed_logged: AtomicU64::new(0),
+            foreign_logged: AtomicU64::new(0),
         })
     }
 }
 
 impl InvalidationFeed {
-    /// The next event, skipping (and counting) malformed messages; `None`
-    /// once unsubscribed or shut down.
+    /// The next event, skipping (and counting) messages on channels that
+    /// name no invalidation; `None` once unsubscribed or shut down.
     pub async fn recv(&mut self) -> Option<InvalidationEvent> {
         loop {
             let event = match self.subscription.recv().await? {
                 PubSubEvent::Message(message) => match decode(&message) {
-                    Ok(decoded) => InvalidationEvent::Received(decoded),
+                    Ok(received) => {
+                        if let Sender::Foreign { reason } = received.sender {
+                            self.foreign(&received.invalidation, reason);
+                        }
+                        InvalidationEvent::Received(received)
+                    }
                     Err(reason) => {
                         self.malformed(&message, reason);
                         continue;
@@ -189,44 +248,52 @@ impl InvalidationFeed {
 
     fn malformed(&self, message: &PubSubMessage, reason: &'static str) {
         bump(&self.shared.counters.malformed);
-        // Log at most once per period; the counter has the full story. The
-        // channel is attacker-controlled text: log its length, not its content.
-        let now = now_ms();
-        let last = self.last_logged.load(Ordering::Relaxed);
-        let period = u64::try_from(MALFORMED_LOG_PERIOD.as_millis()).unwrap_or(u64::MAX);
-        if now.saturating_sub(last) >= period
-            && self
-                .last_logged
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            let total = self.shared.counters.malformed.load(Ordering::Relaxed);
-            warn!(
-                reason,
-                payload_bytes = message.payload.len(),
-                channel_bytes = message.channel.len(),
-                malformed_total = total,
-                "ignored a malformed message on an invalidation channel"
-            );
+        if !due(&self.malformed_logged) {
+            return;
         }
+        // The channel is attacker-controlled text: log its length, not its
+        // content.
+        let total = self.shared.counters.malformed.load(Ordering::Relaxed);
+        warn!(
+            reason,
+            payload_bytes = message.payload.len(),
+            channel_bytes = message.channel.len(),
+            malformed_total = total,
+            "ignored a malformed message on an invalidation channel"
+        );
+    }
+
+    /// Counts (and now and then logs) an invalidation applied although its
+    /// payload is not ours: expected while the TypeScript services share
+    /// Redis, so logged at info.
+    fn foreign(&self, invalidation: &Invalidation, reason: &'static str) {
+        bump(&self.shared.counters.foreign);
+        if !due(&self.foreign_logged) {
+            return;
+        }
+        // The channel parsed, so its ids are valid; the payload is still
+        // not logged (it is anyone's text).
+        let total = self.shared.counters.foreign.load(Ordering::Relaxed);
+        info!(
+            reason,
+            cache.invalidation = invalidation.kind(),
+            foreign_total = total,
+            "applied an invalidation whose payload is not ours"
+        );
     }
 }
 
-/// Decodes and checks one message; the reason is a fixed string.
-fn decode(message: &PubSubMessage) -> Result<InvalidationMessage, &'static str> {
-    if message.payload.len() > MAX_INVALIDATION_PAYLOAD {
-        return Err("payload too large");
-    }
-    let decoded: InvalidationMessage =
-        serde_json::from_slice(&message.payload).map_err(|_| "not an invalidation payload")?;
-    if decoded.origin.is_empty() || decoded.origin.len() > 128 {
-        return Err("bad origin");
-    }
-    match Invalidation::from_channel(&message.channel) {
-        Ok(from_channel) if from_channel == decoded.invalidation => Ok(decoded),
-        Ok(_) => Err("payload does not match its channel"),
-        Err(_) => Err("not an invalidation channel"),
-    }
+/// Whether a log line rate-limited by `last` (ms since the epoch) is due,
+/// claiming it if so: at most one per [`LOG_PERIOD`], the counters have
+/// the full story.
+fn due(last: &AtomicU64) -> bool {
+    let now = now_ms();
+    let previous = last.load(Ordering::Relaxed);
+    let period = u64::try_from(LOG_PERIOD.as_millis()).unwrap_or(u64::MAX);
+    now.saturating_sub(previous) >= period
+        && last
+            .compare_exchange(previous, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 fn now_ms() -> u64 {
@@ -239,6 +306,7 @@ fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
+    use shared_types::{QueryHash, TokenHash};
 
     use super::*;
 
@@ -250,94 +318,141 @@ mod tests {
         }
     }
 
-    // The payload carries kind, ids, origin and timestamp, flat.
+    fn shard(t: &str, s: &str) -> Invalidation {
+        Invalidation::Shard {
+            tenant_id: t.parse().unwrap(),
+            shard_id: s.parse().unwrap(),
+        }
+    }
+
+    // The payload carries our kind, ids, origin and timestamp, then the
+    // TypeScript services' tenantId, type, id and timestamp, flat: the
+    // wire contract of README, exactly.
     #[test]
     fn payload_shape() {
         let m = InvalidationMessage {
-            invalidation: Invalidation::Shard {
-                tenant_id: "t1".parse().unwrap(),
-                shard_id: "s1".parse().unwrap(),
-            },
+            invalidation: shard("t1", "s1"),
             origin: "abc".into(),
             ts: 42,
         };
         let json = serde_json::to_string(&m).unwrap();
         assert_eq!(
             json,
-            r#"{"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"abc","ts":42}"#
+            r#"{"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"abc","ts":42,"tenantId":"t1","type":"shard","id":"s1","timestamp":42}"#
         );
         assert_eq!(
             decode(&message("cache:invalidate:shard:t1:s1", &json)),
-            Ok(m)
+            Ok(ReceivedInvalidation {
+                invalidation: m.invalidation,
+                sender: Sender::Instance {
+                    origin: "abc".into(),
+                    ts: 42
+                }
+            })
         );
-    }
-
-    // Each kind of bad input is refused with its own reason.
-    #[test]
-    fn malformed_inputs() {
-        let ok = r#"{"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"abc","ts":42}"#;
-        let cases = [
-            (
-                "cache:invalidate:shard:t1:s1",
-                "{not json",
-                "not an invalidation payload",
-            ),
-            (
-                "cache:invalidate:shard:t1:s1",
-                r#"{"kind":"nope","tenant_id":"t1","origin":"a","ts":1}"#,
-                "not an invalidation payload",
-            ),
-            (
-                "cache:invalidate:shard:t1:s1",
-                r#"{"kind":"shard","tenant_id":"t:1","shard_id":"s1","origin":"a","ts":1}"#,
-                "not an invalidation payload",
-            ),
-            (
-                "cache:invalidate:shard:t1:s2",
-                ok,
-                "payload does not match its channel",
-            ),
-            ("cache:invalidate:bogus", ok, "not an invalidation channel"),
-            (
-                "cache:invalidate:shard:t1:s1",
-                r#"{"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"","ts":1}"#,
-                "bad origin",
-            ),
-        ];
-        for (channel, payload, reason) in cases {
-            assert_eq!(decode(&message(channel, payload)), Err(reason), "{payload}");
-        }
-        let huge = format!(
-            r#"{{"kind":"shard","pad":"{}"}}"#,
-            "x".repeat(MAX_INVALIDATION_PAYLOAD)
-        );
+        let tenant = InvalidationMessage {
+            invalidation: Invalidation::Tenant {
+                tenant_id: "t1".parse().unwrap(),
+            },
+            origin: "abc".into(),
+            ts: 7,
+        };
         assert_eq!(
-            decode(&message("cache:invalidate:shard:t1:s1", &huge)),
-            Err("payload too large")
+            serde_json::to_string(&tenant).unwrap(),
+            r#"{"kind":"tenant","tenant_id":"t1","origin":"abc","ts":7,"tenantId":"t1","type":"tenant","id":"*","timestamp":7}"#
         );
     }
 
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
-
-        // Any channel and any payload bytes: decoding never panics, and
-        // accepts only a payload that matches its channel.
-        #[test]
-        fn decode_is_total(channel in ".{0,80}", payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
-            let message = PubSubMessage { channel: channel.clone(), pattern: None, payload: Bytes::from(payload) };
-            if let Ok(decoded) = decode(&message) {
-                proptest::prop_assert_eq!(decoded.invalidation.channel(), channel);
-            }
+    // Every kind's payload names its channel in the TypeScript fields:
+    // cache:invalidate:{type}:{tenantId}:{id} is the channel it goes on.
+    #[test]
+    fn typescript_fields_rebuild_the_channel() {
+        let t: shared_types::TenantId = "t1".parse().unwrap();
+        let (u, s): (shared_types::UserId, shared_types::ShardId) =
+            ("u1".parse().unwrap(), "s1".parse().unwrap());
+        let all = [
+            shard("t1", "s1"),
+            Invalidation::User {
+                tenant_id: t.clone(),
+                user_id: u.clone(),
+            },
+            Invalidation::ShardAll {
+                tenant_id: t.clone(),
+            },
+            Invalidation::UserAll {
+                tenant_id: t.clone(),
+            },
+            Invalidation::Acl {
+                tenant_id: t.clone(),
+            },
+            Invalidation::AclUser {
+                tenant_id: t.clone(),
+                user_id: u.clone(),
+            },
+            Invalidation::AclShard {
+                tenant_id: t.clone(),
+                shard_id: s.clone(),
+            },
+            Invalidation::AclEntry {
+                tenant_id: t.clone(),
+                user_id: u,
+                shard_id: s,
+            },
+            Invalidation::Vsearch {
+                tenant_id: t.clone(),
+            },
+            Invalidation::VsearchQuery {
+                tenant_id: t.clone(),
+                query_hash: QueryHash::of_query("q"),
+            },
+            Invalidation::Tenant {
+                tenant_id: t.clone(),
+            },
+            Invalidation::Session {
+                tenant_id: t,
+                session_hash: TokenHash::of_token("x"),
+            },
+        ];
+        for invalidation in all {
+            let (channel, payload) = super::message("me", &invalidation).unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+            let rebuilt = format!(
+                "cache:invalidate:{}:{}:{}",
+                json["type"].as_str().unwrap(),
+                json["tenantId"].as_str().unwrap(),
+                json["id"].as_str().unwrap()
+            );
+            assert_eq!(rebuilt, channel);
+            assert_eq!(json["timestamp"], json["ts"]);
+            assert!(
+                json["timestamp"].as_u64().unwrap() > 1_600_000_000_000,
+                "not ms"
+            );
+            assert_eq!(
+                decode(&message(&channel, std::str::from_utf8(&payload).unwrap()))
+                    .unwrap()
+                    .origin(),
+                Some("me")
+            );
         }
+    }
 
-        // Near-valid payloads (valid JSON objects with arbitrary field values)
-        // never panic either.
-        #[test]
-        fn decode_of_json_objects(kind in "[a-z_]{0,12}", tenant in ".{0,20}", id in ".{0,20}", origin in ".{0,200}") {
-            let payload = serde_json::json!({"kind": kind, "tenant_id": tenant, "shard_id": id, "user_id": id, "origin": origin, "ts": 1});
-            let channel = format!("cache:invalidate:{kind}:{tenant}:{id}");
-            let message = PubSubMessage { channel, pattern: None, payload: Bytes::from(payload.to_string()) };
-            let _ = decode(&message);
+    // An instance that predates the TypeScript fields decodes today's
+    // payload: its message type (frozen here as it was) ignores unknown
+    // fields.
+    #[test]
+    fn older_instances_decode_todays_payload() {
+        #[derive(Debug, Deserialize)]
+        struct MessageBeforeTypeScriptFields {
+            #[serde(flatten)]
+            invalidation: Invalidation,
+            origin: String,
+            ts: u64,
         }
+        let (_, payload) = super::message("me", &shard("t1", "s1")).unwrap();
+        let old: MessageBeforeTypeScriptFields = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(old.invalidation, shard("t1", "s1"));
+        assert_eq!(old.origin, "me");
+        assert!(old.ts > 0);
     }
 }

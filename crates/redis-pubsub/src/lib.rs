@@ -15,8 +15,10 @@
 //! - [`PubSub::invalidate`] publishes a typed [`shared_types::Invalidation`]
 //!   on its channel ([`PubSub::publisher`] gives a sender an origin of its
 //!   own, so that it can recognise its own messages); [`PubSub::invalidations`] is the [`InvalidationFeed`] of
-//!   every instance's invalidations, where malformed messages are counted,
-//!   logged and skipped.
+//!   every invalidation published on an invalidation channel, by any
+//!   instance or any other client (the TypeScript services): the channel
+//!   says what is invalidated, the payload at most who sent it; messages on
+//!   channels that name nothing are counted, logged and skipped.
 //!
 //! ```no_run
 //! use redis_connection::{RedisConfig, RedisConnectionManager};
@@ -29,8 +31,8 @@
 //! let mut feed = pubsub.invalidations().await?;
 //! pubsub.invalidate(&Invalidation::Tenant { tenant_id: TenantId::new("acme")? }).await?;
 //! while let Some(event) = feed.recv().await {
-//!     if let InvalidationEvent::Received(message) = event {
-//!         println!("{} from {}", message.invalidation, message.origin);
+//!     if let InvalidationEvent::Received(received) = event {
+//!         println!("{} from {:?}", received.invalidation, received.origin());
 //!     }
 //! }
 //! # Ok(())
@@ -43,6 +45,7 @@ mod invalidation;
 mod message;
 mod pubsub;
 mod pump;
+mod received;
 mod routes;
 mod stats;
 
@@ -53,4 +56,5 @@ pub use invalidation::{
 };
 pub use message::{PubSubEvent, PubSubMessage, Subscription};
 pub use pubsub::{PubSub, Subscriptions};
+pub use received::{ReceivedInvalidation, Sender};
 pub use stats::PubSubStats;

@@ -7,6 +7,7 @@ pub(crate) struct Counters {
     pub(crate) published: AtomicU64,
     pub(crate) received: AtomicU64,
     pub(crate) malformed: AtomicU64,
+    pub(crate) foreign: AtomicU64,
     pub(crate) lagged: AtomicU64,
     pub(crate) resubscriptions: AtomicU64,
 }
@@ -26,6 +27,7 @@ impl Counters {
             published: get(&self.published),
             received: get(&self.received),
             malformed: get(&self.malformed),
+            foreign_payloads: get(&self.foreign),
             lagged: get(&self.lagged),
             resubscriptions: get(&self.resubscriptions),
         }
@@ -39,8 +41,13 @@ pub struct PubSubStats {
     pub published: u64,
     /// Messages received (before decoding).
     pub received: u64,
-    /// Messages on invalidation channels that were malformed and ignored.
+    /// Messages on channels under `cache:invalidate:` that name no
+    /// invalidation (the channel does not parse): ignored.
     pub malformed: u64,
+    /// Invalidations applied although their payload is not ours (a
+    /// TypeScript service's, empty, garbled, or ours naming another
+    /// invalidation than its channel): the channel said what to invalidate.
+    pub foreign_payloads: u64,
     /// Messages lost because this instance fell behind.
     pub lagged: u64,
     /// Times every subscription was restored after a reconnect.

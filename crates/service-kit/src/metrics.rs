@@ -101,6 +101,7 @@ impl Metrics {
             }
             counter!("cache_l1_too_large_total").absolute(cache.l1_too_large);
             counter!("cache_malformed_messages_total").absolute(cache.malformed_messages);
+            counter!("cache_foreign_payloads_total").absolute(cache.foreign_payloads);
             gauge!("redis_up").set(if redis_up { 1.0 } else { 0.0 });
         });
         self.handle.run_upkeep();

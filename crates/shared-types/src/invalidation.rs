@@ -4,6 +4,13 @@
 //! pub/sub channel, parses back from it, and knows the exact key or key
 //! pattern it covers ([`Scope`]). Every key family that lives in an L1 maps to
 //! the narrowest invalidation covering it ([`Invalidation::for_key`]).
+//!
+//! **The channels are shared with the TypeScript services** (the
+//! `@castiel/redis-utils` package): every channel is
+//! `cache:invalidate:{type}:{tenantId}:{id}`, where `{type}` is
+//! [`Invalidation::channel_type`] and `{id}` is [`Invalidation::channel_id`]
+//! (`*` for a whole family of the tenant). The channel alone says what
+//! became stale, so a receiver never needs the payload to act on it.
 
 use std::fmt;
 
@@ -38,6 +45,14 @@ pub enum Invalidation {
         tenant_id: TenantId,
         user_id: UserId,
     },
+    /// The structured data of every shard of a tenant. Channel
+    /// `cache:invalidate:shard:{t}:*` (what the TypeScript package's
+    /// `invalidate(tenant, 'shard')` sends without an id).
+    ShardAll { tenant_id: TenantId },
+    /// Every user profile of a tenant. Channel
+    /// `cache:invalidate:user:{t}:*` (the TypeScript package's
+    /// `invalidate(tenant, 'user')` without an id).
+    UserAll { tenant_id: TenantId },
     /// Every ACL entry of a tenant. Channel `cache:invalidate:acl:{t}:*`.
     Acl { tenant_id: TenantId },
     /// Every ACL entry of one user. Channel `cache:invalidate:acl:{t}:user:{u}`.
@@ -98,6 +113,8 @@ impl Invalidation {
         match self {
             Invalidation::Shard { tenant_id, .. }
             | Invalidation::User { tenant_id, .. }
+            | Invalidation::ShardAll { tenant_id }
+            | Invalidation::UserAll { tenant_id }
             | Invalidation::Acl { tenant_id }
             | Invalidation::AclUser { tenant_id, .. }
             | Invalidation::AclShard { tenant_id, .. }
@@ -114,6 +131,8 @@ impl Invalidation {
         match self {
             Invalidation::Shard { .. } => "shard",
             Invalidation::User { .. } => "user",
+            Invalidation::ShardAll { .. } => "shard_all",
+            Invalidation::UserAll { .. } => "user_all",
             Invalidation::Acl { .. } => "acl",
             Invalidation::AclUser { .. } => "acl_user",
             Invalidation::AclShard { .. } => "acl_shard",
@@ -125,50 +144,57 @@ impl Invalidation {
         }
     }
 
-    /// The channel this invalidation is published on.
+    /// The channel this invalidation is published on:
+    /// `cache:invalidate:{channel_type}:{tenant}:{channel_id}`.
     pub fn channel(&self) -> String {
-        let p = CHANNEL_PREFIX;
+        format!(
+            "{CHANNEL_PREFIX}{}:{}:{}",
+            self.channel_type(),
+            self.tenant(),
+            self.channel_id()
+        )
+    }
+
+    /// The channel's `{type}` segment: the family of what became stale
+    /// (`shard`, `user`, `acl`, `vsearch`, `tenant`, `session`). A
+    /// TypeScript consumer reads it as the payload's `type`.
+    pub fn channel_type(&self) -> &'static str {
         match self {
-            Invalidation::Shard {
-                tenant_id: t,
-                shard_id: s,
-            } => format!("{p}shard:{t}:{s}"),
-            Invalidation::User {
-                tenant_id: t,
-                user_id: u,
-            } => format!("{p}user:{t}:{u}"),
-            Invalidation::Acl { tenant_id: t } => format!("{p}acl:{t}:*"),
-            Invalidation::AclUser {
-                tenant_id: t,
-                user_id: u,
-            } => format!("{p}acl:{t}:user:{u}"),
-            Invalidation::AclShard {
-                tenant_id: t,
-                shard_id: s,
-            } => {
-                format!("{p}acl:{t}:shard:{s}")
-            }
+            Invalidation::Shard { .. } | Invalidation::ShardAll { .. } => "shard",
+            Invalidation::User { .. } | Invalidation::UserAll { .. } => "user",
+            Invalidation::Acl { .. }
+            | Invalidation::AclUser { .. }
+            | Invalidation::AclShard { .. }
+            | Invalidation::AclEntry { .. } => "acl",
+            Invalidation::Vsearch { .. } | Invalidation::VsearchQuery { .. } => "vsearch",
+            Invalidation::Tenant { .. } => "tenant",
+            Invalidation::Session { .. } => "session",
+        }
+    }
+
+    /// The channel after `{type}:{tenant}:`, which a TypeScript consumer
+    /// reads as the payload's `id`: the shard, user or session hash for one
+    /// key of those families; `*` for a whole family of the tenant
+    /// (`ShardAll`, `UserAll`, `Acl`, `Vsearch`, `Tenant`); and for the
+    /// finer ACL and vector-search invalidations, which the TypeScript
+    /// package does not send, the rest of the channel (`user:{u}`,
+    /// `shard:{s}`, `entry:{u}:{s}`, `query:{h}`).
+    pub fn channel_id(&self) -> String {
+        match self {
+            Invalidation::Shard { shard_id, .. } => shard_id.to_string(),
+            Invalidation::User { user_id, .. } => user_id.to_string(),
+            Invalidation::ShardAll { .. }
+            | Invalidation::UserAll { .. }
+            | Invalidation::Acl { .. }
+            | Invalidation::Vsearch { .. }
+            | Invalidation::Tenant { .. } => "*".to_owned(),
+            Invalidation::AclUser { user_id, .. } => format!("user:{user_id}"),
+            Invalidation::AclShard { shard_id, .. } => format!("shard:{shard_id}"),
             Invalidation::AclEntry {
-                tenant_id: t,
-                user_id: u,
-                shard_id: s,
-            } => {
-                format!("{p}acl:{t}:entry:{u}:{s}")
-            }
-            Invalidation::Vsearch { tenant_id: t } => format!("{p}vsearch:{t}:*"),
-            Invalidation::VsearchQuery {
-                tenant_id: t,
-                query_hash: h,
-            } => {
-                format!("{p}vsearch:{t}:query:{h}")
-            }
-            Invalidation::Tenant { tenant_id: t } => format!("{p}tenant:{t}:*"),
-            Invalidation::Session {
-                tenant_id: t,
-                session_hash: h,
-            } => {
-                format!("{p}session:{t}:{h}")
-            }
+                user_id, shard_id, ..
+            } => format!("entry:{user_id}:{shard_id}"),
+            Invalidation::VsearchQuery { query_hash, .. } => format!("query:{query_hash}"),
+            Invalidation::Session { session_hash, .. } => session_hash.to_string(),
         }
     }
 
@@ -183,6 +209,13 @@ impl Invalidation {
             .ok_or_else(|| channel_error("does not start with cache:invalidate:"))?;
         let parts: Vec<&str> = rest.split(':').collect();
         let inv = match parts.as_slice() {
+            // The whole-family forms first: `*` is never a valid id.
+            ["shard", t, "*"] => Invalidation::ShardAll {
+                tenant_id: t.parse()?,
+            },
+            ["user", t, "*"] => Invalidation::UserAll {
+                tenant_id: t.parse()?,
+            },
             ["shard", t, s] => Invalidation::Shard {
                 tenant_id: t.parse()?,
                 shard_id: s.parse()?,
@@ -235,6 +268,12 @@ impl Invalidation {
             } => Scope::Key(CacheKey::shard_structured(tenant_id, shard_id)),
             Invalidation::User { tenant_id, user_id } => {
                 Scope::Key(CacheKey::user_profile(tenant_id, user_id))
+            }
+            Invalidation::ShardAll { tenant_id } => {
+                Scope::Pattern(KeyPattern::tenant_shards(tenant_id))
+            }
+            Invalidation::UserAll { tenant_id } => {
+                Scope::Pattern(KeyPattern::tenant_user_profiles(tenant_id))
             }
             Invalidation::Acl { tenant_id } => Scope::Pattern(KeyPattern::tenant_acl(tenant_id)),
             Invalidation::AclUser { tenant_id, user_id } => {
@@ -321,6 +360,12 @@ impl Invalidation {
                 tenant_id: tenant(t),
                 user_id: UserId::new(*u).expect("a KeyPattern holds valid ids"),
             },
+            ["tenant", t, "shard", "*"] => Invalidation::ShardAll {
+                tenant_id: tenant(t),
+            },
+            ["tenant", t, "user", "*"] => Invalidation::UserAll {
+                tenant_id: tenant(t),
+            },
             ["tenant", t, "vsearch", "*"] => Invalidation::Vsearch {
                 tenant_id: tenant(t),
             },
@@ -380,6 +425,20 @@ mod tests {
             "cache:invalidate:acl:t1:*"
         );
         assert_eq!(
+            Invalidation::ShardAll {
+                tenant_id: tenant.clone()
+            }
+            .channel(),
+            "cache:invalidate:shard:t1:*"
+        );
+        assert_eq!(
+            Invalidation::UserAll {
+                tenant_id: tenant.clone()
+            }
+            .channel(),
+            "cache:invalidate:user:t1:*"
+        );
+        assert_eq!(
             Invalidation::Vsearch {
                 tenant_id: tenant.clone()
             }
@@ -402,6 +461,118 @@ mod tests {
             .channel(),
             format!("cache:invalidate:session:t1:{h}")
         );
+    }
+
+    // What a TypeScript consumer reads as `type` and `id`, for every kind:
+    // the channel's segments, `*` for a whole family of the tenant.
+    #[test]
+    fn channel_type_and_id_of_every_kind() {
+        let (tn, u, s): (TenantId, UserId, ShardId) =
+            (t("t1"), "u1".parse().unwrap(), "s1".parse().unwrap());
+        let (q, h) = (QueryHash::of_query("q"), TokenHash::of_token("x"));
+        let cases = [
+            (
+                Invalidation::Shard {
+                    tenant_id: tn.clone(),
+                    shard_id: s.clone(),
+                },
+                "shard",
+                "s1".to_owned(),
+            ),
+            (
+                Invalidation::User {
+                    tenant_id: tn.clone(),
+                    user_id: u.clone(),
+                },
+                "user",
+                "u1".to_owned(),
+            ),
+            (
+                Invalidation::ShardAll {
+                    tenant_id: tn.clone(),
+                },
+                "shard",
+                "*".to_owned(),
+            ),
+            (
+                Invalidation::UserAll {
+                    tenant_id: tn.clone(),
+                },
+                "user",
+                "*".to_owned(),
+            ),
+            (
+                Invalidation::Acl {
+                    tenant_id: tn.clone(),
+                },
+                "acl",
+                "*".to_owned(),
+            ),
+            (
+                Invalidation::AclUser {
+                    tenant_id: tn.clone(),
+                    user_id: u.clone(),
+                },
+                "acl",
+                "user:u1".to_owned(),
+            ),
+            (
+                Invalidation::AclShard {
+                    tenant_id: tn.clone(),
+                    shard_id: s.clone(),
+                },
+                "acl",
+                "shard:s1".to_owned(),
+            ),
+            (
+                Invalidation::AclEntry {
+                    tenant_id: tn.clone(),
+                    user_id: u,
+                    shard_id: s,
+                },
+                "acl",
+                "entry:u1:s1".to_owned(),
+            ),
+            (
+                Invalidation::Vsearch {
+                    tenant_id: tn.clone(),
+                },
+                "vsearch",
+                "*".to_owned(),
+            ),
+            (
+                Invalidation::VsearchQuery {
+                    tenant_id: tn.clone(),
+                    query_hash: q.clone(),
+                },
+                "vsearch",
+                format!("query:{q}"),
+            ),
+            (
+                Invalidation::Tenant {
+                    tenant_id: tn.clone(),
+                },
+                "tenant",
+                "*".to_owned(),
+            ),
+            (
+                Invalidation::Session {
+                    tenant_id: tn,
+                    session_hash: h.clone(),
+                },
+                "session",
+                h.to_string(),
+            ),
+        ];
+        for (inv, kind, id) in cases {
+            assert_eq!(
+                (inv.channel_type(), inv.channel_id()),
+                (kind, id.clone()),
+                "{inv:?}"
+            );
+            assert_eq!(inv.channel(), format!("cache:invalidate:{kind}:t1:{id}"));
+            assert_eq!(Invalidation::from_channel(&inv.channel()).unwrap(), inv);
+        }
     }
 
     // The JSON payload is small and tagged by kind.
@@ -441,6 +612,10 @@ mod tests {
             "cache:invalidate:tenant:t1:s1",
             "other:invalidate:shard:t1:s1",
             "cache:invalidate:session:t1:nothex",
+            "cache:invalidate:shard:t1:s*",
+            "cache:invalidate:user:t1:?",
+            "cache:invalidate:shard:*:s1",
+            "cache:invalidate:session:t1:*",
         ] {
             assert!(Invalidation::from_channel(bad).is_err(), "{bad:?} accepted");
         }
@@ -476,6 +651,8 @@ mod tests {
             KeyPattern::user_acl(&tn, &u),
             KeyPattern::shard_acl(&tn, &s),
             KeyPattern::tenant_vector_search(&tn),
+            KeyPattern::tenant_shards(&tn),
+            KeyPattern::tenant_user_profiles(&tn),
         ];
         for pattern in patterns {
             let inv = Invalidation::for_pattern(&pattern);

@@ -51,6 +51,23 @@ impl KeyPattern {
         }
     }
 
+    /// `tenant:{t}:shard:*`: the structured data of every shard of a tenant.
+    pub fn tenant_shards(tenant: &TenantId) -> Self {
+        Self {
+            pattern: format!("tenant:{tenant}:shard:*"),
+            tenant: tenant.clone(),
+        }
+    }
+
+    /// `tenant:{t}:user:*`: every user profile of a tenant (its ACL entries
+    /// live under `acl:`, its sessions outside `tenant:`).
+    pub fn tenant_user_profiles(tenant: &TenantId) -> Self {
+        Self {
+            pattern: format!("tenant:{tenant}:user:*"),
+            tenant: tenant.clone(),
+        }
+    }
+
     /// `tenant:{t}:vsearch:*`: all vector-search results of a tenant.
     pub fn tenant_vector_search(tenant: &TenantId) -> Self {
         Self {
@@ -111,5 +128,18 @@ mod tests {
         assert!(!KeyPattern::tenant_acl(&a).matches(CacheKey::shard_structured(&a, &s1).as_str()));
         let session = CacheKey::session(&a, &crate::TokenHash::of_token("x"));
         assert!(!KeyPattern::tenant_cache(&a).matches(session.as_str()));
+
+        let (shard_a, profile_a) = (
+            CacheKey::shard_structured(&a, &s1),
+            CacheKey::user_profile(&a, &u1),
+        );
+        assert!(KeyPattern::tenant_shards(&a).matches(shard_a.as_str()));
+        assert!(!KeyPattern::tenant_shards(&a).matches(profile_a.as_str()));
+        assert!(!KeyPattern::tenant_shards(&ab).matches(shard_a.as_str()));
+        assert!(KeyPattern::tenant_user_profiles(&a).matches(profile_a.as_str()));
+        assert!(!KeyPattern::tenant_user_profiles(&a).matches(shard_a.as_str()));
+        assert!(!KeyPattern::tenant_user_profiles(&a).matches(acl_a.as_str()));
+        let sessions = CacheKey::user_sessions(&a, &u1);
+        assert!(!KeyPattern::tenant_user_profiles(&a).matches(sessions.as_str()));
     }
 }

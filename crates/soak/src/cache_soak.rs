@@ -103,10 +103,12 @@ async fn watch(
                 outages.fetch_add(1, Ordering::SeqCst);
             }
             InvalidationEvent::Received(message) => {
+                // Only our instances' payloads carry a publication time.
+                let Some(ts) = message.ts() else { continue };
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .unwrap_or_default();
-                let sent = Duration::from_millis(message.ts);
+                let sent = Duration::from_millis(ts);
                 propagation
                     .lock()
                     .expect("propagation lock")

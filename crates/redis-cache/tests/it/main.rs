@@ -4,6 +4,7 @@ mod basics;
 mod bulk;
 mod cluster;
 mod counters;
+mod foreign;
 mod l1_bounds;
 mod outage;
 mod own_changes;

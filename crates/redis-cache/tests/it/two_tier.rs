@@ -340,26 +340,42 @@ async fn loader_error_reaches_every_waiter() {
     assert_eq!(a.get::<u32>(&key).await.unwrap(), None);
 }
 
-// A malformed payload on an invalidation channel is counted and ignored; the
-// L1 stays live and later invalidations still apply.
+// A garbled payload on an invalidation channel still invalidates what the
+// channel names; it is counted as foreign (not malformed), the L1 stays
+// live and later invalidations still apply.
 #[tokio::test]
-async fn malformed_invalidation_is_ignored() {
+async fn a_garbled_payload_still_invalidates_and_is_counted_as_foreign() {
     let redis = RedisServer::start().await;
     let (a, b) = pair(&redis).await;
     let key = shard_key("t", "s");
     a.set(&key, &1, TTL).await.unwrap();
     assert_eq!(b.get::<u32>(&key).await.unwrap(), Some(1));
 
+    redis.cmd(&["SET", key.as_str(), "2", "KEEPTTL"]);
     redis.cmd(&["PUBLISH", "cache:invalidate:shard:t:s", "{garbage"]);
-    a.set(&key, &2, TTL).await.unwrap();
     wait_for(
-        "B to apply the valid invalidation",
+        "B to apply the garbled invalidation",
         Duration::from_secs(1),
         || async { b.get::<u32>(&key).await.unwrap() == Some(2) },
     )
     .await;
-    assert_eq!(b.stats().malformed_messages, 1);
+    assert_eq!(
+        (b.stats().foreign_payloads, b.stats().malformed_messages),
+        (1, 0)
+    );
     assert!(b.l1_live());
+    a.set(&key, &3, TTL).await.unwrap();
+    wait_for(
+        "B to apply the valid invalidation",
+        Duration::from_secs(1),
+        || async { b.get::<u32>(&key).await.unwrap() == Some(3) },
+    )
+    .await;
+    assert_eq!(
+        b.stats().foreign_payloads,
+        1,
+        "our own payload counted as foreign"
+    );
 }
 
 // With Redis down and nothing in L1, a strict two-tier read is an error,

@@ -37,6 +37,8 @@ fn all_patterns(
         KeyPattern::user_acl(t, u),
         KeyPattern::shard_acl(t, s),
         KeyPattern::tenant_vector_search(t),
+        KeyPattern::tenant_shards(t),
+        KeyPattern::tenant_user_profiles(t),
     ]
 }
 

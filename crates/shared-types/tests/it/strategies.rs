@@ -40,6 +40,12 @@ pub(crate) fn invalidation() -> impl Strategy<Value = Invalidation> {
         }),
         tenant
             .clone()
+            .prop_map(|t| Invalidation::ShardAll { tenant_id: t }),
+        tenant
+            .clone()
+            .prop_map(|t| Invalidation::UserAll { tenant_id: t }),
+        tenant
+            .clone()
             .prop_map(|t| Invalidation::Acl { tenant_id: t }),
         (tenant.clone(), user()).prop_map(|(t, u)| Invalidation::AclUser {
             tenant_id: t,

@@ -7,6 +7,7 @@ mod compose;
 mod e2e;
 mod env;
 mod fairness;
+mod interop;
 mod memory;
 mod observability;
 mod partition;
