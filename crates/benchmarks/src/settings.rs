@@ -1,24 +1,36 @@
-//! Workload 10, what each connection setting costs: typed `GET` throughput
-//! (64 tasks, each decoding the same 512-byte document) through fred pools
-//! of 4 that differ from fred's defaults by one setting each, then by all of
-//! ours (the pool `RedisConnectionManager` builds, as built, and as the
-//! cache's `Store` sends through it), against a pool with fred's defaults
-//! measured in the same rounds. Information only: it says where the
-//! connection layer's cost lies; workload 1 holds the targets.
+//! Workload 10, what the connection layer's choices cost: typed `GET` and
+//! `SET` throughput (64 tasks, each decoding or encoding the same 512-byte
+//! document) through fred clients that differ from a pool of 4 with fred's
+//! defaults by one choice each, against that pool measured in the same
+//! rounds. Information only: it says where the connection layer's cost
+//! lies; workload 1 holds the targets.
 //!
-//! Every variant and the default alternate phase by phase, so that drift on
+//! What it showed (BENCHMARKS.md): none of our settings costs much alone
+//! (a command timeout, unresponsive detection, a bounded buffer, nodelay, a
+//! reconnect policy, `fail_fast`); what cost 40 % of the throughput was how
+//! commands were spread over the pool's connections. fred's `Pool` picks a
+//! client round-robin on every internal lookup, several per command, and
+//! with fred's defaults (no timeout) that is four lookups: with four clients
+//! every command lands on the same one, so fred's "pool of 4" is in effect
+//! one connection, which auto-pipelines best. With a command timeout one
+//! lookup fewer happens, and commands spread evenly, each connection batching
+//! less. `RedisConnectionManager::client` therefore sends every command
+//! through one connection at a time.
+//!
+//! The variants and the default alternate phase by phase, so that drift on
 //! a shared machine hits both alike.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use redis_connection::RedisConnectionManager;
-use redis_connection::fred::clients::{Pool, WithOptions};
+use redis_connection::fred::clients::{Client, Pool};
 use redis_connection::fred::interfaces::{ClientLike, KeysInterface};
 use redis_connection::fred::prelude::Builder;
 use redis_connection::fred::types::Expiration;
 use redis_connection::fred::types::config::{
-    Config as FredConfig, Options, ReconnectPolicy, ServerConfig, TcpConfig, UnresponsiveConfig,
+    Config as FredConfig, ReconnectPolicy, ServerConfig, TcpConfig, UnresponsiveConfig,
 };
 use test_support::RedisServer;
 
@@ -30,29 +42,67 @@ use crate::report::{Figure, Row, Status};
 const TASKS: u64 = 64;
 const KEYS: u64 = 1_000;
 const POOL: usize = 4;
+/// The command timeout a service gets by default.
+const TIMEOUT: Duration = Duration::from_millis(500);
 
-/// A way of sending commands: a plain pool, or one with per-command options.
+/// How a variant sends its commands.
 #[derive(Clone)]
 enum Sender {
     Pool(Pool),
-    WithOptions(WithOptions<Pool>),
+    /// One client: the connection `RedisConnectionManager::client` gives.
+    Client(Client),
+    /// A pool whose calls the caller bounds with a tokio timer each.
+    TokioTimeout(Pool),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Get,
+    Set,
 }
 
 impl Sender {
-    async fn get_doc(&self, key: &str) -> Result<(), String> {
-        let bytes: Option<bytes::Bytes> = match self {
-            Sender::Pool(pool) => pool.get(key).await,
-            Sender::WithOptions(pool) => pool.get(key).await,
+    async fn run(&self, op: Op, key: &str) -> Result<(), String> {
+        match op {
+            Op::Get => {
+                let bytes: Option<Bytes> = match self {
+                    Sender::Pool(pool) => pool.get(key).await,
+                    Sender::Client(client) => client.get(key).await,
+                    Sender::TokioTimeout(pool) => tokio::time::timeout(TIMEOUT, pool.get(key))
+                        .await
+                        .map_err(|_| "GET timed out")?,
+                }
+                .map_err(|e| format!("GET: {e}"))?;
+                let bytes = bytes.ok_or("GET missed")?;
+                let doc: Doc =
+                    serde_json::from_slice(&bytes).map_err(|e| format!("decoding: {e}"))?;
+                std::hint::black_box(doc);
+                Ok(())
+            }
+            Op::Set => {
+                let value = Bytes::from(Doc::new(1).encode());
+                let ttl = Some(Expiration::PX(
+                    i64::try_from(TTL.as_millis()).unwrap_or(i64::MAX),
+                ));
+                match self {
+                    Sender::Pool(pool) => pool.set::<(), _, _>(key, value, ttl, None, false).await,
+                    Sender::Client(client) => {
+                        client.set::<(), _, _>(key, value, ttl, None, false).await
+                    }
+                    Sender::TokioTimeout(pool) => tokio::time::timeout(
+                        TIMEOUT,
+                        pool.set::<(), _, _>(key, value, ttl, None, false),
+                    )
+                    .await
+                    .map_err(|_| "SET timed out")?,
+                }
+                .map_err(|e| format!("SET: {e}"))
+            }
         }
-        .map_err(|e| format!("GET: {e}"))?;
-        let bytes = bytes.ok_or("GET missed")?;
-        let doc: Doc = serde_json::from_slice(&bytes).map_err(|e| format!("decoding: {e}"))?;
-        std::hint::black_box(doc);
-        Ok(())
     }
 }
 
-/// One variant of the connection settings.
+/// One variant of the connection layer.
 struct Variant {
     name: &'static str,
     sender: Sender,
@@ -61,67 +111,69 @@ struct Variant {
 pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
     let server = RedisServer::start().await;
     let manager = connect(&server).await?;
-    let value = Doc::new(1).encode();
     let keys: Arc<Vec<String>> = Arc::new(
         (0..KEYS)
             .map(|i| shard_key("settings", i).as_str().to_owned())
             .collect(),
     );
-    let ttl = i64::try_from(TTL.as_millis()).unwrap_or(i64::MAX);
+    let seeder = Sender::Client(manager.client().clone());
     for key in keys.iter() {
-        manager
-            .pool()
-            .set::<(), _, _>(key, value.clone(), Some(Expiration::PX(ttl)), None, false)
-            .await
-            .map_err(|e| format!("seeding: {e}"))?;
+        seeder.run(Op::Set, key).await?;
     }
 
-    let default = Sender::Pool(pool(&server, |_| {}).await?);
+    let default = Sender::Pool(pool(&server, POOL, |_| {}).await?);
     let variants = variants(&server, &manager).await?;
     let rounds = mode.pick(5, 1);
     let window = mode.pick(Duration::from_secs(1), Duration::from_millis(200));
     let mut rows = Vec::new();
-    for variant in variants {
-        for sender in [&default, &variant.sender] {
-            measure(sender, &keys, window / 4).await?;
-        }
-        let (mut base, mut ours) = (Phase::default(), Phase::default());
-        for round in 0..rounds {
-            let first_default = round % 2 == 0;
-            for default_turn in [first_default, !first_default] {
-                if default_turn {
-                    base.absorb(&measure(&default, &keys, window).await?);
-                } else {
-                    ours.absorb(&measure(&variant.sender, &keys, window).await?);
+    for (op, op_name) in [(Op::Get, "GET"), (Op::Set, "SET")] {
+        for variant in &variants {
+            for sender in [&default, &variant.sender] {
+                measure(sender, op, &keys, window / 4).await?;
+            }
+            let (mut base, mut ours) = (Phase::default(), Phase::default());
+            for round in 0..rounds {
+                let first_default = round % 2 == 0;
+                for default_turn in [first_default, !first_default] {
+                    if default_turn {
+                        base.absorb(&measure(&default, op, &keys, window).await?);
+                    } else {
+                        ours.absorb(&measure(&variant.sender, op, &keys, window).await?);
+                    }
                 }
             }
+            let ratio = ours.rate() / base.rate();
+            rows.push(
+                Row::new(
+                    &format!(
+                        "settings.{}.{}",
+                        op_name.to_ascii_lowercase(),
+                        variant.name.replace(' ', "_")
+                    ),
+                    &format!(
+                        "10. typed {op_name}, {} (vs a fred pool of {POOL} with fred's defaults)",
+                        variant.name
+                    ),
+                    Figure::rate(ours.rate()),
+                )
+                .baseline(Figure::rate(base.rate()), ratio)
+                .target("information", Status::Info)
+                .note(format!(
+                    "process CPU per op {} vs {}; p99 {} vs {}",
+                    show(ours.cpu_per_op()),
+                    show(base.cpu_per_op()),
+                    show(ours.latencies.p99()),
+                    show(base.latencies.p99()),
+                )),
+            );
         }
-        let ratio = ours.rate() / base.rate();
-        rows.push(
-            Row::new(
-                &format!("settings.{}", variant.name.replace(' ', "_")),
-                &format!(
-                    "10. typed GET, fred pool of {POOL} with {} (vs fred's defaults)",
-                    variant.name
-                ),
-                Figure::rate(ours.rate()),
-            )
-            .baseline(Figure::rate(base.rate()), ratio)
-            .target("information", Status::Info)
-            .note(format!(
-                "process CPU per op {} vs {}; p99 {} vs {}",
-                show(ours.cpu_per_op()),
-                show(base.cpu_per_op()),
-                show(ours.latencies.p99()),
-                show(base.latencies.p99()),
-            )),
-        );
     }
     Ok(rows)
 }
 
 async fn measure(
     sender: &Sender,
+    op: Op,
     keys: &Arc<Vec<String>>,
     window: Duration,
 ) -> Result<Phase, String> {
@@ -130,40 +182,45 @@ async fn measure(
         let (sender, keys) = (sender.clone(), keys.clone());
         async move {
             let key = &keys[usize::try_from(seq % KEYS).unwrap_or(0)];
-            sender.get_doc(key).await
+            sender.run(op, key).await
         }
     })
     .await
 }
 
-/// Each of our settings alone, then all of them as the manager builds them.
 async fn variants(
     server: &RedisServer,
     manager: &RedisConnectionManager,
 ) -> Result<Vec<Variant>, String> {
-    let timeout = Duration::from_millis(500);
-    let fail_fast = Options {
-        fail_fast: true,
-        ..Options::default()
+    let timeout = |b: &mut Builder| {
+        b.with_performance_config(|p| p.default_command_timeout = TIMEOUT);
     };
+    let single = |client: Pool| Sender::Client(client.clients()[0].clone());
     Ok(vec![
         Variant {
-            name: "a command timeout",
-            sender: Sender::Pool(
-                pool(server, |b| {
-                    b.with_performance_config(|p| p.default_command_timeout = timeout);
-                })
-                .await?,
-            ),
+            name: "fred's defaults, a pool of 1",
+            sender: Sender::Pool(pool(server, 1, |_| {}).await?),
         },
         Variant {
-            name: "unresponsive detection",
-            sender: Sender::Pool(
-                pool(server, |b| {
+            name: "a pool of 4 with a command timeout",
+            sender: Sender::Pool(pool(server, POOL, timeout).await?),
+        },
+        Variant {
+            name: "a pool of 4, a tokio timeout around each call",
+            sender: Sender::TokioTimeout(pool(server, POOL, |_| {}).await?),
+        },
+        Variant {
+            name: "one client with a command timeout",
+            sender: single(pool(server, 1, timeout).await?),
+        },
+        Variant {
+            name: "one client with unresponsive detection",
+            sender: single(
+                pool(server, 1, |b| {
                     b.with_connection_config(|c| {
                         c.unresponsive = UnresponsiveConfig {
-                            max_timeout: Some(timeout * 2),
-                            interval: timeout / 2,
+                            max_timeout: Some(TIMEOUT * 2),
+                            interval: TIMEOUT / 2,
                         };
                     });
                 })
@@ -171,18 +228,18 @@ async fn variants(
             ),
         },
         Variant {
-            name: "a bounded command buffer",
-            sender: Sender::Pool(
-                pool(server, |b| {
+            name: "one client with a bounded command buffer",
+            sender: single(
+                pool(server, 1, |b| {
                     b.with_connection_config(|c| c.max_command_buffer_len = 10_000);
                 })
                 .await?,
             ),
         },
         Variant {
-            name: "TCP nodelay",
-            sender: Sender::Pool(
-                pool(server, |b| {
+            name: "one client with TCP nodelay",
+            sender: single(
+                pool(server, 1, |b| {
                     b.with_connection_config(|c| {
                         c.tcp = TcpConfig {
                             nodelay: Some(true),
@@ -194,31 +251,32 @@ async fn variants(
             ),
         },
         Variant {
-            name: "a reconnect policy",
-            sender: Sender::Pool(
-                pool(server, |b| {
+            name: "one client with a reconnect policy",
+            sender: single(
+                pool(server, 1, |b| {
                     b.set_policy(ReconnectPolicy::new_exponential(0, 50, 500, 2));
                 })
                 .await?,
             ),
         },
         Variant {
-            name: "fail_fast options",
-            sender: Sender::WithOptions(pool(server, |_| {}).await?.with_options(&fail_fast)),
-        },
-        Variant {
-            name: "all our settings (manager.pool())",
+            name: "our settings, round-robin over the pool of 4 (manager.pool())",
             sender: Sender::Pool(manager.pool().clone()),
         },
         Variant {
-            name: "all our settings and fail_fast (the cache's Store)",
-            sender: Sender::WithOptions(manager.pool().with_options(&fail_fast)),
+            name: "our settings, one connection at a time (manager.client())",
+            sender: Sender::Client(manager.client().clone()),
         },
     ])
 }
 
-/// A connected fred pool of [`POOL`] on `server`, fred's defaults changed by `tweak`.
-async fn pool(server: &RedisServer, tweak: impl FnOnce(&mut Builder)) -> Result<Pool, String> {
+/// A connected fred pool of `size` on `server`, fred's defaults changed by
+/// `tweak`.
+async fn pool(
+    server: &RedisServer,
+    size: usize,
+    tweak: impl FnOnce(&mut Builder),
+) -> Result<Pool, String> {
     let config = FredConfig {
         server: ServerConfig::new_centralized(server.host(), server.port()),
         ..FredConfig::default()
@@ -226,7 +284,7 @@ async fn pool(server: &RedisServer, tweak: impl FnOnce(&mut Builder)) -> Result<
     let mut builder = Builder::from_config(config);
     tweak(&mut builder);
     let pool = builder
-        .build_pool(POOL)
+        .build_pool(size)
         .map_err(|e| format!("building a fred pool: {e}"))?;
     pool.init().await.map_err(|e| format!("connecting: {e}"))?;
     Ok(pool)

@@ -39,7 +39,7 @@ use redis_connection::fred::types::{Expiration, Key, SetOptions, Value};
 use shared_types::CacheKey;
 
 use crate::error::CacheError;
-use crate::index::is_indexed;
+use crate::index::{held, is_indexed};
 use crate::store::{Store, millis};
 
 /// The longest a loader may run and still have its value cached.
@@ -152,7 +152,7 @@ impl Lease {
         ];
         let client = store.client().clone();
         let index = CacheKey::tenant_index_of(key);
-        let members = [(key.as_str(), ttl)];
+        let members = [(key.as_str(), held(ttl))];
         let indexed = async {
             if is_indexed(key) && !value_is_empty {
                 store.index_on(&client, &index, &members).await

@@ -1,17 +1,19 @@
 //! [`Store`]: byte-level Redis operations (the L2), cluster-aware.
 //!
 //! Everything here moves `Bytes` and knows nothing of types or statistics;
-//! `service.rs` adds those. Commands run on the connection manager's pool
+//! `service.rs` adds those. Commands run on the connection manager's current
+//! client (one connection at a time: see `RedisConnectionManager::client`)
 //! with `fail_fast`: while the pool is known to be disconnected a command
 //! fails at once instead of waiting out its timeout, so a service stays
 //! responsive during an outage. Every command is still bounded by the
 //! manager's command timeout.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis_connection::fred::clients::{Pool, WithOptions};
+use redis_connection::fred::clients::WithOptions;
 use redis_connection::fred::interfaces::{
     ClientLike, ClusterInterface, KeysInterface, LuaInterface, ServerInterface,
 };
@@ -23,6 +25,7 @@ use redis_connection::fred::util::redis_keyslot;
 use redis_connection::{ConnectionError, RedisConnectionManager};
 
 use crate::error::CacheError;
+use crate::index::IndexMemo;
 
 /// A value read with its remaining TTL (`None`: the key never expires).
 #[derive(Debug, Clone)]
@@ -35,13 +38,26 @@ pub(crate) struct Fetched {
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
     manager: RedisConnectionManager,
-    fast: WithOptions<Pool>,
+    /// Which keys the tenant index is known to hold (see `index/memo.rs`).
+    memo: Arc<IndexMemo>,
 }
 
 impl Store {
     pub(crate) fn new(manager: RedisConnectionManager) -> Self {
-        let fast = manager.pool().with_options(&fail_fast());
-        Self { manager, fast }
+        Self {
+            manager,
+            memo: Arc::new(IndexMemo::new()),
+        }
+    }
+
+    pub(crate) fn memo(&self) -> &IndexMemo {
+        &self.memo
+    }
+
+    /// The manager's current client (see `RedisConnectionManager::client`:
+    /// one connection at a time), failing fast while disconnected.
+    fn fast(&self) -> WithOptions<Client> {
+        self.client().with_options(&fail_fast())
     }
 
     pub(crate) fn manager(&self) -> &RedisConnectionManager {
@@ -63,7 +79,7 @@ impl Store {
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
-        self.fast.get(key).await.map_err(|e| self.error(&e))
+        self.fast().get(key).await.map_err(|e| self.error(&e))
     }
 
     /// `GET` and `PTTL` of `key` in one round trip: the value and how long
@@ -156,7 +172,7 @@ impl Store {
         }
         if !self.is_cluster() {
             return self
-                .fast
+                .fast()
                 .mget(keys.to_vec())
                 .await
                 .map_err(|e| self.error(&e));
@@ -202,6 +218,21 @@ impl Store {
         keys: Vec<Key>,
         args: Vec<Value>,
     ) -> Result<R, CacheError> {
+        self.run_script_tracked(client, script, keys, args)
+            .await
+            .map(|(reply, _)| reply)
+    }
+
+    /// [`run_script_on`](Self::run_script_on), also saying whether the
+    /// script had to be loaded and run again: it then ran after anything the
+    /// caller queued behind the first `EVALSHA` on `client`.
+    pub(crate) async fn run_script_tracked<R: FromValue>(
+        &self,
+        client: &Client,
+        script: &Script,
+        keys: Vec<Key>,
+        args: Vec<Value>,
+    ) -> Result<(R, bool), CacheError> {
         let fast = client.with_options(&fail_fast());
         match fast
             .evalsha::<R, _, _, _>(script.sha1().clone(), keys.clone(), args.clone())
@@ -211,9 +242,12 @@ impl Store {
                 script.load(client).await.map_err(|e| self.error(&e))?;
                 fast.evalsha(script.sha1().clone(), keys, args)
                     .await
+                    .map(|reply| (reply, true))
                     .map_err(|e| self.error(&e))
             }
-            result => result.map_err(|e| self.error(&e)),
+            result => result
+                .map(|reply| (reply, false))
+                .map_err(|e| self.error(&e)),
         }
     }
 
@@ -255,7 +289,7 @@ impl Store {
     }
 
     pub(crate) async fn exists(&self, key: &str) -> Result<bool, CacheError> {
-        let n: u64 = self.fast.exists(key).await.map_err(|e| self.error(&e))?;
+        let n: u64 = self.fast().exists(key).await.map_err(|e| self.error(&e))?;
         Ok(n > 0)
     }
 
@@ -292,11 +326,14 @@ impl Store {
     }
 
     pub(crate) async fn pttl(&self, key: &str) -> Result<i64, CacheError> {
-        self.fast.pttl(key).await.map_err(|e| self.error(&e))
+        self.fast().pttl(key).await.map_err(|e| self.error(&e))
     }
 
     pub(crate) async fn incr_by(&self, key: &str, by: i64) -> Result<i64, CacheError> {
-        self.fast.incr_by(key, by).await.map_err(|e| self.error(&e))
+        self.fast()
+            .incr_by(key, by)
+            .await
+            .map_err(|e| self.error(&e))
     }
 
     /// The primaries to visit for keyspace-wide work: every primary of a

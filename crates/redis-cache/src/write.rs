@@ -60,18 +60,20 @@ impl CacheService {
         let change = self.l1_for(key).map(|l1| l1.begin(key));
         let store = &self.inner.store;
         let value = bytes.clone();
+        let announcement = self.announcement_for(key);
         // Boxed: the joint future is several times the size of a plain
         // SET's, and moving it whole on every poll costs more than the box.
         let (written, announced) = Box::pin(
-            self.write_announced(self.announcement_for(key), |client| async move {
+            self.write_announced(announcement.clone(), |client| async move {
                 store.set_indexed_on(&client, key, value, ttl).await
             }),
         )
         .await;
-        self.write_result(written, 1)?;
+        let reloaded = self.write_result(written, 1)?;
         if let Some(change) = change {
             change.succeeded_with(bytes, ttl);
         }
+        self.announce_again_if(reloaded, announcement).await?;
         announced
     }
 
@@ -99,7 +101,7 @@ impl CacheService {
             .map(|(key, _, _)| self.l1_for(key).map(|l1| l1.begin(key)))
             .collect();
         let (written, announced) = self.mset_announced(&encoded).await;
-        self.write_result(written, encoded.len() as u64)?;
+        self.write_result(written.map(|()| false), encoded.len() as u64)?;
         for ((_, bytes, ttl), change) in encoded.iter().zip(changes) {
             if let Some(change) = change {
                 change.succeeded_with(bytes.clone(), *ttl);
@@ -129,7 +131,9 @@ impl CacheService {
                 store.index_many_on(&client, &indexed),
                 store.mset_on(&client, batch)
             );
-            written.and(index)
+            written?;
+            index?.confirm(store);
+            Ok(())
         };
         // Without pub/sub there is nothing to announce; building the
         // futures anyway (each holds a fred publish, several KB, boxed by
@@ -320,15 +324,17 @@ impl CacheService {
     pub async fn expire(&self, key: &CacheKey, ttl: Duration) -> Result<bool, CacheError> {
         let store = &self.inner.store;
         let change = self.l1_for(key).map(|l1| l1.begin(key));
+        let announcement = self.announcement_for(key);
         let (existed, announced) = self
-            .write_announced(self.announcement_for(key), |client| async move {
+            .write_announced(announcement.clone(), |client| async move {
                 store.pexpire_indexed_on(&client, key, ttl).await
             })
             .await;
-        let existed = self.counted(existed)?;
+        let (existed, reloaded) = self.counted(existed)?;
         if let Some(change) = change {
             change.succeeded();
         }
+        self.announce_again_if(reloaded, announcement).await?;
         announced?;
         Ok(existed)
     }
@@ -415,10 +421,27 @@ impl CacheService {
         Ok(())
     }
 
-    fn write_result(&self, result: Result<(), CacheError>, n: u64) -> Result<(), CacheError> {
-        self.counted(result)?;
+    fn write_result<T>(&self, result: Result<T, CacheError>, n: u64) -> Result<T, CacheError> {
+        let written = self.counted(result)?;
         add(&self.inner.counters.sets, n);
-        Ok(())
+        Ok(written)
+    }
+
+    /// Publishes `announcement` once more when the write had to load its
+    /// script first: the write then ran after the announcement queued
+    /// behind it, and an instance that reread the key in between holds the
+    /// old value.
+    async fn announce_again_if(
+        &self,
+        reloaded: bool,
+        announcement: Option<Invalidation>,
+    ) -> Result<(), CacheError> {
+        match (reloaded, announcement, &self.inner.publisher) {
+            (true, Some(invalidation), Some(publisher)) => {
+                self.sent(publisher.invalidate(&invalidation).await)
+            }
+            _ => Ok(()),
+        }
     }
 
     fn delete_result(&self, result: Result<u64, CacheError>) -> Result<u64, CacheError> {

@@ -147,16 +147,31 @@ impl RedisConnectionManager {
         self.inner.config.command_timeout
     }
 
-    /// The fred pool, for commands. Pool clients must never `SUBSCRIBE`: use
-    /// [`subscriber`](Self::subscriber).
+    /// The fred pool. Pool clients must never `SUBSCRIBE`: use
+    /// [`subscriber`](Self::subscriber). For commands prefer
+    /// [`client`](Self::client): the pool's round-robin spreads commands over
+    /// every connection, which costs throughput (see `client`).
     pub fn pool(&self) -> &Pool {
         &self.inner.pool
     }
 
-    /// One pooled client, preferring a connected one: for what [`Pool`] lacks
-    /// (pipelines, `SCAN`, `PUBLISH`).
+    /// The pooled client commands should go through now: the first one in
+    /// the pool that is connected (the first one when none is).
+    ///
+    /// One connection at a time, not round-robin: fred writes the commands
+    /// queued on a connection together (auto-pipelining), and Redis runs
+    /// them one by one whatever the connection, so concentrating a process's
+    /// commands on one connection lets each socket write and each server
+    /// read carry many of them. Spreading them over the pool's four
+    /// connections made every typed `GET` cost 60 % more CPU and gave 0.6x
+    /// the throughput (BENCHMARKS.md, workload 10). The other connections
+    /// stay connected and take over at once when this one drops.
     pub fn client(&self) -> &Client {
-        self.inner.pool.next_connected()
+        let clients = self.inner.pool.clients();
+        clients
+            .iter()
+            .find(|client| client.is_connected())
+            .unwrap_or(&clients[0])
     }
 
     /// Builds a dedicated subscriber connection with this manager's
@@ -171,6 +186,16 @@ impl RedisConnectionManager {
             .build_subscriber_client()
             .map_err(|e| ConnectionError::from_fred(&e, self.command_timeout()))?;
         Ok(RedisSubscriber::start(client, &self.inner.config))
+    }
+
+    /// A number that changes whenever a pooled connection is lost or made.
+    /// What a process remembers about the server's data (that a key is
+    /// indexed, say) may be stale after it changed: the server may have
+    /// restarted empty, or failed over. It moves when the loss is seen,
+    /// which is before any command can succeed on the new connection
+    /// (reconnecting waits out the backoff delay first).
+    pub fn connection_epoch(&self) -> u64 {
+        self.inner.supervisor.monitor.generation()
     }
 
     /// Connected, connecting, or disconnected (see [`ConnectionStatus`]).

@@ -6,7 +6,7 @@
 //! the client's state, and keeps going. It also polls the state every 100 ms,
 //! because fred changes state without always announcing it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +44,8 @@ pub(crate) struct Monitor {
     events_tx: broadcast::Sender<ConnectionEvent>,
     /// Bumped on every change, so waiters can re-check conditions.
     changes_tx: watch::Sender<u64>,
+    /// Changes of any client's slot so far: a connection made or lost.
+    generation: AtomicU64,
     command_timeout: Duration,
 }
 
@@ -57,6 +59,7 @@ impl Monitor {
             status_tx: watch::channel(ConnectionStatus::Connecting).0,
             events_tx: broadcast::channel(event_capacity).0,
             changes_tx: watch::channel(0).0,
+            generation: AtomicU64::new(0),
             command_timeout,
         }
     }
@@ -75,6 +78,12 @@ impl Monitor {
 
     pub(crate) fn changes(&self) -> watch::Receiver<u64> {
         self.changes_tx.subscribe()
+    }
+
+    /// Connections made or lost so far (see
+    /// `RedisConnectionManager::connection_epoch`).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub(crate) fn slots(&self) -> Vec<Slot> {
@@ -98,6 +107,9 @@ impl Monitor {
             let mut slots = self.slots.lock().expect("monitor lock");
             std::mem::replace(&mut slots[index], slot)
         };
+        if previous != slot {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
         if slot == Slot::Connected {
             self.ever_connected.store(true, Ordering::SeqCst);
         }
@@ -251,6 +263,9 @@ fn on_error<C: ClientLike>(
     if monitor.is_shutting_down() {
         return;
     }
+    // Whatever fred's state says yet: the connection may be gone, and the
+    // server behind it with its data (see `connection_epoch`).
+    monitor.generation.fetch_add(1, Ordering::AcqRel);
     let classified = monitor.record_error(error);
     let attempt = client
         .client_reconnect_policy()

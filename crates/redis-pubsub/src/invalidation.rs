@@ -6,7 +6,7 @@
 //! and ids, the publishing instance's id and a timestamp for us, and the
 //! fields a TypeScript consumer of the same channels reads (`tenantId`,
 //! `type`, `id`, `timestamp`), e.g.
-//! `{"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"9f..","ts":1764000000000,"tenantId":"t1","type":"shard","id":"s1","timestamp":1764000000000}`.
+//! `{"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"9f..","ts":1764000000000,"tenantId":"t1","type":"shard","id":"s1","timestamp":1764000000000,"resourceType":"shard","resourceId":"s1"}`.
 //!
 //! **Receiving.** The channel is authoritative: a message on a channel that
 //! parses as an invalidation channel is delivered as the channel's
@@ -79,14 +79,24 @@ impl Serialize for InvalidationMessage {
             channel_type: &'static str,
             id: String,
             timestamp: u64,
+            // The names the TypeScript package's own `invalidate()` writes;
+            // its `resourceId` is absent for a whole family.
+            #[serde(rename = "resourceType")]
+            resource_type: &'static str,
+            #[serde(rename = "resourceId", skip_serializing_if = "Option::is_none")]
+            resource_id: Option<&'a str>,
         }
+        let id = self.invalidation.channel_id();
+        let channel_type = self.invalidation.channel_type();
         Wire {
             invalidation: &self.invalidation,
             origin: &self.origin,
             ts: self.ts,
             tenant_id: self.invalidation.tenant().as_str(),
-            channel_type: self.invalidation.channel_type(),
-            id: self.invalidation.channel_id(),
+            channel_type,
+            resource_type: channel_type,
+            resource_id: (id != "*").then_some(id.as_str()),
+            id: id.clone(),
             timestamp: self.ts,
         }
         .serialize(serializer)
@@ -338,7 +348,7 @@ mod tests {
         let json = serde_json::to_string(&m).unwrap();
         assert_eq!(
             json,
-            r#"{"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"abc","ts":42,"tenantId":"t1","type":"shard","id":"s1","timestamp":42}"#
+            r#"{"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"abc","ts":42,"tenantId":"t1","type":"shard","id":"s1","timestamp":42,"resourceType":"shard","resourceId":"s1"}"#
         );
         assert_eq!(
             decode(&message("cache:invalidate:shard:t1:s1", &json)),
@@ -359,7 +369,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_string(&tenant).unwrap(),
-            r#"{"kind":"tenant","tenant_id":"t1","origin":"abc","ts":7,"tenantId":"t1","type":"tenant","id":"*","timestamp":7}"#
+            r#"{"kind":"tenant","tenant_id":"t1","origin":"abc","ts":7,"tenantId":"t1","type":"tenant","id":"*","timestamp":7,"resourceType":"tenant"}"#
         );
     }
 

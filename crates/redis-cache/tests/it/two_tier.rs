@@ -423,15 +423,16 @@ async fn mset_reaches_other_instance() {
     assert!(a.stats().invalidations_sent >= 4);
 }
 
-// A write and its announcement go together on one connection, the write
-// first: Redis (seen through MONITOR, which lists commands in the order it
-// executes them) always runs the SET, PEXPIRE or UNLINK of a key before the
-// PUBLISH that tells other instances to drop it, so none of them can refill
-// its L1 from the old value.
-#[tokio::test]
-async fn writes_run_before_their_announcement_on_one_connection() {
-    let redis = RedisServer::start().await;
-    let (a, _b) = pair(&redis).await;
+/// The writes (SET, PEXPIRE, UNLINK) of keys `tenant:t:shard:{s}:structured`
+/// and the PUBLISHes on `cache:invalidate:shard:t:{s}` that Redis runs while
+/// `work` runs, in the order it runs them (MONITOR lists commands in that
+/// order), as (command, shard, connection). A command a script ran (MONITOR
+/// says `[0 lua]`) belongs to the connection that sent the script, the last
+/// client seen before it.
+async fn monitored(
+    redis: &RedisServer,
+    work: impl Future<Output = ()>,
+) -> (Vec<(String, String, String)>, String) {
     let mut monitor = test_support::RawClient::connect(&redis.addr(), None).unwrap();
     assert!(matches!(
         monitor.cmd(&["MONITOR"]).unwrap(),
@@ -449,24 +450,11 @@ async fn writes_run_before_their_announcement_on_one_connection() {
             lines.push(line);
         }
     });
-
-    let rounds = 20;
-    for i in 0..rounds {
-        let key = shard_key("t", &format!("s{i}"));
-        a.set(&key, &i, TTL).await.unwrap();
-        assert!(a.expire(&key, TTL).await.unwrap());
-        a.delete(&key).await.unwrap();
-        let invalidation = Invalidation::for_key(&key).unwrap();
-        a.invalidate(&invalidation).await.unwrap();
-    }
+    work.await;
     redis.cmd(&["ECHO", "monitor-end"]);
     let lines = watcher.join().unwrap();
-
-    // (command, shard, connection) of every write and publish, in order. A
-    // command a script ran (MONITOR says `[0 lua]`) belongs to the
-    // connection that sent the script, the last client seen before it.
     let mut client = String::new();
-    let seen: Vec<(String, String, String)> = lines
+    let seen = lines
         .iter()
         .filter_map(|line| {
             let mut connection = line.split(['[', ']']).nth(1)?.to_owned();
@@ -487,6 +475,37 @@ async fn writes_run_before_their_announcement_on_one_connection() {
             Some((command, shard.to_owned(), connection))
         })
         .collect();
+    (seen, lines.join("\n"))
+}
+
+// A write and its announcement go together on one connection, the write
+// first: Redis always runs the SET, PEXPIRE or UNLINK of a key before the
+// PUBLISH that tells other instances to drop it, so none of them can refill
+// its L1 from the old value.
+#[tokio::test]
+async fn writes_run_before_their_announcement_on_one_connection() {
+    let redis = RedisServer::start().await;
+    let (a, _b) = pair(&redis).await;
+    // The scripts the writes use, loaded (see the next test for a reload).
+    let scratch = shard_key("t", "scratch");
+    a.set(&scratch, &0, TTL).await.unwrap();
+    a.expire(&scratch, TTL).await.unwrap();
+
+    let rounds = 20;
+    let (seen, lines) = monitored(
+        &redis,
+        Box::pin(async {
+            for i in 0..rounds {
+                let key = shard_key("t", &format!("s{i}"));
+                a.set(&key, &i, TTL).await.unwrap();
+                assert!(a.expire(&key, TTL).await.unwrap());
+                a.delete(&key).await.unwrap();
+                let invalidation = Invalidation::for_key(&key).unwrap();
+                a.invalidate(&invalidation).await.unwrap();
+            }
+        }),
+    )
+    .await;
     let expected: Vec<(String, String)> = (0..rounds)
         .flat_map(|i| {
             [
@@ -499,7 +518,7 @@ async fn writes_run_before_their_announcement_on_one_connection() {
         .iter()
         .map(|(c, s, _)| (c.clone(), s.clone()))
         .collect();
-    assert_eq!(order, expected, "MONITOR saw:\n{}", lines.join("\n"));
+    assert_eq!(order, expected, "MONITOR saw:\n{lines}");
     for pair in seen.chunks(2) {
         assert_eq!(
             pair[0].2, pair[1].2,
@@ -507,4 +526,38 @@ async fn writes_run_before_their_announcement_on_one_connection() {
             pair[0].0
         );
     }
+}
+
+// When Redis has forgotten a write's script (SCRIPT FLUSH, as after a
+// restart), the write runs only once the script is loaded again, after the
+// announcement already queued behind it: the write is then announced once
+// more, after it, so no instance keeps a value it reread in between.
+#[tokio::test]
+async fn a_write_whose_script_was_reloaded_is_announced_again_after_it() {
+    let redis = RedisServer::start().await;
+    let (a, b) = pair(&redis).await;
+    let key = shard_key("t", "reloaded");
+    a.set(&key, &1, TTL).await.unwrap();
+    heard(&a, &b).await;
+    assert_eq!(b.get::<u32>(&key).await.unwrap(), Some(1));
+    redis.cmd(&["SCRIPT", "FLUSH"]);
+    // Another key: a's memo covers `key`, whose write would skip the script.
+    let fresh = shard_key("t", "fresh");
+    let (seen, lines) = monitored(
+        &redis,
+        Box::pin(async {
+            a.set(&fresh, &2, TTL).await.unwrap();
+        }),
+    )
+    .await;
+    let last_set = seen
+        .iter()
+        .rposition(|(c, s, _)| c == "SET" && s == "fresh");
+    let last_publish = seen
+        .iter()
+        .rposition(|(c, s, _)| c == "PUBLISH" && s == "fresh");
+    assert!(
+        last_set.is_some() && last_publish > last_set,
+        "the last announcement must follow the write; MONITOR saw:\n{lines}"
+    );
 }

@@ -207,14 +207,21 @@ fn now_ms() -> u64 {
 }
 
 /// A message as a TypeScript consumer reads it: JSON, with `tenantId`,
-/// `type`, `id` that rebuild its channel, and a `timestamp` in ms (within a
-/// minute of now).
+/// `type`, `id` (and `resourceType`, `resourceId`) that rebuild its
+/// channel, and a `timestamp` in ms (within a minute of now).
 fn assert_readable_by_them(message: &Value, tenant: &str, kind: &str, id: &str) {
     let payload = &message["payload"];
     assert!(payload.is_object(), "not JSON.parse-able: {message}");
     assert_eq!(payload["tenantId"], tenant, "{message}");
     assert_eq!(payload["type"], kind, "{message}");
     assert_eq!(payload["id"], id, "{message}");
+    // The names the TypeScript package's own invalidate() writes, too.
+    assert_eq!(payload["resourceType"], kind, "{message}");
+    if id == "*" {
+        assert!(payload.get("resourceId").is_none(), "{message}");
+    } else {
+        assert_eq!(payload["resourceId"], id, "{message}");
+    }
     assert_eq!(
         message["channel"],
         format!("cache:invalidate:{kind}:{tenant}:{id}"),

@@ -38,19 +38,23 @@
 //! index existed). For those, [`crate::PurgeMode::Scan`] (or
 //! `CacheService::delete_pattern_by_scan`) walks the keyspace as before.
 
+mod memo;
+
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use redis_connection::fred::interfaces::{ClientLike, LuaInterface};
+use redis_connection::fred::interfaces::ClientLike;
 use redis_connection::fred::prelude::Client;
 use redis_connection::fred::types::scripts::Script;
-use redis_connection::fred::types::{ClusterHash, CustomCommand, FromValue, Key, Value};
+use redis_connection::fred::types::{ClusterHash, CustomCommand, Key, Value};
 use shared_types::{CacheKey, KeyPattern};
 
 use crate::error::CacheError;
-use crate::store::{Store, fail_fast, millis};
+use crate::store::{Store, millis};
+
+pub(crate) use memo::IndexMemo;
 
 /// Keys of one tenant and the TTLs they are being written with.
 type Members<'a> = Vec<(&'a str, Duration)>;
@@ -66,7 +70,7 @@ local function index(idx, members)
   local longest = 1
   for i = 1, #members, 2 do
     local ttl = tonumber(members[i])
-    redis.call('ZADD', idx, now + ttl, members[i + 1])
+    redis.call('ZADD', idx, 'GT', now + ttl, members[i + 1])
     if ttl > longest then longest = ttl end
   end
   local expired = redis.call('ZRANGEBYSCORE', idx, '-inf', now, 'LIMIT', 0, 16)
@@ -84,24 +88,56 @@ end
 /// `KEYS[1]`: the index; `ARGV`: pairs of (TTL in ms, key).
 const INDEX_LUA: &str = concat!(index_fn!(), "index(KEYS[1], ARGV)\nreturn 1\n");
 
-/// `SET KEYS[1] ARGV[1] PX ARGV[2]`, indexed in `KEYS[2]`: one command on a
-/// single server, where the key and its index may share a script.
+/// `SET KEYS[1] ARGV[1] PX ARGV[2]`, indexed in `KEYS[2]` for `ARGV[3]` ms:
+/// one command on a single server, where the key and its index may share a
+/// script.
 const SET_LUA: &str = concat!(
     index_fn!(),
     "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n",
-    "index(KEYS[2], {ARGV[2], KEYS[1]})\n",
+    "index(KEYS[2], {ARGV[3], KEYS[1]})\n",
     "return 1\n"
 );
 
-/// `PEXPIRE KEYS[1] ARGV[1]`, indexed in `KEYS[2]`; answers PEXPIRE's reply.
+/// `PEXPIRE KEYS[1] ARGV[1]`, indexed in `KEYS[2]` for `ARGV[2]` ms;
+/// answers PEXPIRE's reply.
 const PEXPIRE_LUA: &str = concat!(
     index_fn!(),
     "local existed = redis.call('PEXPIRE', KEYS[1], ARGV[1])\n",
-    "index(KEYS[2], {ARGV[1], KEYS[1]})\n",
+    "index(KEYS[2], {ARGV[2], KEYS[1]})\n",
     "return existed\n"
 );
 
 static INDEX: LazyLock<Script> = LazyLock::new(|| Script::from_lua(INDEX_LUA));
+static SET: LazyLock<Script> = LazyLock::new(|| Script::from_lua(SET_LUA));
+static PEXPIRE: LazyLock<Script> = LazyLock::new(|| Script::from_lua(PEXPIRE_LUA));
+
+/// How long the index holds a key written with `ttl`: half as long again,
+/// so that rewrites within that margin need no index update (see
+/// `memo.rs`). A member outliving its key costs a purge one `UNLINK` of a
+/// missing key.
+pub(crate) fn held(ttl: Duration) -> Duration {
+    ttl + ttl / 2
+}
+
+/// Index updates sent for a batch of writes, to remember once the writes
+/// succeeded (see `memo.rs`).
+#[derive(Debug)]
+pub(crate) struct IndexReceipt<'k> {
+    since: Instant,
+    epoch: u64,
+    recorded: Vec<(&'k CacheKey, Duration)>,
+}
+
+impl IndexReceipt<'_> {
+    /// The writes succeeded: the index holds every key it recorded.
+    pub(crate) fn confirm(self, store: &Store) {
+        for (key, held) in self.recorded {
+            store
+                .memo()
+                .record(key.as_str(), self.since, held, self.epoch);
+        }
+    }
+}
 
 /// Whether keys of `key`'s family are indexed: cached data only (state is
 /// never purged with a tenant's cache).
@@ -110,8 +146,8 @@ pub(crate) fn is_indexed(key: &CacheKey) -> bool {
 }
 
 impl Store {
-    /// Records that `keys` (all of one tenant, each with the TTL it is being
-    /// written with) exist, through `client` (so that it is ordered before
+    /// Records that `keys` (all of one tenant, each with how long the index
+    /// must hold it) exist, through `client` (so that it is ordered before
     /// the writes the caller sends next on it).
     pub(crate) async fn index_on(
         &self,
@@ -132,20 +168,26 @@ impl Store {
             .map(drop)
     }
 
-    /// [`index_on`](Self::index_on) for keys of any tenants, one call per
-    /// tenant; keys whose family is not indexed are skipped.
-    pub(crate) async fn index_many_on(
+    /// Indexes keys of any tenants (each with the TTL it is being written
+    /// with), one call per tenant, through `client`; keys whose family is
+    /// not indexed, or that the index already covers, are skipped. Returns
+    /// a receipt to [`confirm`](IndexReceipt::confirm) once the writes are
+    /// done.
+    pub(crate) async fn index_many_on<'k>(
         &self,
         client: &Client,
-        keys: &[(&CacheKey, Duration)],
-    ) -> Result<(), CacheError> {
+        keys: &[(&'k CacheKey, Duration)],
+    ) -> Result<IndexReceipt<'k>, CacheError> {
+        let receipt = self.receipt();
+        let mut recorded = Vec::new();
         let mut by_tenant: BTreeMap<&str, (CacheKey, Members<'_>)> = BTreeMap::new();
-        for (key, ttl) in keys.iter().filter(|(key, _)| is_indexed(key)) {
+        for (key, ttl) in keys.iter().filter(|(key, ttl)| self.needs_index(key, *ttl)) {
             by_tenant
                 .entry(key.tenant_str())
                 .or_insert_with(|| (CacheKey::tenant_index_of(key), Vec::new()))
                 .1
-                .push((key.as_str(), *ttl));
+                .push((key.as_str(), held(*ttl)));
+            recorded.push((*key, held(*ttl)));
         }
         let calls = by_tenant
             .values()
@@ -153,83 +195,119 @@ impl Store {
         for result in futures::future::join_all(calls).await {
             result?;
         }
-        Ok(())
+        Ok(IndexReceipt {
+            recorded,
+            ..receipt
+        })
     }
 
-    /// `SET key value PX ttl` through `client`, indexed for cached data: on
-    /// a single server one script does both (`EVAL`, not `EVALSHA`: a
-    /// retry after `NOSCRIPT` would run after what the caller queued behind
-    /// it, the write's announcement); on a cluster the index update (another
-    /// slot) is queued first on the same client.
+    /// Whether a write of `key` for `ttl` must update the index.
+    fn needs_index(&self, key: &CacheKey, ttl: Duration) -> bool {
+        is_indexed(key)
+            && !self
+                .memo()
+                .covers(key.as_str(), ttl, self.manager().connection_epoch())
+    }
+
+    fn receipt<'k>(&self) -> IndexReceipt<'k> {
+        IndexReceipt {
+            since: Instant::now(),
+            epoch: self.manager().connection_epoch(),
+            recorded: Vec::new(),
+        }
+    }
+
+    /// `SET key value PX ttl` through `client`, indexed for cached data
+    /// unless the index already covers the key: on a single server one
+    /// script does both; on a cluster the index update (another slot) is
+    /// queued first on the same client. `Ok(true)` when the script had to be
+    /// loaded first (after a Redis restart): the write then ran after
+    /// whatever the caller queued behind it on `client`.
     pub(crate) async fn set_indexed_on(
         &self,
         client: &Client,
         key: &CacheKey,
         value: Bytes,
         ttl: Duration,
-    ) -> Result<(), CacheError> {
-        if !is_indexed(key) {
-            return self.set_on(client, key.as_str(), value, ttl).await;
-        }
-        let index = CacheKey::tenant_index_of(key);
-        if !self.is_cluster() {
-            let args = vec![Value::Bytes(value), Value::Integer(millis(ttl).max(1))];
+    ) -> Result<bool, CacheError> {
+        if !self.needs_index(key, ttl) {
             return self
-                .eval_on::<i64>(client, SET_LUA, &[key, &index], args)
+                .set_on(client, key.as_str(), value, ttl)
                 .await
-                .map(drop);
+                .map(|()| false);
         }
-        let members = [(key.as_str(), ttl)];
-        // join! polls (and fred queues) the index update first. Boxed: a
-        // script call's future (with its reload path) is several KB.
-        let (indexed, written) = futures::join!(
-            Box::pin(self.index_on(client, &index, &members)),
-            self.set_on(client, key.as_str(), value, ttl)
-        );
-        written.and(indexed)
+        let receipt = self.receipt();
+        let index = CacheKey::tenant_index_of(key);
+        let reloaded = if self.is_cluster() {
+            let members = [(key.as_str(), held(ttl))];
+            // join! polls (and fred queues) the index update first. Boxed: a
+            // script call's future (with its reload path) is several KB.
+            let (indexed, written) = futures::join!(
+                Box::pin(self.index_on(client, &index, &members)),
+                self.set_on(client, key.as_str(), value, ttl)
+            );
+            written.and(indexed)?;
+            false
+        } else {
+            let args = vec![
+                Value::Bytes(value),
+                Value::Integer(millis(ttl).max(1)),
+                Value::Integer(millis(held(ttl)).max(1)),
+            ];
+            let keys = vec![Key::from(key.as_str()), Key::from(index.as_str())];
+            let (_, reloaded) = self
+                .run_script_tracked::<i64>(client, &SET, keys, args)
+                .await?;
+            reloaded
+        };
+        self.confirm(key, ttl, &receipt);
+        Ok(reloaded)
     }
 
     /// `PEXPIRE key ttl` through `client`, indexed for cached data as
-    /// [`set_indexed_on`](Self::set_indexed_on) does; whether the key exists.
+    /// [`set_indexed_on`](Self::set_indexed_on) does: whether the key
+    /// exists, and whether the script had to be loaded first.
     pub(crate) async fn pexpire_indexed_on(
         &self,
         client: &Client,
         key: &CacheKey,
         ttl: Duration,
-    ) -> Result<bool, CacheError> {
-        if !is_indexed(key) {
-            return self.pexpire_on(client, key.as_str(), ttl).await;
-        }
-        let index = CacheKey::tenant_index_of(key);
-        if !self.is_cluster() {
-            let args = vec![Value::Integer(millis(ttl).max(1))];
+    ) -> Result<(bool, bool), CacheError> {
+        if !self.needs_index(key, ttl) {
             return self
-                .eval_on::<i64>(client, PEXPIRE_LUA, &[key, &index], args)
+                .pexpire_on(client, key.as_str(), ttl)
                 .await
-                .map(|existed| existed == 1);
+                .map(|existed| (existed, false));
         }
-        let members = [(key.as_str(), ttl)];
-        let (indexed, existed) = futures::join!(
-            Box::pin(self.index_on(client, &index, &members)),
-            self.pexpire_on(client, key.as_str(), ttl)
-        );
-        indexed.and(existed)
+        let receipt = self.receipt();
+        let index = CacheKey::tenant_index_of(key);
+        let outcome = if self.is_cluster() {
+            let members = [(key.as_str(), held(ttl))];
+            let (indexed, existed) = futures::join!(
+                Box::pin(self.index_on(client, &index, &members)),
+                self.pexpire_on(client, key.as_str(), ttl)
+            );
+            indexed?;
+            (existed?, false)
+        } else {
+            let args = vec![
+                Value::Integer(millis(ttl).max(1)),
+                Value::Integer(millis(held(ttl)).max(1)),
+            ];
+            let keys = vec![Key::from(key.as_str()), Key::from(index.as_str())];
+            let (existed, reloaded) = self
+                .run_script_tracked::<i64>(client, &PEXPIRE, keys, args)
+                .await?;
+            (existed == 1, reloaded)
+        };
+        self.confirm(key, ttl, &receipt);
+        Ok(outcome)
     }
 
-    /// `EVAL` of `script` through `client`, failing fast while disconnected.
-    async fn eval_on<R: FromValue>(
-        &self,
-        client: &Client,
-        script: &'static str,
-        keys: &[&CacheKey],
-        args: Vec<Value>,
-    ) -> Result<R, CacheError> {
-        let keys: Vec<Key> = keys.iter().map(|k| Key::from(k.as_str())).collect();
-        client
-            .with_options(&fail_fast())
-            .eval(script, keys, args)
-            .await
-            .map_err(|e| self.error(&e))
+    /// Remembers that the index holds `key` (written for `ttl`).
+    fn confirm(&self, key: &CacheKey, ttl: Duration, receipt: &IndexReceipt<'_>) {
+        self.memo()
+            .record(key.as_str(), receipt.since, held(ttl), receipt.epoch);
     }
 
     /// Deletes every indexed key matching `pattern` (all of one tenant);
