@@ -1,5 +1,9 @@
 //! Workload 2, L1 hit: a typed `get` served from the two-tier cache's L1.
-//! Targets: at least 100x the per-task L2 hit rate, and p99 under 2 µs.
+//! Targets: at least 0.5x a bare in-process map hit returning the same
+//! clone (the floor, measured in the same rounds: it moves with the
+//! machine as the L1 does), and p99 under 2 µs. For information, the ratio
+//! to the per-task L2 hit rate (once the target: it moves with the
+//! loopback's cost, ~10x between machines).
 //!
 //! "Per-task" means one task reading in a loop, each read waiting for the
 //! previous one: the L1 rate is how many typed hits one task gets per
@@ -15,7 +19,9 @@
 //! separate phase that times every L1 call with `Instant` (whose own cost,
 //! about 20 ns with a TSC clock, is included).
 
+use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use redis_cache::CacheService;
@@ -28,6 +34,8 @@ use crate::latency::{Latencies, show};
 use crate::report::{Figure, Row, Status};
 
 const RATIO_TARGET: f64 = 100.0;
+/// Against the floor: a bare in-process map hit returning the same clone.
+const FLOOR_TARGET: f64 = 0.5;
 const P99_TARGET: Duration = Duration::from_micros(2);
 /// Calls between two looks at the clock in the rate phases.
 const BATCH: u64 = 1_024;
@@ -49,8 +57,12 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
     let (mut l1_batches, mut l2_calls) = (Vec::new(), Vec::new());
     // Warm-up, which also decodes the entry once so later hits clone it.
     let warm_up = l1_batches_for(&cache, &key, window / 4).await?;
+    let bare = bare_map(&key, &doc);
+    let mut bare_batches = bare_batches_for(&bare, &key, window / 4);
+    bare_batches.clear();
     for _ in 0..rounds {
         l1_batches.extend(l1_batches_for(&cache, &key, window).await?);
+        bare_batches.extend(bare_batches_for(&bare, &key, window));
         l2_calls.extend(l2_calls_for(&l2, &key, window).await?);
     }
     let latencies = l1_latencies(&cache, &key, mode.pick(2_000_000, 200_000)).await?;
@@ -67,8 +79,9 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
     }
 
     let l1_call = median(&mut l1_batches) / u32::try_from(BATCH).unwrap_or(1);
+    let bare_call = median(&mut bare_batches) / u32::try_from(BATCH).unwrap_or(1);
     let l2_call = median(&mut l2_calls);
-    let (l1, l2) = (per_call(l1_call), per_call(l2_call));
+    let (l1, l2, floor) = (per_call(l1_call), per_call(l2_call), per_call(bare_call));
     let ratio = l1 / l2;
     let p99 = latencies.p99();
     Ok(vec![
@@ -79,13 +92,28 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
         )
         .baseline(Figure::rate(l2), ratio)
         .target(
-            &format!(">= {RATIO_TARGET:.0}x L2"),
-            Status::met_if(ratio >= RATIO_TARGET),
+            &format!("information (was >= {RATIO_TARGET:.0}x L2)"),
+            Status::Info,
         )
         .note(format!(
             "median per call: L1 {} (batches of {BATCH}), L2 {}",
             show(l1_call),
             show(l2_call)
+        )),
+        Row::new(
+            "l1.floor",
+            "2. L1 hit rate vs a bare in-process map hit returning the same clone (1 task)",
+            Figure::rate(l1),
+        )
+        .baseline(Figure::rate(floor), l1 / floor)
+        .target(
+            &format!(">= {FLOOR_TARGET}x the map"),
+            Status::met_if(l1 / floor >= FLOOR_TARGET),
+        )
+        .note(format!(
+            "median per call: L1 {}, map {} (a RwLock'd HashMap<String, Doc>, get + clone)",
+            show(l1_call),
+            show(bare_call)
         )),
         Row::new("l1.p99", "2. L1 hit latency p99", Figure::time(p99))
             .target(
@@ -113,6 +141,35 @@ async fn l1_batches_for(
         batches.push(began.elapsed());
     }
     Ok(batches)
+}
+
+/// The floor under an L1 hit: a map behind a read lock, holding the decoded
+/// value, each hit a lookup and a clone (what the L1 cannot avoid).
+fn bare_map(key: &CacheKey, doc: &Doc) -> RwLock<HashMap<String, Doc>> {
+    RwLock::new(HashMap::from([(key.as_str().to_owned(), doc.clone())]))
+}
+
+/// Bare map hits from one task for about `window`, timed in batches.
+fn bare_batches_for(
+    map: &RwLock<HashMap<String, Doc>>,
+    key: &CacheKey,
+    window: Duration,
+) -> Vec<Duration> {
+    let start = Instant::now();
+    let mut batches = Vec::new();
+    while start.elapsed() < window {
+        let began = Instant::now();
+        for _ in 0..BATCH {
+            let value = map
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(black_box(key.as_str()))
+                .cloned();
+            black_box(value);
+        }
+        batches.push(began.elapsed());
+    }
+    batches
 }
 
 /// Redis-only typed hits from one task for about `window`, each timed.

@@ -95,10 +95,13 @@ impl Store {
         self.fetched(value, ttl)
     }
 
-    /// `GET` + `PTTL` of every key, pipelined in one round trip (single-key
-    /// commands, so nothing needs grouping on a cluster), in the caller's
-    /// order. The outer error is Redis being unavailable; an inner one is a
-    /// refusal for that key alone (`WRONGTYPE`).
+    /// `GET` + `PTTL` of every key, in the caller's order, in one round
+    /// trip: one script call per [`MGET_CHUNK`] keys on a single server, per
+    /// hash slot on a cluster (a script may only touch one slot), all sent
+    /// together through one client (a fred pipeline would flush the socket
+    /// after each: see `mset.rs`). The outer error is Redis being
+    /// unavailable; an inner one is a refusal for that key alone
+    /// (`WRONGTYPE`).
     pub(crate) async fn mget_with_ttl(
         &self,
         keys: &[&str],
@@ -106,36 +109,34 @@ impl Store {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let pipeline = self.client().pipeline();
-        let queue = pipeline.with_options(&fail_fast());
-        for key in keys {
-            queue.get::<(), _>(*key).await.map_err(|e| self.error(&e))?;
-            queue
-                .pttl::<(), _>(*key)
-                .await
-                .map_err(|e| self.error(&e))?;
-        }
-        let replies = pipeline.try_all::<Value>().await;
-        if replies.len() != keys.len() * 2 {
-            // A pipeline that could not be sent fails as a whole, with fewer
-            // results than commands: that is Redis being unavailable, never
-            // "no such keys".
-            let error = replies.into_iter().find_map(Result::err).map_or_else(
-                || {
-                    CacheError::Unavailable(ConnectionError::Unavailable(
-                        "pipeline failed".to_owned(),
-                    ))
-                },
-                |e| self.error(&e),
-            );
-            return Err(error);
-        }
-        let mut replies = replies.into_iter();
-        let mut out = Vec::with_capacity(keys.len());
-        while let (Some(value), Some(ttl)) = (replies.next(), replies.next()) {
-            match self.fetched(value, ttl) {
-                Err(unavailable @ CacheError::Unavailable(_)) => return Err(unavailable),
-                per_key => out.push(per_key),
+        let groups: Vec<Vec<usize>> = if self.is_cluster() {
+            group_by_slot(keys).into_values().collect()
+        } else {
+            (0..keys.len())
+                .collect::<Vec<_>>()
+                .chunks(MGET_CHUNK)
+                .map(<[usize]>::to_vec)
+                .collect()
+        };
+        let client = self.client();
+        let calls = groups.iter().map(|group| {
+            let names: Vec<Key> = group.iter().map(|&i| Key::from(keys[i])).collect();
+            self.run_script_on::<Vec<Value>>(client, &MGET_TTL, names, Vec::new())
+        });
+        let replies = futures::future::join_all(calls).await;
+        let mut out: Vec<Result<Option<Fetched>, CacheError>> =
+            (0..keys.len()).map(|_| Ok(None)).collect();
+        for (group, reply) in groups.iter().zip(replies) {
+            let reply = reply?;
+            // Pairs of (value or error, PTTL), in the group's order.
+            let mut pairs = reply.into_iter();
+            for &i in group {
+                let (Some(value), Some(ttl)) = (pairs.next(), pairs.next()) else {
+                    return Err(CacheError::Rejected(
+                        "a short reply to the GET+PTTL script".to_owned(),
+                    ));
+                };
+                out[i] = fetched_from_script(value, &ttl);
             }
         }
         Ok(out)
@@ -373,6 +374,48 @@ impl Store {
         }
         Ok((keys, memory))
     }
+}
+
+/// Keys per GET+PTTL script call: a short script, like `mset`'s chunks.
+const MGET_CHUNK: usize = 250;
+
+/// `GET` and `PTTL` of every key; a key holding another type answers the
+/// integer 0 in place of its value (a value is a string or nil), so one bad
+/// key does not fail the others.
+const MGET_TTL_LUA: &str = r"
+local out = {}
+for i, key in ipairs(KEYS) do
+  local ok, value = pcall(redis.call, 'GET', key)
+  if ok then
+    out[2 * i - 1] = value
+  else
+    out[2 * i - 1] = 0
+  end
+  out[2 * i] = redis.call('PTTL', key)
+end
+return out
+";
+
+static MGET_TTL: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::from_lua(MGET_TTL_LUA));
+
+/// One key's entry of the GET+PTTL script's reply, as a [`Fetched`].
+fn fetched_from_script(value: Value, ttl: &Value) -> Result<Option<Fetched>, CacheError> {
+    if let Value::Integer(_) = value {
+        return Err(CacheError::Rejected(
+            "WRONGTYPE Operation against a key holding the wrong kind of value".to_owned(),
+        ));
+    }
+    let ttl = match ttl.as_i64() {
+        Some(-1) => None,
+        Some(ms) if ms > 0 => Some(Duration::from_millis(ms.unsigned_abs())),
+        _ => Some(Duration::ZERO),
+    };
+    let bytes = match value {
+        Value::Null => None,
+        other => other.into_bytes(),
+    };
+    Ok(bytes.map(|bytes| Fetched { bytes, ttl }))
 }
 
 /// Groups key indices by cluster hash slot, keeping each group in order.

@@ -533,3 +533,47 @@ async fn a_timed_out_write_on_a_cluster_is_still_announced() {
     })
     .await;
 }
+
+// A two-tier mget of keys in many slots reads values and TTLs with one
+// script call per hash slot (a script may only touch one slot), each on the
+// primary owning it, and returns them in the caller's order.
+#[tokio::test]
+async fn two_tier_mget_reads_one_script_call_per_slot() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let writer = cache_on(&cluster).await;
+    let keys: Vec<CacheKey> = (0..120).map(|i| shard_key("t", &scattered(i))).collect();
+    let entries: Vec<_> = (0..120u64)
+        .step_by(2)
+        .map(|i| (keys[i as usize].clone(), i, Expiry::After(TTL)))
+        .collect();
+    writer.mset(&entries).await.unwrap();
+    let reader = instance(&cluster, |_| {}).await;
+    let primaries = cluster.primaries();
+    for &port in &primaries {
+        cluster.node_cmd(port, &["CONFIG", "RESETSTAT"]);
+    }
+    let values: Vec<Option<u64>> = reader.mget(&keys).await.unwrap();
+    let expected: Vec<Option<u64>> = (0..120u64).map(|i| (i % 2 == 0).then_some(i)).collect();
+    assert_eq!(values, expected);
+    let mut slots: BTreeMap<u16, BTreeSet<u16>> = BTreeMap::new();
+    for key in &keys {
+        slots
+            .entry(cluster.node_for_key(key.as_str()))
+            .or_default()
+            .insert(cluster.key_slot(key.as_str()));
+    }
+    for &port in &primaries {
+        // evalsha, or evalsha plus a script load the first time on a node.
+        let scripts = calls(&cluster, port, "evalsha");
+        assert!(
+            (slots[&port].len() as u64..=2 * slots[&port].len() as u64).contains(&scripts),
+            "{scripts} script calls on {port} for {} slots",
+            slots[&port].len()
+        );
+    }
+    // The values found are now L1 hits.
+    let before = reader.stats().l1_hits;
+    let again: Vec<Option<u64>> = reader.mget(&keys).await.unwrap();
+    assert_eq!(again, expected);
+    assert_eq!(reader.stats().l1_hits - before, 60);
+}

@@ -98,3 +98,37 @@ async fn wrong_redis_type_is_a_miss() {
     let stats = cache.stats();
     assert_eq!((stats.decode_failures, stats.errors), (1, 0));
 }
+
+// In a two-tier mget (GET+PTTL scripts), a key holding another Redis type
+// is a miss, deleted like an undecodable value, while the keys around it
+// are read and land in the L1.
+#[tokio::test]
+async fn a_wrongly_typed_key_in_a_two_tier_mget_is_a_miss_and_the_others_are_read() {
+    let redis = RedisServer::start().await;
+    let cache = crate::two_tier_on(
+        &redis,
+        |_| {},
+        CacheConfig {
+            l1: Some(crate::test_l1()),
+            ..CacheConfig::default()
+        },
+    )
+    .await;
+    let (before, hash, after) = (
+        shard_key("t", "before"),
+        shard_key("t", "hash"),
+        shard_key("t", "after"),
+    );
+    redis.cmd(&["SET", before.as_str(), "1"]);
+    redis.cmd(&["HSET", hash.as_str(), "f", "v"]);
+    redis.cmd(&["SET", after.as_str(), "3"]);
+    let read = cache
+        .mget::<u64>(&[before.clone(), hash.clone(), after.clone()])
+        .await
+        .unwrap();
+    assert_eq!(read, vec![Some(1), None, Some(3)]);
+    assert_eq!(redis.cmd(&["EXISTS", hash.as_str()]).as_int(), Some(0));
+    assert_eq!(cache.stats().decode_failures, 1);
+    let (_, tier) = cache.get_with_tier::<u64>(&after).await.unwrap().unwrap();
+    assert_eq!(tier, redis_cache::Tier::L1);
+}
