@@ -1,6 +1,7 @@
 //! `cargo xtask ci` and `cargo xtask test`.
 
-use crate::cmd::{Result, on_path, run, succeeds};
+use crate::cmd::{Result, run, succeeds};
+use crate::tools::{ensure_cargo_deny, ensure_node, ensure_redis_server};
 
 /// Every check CI runs, in order; stops at the first failure.
 pub(crate) fn ci() -> Result {
@@ -67,55 +68,4 @@ pub(crate) fn test(extra: &[String]) -> Result {
         args.extend(&extra);
         run("cargo", &args)
     }
-}
-
-/// Tests need a real redis-server; install it where we can, else say how.
-pub(crate) fn ensure_redis_server() -> Result {
-    if std::env::var_os("REDIS_SERVER_BIN").is_some() || on_path("redis-server") {
-        return Ok(());
-    }
-    if on_path("apt-get") {
-        println!("redis-server is missing: installing it with apt-get");
-        run(
-            "apt-get",
-            &["install", "-y", "--no-install-recommends", "redis-server"],
-        )?;
-        return Ok(());
-    }
-    Err(
-        "redis-server is not installed: install it (apt-get install redis-server, \
-         brew install redis) or set REDIS_SERVER_BIN"
-            .to_owned(),
-    )
-}
-
-/// The interop tests (`services/main-api/tests/it/interop.rs`) play a
-/// TypeScript service on ioredis: they need `node` and `npm` (they run
-/// `npm ci` of `tests/interop/` themselves). Installed with apt-get where
-/// they are missing and apt is available, else a clear error.
-pub(crate) fn ensure_node() -> Result {
-    if on_path("node") && on_path("npm") {
-        return Ok(());
-    }
-    if on_path("apt-get") {
-        println!("node or npm is missing: installing them with apt-get");
-        run(
-            "apt-get",
-            &["install", "-y", "--no-install-recommends", "nodejs", "npm"],
-        )?;
-        return Ok(());
-    }
-    Err(
-        "node and npm are not installed: the interop tests need Node.js 18 or newer \
-         with npm (apt-get install nodejs npm, brew install node)"
-            .to_owned(),
-    )
-}
-
-fn ensure_cargo_deny() -> Result {
-    if succeeds("cargo", &["deny", "--version"]) {
-        return Ok(());
-    }
-    println!("cargo-deny is missing: installing it");
-    run("cargo", &["install", "--locked", "cargo-deny"])
 }

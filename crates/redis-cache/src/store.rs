@@ -25,7 +25,7 @@ use redis_connection::fred::util::redis_keyslot;
 use redis_connection::{ConnectionError, RedisConnectionManager};
 
 use crate::error::CacheError;
-use crate::index::IndexMemo;
+use crate::index_memo::IndexMemo;
 
 /// A value read with its remaining TTL (`None`: the key never expires).
 #[derive(Debug, Clone)]
@@ -38,7 +38,7 @@ pub(crate) struct Fetched {
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
     manager: RedisConnectionManager,
-    /// Which keys the tenant index is known to hold (see `index/memo.rs`).
+    /// Which keys the tenant index is known to hold (see `index_memo.rs`).
     memo: Arc<IndexMemo>,
 }
 

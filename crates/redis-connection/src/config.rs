@@ -174,18 +174,6 @@ impl RedisConfig {
         }
     }
 
-    /// Parses a Redis URL: `redis://`, `rediss://` (TLS), `redis-cluster://`,
-    /// `rediss-cluster://`, `redis-sentinel://` (with `?sentinelServiceName=`),
-    /// with optional `user:password@` (percent-encoded), `/db`, and more seed
-    /// nodes as `?node=host:port` or as a list (`redis-cluster://a:1,b:2`).
-    ///
-    /// # Errors
-    /// [`ConnectionError::Config`] naming `REDIS_URL`. The URL itself is never
-    /// repeated in the message: it may hold a password.
-    pub fn from_url(url: &str) -> Result<Self, ConnectionError> {
-        crate::url::parse(url)
-    }
-
     /// Whether this config talks to a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
         matches!(self.topology, Topology::Cluster { .. })

@@ -50,9 +50,10 @@ pub use config::{ReconnectConfig, RedisConfig, TlsOptions, Topology};
 pub use env::ENV_VARS;
 pub use error::ConnectionError;
 pub use health::{HealthReport, HealthStatus};
-pub use manager::{RedisConnectionManager, SHUTDOWN_DEADLINE};
+pub use manager::RedisConnectionManager;
 pub use status::{ConnectionEvent, ConnectionStatus};
 pub use subscriber::RedisSubscriber;
+pub use supervisor::SHUTDOWN_DEADLINE;
 
 /// fred, re-exported so that dependent crates use the same version.
 pub use fred;

@@ -15,11 +15,7 @@ use crate::health::{HealthReport, HealthStatus, assess, ping};
 use crate::monitor::Slot;
 use crate::status::{ConnectionEvent, ConnectionStatus};
 use crate::subscriber::RedisSubscriber;
-use crate::supervisor::Supervisor;
-
-/// How long [`RedisConnectionManager::shutdown`] waits for connections to
-/// close before aborting them.
-pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(2);
+use crate::supervisor::{SHUTDOWN_DEADLINE, Supervisor};
 
 /// A pool of Redis connections with reconnection, state tracking and health
 /// checks. Cheap to clone: clones share the pool.

@@ -12,9 +12,8 @@ use tokio::sync::{broadcast, watch};
 
 use crate::config::RedisConfig;
 use crate::error::ConnectionError;
-use crate::manager::SHUTDOWN_DEADLINE;
 use crate::status::{ConnectionEvent, ConnectionStatus};
-use crate::supervisor::Supervisor;
+use crate::supervisor::{SHUTDOWN_DEADLINE, Supervisor};
 
 /// A dedicated subscriber connection, connecting (and reconnecting) in the
 /// background. Dropping it aborts its tasks.

@@ -15,6 +15,10 @@ use tracing::warn;
 
 use crate::monitor::{Monitor, Watcher};
 
+/// How long [`crate::RedisConnectionManager::shutdown`] (and a subscriber's)
+/// waits for connections to close before aborting them.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(2);
+
 #[derive(Debug)]
 pub(crate) struct Supervisor {
     pub(crate) monitor: Arc<Monitor>,

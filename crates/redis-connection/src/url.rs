@@ -21,7 +21,21 @@ fn url_error(reason: impl Into<String>) -> ConnectionError {
     }
 }
 
-pub(crate) fn parse(url: &str) -> Result<RedisConfig, ConnectionError> {
+impl RedisConfig {
+    /// Parses a Redis URL: `redis://`, `rediss://` (TLS), `redis-cluster://`,
+    /// `rediss-cluster://`, `redis-sentinel://` (with `?sentinelServiceName=`),
+    /// with optional `user:password@` (percent-encoded), `/db`, and more seed
+    /// nodes as `?node=host:port` or as a list (`redis-cluster://a:1,b:2`).
+    ///
+    /// # Errors
+    /// [`ConnectionError::Config`] naming `REDIS_URL`. The URL itself is never
+    /// repeated in the message: it may hold a password.
+    pub fn from_url(url: &str) -> Result<Self, ConnectionError> {
+        parse(url)
+    }
+}
+
+fn parse(url: &str) -> Result<RedisConfig, ConnectionError> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(url_error(format!("must start with {SCHEMES}")));
     };

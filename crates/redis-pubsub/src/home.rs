@@ -27,8 +27,6 @@ use redis_connection::fred::types::config::{Options, Server};
 use redis_connection::fred::util::redis_keyslot;
 use tracing::debug;
 
-use crate::pubsub::Shared;
-
 /// The node our confirmed subscriptions were made on.
 #[derive(Debug, Default)]
 pub(crate) struct Home {
@@ -56,12 +54,17 @@ impl Home {
         *self.subscribed_on.lock().expect("home lock") = node(client);
     }
 
-    /// Unsubscribes every route on the old home if the home moved and the old
-    /// one is still a primary. Only a node fred is connected to (a primary it
-    /// knows) is asked: a command for an unknown node makes fred reconnect
-    /// everything. Failing leaves harmless duplicates.
-    pub(crate) async fn leave_old(&self, shared: &Shared) {
-        let client = shared.client();
+    /// Unsubscribes `channels` and `patterns` (every route) on the old home
+    /// if the home moved and the old one is still a primary. Only a node
+    /// fred is connected to (a primary it knows) is asked: a command for an
+    /// unknown node makes fred reconnect everything. Failing leaves harmless
+    /// duplicates.
+    pub(crate) async fn leave_old(
+        &self,
+        client: &SubscriberClient,
+        channels: Vec<String>,
+        patterns: Vec<String>,
+    ) {
         let Some(old) = self.get() else {
             return;
         };
@@ -72,13 +75,6 @@ impl Home {
         if node(client).as_ref() == Some(&old) || !primaries.contains(&old) {
             return;
         }
-        let (channels, patterns): (Vec<String>, Vec<String>) = {
-            let routes = shared.routes();
-            (
-                routes.channels.keys().cloned().collect(),
-                routes.patterns.keys().cloned().collect(),
-            )
-        };
         let at_old = client.with_options(&Options {
             cluster_node: Some(old),
             ..Options::default()

@@ -21,87 +21,23 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use bytes::Bytes;
 use redis_connection::fred::clients::Client;
-use serde::{Deserialize, Serialize};
 use shared_types::{ALL_INVALIDATIONS_PATTERN, Invalidation};
 use tracing::{info, warn};
 
 use crate::error::PubSubError;
 use crate::message::{PubSubEvent, PubSubMessage, Subscription};
-use crate::pubsub::{PubSub, Shared};
+use crate::pubsub::PubSub;
+use crate::pump::Shared;
 use crate::received::{ReceivedInvalidation, Sender, decode};
 use crate::stats::bump;
-
-/// Largest invalidation payload accepted; real ones are well under 1 KiB.
-pub const MAX_INVALIDATION_PAYLOAD: usize = 16 * 1024;
+use crate::wire::{message, now_ms};
 
 /// How often a malformed message, or a foreign payload, is logged (the rest
 /// are only counted).
 const LOG_PERIOD: Duration = Duration::from_secs(10);
-
-/// The payload of an invalidation channel, as this layer sends it.
-///
-/// Serialised flat with the invalidation's `kind` and ids, `origin` and `ts`
-/// (what another instance of this layer reads), plus `tenantId`, `type`,
-/// `id` and `timestamp` for the TypeScript services (see README, "Sharing
-/// Redis with the TypeScript services"): `type` and `id` are
-/// [`Invalidation::channel_type`] and [`Invalidation::channel_id`], so that
-/// `cache:invalidate:{type}:{tenantId}:{id}` is the channel, and `timestamp`
-/// equals `ts`. Deserialising ignores fields it does not know (the
-/// TypeScript ones included), so instances that predate a field still read
-/// the payload.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct InvalidationMessage {
-    /// What became stale (serialised inline: `kind` and the ids).
-    #[serde(flatten)]
-    pub invalidation: Invalidation,
-    /// The publishing instance (see [`PubSub::instance_id`]).
-    pub origin: String,
-    /// When it was published, in milliseconds since the Unix epoch.
-    pub ts: u64,
-}
-
-impl Serialize for InvalidationMessage {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        /// The wire form: ours first, then the TypeScript services' fields.
-        #[derive(Serialize)]
-        struct Wire<'a> {
-            #[serde(flatten)]
-            invalidation: &'a Invalidation,
-            origin: &'a str,
-            ts: u64,
-            #[serde(rename = "tenantId")]
-            tenant_id: &'a str,
-            #[serde(rename = "type")]
-            channel_type: &'static str,
-            id: String,
-            timestamp: u64,
-            // The names the TypeScript package's own `invalidate()` writes;
-            // its `resourceId` is absent for a whole family.
-            #[serde(rename = "resourceType")]
-            resource_type: &'static str,
-            #[serde(rename = "resourceId", skip_serializing_if = "Option::is_none")]
-            resource_id: Option<&'a str>,
-        }
-        let id = self.invalidation.channel_id();
-        let channel_type = self.invalidation.channel_type();
-        Wire {
-            invalidation: &self.invalidation,
-            origin: &self.origin,
-            ts: self.ts,
-            tenant_id: self.invalidation.tenant().as_str(),
-            channel_type,
-            resource_type: channel_type,
-            resource_id: (id != "*").then_some(id.as_str()),
-            id: id.clone(),
-            timestamp: self.ts,
-        }
-        .serialize(serializer)
-    }
-}
 
 /// What an [`InvalidationFeed`] yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,17 +117,6 @@ impl InvalidationPublisher {
             .publish_bytes_on(client, &channel, payload)
             .await
     }
-}
-
-/// The channel and payload announcing `invalidation` from `origin`.
-fn message(origin: &str, invalidation: &Invalidation) -> Result<(String, Bytes), PubSubError> {
-    let message = InvalidationMessage {
-        invalidation: invalidation.clone(),
-        origin: origin.to_owned(),
-        ts: now_ms(),
-    };
-    let payload = serde_json::to_vec(&message).map_err(|e| PubSubError::Encode(e.to_string()))?;
-    Ok((invalidation.channel(), Bytes::from(payload)))
 }
 
 impl PubSub {
@@ -306,16 +231,12 @@ fn due(last: &AtomicU64) -> bool {
             .is_ok()
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
+    use serde::Deserialize;
+
+    use crate::wire::InvalidationMessage;
     use shared_types::{QueryHash, TokenHash};
 
     use super::*;

@@ -48,13 +48,12 @@ mod pump;
 mod received;
 mod routes;
 mod stats;
+mod wire;
 
 pub use error::PubSubError;
-pub use invalidation::{
-    InvalidationEvent, InvalidationFeed, InvalidationMessage, InvalidationPublisher,
-    MAX_INVALIDATION_PAYLOAD,
-};
+pub use invalidation::{InvalidationEvent, InvalidationFeed, InvalidationPublisher};
 pub use message::{PubSubEvent, PubSubMessage, Subscription};
 pub use pubsub::{PubSub, Subscriptions};
 pub use received::{ReceivedInvalidation, Sender};
 pub use stats::PubSubStats;
+pub use wire::{InvalidationMessage, MAX_INVALIDATION_PAYLOAD};

@@ -2,11 +2,11 @@
 //! the pool.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis_connection::fred::clients::{Client, SubscriberClient};
+use redis_connection::fred::clients::Client;
 use redis_connection::fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use redis_connection::fred::types::config::Options;
 use redis_connection::{ConnectionError, RedisConnectionManager, RedisSubscriber};
@@ -18,6 +18,7 @@ use tracing::{debug, info};
 use crate::error::PubSubError;
 use crate::home::Home;
 use crate::message::Subscription;
+use crate::pump::Shared;
 use crate::routes::{Kind, Route, Routes};
 use crate::stats::{Counters, PubSubStats, bump};
 
@@ -31,35 +32,6 @@ pub struct Subscriptions {
     pub channels: Vec<String>,
     /// Glob patterns.
     pub patterns: Vec<String>,
-}
-
-/// State shared with the pump task.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    client: SubscriberClient,
-    routes: Mutex<Routes>,
-    pub(crate) counters: Counters,
-    pub(crate) instance_id: String,
-    capacity: usize,
-    /// Serialises re-subscriptions, so that a route is confirmed (and its
-    /// holders told) once, whoever triggered it.
-    pub(crate) resync_lock: tokio::sync::Mutex<()>,
-    /// On a cluster, the node the subscriptions live on (see home.rs).
-    pub(crate) home: Home,
-}
-
-impl Shared {
-    pub(crate) fn routes(&self) -> MutexGuard<'_, Routes> {
-        self.routes.lock().expect("routes lock")
-    }
-
-    pub(crate) fn client(&self) -> &SubscriberClient {
-        &self.client
-    }
-
-    pub(crate) fn subscriber_connected(&self) -> bool {
-        self.client.is_connected()
-    }
 }
 
 /// Publish/subscribe for one service instance. Cheap to clone.

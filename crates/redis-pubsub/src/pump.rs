@@ -18,11 +18,12 @@
 //! to back on this connection; we deliver the first to every matching
 //! pattern and skip the copies.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use redis_connection::ConnectionEvent;
+use redis_connection::fred::clients::SubscriberClient;
 use redis_connection::fred::interfaces::{ClientLike, PubsubInterface};
 use redis_connection::fred::types::{Message, MessageKind};
 use shared_types::glob_match;
@@ -32,9 +33,37 @@ use tracing::{debug, warn};
 
 use crate::home::Home;
 use crate::message::{PubSubEvent, PubSubMessage};
-use crate::pubsub::Shared;
-use crate::routes::Kind;
-use crate::stats::{add, bump};
+use crate::routes::{Kind, Routes};
+use crate::stats::{Counters, add, bump};
+
+/// The state a [`crate::PubSub`] shares with its pump task.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) client: SubscriberClient,
+    pub(crate) routes: Mutex<Routes>,
+    pub(crate) counters: Counters,
+    pub(crate) instance_id: String,
+    pub(crate) capacity: usize,
+    /// Serialises re-subscriptions, so that a route is confirmed (and its
+    /// holders told) once, whoever triggered it.
+    pub(crate) resync_lock: tokio::sync::Mutex<()>,
+    /// On a cluster, the node the subscriptions live on (see home.rs).
+    pub(crate) home: Home,
+}
+
+impl Shared {
+    pub(crate) fn routes(&self) -> MutexGuard<'_, Routes> {
+        self.routes.lock().expect("routes lock")
+    }
+
+    pub(crate) fn client(&self) -> &SubscriberClient {
+        &self.client
+    }
+
+    pub(crate) fn subscriber_connected(&self) -> bool {
+        self.client.is_connected()
+    }
+}
 
 const RESYNC_EVERY: Duration = Duration::from_millis(250);
 
@@ -134,7 +163,17 @@ pub(crate) async fn resync(shared: &Shared) {
         return;
     }
     let client = shared.client();
-    shared.home.leave_old(shared).await;
+    let (old_channels, old_patterns) = {
+        let routes = shared.routes();
+        (
+            routes.channels.keys().cloned().collect(),
+            routes.patterns.keys().cloned().collect(),
+        )
+    };
+    shared
+        .home
+        .leave_old(client, old_channels, old_patterns)
+        .await;
     let mut restored = true;
     if !channels.is_empty() {
         match client.subscribe(channels.clone()).await {

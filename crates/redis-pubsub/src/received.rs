@@ -11,8 +11,8 @@
 
 use shared_types::Invalidation;
 
-use crate::invalidation::{InvalidationMessage, MAX_INVALIDATION_PAYLOAD};
 use crate::message::PubSubMessage;
+use crate::wire::{InvalidationMessage, MAX_INVALIDATION_PAYLOAD};
 
 /// An invalidation as received: what its channel names, and who sent it
 /// when the payload can say so.

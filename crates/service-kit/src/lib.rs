@@ -25,6 +25,7 @@ pub mod health;
 mod metrics;
 mod middleware;
 mod platform;
+mod readiness;
 mod serve;
 mod server;
 mod session;

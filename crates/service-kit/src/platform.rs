@@ -7,8 +7,8 @@ use redis_connection::{ConnectionError, RedisConfig, RedisConnectionManager};
 use redis_pubsub::{PubSub, PubSubError};
 use tracing::info;
 
-use crate::health::Readiness;
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 
 /// Why the platform could not start.
 #[derive(Debug, thiserror::Error)]

@@ -38,8 +38,6 @@
 //! index existed). For those, [`crate::PurgeMode::Scan`] (or
 //! `CacheService::delete_pattern_by_scan`) walks the keyspace as before.
 
-mod memo;
-
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
@@ -53,8 +51,6 @@ use shared_types::{CacheKey, KeyPattern};
 
 use crate::error::CacheError;
 use crate::store::{Store, millis};
-
-pub(crate) use memo::IndexMemo;
 
 /// Keys of one tenant and the TTLs they are being written with.
 type Members<'a> = Vec<(&'a str, Duration)>;
@@ -113,14 +109,14 @@ static PEXPIRE: LazyLock<Script> = LazyLock::new(|| Script::from_lua(PEXPIRE_LUA
 
 /// How long the index holds a key written with `ttl`: half as long again,
 /// so that rewrites within that margin need no index update (see
-/// `memo.rs`). A member outliving its key costs a purge one `UNLINK` of a
+/// `index_memo.rs`). A member outliving its key costs a purge one `UNLINK` of a
 /// missing key.
 pub(crate) fn held(ttl: Duration) -> Duration {
     ttl + ttl / 2
 }
 
 /// Index updates sent for a batch of writes, to remember once the writes
-/// succeeded (see `memo.rs`).
+/// succeeded (see `index_memo.rs`).
 #[derive(Debug)]
 pub(crate) struct IndexReceipt<'k> {
     since: Instant,
