@@ -7,6 +7,7 @@
 //! - `up`: the whole stack without Docker (the README's run command).
 //! - `bench [--quick]`: the benchmark harness, in release (see BENCHMARKS.md).
 //! - `soak`: faults under load, every invariant checked (RELIABILITY.md).
+//! - `docs`: the paths and variables README.md and ARCHITECTURE.md name exist.
 
 // A command-line tool reports to its user on stdout/stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -14,6 +15,7 @@
 mod bench;
 mod ci;
 mod cmd;
+mod docs;
 mod example;
 mod redis;
 mod redis62;
@@ -39,7 +41,9 @@ commands:
                     propagation, stampede, http, outage, purge
   soak    faults under load (release build): Redis killed, paused, wiped
           while the cache and the services serve; prints the figures
-          --duration SECS   load time of each part (default 60; CI: 10)";
+          --duration SECS   load time of each part (default 60; CI: 10)
+  docs    every path README.md and ARCHITECTURE.md name exists, and the
+          variables README.md documents are the ones the code reads";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Some("up") => up::up(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
         Some("soak") => soak::soak(&args[1..]),
+        Some("docs") => docs::check(),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())
