@@ -9,6 +9,7 @@ pub(crate) fn ci() -> Result {
     ensure_node()?;
     run("cargo", &["fmt", "--all", "--check"])?;
     crate::docs::check()?;
+    crate::deps::check()?;
     run(
         "cargo",
         &[

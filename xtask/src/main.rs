@@ -7,6 +7,7 @@
 //! - `up`: the whole stack without Docker (the README's run command).
 //! - `bench [--quick]`: the benchmark harness, in release (see BENCHMARKS.md).
 //! - `soak`: faults under load, every invariant checked (RELIABILITY.md).
+//! - `deps`: no dependency is declared that nothing uses.
 //! - `docs`: the paths and variables README.md and ARCHITECTURE.md name exist.
 
 // A command-line tool reports to its user on stdout/stderr.
@@ -15,6 +16,7 @@
 mod bench;
 mod ci;
 mod cmd;
+mod deps;
 mod docs;
 mod example;
 mod redis;
@@ -42,6 +44,8 @@ commands:
   soak    faults under load (release build): Redis killed, paused, wiped
           while the cache and the services serve; prints the figures
           --duration SECS   load time of each part (default 60; CI: 10)
+  deps    no unused dependency (cargo machete, and [workspace.dependencies]
+          entries no member inherits)
   docs    every path README.md and ARCHITECTURE.md name exists, and the
           variables README.md documents are the ones the code reads";
 
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(&args[1..]),
         Some("soak") => soak::soak(&args[1..]),
         Some("docs") => docs::check(),
+        Some("deps") => deps::check(),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())

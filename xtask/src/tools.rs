@@ -52,3 +52,13 @@ pub(crate) fn ensure_cargo_deny() -> Result {
     println!("cargo-deny is missing: installing it");
     run("cargo", &["install", "--locked", "cargo-deny"])
 }
+
+/// `cargo machete` (unused dependencies): installed from crates.io where it
+/// is missing, as cargo-deny is.
+pub(crate) fn ensure_cargo_machete() -> Result {
+    if succeeds("cargo-machete", &["--version"]) {
+        return Ok(());
+    }
+    println!("cargo-machete is missing: installing it");
+    run("cargo", &["install", "--locked", "cargo-machete"])
+}

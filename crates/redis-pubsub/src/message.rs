@@ -1,8 +1,13 @@
 //! What a subscription delivers.
 
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
 use bytes::Bytes;
+use futures::{Stream, StreamExt};
 use tokio::sync::broadcast;
-use tokio::sync::broadcast::error::RecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 /// One message, as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,13 +40,14 @@ pub enum PubSubEvent {
     },
 }
 
-/// A stream of events for one channel or pattern. Dropping it stops
-/// delivery to it; [`crate::PubSub::unsubscribe`] ends the subscription for
-/// every holder.
+/// A stream of events for one channel or pattern: read it with
+/// [`Subscription::recv`], or as a [`futures::Stream`] (`next`, `filter_map`,
+/// `take_until`, ...). Dropping it stops delivery to it;
+/// [`crate::PubSub::unsubscribe`] ends the subscription for every holder.
 #[derive(Debug)]
 pub struct Subscription {
     name: String,
-    rx: broadcast::Receiver<PubSubEvent>,
+    events: BroadcastStream<PubSubEvent>,
     /// Joined a route that was already active: its `Subscribed` went out
     /// before this receiver existed, so this one yields its own first.
     joined_active: bool,
@@ -55,7 +61,7 @@ impl Subscription {
     ) -> Self {
         Self {
             name,
-            rx,
+            events: BroadcastStream::new(rx),
             joined_active,
         }
     }
@@ -69,13 +75,24 @@ impl Subscription {
     /// fell behind gets [`PubSubEvent::Lagged`] rather than an error: the
     /// messages are gone, the stream goes on.
     pub async fn recv(&mut self) -> Option<PubSubEvent> {
-        if std::mem::take(&mut self.joined_active) {
-            return Some(PubSubEvent::Subscribed);
+        self.next().await
+    }
+}
+
+/// The same events as [`Subscription::recv`], in the same order.
+impl Stream for Subscription {
+    type Item = PubSubEvent;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<PubSubEvent>> {
+        let this = self.get_mut();
+        if std::mem::take(&mut this.joined_active) {
+            return Poll::Ready(Some(PubSubEvent::Subscribed));
         }
-        match self.rx.recv().await {
-            Ok(event) => Some(event),
-            Err(RecvError::Lagged(missed)) => Some(PubSubEvent::Lagged { missed }),
-            Err(RecvError::Closed) => None,
-        }
+        Poll::Ready(
+            ready!(this.events.poll_next_unpin(cx)).map(|event| match event {
+                Ok(event) => event,
+                Err(BroadcastStreamRecvError::Lagged(missed)) => PubSubEvent::Lagged { missed },
+            }),
+        )
     }
 }

@@ -147,3 +147,48 @@ async fn errors() {
         PubSubError::Shutdown
     );
 }
+
+// A subscription is a `futures::Stream` with the events `recv` gives: a
+// second holder joining an active channel is told it is subscribed first,
+// stream combinators see every message in order, and the stream ends when
+// the channel is unsubscribed.
+#[tokio::test]
+async fn a_subscription_is_a_stream_of_the_same_events_that_ends_on_unsubscribe() {
+    use futures::StreamExt;
+
+    let redis = RedisServer::start().await;
+    let pubsub = pubsub_on(&redis).await;
+    let mut first = pubsub.subscribe("feed").await.unwrap();
+    until_subscribed(&mut first).await;
+    let second = pubsub.subscribe("feed").await.unwrap();
+    for n in 1..=3 {
+        assert_eq!(pubsub.publish("feed", &n).await.unwrap(), 1);
+    }
+    let mut events = Box::pin(second);
+    let joined = tokio::time::timeout(Duration::from_secs(5), events.next()).await;
+    assert_eq!(joined.unwrap(), Some(PubSubEvent::Subscribed));
+    let payloads: Vec<String> = tokio::time::timeout(
+        Duration::from_secs(5),
+        events
+            .as_mut()
+            .filter_map(|event| async move {
+                match event {
+                    PubSubEvent::Message(m) => Some(String::from_utf8(m.payload.to_vec()).unwrap()),
+                    _ => None,
+                }
+            })
+            .take(3)
+            .collect(),
+    )
+    .await
+    .expect("three messages in time");
+    assert_eq!(payloads, ["1", "2", "3"]);
+    pubsub.unsubscribe("feed").await.unwrap();
+    let rest: Vec<PubSubEvent> = tokio::time::timeout(Duration::from_secs(5), events.collect())
+        .await
+        .expect("the stream ends once unsubscribed");
+    assert!(
+        rest.iter().all(|e| !matches!(e, PubSubEvent::Message(_))),
+        "no message after the last one published: {rest:?}"
+    );
+}
