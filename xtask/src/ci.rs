@@ -1,7 +1,7 @@
 //! `cargo xtask ci` and `cargo xtask test`.
 
 use crate::cmd::{Result, run, succeeds};
-use crate::tools::{ensure_cargo_deny, ensure_node, ensure_redis_server};
+use crate::tools::{ensure_cargo_deny, ensure_node, ensure_prometheus, ensure_redis_server};
 
 /// Every check CI runs, in order; stops at the first failure.
 pub(crate) fn ci() -> Result {
@@ -10,6 +10,17 @@ pub(crate) fn ci() -> Result {
     run("cargo", &["fmt", "--all", "--check"])?;
     crate::docs::check()?;
     crate::deps::check()?;
+    ensure_prometheus()?;
+    // The shipped alerting rules: valid, and firing when their unit tests
+    // say (deploy/prometheus/alerts.test.yml).
+    run(
+        "promtool",
+        &["check", "rules", "deploy/prometheus/alerts.yml"],
+    )?;
+    run(
+        "promtool",
+        &["test", "rules", "deploy/prometheus/alerts.test.yml"],
+    )?;
     run(
         "cargo",
         &[
@@ -59,6 +70,7 @@ pub(crate) fn ci() -> Result {
 pub(crate) fn test(extra: &[String]) -> Result {
     ensure_redis_server()?;
     ensure_node()?;
+    ensure_prometheus()?;
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     if succeeds("cargo", &["nextest", "--version"]) {
         let mut args = vec!["nextest", "run", "--workspace", "--no-fail-fast"];

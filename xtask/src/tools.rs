@@ -62,3 +62,26 @@ pub(crate) fn ensure_cargo_machete() -> Result {
     println!("cargo-machete is missing: installing it");
     run("cargo", &["install", "--locked", "cargo-machete"])
 }
+
+/// Prometheus and promtool (Debian's `prometheus` package): the shipped
+/// alerting rules are checked and unit-tested with promtool, and a test
+/// has a real Prometheus scrape the services
+/// (`services/main-api/tests/it/prometheus.rs`).
+pub(crate) fn ensure_prometheus() -> Result {
+    if on_path("prometheus") && on_path("promtool") {
+        return Ok(());
+    }
+    if on_path("apt-get") {
+        println!("prometheus is missing: installing it with apt-get");
+        run(
+            "apt-get",
+            &["install", "-y", "--no-install-recommends", "prometheus"],
+        )?;
+        return Ok(());
+    }
+    Err(
+        "prometheus and promtool are not installed: the monitoring tests need them \
+         (apt-get install prometheus, brew install prometheus)"
+            .to_owned(),
+    )
+}

@@ -9,7 +9,7 @@ use redis_pubsub::{InvalidationEvent, InvalidationFeed};
 use tracing::{debug, info, warn};
 
 use crate::l1::L1;
-use crate::stats::{Counters, bump};
+use crate::stats::{Counters, add, bump, store, unix_ms};
 
 /// How often expired L1 entries are reclaimed.
 const SWEEP_PERIOD: Duration = Duration::from_secs(1);
@@ -57,6 +57,11 @@ pub(crate) async fn run(
                 if let Some(l1) = &l1 {
                     l1.invalidate(&scope);
                     bump(&counters.invalidations_applied);
+                    let now = unix_ms();
+                    store(&counters.last_applied_ms, now);
+                    if let Some(sent) = received.ts() {
+                        store(&counters.last_delay_ms, now.saturating_sub(sent));
+                    }
                 }
                 debug!(
                     cache.invalidation = received.invalidation.kind(),
@@ -84,6 +89,7 @@ pub(crate) async fn run(
                 warn!("invalidation feed disconnected; reading through to Redis until it is back");
             }
             InvalidationEvent::Lagged { missed } => {
+                add(&counters.invalidations_missed, missed);
                 if let Some(l1) = &l1 {
                     l1.flush();
                     bump(&counters.l1_flushes);

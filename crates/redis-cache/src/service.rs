@@ -179,6 +179,7 @@ impl CacheService {
         }
         if let Some(l1) = &self.inner.l1 {
             stats.add_l1(&l1.stats());
+            stats.invalidation_feed_live = l1.is_live();
         }
         stats
     }

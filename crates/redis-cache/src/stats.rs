@@ -20,6 +20,27 @@ pub(crate) struct Counters {
     pub(crate) invalidations_applied: AtomicU64,
     pub(crate) l1_flushes: AtomicU64,
     pub(crate) malformed_messages: AtomicU64,
+    /// Invalidations the feed lost by lagging (each time answered by a flush).
+    pub(crate) invalidations_missed: AtomicU64,
+    /// When the last remote invalidation was applied, in ms since the Unix
+    /// epoch (0: never).
+    pub(crate) last_applied_ms: AtomicU64,
+    /// How long the last remote invalidation of ours took from its publisher
+    /// to this L1, in ms (its payload's timestamp to now; clocks of one
+    /// fleet are assumed close).
+    pub(crate) last_delay_ms: AtomicU64,
+}
+
+/// Now, in milliseconds since the Unix epoch (0 for a clock before it).
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Sets a gauge kept in an atomic.
+pub(crate) fn store(gauge: &AtomicU64, value: u64) {
+    gauge.store(value, Ordering::Relaxed);
 }
 
 /// Adds `n` to a counter.
@@ -50,6 +71,9 @@ impl Counters {
             invalidations_applied: get(&self.invalidations_applied),
             l1_flushes: get(&self.l1_flushes),
             malformed_messages: get(&self.malformed_messages),
+            invalidations_missed: get(&self.invalidations_missed),
+            last_invalidation_applied_ms: get(&self.last_applied_ms),
+            last_invalidation_delay_ms: get(&self.last_delay_ms),
             ..CacheStats::default()
         }
     }
@@ -105,6 +129,19 @@ pub struct CacheStats {
     pub l1_invalidated: u64,
     /// Values not held in the L1 for being larger than its per-value bound.
     pub l1_too_large: u64,
+    /// Whether the invalidation feed is live now (a gauge): subscribed, so
+    /// that the L1 serves. `false` for a cache without an L1.
+    pub invalidation_feed_live: bool,
+    /// Invalidations lost because the feed lagged (each loss flushed the L1).
+    pub invalidations_missed: u64,
+    /// When the last invalidation from another instance or client was
+    /// applied, in milliseconds since the Unix epoch; 0 before the first.
+    pub last_invalidation_applied_ms: u64,
+    /// How long the last applied invalidation of another instance of ours
+    /// took from its publisher to this L1, in milliseconds (the payload's
+    /// timestamp to the moment it was applied; assumes the fleet's clocks
+    /// agree). Foreign payloads carry no trusted timestamp and leave it.
+    pub last_invalidation_delay_ms: u64,
 }
 
 impl CacheStats {

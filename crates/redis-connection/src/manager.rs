@@ -199,6 +199,14 @@ impl RedisConnectionManager {
         self.inner.supervisor.monitor.status()
     }
 
+    /// How many of the pool's connections are up now, out of how many it
+    /// keeps (the subscriber connection is not counted).
+    pub fn pool_connections(&self) -> (usize, usize) {
+        let clients = self.inner.pool.clients();
+        let connected = clients.iter().filter(|c| c.is_connected()).count();
+        (connected, clients.len())
+    }
+
     /// Whether at least one pooled connection is up.
     pub fn is_connected(&self) -> bool {
         self.status() == ConnectionStatus::Connected

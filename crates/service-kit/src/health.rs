@@ -51,6 +51,6 @@ async fn ready(State(platform): State<Platform>) -> Response {
 async fn metrics(State(platform): State<Platform>) -> Response {
     let body = platform
         .metrics
-        .render(&platform.cache.stats(), platform.manager.is_connected());
+        .render(&platform.cache.stats(), &platform.manager);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

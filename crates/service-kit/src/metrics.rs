@@ -11,11 +11,15 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use metrics::{counter, gauge, histogram, with_local_recorder};
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+    with_local_recorder,
+};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 use redis_cache::CacheStats;
+use redis_connection::RedisConnectionManager;
 
 /// Latency buckets in seconds: sub-millisecond L1 answers to slow outliers.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -55,10 +59,12 @@ impl Metrics {
             .expect("non-empty buckets")
             .build_recorder();
         let handle = recorder.handle();
-        Self {
+        let metrics = Self {
             recorder: Arc::new(recorder),
             handle,
-        }
+        };
+        metrics.record(describe);
+        metrics
     }
 
     /// Runs `f` with this service's recorder installed for the current thread.
@@ -67,8 +73,10 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with the cache statistics and the
-    /// Redis gauge brought up to date first.
-    pub fn render(&self, cache: &CacheStats, redis_up: bool) -> String {
+    /// Redis gauges brought up to date first.
+    pub fn render(&self, cache: &CacheStats, redis: &RedisConnectionManager) -> String {
+        let redis_up = redis.is_connected();
+        let (connected, configured) = redis.pool_connections();
         self.record(|| {
             let tiers = [("l1", cache.l1_hits), ("l2", cache.l2_hits)];
             for (tier, hits) in tiers {
@@ -102,11 +110,119 @@ impl Metrics {
             counter!("cache_l1_too_large_total").absolute(cache.l1_too_large);
             counter!("cache_malformed_messages_total").absolute(cache.malformed_messages);
             counter!("cache_foreign_payloads_total").absolute(cache.foreign_payloads);
-            gauge!("redis_up").set(if redis_up { 1.0 } else { 0.0 });
+            gauge!("cache_invalidation_feed_live").set(flag(cache.invalidation_feed_live));
+            counter!("cache_invalidations_missed_total").absolute(cache.invalidations_missed);
+            if cache.last_invalidation_applied_ms > 0 {
+                gauge!("cache_invalidation_last_applied_timestamp_seconds")
+                    .set(u64_gauge(cache.last_invalidation_applied_ms) / 1000.0);
+                gauge!("cache_invalidation_delay_seconds")
+                    .set(u64_gauge(cache.last_invalidation_delay_ms) / 1000.0);
+            }
+            gauge!("redis_up").set(flag(redis_up));
+            gauge!("redis_pool_connections", "state" => "connected")
+                .set(u64_gauge(connected as u64));
+            gauge!("redis_pool_connections", "state" => "configured")
+                .set(u64_gauge(configured as u64));
         });
         self.handle.run_upkeep();
         self.handle.render()
     }
+}
+
+/// What every metric means, as `# HELP` lines: a dashboard's reader (or
+/// an alert's author) should not need our source to know what a series is.
+fn describe() {
+    describe_counter!(
+        "http_requests_total",
+        "HTTP responses, by route template (or `unmatched`), method (or `other`) and status; every response, including shed, timed-out and refused ones"
+    );
+    describe_histogram!(
+        "http_request_duration_seconds",
+        Unit::Seconds,
+        "Time from a request's arrival to its response, by route, method and status"
+    );
+    describe_counter!(
+        "cache_hits_total",
+        "Reads answered from the cache, by tier: l1 (in-process) or l2 (Redis)"
+    );
+    describe_counter!(
+        "cache_misses_total",
+        "Reads that found nothing (including reads degraded to a miss)"
+    );
+    describe_counter!(
+        "cache_errors_total",
+        "Cache operations that failed because Redis was unavailable or refused"
+    );
+    describe_counter!(
+        "cache_decode_failures_total",
+        "Stored values that did not decode as the requested type (each deleted)"
+    );
+    describe_counter!("cache_loads_total", "Loader calls made by get_or_load");
+    describe_counter!(
+        "cache_coalesced_waits_total",
+        "get_or_load callers that waited for another caller's load instead of loading"
+    );
+    describe_counter!(
+        "cache_invalidations_total",
+        "Invalidations by direction: sent by this instance, received from others, applied to the L1"
+    );
+    describe_counter!(
+        "cache_l1_flushes_total",
+        "Whole-L1 flushes after the invalidation feed re-subscribed or lagged (a fleet-wide rise is a flush storm)"
+    );
+    describe_gauge!(
+        "cache_l1_bytes",
+        Unit::Bytes,
+        "Bytes the in-process L1 holds: keys, JSON and decoded copies"
+    );
+    describe_gauge!("cache_l1_entries", "Entries the in-process L1 holds");
+    describe_counter!(
+        "cache_l1_evictions_total",
+        "L1 entries removed, by cause: size (over the byte bound), tenant_share, ttl, invalidation"
+    );
+    describe_counter!(
+        "cache_l1_too_large_total",
+        "Values not held in the L1 for being larger than CACHE_L1_MAX_VALUE_BYTES"
+    );
+    describe_counter!(
+        "cache_malformed_messages_total",
+        "Messages on invalidation channels whose channel does not parse: ignored"
+    );
+    describe_counter!(
+        "cache_foreign_payloads_total",
+        "Invalidations applied whose payload was not ours (TypeScript services, redis-cli, garbage)"
+    );
+    describe_gauge!(
+        "cache_invalidation_feed_live",
+        "1 while the invalidation feed is subscribed and the L1 serves; 0 while reads go through to Redis"
+    );
+    describe_counter!(
+        "cache_invalidations_missed_total",
+        "Invalidations lost because the feed lagged behind (each loss flushed the L1)"
+    );
+    describe_gauge!(
+        "cache_invalidation_last_applied_timestamp_seconds",
+        Unit::Seconds,
+        "Unix time at which the last invalidation from elsewhere was applied (absent before the first)"
+    );
+    describe_gauge!(
+        "cache_invalidation_delay_seconds",
+        Unit::Seconds,
+        "Publish-to-apply delay of the last applied invalidation of another instance (absent before the first)"
+    );
+    describe_gauge!(
+        "redis_up",
+        "1 while at least one pooled Redis connection is up, else 0"
+    );
+    describe_gauge!(
+        "redis_pool_connections",
+        "Pooled Redis connections, by state: connected now, configured in all"
+    );
+}
+
+/// A boolean as a gauge value.
+fn flag(on: bool) -> f64 {
+    if on { 1.0 } else { 0.0 }
 }
 
 /// A count as a gauge value: exact below 2^53, which memory sizes and entry

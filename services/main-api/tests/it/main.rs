@@ -12,6 +12,7 @@ mod memory;
 mod observability;
 mod partition;
 mod procs;
+mod prometheus;
 mod server;
 
 use std::collections::HashMap;

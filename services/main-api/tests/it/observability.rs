@@ -108,7 +108,8 @@ async fn metric_labels_stay_bounded_under_made_up_methods_and_paths() {
 }
 
 // Responses the layers give before any handler (503 `overloaded`, 503
-// `timeout`, 400 `headers_too_large`) are counted like any other.
+// `timeout`, 400 `headers_too_large`) are counted like any other, and the
+// latency histogram counts the same responses as the counter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shed_timed_out_and_refused_requests_are_counted() {
     let redis = RedisServer::builder().password(PASSWORD).start().await;
@@ -186,6 +187,37 @@ async fn shed_timed_out_and_refused_requests_are_counted() {
             "{what} was not counted:\n{text}"
         );
     }
+    // The latency histogram counts exactly the responses the counter does,
+    // label set by label set, and every metric says what it is.
+    let counted = series(&text, "http_requests_total");
+    let timed = series(&text, "http_request_duration_seconds_count");
+    assert!(counted.len() >= 3, "{text}");
+    assert_eq!(counted, timed, "counter and histogram disagree:\n{text}");
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split_whitespace().nth(2).unwrap();
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "{name} has no HELP text"
+        );
+    }
+}
+
+/// The samples of `name`, by label set.
+fn series(
+    metrics: &str,
+    name: &str,
+) -> std::collections::BTreeMap<std::collections::BTreeSet<String>, String> {
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix('{'))
+        .filter_map(|rest| {
+            let (labels, value) = rest.rsplit_once("} ")?;
+            let labels = labels
+                .split("\",")
+                .map(|l| l.trim_end_matches('"').to_owned());
+            Some((labels.collect(), value.to_owned()))
+        })
+        .collect()
 }
 
 // Redis refusing writes (out of memory under `maxmemory` with
