@@ -7,13 +7,13 @@ use redis_connection::{ConnectionError, RedisConfig, RedisConnectionManager};
 use secrecy::SecretString;
 use test_support::RedisServer;
 
-use crate::config_for;
+use test_support::fixtures::redis_config;
 
 /// A password shaped like an Azure access key.
 const AZURE_LIKE: &str = "q8/Zx+Lm3Wp=Tr0/Key+AbC=";
 
 fn with_credentials(server: &RedisServer, user: Option<&str>, password: &str) -> RedisConfig {
-    let mut config = config_for(server);
+    let mut config = redis_config(server);
     config.username = user.map(str::to_owned);
     config.password = Some(SecretString::from(password));
     config
