@@ -8,6 +8,7 @@ pub(crate) fn ci() -> Result {
     ensure_redis_server()?;
     ensure_node()?;
     run("cargo", &["fmt", "--all", "--check"])?;
+    crate::test_names::check()?;
     run(
         "cargo",
         &[

@@ -18,6 +18,7 @@ mod example;
 mod redis;
 mod redis62;
 mod soak;
+mod test_names;
 mod tools;
 mod up;
 

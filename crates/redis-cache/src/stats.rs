@@ -152,7 +152,7 @@ mod tests {
 
     // The hit rate counts both tiers and is 0 before any read.
     #[test]
-    fn hit_rate() {
+    fn hit_rate_counts_both_tiers_and_is_zero_before_reads() {
         assert_eq!(CacheStats::default().hit_rate(), 0.0);
         let s = CacheStats {
             l1_hits: 2,

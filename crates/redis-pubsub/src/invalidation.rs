@@ -260,7 +260,7 @@ mod tests {
     // TypeScript services' tenantId, type, id and timestamp, flat: the
     // wire contract of README, exactly.
     #[test]
-    fn payload_shape() {
+    fn invalidation_payload_is_the_readme_wire_contract_exactly() {
         let m = InvalidationMessage {
             invalidation: shard("t1", "s1"),
             origin: "abc".into(),

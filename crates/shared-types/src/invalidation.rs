@@ -399,7 +399,7 @@ mod tests {
 
     // The channel formats the platform agreed on, exactly.
     #[test]
-    fn exact_channels() {
+    fn channel_names_are_the_agreed_formats_exactly() {
         let tenant = t("t1");
         assert_eq!(
             Invalidation::Shard {
@@ -577,7 +577,7 @@ mod tests {
 
     // The JSON payload is small and tagged by kind.
     #[test]
-    fn json_shape() {
+    fn invalidation_json_is_small_and_tagged_by_kind() {
         let inv = Invalidation::AclEntry {
             tenant_id: t("t1"),
             user_id: "u1".parse().unwrap(),

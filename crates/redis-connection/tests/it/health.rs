@@ -9,7 +9,7 @@ use test_support::fixtures::redis_config;
 
 // A responsive server is healthy, with a measured sub-threshold latency.
 #[tokio::test]
-async fn healthy() {
+async fn responsive_server_is_healthy_with_a_measured_latency() {
     let redis = RedisServer::start().await;
     let manager = RedisConnectionManager::connect(redis_config(&redis))
         .await
