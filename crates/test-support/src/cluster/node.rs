@@ -20,18 +20,18 @@ pub enum NodeRole {
 pub enum NodeState {
     /// Running and answering.
     Running,
-    /// Frozen by [`RedisCluster::pause_node`] (SIGSTOP).
+    /// Frozen by [`RedisCluster::pause_node`](super::RedisCluster::pause_node) (SIGSTOP).
     Paused,
-    /// Killed by [`RedisCluster::stop_node`].
+    /// Killed by [`RedisCluster::stop_node`](super::RedisCluster::stop_node).
     Stopped,
 }
 
-/// One node of a [`RedisCluster`], as of the call that returned it.
+/// One node of a [`RedisCluster`](super::RedisCluster), as of the call that returned it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterNode {
     /// The node's client port on 127.0.0.1 (its bus port is `port + 10000`).
     pub port: u16,
-    /// The node's cluster ID; it survives [`RedisCluster::restart_node`].
+    /// The node's cluster ID; it survives [`RedisCluster::restart_node`](super::RedisCluster::restart_node).
     pub id: String,
     /// Its role. A running node reports its own; a paused or stopped one is
     /// described by a running peer.
