@@ -119,11 +119,25 @@ impl CacheStats {
     }
 
     /// Reads that found a value, in either tier.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stats = redis_cache::CacheStats::default();
+    /// assert_eq!(stats.hits(), 0);
+    /// ```
     pub fn hits(&self) -> u64 {
         self.l1_hits + self.l2_hits
     }
 
     /// Hits over all reads, from 0.0 to 1.0 (0.0 before any read).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // No read yet: 0, not NaN.
+    /// assert_eq!(redis_cache::CacheStats::default().hit_rate(), 0.0);
+    /// ```
     pub fn hit_rate(&self) -> f64 {
         let reads = self.hits() + self.misses;
         if reads == 0 {
