@@ -1,6 +1,6 @@
 //! `cargo xtask ci` and `cargo xtask test`.
 
-use crate::cmd::{Result, run, succeeds};
+use crate::cmd::{Result, run, run_with_env, succeeds};
 use crate::tools::{ensure_cargo_deny, ensure_node, ensure_prometheus, ensure_redis_server};
 
 /// Every check CI runs, in order; stops at the first failure.
@@ -21,6 +21,7 @@ pub(crate) fn ci() -> Result {
         "promtool",
         &["test", "rules", "deploy/prometheus/alerts.test.yml"],
     )?;
+    crate::test_names::check()?;
     run(
         "cargo",
         &[
@@ -31,6 +32,13 @@ pub(crate) fn ci() -> Result {
             "-D",
             "warnings",
         ],
+    )?;
+    // Broken intra-doc links and other rustdoc warnings fail CI, as
+    // missing docs do (the `missing_docs` workspace lint, under clippy's -D).
+    run_with_env(
+        "cargo",
+        &["doc", "--no-deps", "--workspace"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
     // The Docker fallback of test-support is off by default; keep it compiling.
     run(

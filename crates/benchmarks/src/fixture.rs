@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use redis_cache::{CacheConfig, CacheService, L1Config};
+use redis_cache::{CacheConfig, CacheService};
 use redis_connection::{RedisConfig, RedisConnectionManager};
-use redis_pubsub::PubSub;
 use serde::{Deserialize, Serialize};
 use shared_types::{CacheKey, ShardId, TenantId};
-use test_support::RedisServer;
+use test_support::{RedisServer, fixtures};
 
 /// Size of every benchmark value, as JSON.
 pub(crate) const VALUE_BYTES: usize = 512;
@@ -95,32 +94,14 @@ pub(crate) async fn connect_with(
 
 /// A Redis-only cache (`CacheService::new`).
 pub(crate) fn redis_only(manager: RedisConnectionManager) -> CacheService {
-    CacheService::new(
-        manager,
-        CacheConfig {
-            l1: None,
-            ..CacheConfig::default()
-        },
-    )
+    CacheService::new(manager, fixtures::redis_only_config())
 }
 
 /// A two-tier cache instance with its own connections and subscriber, as
-/// one service process has; returns once its L1 is live.
-pub(crate) async fn two_tier(server: &RedisServer) -> Result<CacheService, String> {
-    let manager = connect(server).await?;
-    let pubsub = PubSub::new(manager.clone()).map_err(|e| format!("pub/sub: {e}"))?;
-    let config = CacheConfig {
-        l1: Some(L1Config::default()),
-        ..CacheConfig::default()
-    };
-    let cache = CacheService::two_tier(manager, config, pubsub)
-        .await
-        .map_err(|e| format!("two-tier cache: {e}"))?;
-    wait_until("the L1 to go live", Duration::from_secs(10), || {
-        cache.l1_live()
-    })
-    .await?;
-    Ok(cache)
+/// one service process has, with a service's default settings (an L1 of
+/// `CacheConfig::default()`); returns once its L1 is live.
+pub(crate) async fn two_tier(server: &RedisServer) -> CacheService {
+    fixtures::two_tier(redis_config(server), CacheConfig::default()).await
 }
 
 /// Polls `check` every millisecond until it holds, or fails naming `what`.

@@ -42,7 +42,7 @@ const BATCH: u64 = 1_024;
 
 pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
     let server = RedisServer::start().await;
-    let cache = two_tier(&server).await?;
+    let cache = two_tier(&server).await;
     let l2 = redis_only(cache.manager().clone());
     let key = shard_key("bench", 1);
     let doc = Doc::new(1);

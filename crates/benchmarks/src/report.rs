@@ -290,7 +290,7 @@ mod tests {
 
     // Figures render in the unit a reader expects.
     #[test]
-    fn rendering() {
+    fn figures_render_with_thousands_separators_and_time_units() {
         assert_eq!(thousands(1_234_567.8), "1,234,568");
         assert_eq!(thousands(999.0), "999");
         assert_eq!(thousands(1.0), "1");
@@ -318,7 +318,7 @@ mod tests {
 
     // The table escapes cell separators and marks misses loudly.
     #[test]
-    fn table() {
+    fn markdown_table_escapes_separators_and_flags_missed_targets() {
         let rows = [Row::new("a.b", "a | b", Figure::count(1))
             .baseline(Figure::count(2), 0.5)
             .target(">= 1x", Status::NotMet)];

@@ -26,7 +26,7 @@ const ANSWER_TARGET: Duration = Duration::from_millis(100);
 
 pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
     let server = RedisServer::start().await;
-    let cache = two_tier(&server).await?;
+    let cache = two_tier(&server).await;
     let rounds = mode.pick(20, 2);
     let mut calls_per_round = Vec::new();
     let mut latencies = Latencies::default();

@@ -62,7 +62,7 @@ mod tests {
 
     // Oversize values are refused with both sizes; the limit itself is allowed.
     #[test]
-    fn size_limit() {
+    fn oversize_values_are_refused_and_the_limit_itself_is_allowed() {
         let value = "x".repeat(8); // encodes to 10 bytes with quotes
         assert_eq!(encode(&value, 10).unwrap().len(), 10);
         assert_eq!(

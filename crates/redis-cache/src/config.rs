@@ -131,6 +131,12 @@ impl CacheConfig {
     ///
     /// # Errors
     /// [`CacheError::Config`] naming the first variable with a bad value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = redis_cache::CacheConfig::from_env().expect("valid CACHE_* variables");
+    /// ```
     pub fn from_env() -> Result<Self, CacheError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -139,6 +145,23 @@ impl CacheConfig {
     ///
     /// # Errors
     /// [`CacheError::Config`] naming the first variable with a bad value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use redis_cache::{CacheConfig, ReadMode};
+    ///
+    /// let strict = CacheConfig::from_lookup(|name| {
+    ///     (name == "CACHE_STRICT_READS").then(|| "true".to_owned())
+    /// })
+    /// .unwrap();
+    /// assert_eq!(strict.read_mode, ReadMode::Strict);
+    /// // A bad value is an error naming the variable, not a default.
+    /// let bad = CacheConfig::from_lookup(|name| {
+    ///     (name == "CACHE_L1_MAX_ENTRIES").then(|| "many".to_owned())
+    /// });
+    /// assert!(bad.unwrap_err().to_string().contains("CACHE_L1_MAX_ENTRIES"));
+    /// ```
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, CacheError> {
         let get = |name: &str| lookup(name).filter(|v| !v.is_empty());
         let mut config = Self::default();

@@ -67,6 +67,23 @@ impl CacheService {
     /// # Errors
     /// [`CacheError::Unavailable`], or [`CacheError::Rejected`] when the key
     /// holds something other than an integer.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// use shared_types::CounterName;
+    ///
+    /// let logins = CacheKey::counter(&tenant, &CounterName::new("logins").unwrap());
+    /// let total = cache.increment(&logins, 1).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[instrument(level = "debug", name = "cache.increment", skip_all, fields(cache.family = key.family().name()))]
     pub async fn increment(&self, key: &CacheKey, by: i64) -> Result<i64, CacheError> {
         self.counted(self.inner.store.incr_by(key.as_str(), by).await)
@@ -76,6 +93,23 @@ impl CacheService {
     ///
     /// # Errors
     /// As [`increment`](Self::increment).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// use shared_types::CounterName;
+    ///
+    /// let seats = CacheKey::counter(&tenant, &CounterName::new("free-seats").unwrap());
+    /// let left = cache.decrement(&seats, 1).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn decrement(&self, key: &CacheKey, by: i64) -> Result<i64, CacheError> {
         let by = by
             .checked_neg()
@@ -91,6 +125,25 @@ impl CacheService {
     ///
     /// # Errors
     /// [`CacheError::Unavailable`] or [`CacheError::Rejected`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// use shared_types::{CounterName, UserId};
+    ///
+    /// let login = CounterName::new("login").unwrap();
+    /// let window_key = CacheKey::rate_limit(&tenant, &UserId::new("alice").unwrap(), &login);
+    /// let window = cache.increment_window(&window_key, Duration::from_secs(60)).await?;
+    /// let refused = window.count > 5; // and retry after `window.resets_in`
+    /// # Ok(())
+    /// # }
+    /// ```
     #[instrument(level = "debug", name = "cache.rate_window", skip_all, fields(cache.family = key.family().name()))]
     pub async fn increment_window(
         &self,

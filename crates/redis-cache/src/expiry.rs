@@ -15,6 +15,20 @@ pub enum Expiry {
 
 impl Expiry {
     /// The TTL to write now, at least 1 ms.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use redis_cache::Expiry;
+    /// use shared_types::TtlPolicy;
+    ///
+    /// assert_eq!(Expiry::After(Duration::from_secs(60)).resolve(), Duration::from_secs(60));
+    /// assert_eq!(Expiry::After(Duration::ZERO).resolve(), Duration::from_millis(1));
+    /// // A policy draws a jittered TTL on every call.
+    /// assert!(Expiry::from(TtlPolicy::shard_structured()).resolve() > Duration::ZERO);
+    /// ```
     pub fn resolve(&self) -> Duration {
         let ttl = match self {
             Expiry::Policy(policy) => policy.ttl_for_write(),

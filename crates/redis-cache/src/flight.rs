@@ -118,7 +118,7 @@ mod tests {
 
     // A leader dropped without finishing releases its followers with None.
     #[tokio::test]
-    async fn abandoned_flight() {
+    async fn an_abandoned_leader_releases_its_followers_with_none() {
         let flights = SingleFlight::default();
         let Role::Leader(leader) = flights.join::<u32>("k") else {
             panic!()

@@ -64,6 +64,26 @@ impl CacheService {
     /// # Errors
     /// [`LoadError::Loader`] with the loader's error; [`LoadError::Cache`]
     /// only in [`ReadMode::Strict`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// let name: String = cache
+    ///     .get_or_load(&key, Duration::from_secs(900), || async {
+    ///         // Runs on a miss only, once per key however many callers wait.
+    ///         Ok::<_, std::io::Error>("from the database".to_owned())
+    ///     })
+    ///     .await
+    ///     .expect("this loader never fails");
+    /// # Ok(())
+    /// # }
+    /// ```
     #[instrument(level = "debug", name = "cache.get_or_load", skip_all, fields(cache.family = key.family().name()))]
     pub async fn get_or_load<T, E, F, Fut>(
         &self,

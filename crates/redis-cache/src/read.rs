@@ -42,6 +42,20 @@ impl CacheService {
     ///
     /// # Errors
     /// Only in [`ReadMode::Strict`]: the Redis error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// let name: Option<String> = cache.get(&key).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get<T: CacheValue>(&self, key: &CacheKey) -> Result<Option<T>, CacheError> {
         // L1 hits are answered before the instrumented Redis path: that
         // path's future holds fred's command futures (several KB), and the
@@ -60,6 +74,24 @@ impl CacheService {
     ///
     /// # Errors
     /// As [`get`](Self::get).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// use redis_cache::Tier;
+    ///
+    /// if let Some((name, tier)) = cache.get_with_tier::<String>(&key).await? {
+    ///     let from_memory = tier == Tier::L1;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_with_tier<T: CacheValue>(
         &self,
         key: &CacheKey,
@@ -105,6 +137,22 @@ impl CacheService {
     ///
     /// # Errors
     /// Only in [`ReadMode::Strict`]: the Redis error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// let other = CacheKey::shard_structured(&tenant, &ShardId::new("s2").unwrap());
+    /// let names: Vec<Option<String>> = cache.mget(&[key, other]).await?;
+    /// assert_eq!(names.len(), 2); // in the keys' order, `None` for a miss
+    /// # Ok(())
+    /// # }
+    /// ```
     #[instrument(level = "debug", name = "cache.mget", skip_all, fields(cache.keys = keys.len()))]
     pub async fn mget<T: CacheValue>(
         &self,

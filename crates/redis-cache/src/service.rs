@@ -66,6 +66,19 @@ impl Drop for Inner {
 impl CacheService {
     /// A Redis-only cache over `manager`'s pool (`config.l1` is not used:
     /// an L1 needs the invalidation feed of [`two_tier`](Self::two_tier)).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use redis_cache::{CacheConfig, CacheService};
+    /// use redis_connection::{RedisConfig, RedisConnectionManager};
+    ///
+    /// let manager = RedisConnectionManager::connect(RedisConfig::from_env()?).await?;
+    /// let cache = CacheService::new(manager, CacheConfig::from_env()?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(manager: RedisConnectionManager, config: CacheConfig) -> Self {
         Self::build(
             manager,
@@ -87,6 +100,21 @@ impl CacheService {
     ///
     /// # Errors
     /// [`CacheError::Unavailable`] if the pub/sub service was shut down.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use redis_cache::{CacheConfig, CacheService};
+    /// use redis_connection::{RedisConfig, RedisConnectionManager};
+    /// use redis_pubsub::PubSub;
+    ///
+    /// let manager = RedisConnectionManager::connect(RedisConfig::from_env()?).await?;
+    /// let pubsub = PubSub::new(manager.clone())?;
+    /// let cache = CacheService::two_tier(manager, CacheConfig::from_env()?, pubsub).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn two_tier(
         manager: RedisConnectionManager,
         config: CacheConfig,
@@ -138,38 +166,141 @@ impl CacheService {
     }
 
     /// The connection manager underneath.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// let health = cache.manager().health_check().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn manager(&self) -> &RedisConnectionManager {
         self.inner.store.manager()
     }
 
     /// The pub/sub service of a two-tier cache.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// if let Some(pubsub) = cache.pubsub() {
+    ///     let subscribed = pubsub.subscriptions();
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn pubsub(&self) -> Option<&PubSub> {
         self.inner.bus.as_ref()
     }
 
     /// The configuration.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// let largest_value = cache.config().max_value_bytes;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn config(&self) -> &CacheConfig {
         &self.inner.config
     }
 
     /// Whether this instance's L1 is trusted now: it exists and its
     /// invalidation feed is subscribed.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// // False until the invalidation feed is subscribed, and after it drops:
+    /// // reads then go to Redis.
+    /// let trusted = cache.l1_live();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn l1_live(&self) -> bool {
         self.inner.l1.as_ref().is_some_and(|l1| l1.is_live())
     }
 
     /// Entries in the L1 (0 without one).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// let entries = cache.l1_len();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn l1_len(&self) -> u64 {
         self.inner.l1.as_ref().map_or(0, |l1| l1.len())
     }
 
     /// Bytes the L1 holds now (0 without one): keys, JSON and decoded
     /// copies, as the L1's byte bound counts them.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// let bytes = cache.l1_bytes();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn l1_bytes(&self) -> u64 {
         self.inner.l1.as_ref().map_or(0, |l1| l1.stats().bytes)
     }
 
     /// This instance's counters, and what its L1 holds.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// let stats = cache.stats();
+    /// let hit_rate = stats.hit_rate();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stats(&self) -> CacheStats {
         let mut stats = self.inner.counters.snapshot();
         if let Some(bus) = &self.inner.bus {
@@ -188,6 +319,21 @@ impl CacheService {
     ///
     /// # Errors
     /// [`CacheError::Unavailable`] when Redis cannot answer.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// let server = cache.server_stats().await?;
+    /// let (keys, memory) = (server.keys, server.used_memory_bytes);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn server_stats(&self) -> Result<ServerStats, CacheError> {
         let (keys, used_memory_bytes) = self.counted(self.inner.store.server_stats().await)?;
         Ok(ServerStats {

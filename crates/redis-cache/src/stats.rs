@@ -156,11 +156,25 @@ impl CacheStats {
     }
 
     /// Reads that found a value, in either tier.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stats = redis_cache::CacheStats::default();
+    /// assert_eq!(stats.hits(), 0);
+    /// ```
     pub fn hits(&self) -> u64 {
         self.l1_hits + self.l2_hits
     }
 
     /// Hits over all reads, from 0.0 to 1.0 (0.0 before any read).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // No read yet: 0, not NaN.
+    /// assert_eq!(redis_cache::CacheStats::default().hit_rate(), 0.0);
+    /// ```
     pub fn hit_rate(&self) -> f64 {
         let reads = self.hits() + self.misses;
         if reads == 0 {
@@ -189,7 +203,7 @@ mod tests {
 
     // The hit rate counts both tiers and is 0 before any read.
     #[test]
-    fn hit_rate() {
+    fn hit_rate_counts_both_tiers_and_is_zero_before_reads() {
         assert_eq!(CacheStats::default().hit_rate(), 0.0);
         let s = CacheStats {
             l1_hits: 2,

@@ -48,6 +48,24 @@ impl CacheService {
     /// instances may then serve their old copy for up to their L1 TTL cap).
     /// After an error this instance's L1 holds neither the old value nor the
     /// new one.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// use shared_types::TtlPolicy;
+    ///
+    /// cache.set(&key, &"Shard 1", Duration::from_secs(900)).await?;
+    /// // Or the family's policy, jittered per write.
+    /// cache.set(&key, &"Shard 1", TtlPolicy::shard_structured()).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[instrument(level = "debug", name = "cache.set", skip_all, fields(cache.family = key.family().name()))]
     pub async fn set<T: Serialize + ?Sized>(
         &self,
@@ -86,6 +104,24 @@ impl CacheService {
     ///
     /// # Errors
     /// As [`set`](Self::set).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// use redis_cache::Expiry;
+    ///
+    /// let other = CacheKey::shard_structured(&tenant, &ShardId::new("s2").unwrap());
+    /// let ttl = Expiry::After(Duration::from_secs(900));
+    /// cache.mset(&[(key, "Shard 1", ttl), (other, "Shard 2", ttl)]).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[instrument(level = "debug", name = "cache.mset", skip_all, fields(cache.keys = entries.len()))]
     pub async fn mset<T: Serialize>(
         &self,
@@ -175,6 +211,20 @@ impl CacheService {
     /// # Errors
     /// [`CacheError::Unavailable`] when Redis cannot take the delete or the
     /// invalidation cannot be published.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// let existed = cache.delete(&key).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[instrument(level = "debug", name = "cache.delete", skip_all, fields(cache.family = key.family().name()))]
     pub async fn delete(&self, key: &CacheKey) -> Result<bool, CacheError> {
         let deleted = self.delete_key(key, self.announcement_for(key)).await?;
@@ -217,6 +267,23 @@ impl CacheService {
     /// [`CacheError::Unavailable`] when Redis cannot take the delete or the
     /// invalidation cannot be published (keys deleted before a failure stay
     /// deleted).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// use shared_types::Invalidation;
+    ///
+    /// let stale = Invalidation::ShardAll { tenant_id: tenant.clone() };
+    /// let deleted = cache.invalidate(&stale).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[instrument(level = "debug", name = "cache.invalidate", skip_all, fields(cache.invalidation = invalidation.kind()))]
     pub async fn invalidate(&self, invalidation: &Invalidation) -> Result<u64, CacheError> {
         let announcement = self.inner.bus.as_ref().map(|_| invalidation.clone());
@@ -274,6 +341,22 @@ impl CacheService {
     ///
     /// # Errors
     /// As [`invalidate`](Self::invalidate).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// use shared_types::KeyPattern;
+    ///
+    /// let deleted = cache.delete_pattern(&KeyPattern::tenant_acl(&tenant)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn delete_pattern(&self, pattern: &KeyPattern) -> Result<u64, CacheError> {
         self.invalidate(&Invalidation::for_pattern(pattern)).await
     }
@@ -285,6 +368,22 @@ impl CacheService {
     ///
     /// # Errors
     /// As [`invalidate`](Self::invalidate).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// use shared_types::KeyPattern;
+    ///
+    /// let deleted = cache.delete_pattern_by_scan(&KeyPattern::tenant_acl(&tenant)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn delete_pattern_by_scan(&self, pattern: &KeyPattern) -> Result<u64, CacheError> {
         let announcement = self
             .inner
@@ -301,6 +400,20 @@ impl CacheService {
     ///
     /// # Errors
     /// As [`invalidate`](Self::invalidate).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// let deleted = cache.flush_tenant(&tenant).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn flush_tenant(&self, tenant: &TenantId) -> Result<u64, CacheError> {
         self.invalidate(&Invalidation::Tenant {
             tenant_id: tenant.clone(),
@@ -312,6 +425,20 @@ impl CacheService {
     ///
     /// # Errors
     /// [`CacheError::Unavailable`] when Redis cannot answer.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// let present = cache.exists(&key).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn exists(&self, key: &CacheKey) -> Result<bool, CacheError> {
         self.counted(self.inner.store.exists(key.as_str()).await)
     }
@@ -321,6 +448,20 @@ impl CacheService {
     ///
     /// # Errors
     /// [`CacheError::Unavailable`] when Redis cannot answer.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// let extended = cache.expire(&key, Duration::from_secs(600)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn expire(&self, key: &CacheKey, ttl: Duration) -> Result<bool, CacheError> {
         let store = &self.inner.store;
         let change = self.l1_for(key).map(|l1| l1.begin(key));
@@ -344,6 +485,24 @@ impl CacheService {
     ///
     /// # Errors
     /// [`CacheError::Unavailable`] when Redis cannot answer.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheError, CacheService};
+    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// use redis_cache::KeyTtl;
+    ///
+    /// if let KeyTtl::ExpiresIn(left) = cache.ttl(&key).await? {
+    ///     assert!(left <= Duration::from_secs(1800));
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn ttl(&self, key: &CacheKey) -> Result<KeyTtl, CacheError> {
         self.counted(self.inner.store.pttl(key.as_str()).await)
             .map(KeyTtl::from_pttl)

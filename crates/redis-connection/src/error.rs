@@ -176,7 +176,7 @@ mod tests {
 
     // Server replies are sorted into "not now" and "no".
     #[test]
-    fn classification() {
+    fn server_errors_are_sorted_into_unavailable_and_rejected() {
         let timeout = Duration::from_millis(5);
         let err = |kind, msg: &'static str| {
             ConnectionError::from_fred(&FredError::new(kind, msg), timeout)

@@ -134,7 +134,7 @@ mod tests {
 
     // The JSON has exactly the four documented fields, latency as float milliseconds.
     #[test]
-    fn json_shape() {
+    fn health_json_has_the_four_documented_fields() {
         let report = assess(&[Ok(Duration::from_micros(1500))], "x", 0, true, T);
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(
@@ -145,7 +145,7 @@ mod tests {
 
     // Each condition maps to its verdict.
     #[test]
-    fn verdicts() {
+    fn each_probe_outcome_maps_to_its_health_verdict() {
         let down = || Err(ConnectionError::Timeout(T));
         let fast = || Ok(Duration::from_millis(1));
         assert_eq!(

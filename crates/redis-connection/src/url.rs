@@ -140,7 +140,7 @@ mod tests {
 
     // Each scheme maps to its topology and TLS setting.
     #[test]
-    fn schemes() {
+    fn each_url_scheme_maps_to_its_topology_and_tls() {
         let c = parse("redis://localhost:7000/3").unwrap();
         assert_eq!(
             c.topology,
@@ -212,7 +212,7 @@ mod tests {
 
     // Bad URLs are refused without echoing the URL (it may hold a password).
     #[test]
-    fn bad_urls() {
+    fn bad_urls_are_refused_without_echoing_the_password() {
         for bad in [
             "localhost:6379",
             "http://host",

@@ -25,6 +25,19 @@ pub enum PubSubError {
 
 impl PubSubError {
     /// Whether Redis was unavailable.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// if let Err(error) = pubsub.publish("events", &1).await {
+    ///     // Redis being down is worth a retry; a bad name is not.
+    ///     let retry = error.is_unavailable();
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_unavailable(&self) -> bool {
         matches!(self, PubSubError::Unavailable(_))
     }

@@ -81,11 +81,33 @@ pub struct InvalidationPublisher {
 
 impl InvalidationPublisher {
     /// The origin carried by every message this publisher sends.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// let publisher = pubsub.publisher();
+    /// assert_ne!(publisher.origin(), pubsub.instance_id());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn origin(&self) -> &str {
         &self.origin
     }
 
     /// The pub/sub service it publishes through.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// let publisher = pubsub.publisher();
+    /// let stats = publisher.pubsub().stats();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn pubsub(&self) -> &PubSub {
         &self.pubsub
     }
@@ -96,6 +118,20 @@ impl InvalidationPublisher {
     ///
     /// # Errors
     /// [`PubSubError::Unavailable`] when Redis cannot take it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// use shared_types::{Invalidation, TenantId};
+    ///
+    /// let publisher = pubsub.publisher();
+    /// let tenant = Invalidation::Tenant { tenant_id: TenantId::new("acme").unwrap() };
+    /// let receivers = publisher.invalidate(&tenant).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn invalidate(&self, invalidation: &Invalidation) -> Result<u64, PubSubError> {
         let (channel, payload) = message(&self.origin, invalidation)?;
         self.pubsub.publish_bytes(&channel, payload).await
@@ -107,6 +143,22 @@ impl InvalidationPublisher {
     ///
     /// # Errors
     /// As [`invalidate`](Self::invalidate).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_connection::RedisConnectionManager;
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub, manager: RedisConnectionManager) -> Result<(), PubSubError> {
+    /// use shared_types::{Invalidation, TenantId};
+    ///
+    /// let publisher = pubsub.publisher();
+    /// let tenant = Invalidation::Tenant { tenant_id: TenantId::new("acme").unwrap() };
+    /// // Goes out on the pool's connection, after what was sent on it before.
+    /// let receivers = publisher.invalidate_on(manager.client(), &tenant).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn invalidate_on(
         &self,
         client: &Client,
@@ -126,6 +178,19 @@ impl PubSub {
     ///
     /// # Errors
     /// [`PubSubError::Unavailable`] when Redis cannot take it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// use shared_types::{Invalidation, TenantId};
+    ///
+    /// let tenant = Invalidation::Tenant { tenant_id: TenantId::new("acme").unwrap() };
+    /// let receivers = pubsub.invalidate(&tenant).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn invalidate(&self, invalidation: &Invalidation) -> Result<u64, PubSubError> {
         let (channel, payload) = message(self.instance_id(), invalidation)?;
         self.publish_bytes(&channel, payload).await
@@ -133,6 +198,18 @@ impl PubSub {
 
     /// A publisher of invalidations with an origin of its own (random, like
     /// [`PubSub::instance_id`], and different from it).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// let publisher = pubsub.publisher();
+    /// let same_origin = publisher.clone();
+    /// assert_eq!(publisher.origin(), same_origin.origin());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn publisher(&self) -> InvalidationPublisher {
         InvalidationPublisher {
             pubsub: self.clone(),
@@ -144,6 +221,23 @@ impl PubSub {
     ///
     /// # Errors
     /// As [`PubSub::psubscribe`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// use redis_pubsub::InvalidationEvent;
+    ///
+    /// let mut feed = pubsub.invalidations().await?;
+    /// while let Some(event) = feed.recv().await {
+    ///     if let InvalidationEvent::Received(received) = event {
+    ///         let stale = received.invalidation;
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn invalidations(&self) -> Result<InvalidationFeed, PubSubError> {
         let subscription = self.psubscribe(ALL_INVALIDATIONS_PATTERN).await?;
         Ok(InvalidationFeed {
@@ -158,6 +252,28 @@ impl PubSub {
 impl InvalidationFeed {
     /// The next event, skipping (and counting) messages on channels that
     /// name no invalidation; `None` once unsubscribed or shut down.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// use redis_pubsub::InvalidationEvent;
+    ///
+    /// let mut feed = pubsub.invalidations().await?;
+    /// while let Some(event) = feed.recv().await {
+    ///     match event {
+    ///         InvalidationEvent::Received(received) if !received.is_from(pubsub.instance_id()) => {
+    ///             let stale = received.invalidation;
+    ///         }
+    ///         // Invalidations were lost: drop whatever they might have covered.
+    ///         InvalidationEvent::Disconnected | InvalidationEvent::Lagged { .. } => {}
+    ///         _ => {}
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn recv(&mut self) -> Option<InvalidationEvent> {
         loop {
             let event = match self.subscription.recv().await? {
@@ -260,7 +376,7 @@ mod tests {
     // TypeScript services' tenantId, type, id and timestamp, flat: the
     // wire contract of README, exactly.
     #[test]
-    fn payload_shape() {
+    fn invalidation_payload_is_the_readme_wire_contract_exactly() {
         let m = InvalidationMessage {
             invalidation: shard("t1", "s1"),
             origin: "abc".into(),

@@ -67,6 +67,17 @@ impl Subscription {
     }
 
     /// The channel or pattern subscribed to.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// let subscription = pubsub.subscribe("events").await?;
+    /// assert_eq!(subscription.name(), "events");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -74,6 +85,27 @@ impl Subscription {
     /// The next event; `None` once unsubscribed or shut down. A receiver that
     /// fell behind gets [`PubSubEvent::Lagged`] rather than an error: the
     /// messages are gone, the stream goes on.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// use redis_pubsub::PubSubEvent;
+    ///
+    /// let mut subscription = pubsub.subscribe("events").await?;
+    /// while let Some(event) = subscription.recv().await {
+    ///     match event {
+    ///         PubSubEvent::Message(message) => {
+    ///             let payload = message.payload;
+    ///         }
+    ///         PubSubEvent::Lagged { missed } => { /* `missed` messages are gone */ }
+    ///         _ => {}
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn recv(&mut self) -> Option<PubSubEvent> {
         self.next().await
     }

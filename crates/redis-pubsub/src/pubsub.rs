@@ -68,6 +68,19 @@ impl PubSub {
     ///
     /// # Errors
     /// When the subscriber client cannot be built (a configuration error).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use redis_connection::{RedisConfig, RedisConnectionManager};
+    /// use redis_pubsub::PubSub;
+    ///
+    /// let manager = RedisConnectionManager::connect(RedisConfig::from_env()?).await?;
+    /// let pubsub = PubSub::new(manager)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(manager: RedisConnectionManager) -> Result<Self, PubSubError> {
         let subscriber = manager.subscriber()?;
         let client = subscriber.client().clone();
@@ -97,16 +110,46 @@ impl PubSub {
 
     /// This instance's id: random, carried by every invalidation it publishes
     /// so that it can recognise (and skip) its own.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// let me = pubsub.instance_id().to_owned();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn instance_id(&self) -> &str {
         &self.inner.shared.instance_id
     }
 
     /// The dedicated subscriber connection (its status and events).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// let connected = pubsub.subscriber().is_connected();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn subscriber(&self) -> &RedisSubscriber {
         &self.inner.subscriber
     }
 
     /// Counters since start.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// let stats = pubsub.stats();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stats(&self) -> PubSubStats {
         self.inner.shared.counters.snapshot()
     }
@@ -123,6 +166,17 @@ impl PubSub {
     /// # Errors
     /// [`PubSubError::InvalidName`] for an empty name,
     /// [`PubSubError::Shutdown`] after [`shutdown`](Self::shutdown).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// let mut events = pubsub.subscribe("events").await?;
+    /// let first = events.recv().await; // `Subscribed` once the server confirms
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn subscribe(&self, channel: &str) -> Result<Subscription, PubSubError> {
         self.add(Kind::Channel, channel).await
     }
@@ -132,6 +186,16 @@ impl PubSub {
     ///
     /// # Errors
     /// As [`subscribe`](Self::subscribe).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// let mut tenants = pubsub.psubscribe("events:tenant:*").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn psubscribe(&self, pattern: &str) -> Result<Subscription, PubSubError> {
         self.add(Kind::Pattern, pattern).await
     }
@@ -167,6 +231,17 @@ impl PubSub {
     /// # Errors
     /// [`PubSubError::Unavailable`] when the server could not be told (it
     /// forgets the subscription on the next reconnect anyway).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// let events = pubsub.subscribe("events").await?;
+    /// pubsub.unsubscribe("events").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn unsubscribe(&self, channel: &str) -> Result<(), PubSubError> {
         if self
             .inner
@@ -190,6 +265,17 @@ impl PubSub {
     ///
     /// # Errors
     /// As [`unsubscribe`](Self::unsubscribe).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// let tenants = pubsub.psubscribe("events:tenant:*").await?;
+    /// pubsub.punsubscribe("events:tenant:*").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn punsubscribe(&self, pattern: &str) -> Result<(), PubSubError> {
         if self
             .inner
@@ -211,6 +297,17 @@ impl PubSub {
 
     /// What this instance listens to now: every channel and pattern it is
     /// subscribed to, or will be again as soon as Redis answers.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// let events = pubsub.subscribe("events").await?;
+    /// assert!(pubsub.subscriptions().channels.contains(&"events".to_owned()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn subscriptions(&self) -> Subscriptions {
         let routes = self.inner.shared.routes();
         Subscriptions {
@@ -227,6 +324,16 @@ impl PubSub {
     /// # Errors
     /// [`PubSubError::Encode`], or [`PubSubError::Unavailable`] when Redis
     /// cannot take it (nothing was published).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// let receivers = pubsub.publish("events", &serde_json::json!({"id": 1})).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn publish<T: Serialize + ?Sized>(
         &self,
         channel: &str,
@@ -241,6 +348,16 @@ impl PubSub {
     ///
     /// # Errors
     /// [`PubSubError::Unavailable`] when Redis cannot take it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// let receivers = pubsub.publish_bytes("events", bytes::Bytes::from_static(b"ping")).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn publish_bytes(&self, channel: &str, payload: Bytes) -> Result<u64, PubSubError> {
         self.publish_bytes_on(self.inner.manager.client(), channel, payload)
             .await
@@ -255,6 +372,18 @@ impl PubSub {
     ///
     /// # Errors
     /// [`PubSubError::Unavailable`] when Redis cannot take it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_connection::RedisConnectionManager;
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub, manager: RedisConnectionManager) -> Result<(), PubSubError> {
+    /// let payload = bytes::Bytes::from_static(b"changed");
+    /// let receivers = pubsub.publish_bytes_on(manager.client(), "events", payload).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn publish_bytes_on(
         &self,
         client: &Client,
@@ -280,6 +409,17 @@ impl PubSub {
 
     /// Unsubscribes from everything, ends every [`Subscription`], and closes
     /// the subscriber connection. Publishing fails afterwards.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// pubsub.shutdown().await;
+    /// assert!(pubsub.publish("events", &1).await.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn shutdown(&self) {
         if self.inner.shut_down.swap(true, Ordering::SeqCst) {
             return;

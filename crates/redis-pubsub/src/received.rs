@@ -47,6 +47,25 @@ pub enum Sender {
 
 impl ReceivedInvalidation {
     /// The sender's origin, for a payload of ours.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use redis_pubsub::{ReceivedInvalidation, Sender};
+    /// use shared_types::{Invalidation, TenantId};
+    ///
+    /// let tenant = Invalidation::Tenant { tenant_id: TenantId::new("acme").unwrap() };
+    /// let ours = ReceivedInvalidation {
+    ///     invalidation: tenant.clone(),
+    ///     sender: Sender::Instance { origin: "a1b2".to_owned(), ts: 1_700_000_000_000 },
+    /// };
+    /// assert_eq!(ours.origin(), Some("a1b2"));
+    /// let foreign = ReceivedInvalidation {
+    ///     invalidation: tenant,
+    ///     sender: Sender::Foreign { reason: "not our payload" },
+    /// };
+    /// assert_eq!(foreign.origin(), None);
+    /// ```
     pub fn origin(&self) -> Option<&str> {
         match &self.sender {
             Sender::Instance { origin, .. } => Some(origin),
@@ -55,6 +74,19 @@ impl ReceivedInvalidation {
     }
 
     /// When it was published (ms since the Unix epoch), for a payload of ours.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use redis_pubsub::{ReceivedInvalidation, Sender};
+    /// use shared_types::{Invalidation, TenantId};
+    ///
+    /// let ours = ReceivedInvalidation {
+    ///     invalidation: Invalidation::Tenant { tenant_id: TenantId::new("acme").unwrap() },
+    ///     sender: Sender::Instance { origin: "a1b2".to_owned(), ts: 1_700_000_000_000 },
+    /// };
+    /// assert_eq!(ours.ts(), Some(1_700_000_000_000));
+    /// ```
     pub fn ts(&self) -> Option<u64> {
         match &self.sender {
             Sender::Instance { ts, .. } => Some(*ts),
@@ -64,6 +96,20 @@ impl ReceivedInvalidation {
 
     /// Whether `origin` sent it. Only a payload of ours can say so: a
     /// foreign payload is never anyone's own, so it is always applied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use redis_pubsub::{ReceivedInvalidation, Sender};
+    /// use shared_types::{Invalidation, TenantId};
+    ///
+    /// let ours = ReceivedInvalidation {
+    ///     invalidation: Invalidation::Tenant { tenant_id: TenantId::new("acme").unwrap() },
+    ///     sender: Sender::Instance { origin: "a1b2".to_owned(), ts: 1_700_000_000_000 },
+    /// };
+    /// assert!(ours.is_from("a1b2"));
+    /// assert!(!ours.is_from("c3d4"));
+    /// ```
     pub fn is_from(&self, origin: &str) -> bool {
         self.origin() == Some(origin)
     }

@@ -31,7 +31,7 @@ pub struct InvalidationMessage {
     /// What became stale (serialised inline: `kind` and the ids).
     #[serde(flatten)]
     pub invalidation: Invalidation,
-    /// The publishing instance (see [`PubSub::instance_id`]).
+    /// The publishing instance (see [`PubSub::instance_id`](crate::PubSub::instance_id)).
     pub origin: String,
     /// When it was published, in milliseconds since the Unix epoch.
     pub ts: u64,

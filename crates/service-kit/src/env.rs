@@ -177,7 +177,7 @@ mod tests {
 
     // Each reader names its variable when the value is bad, and never echoes a secret.
     #[test]
-    fn readers() {
+    fn each_reader_names_its_variable_and_never_echoes_a_secret() {
         let e = env(&[
             ("A", "127.0.0.1:1"),
             ("N", "7"),

@@ -151,7 +151,7 @@ mod tests {
 
     // Depth counts brackets outside strings only.
     #[test]
-    fn depth() {
+    fn nesting_depth_counts_brackets_outside_strings_only() {
         assert_eq!(nesting_depth(br#"{"a": [1, {"b": 2}]}"#), 3);
         assert_eq!(nesting_depth(br#"{"a": "[[[[", "b": "\"{{"}"#), 1);
         assert_eq!(nesting_depth(b"42"), 0);

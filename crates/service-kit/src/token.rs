@@ -110,7 +110,7 @@ mod tests {
     // A generated token parses back to the same tenant and hash, and carries
     // 256 random bits.
     #[test]
-    fn round_trip() {
+    fn a_generated_token_parses_back_with_256_random_bits() {
         let tenant = TenantId::new("acme.eu").unwrap();
         let (text, token) = SessionToken::generate(&tenant).unwrap();
         let parsed = SessionToken::parse(&text).unwrap();
@@ -125,7 +125,7 @@ mod tests {
 
     // Malformed tokens are refused.
     #[test]
-    fn malformed() {
+    fn malformed_tokens_are_refused() {
         let (good, _) = SessionToken::generate(&TenantId::new("t").unwrap()).unwrap();
         let secret = good.split_once('~').unwrap().1;
         for bad in [
@@ -143,7 +143,7 @@ mod tests {
 
     // Constant-time comparison gives the right answers.
     #[test]
-    fn comparison() {
+    fn constant_time_comparison_gives_the_right_answers() {
         assert!(constant_time_eq(
             "a".repeat(40).as_str(),
             "a".repeat(40).as_str()

@@ -124,7 +124,7 @@ mod tests {
 
     // Case and whitespace differences normalise to the same hash; content does not.
     #[test]
-    fn query_normalisation() {
+    fn queries_differing_in_case_or_whitespace_hash_the_same() {
         let a = QueryHash::of_query("  Red   Shoes\tsize 42 ");
         let b = QueryHash::of_query("red shoes size 42");
         assert_eq!(a, b);

@@ -126,7 +126,7 @@ mod tests {
 
     // Cases taken from Redis's documented KEYS/PSUBSCRIBE behaviour.
     #[test]
-    fn redis_semantics() {
+    fn glob_matches_as_redis_keys_and_psubscribe_do() {
         let cases: &[(&str, &str, bool)] = &[
             ("h?llo", "hello", true),
             ("h?llo", "hllo", false),

@@ -171,7 +171,7 @@ mod tests {
 
     // Each class of forbidden character gets its own explanation.
     #[test]
-    fn forbidden_classes() {
+    fn each_forbidden_character_class_has_its_own_explanation() {
         let why = |s: &str| match TenantId::new(s) {
             Err(ValidationError::Id {
                 reason: IdRejection::Forbidden { why, .. },
@@ -198,7 +198,7 @@ mod tests {
 
     // Deserialising goes through validation.
     #[test]
-    fn serde_validates() {
+    fn deserialising_an_id_goes_through_validation() {
         let ok: TenantId = serde_json::from_str("\"acme\"").unwrap();
         assert_eq!(serde_json::to_string(&ok).unwrap(), "\"acme\"");
         let err = serde_json::from_str::<TenantId>("\"ac me\"").unwrap_err();

@@ -37,53 +37,83 @@ pub const ALL_INVALIDATIONS_PATTERN: &str = "cache:invalidate:*";
 pub enum Invalidation {
     /// One shard's structured data. Channel `cache:invalidate:shard:{t}:{s}`.
     Shard {
+        /// The tenant whose data it is.
         tenant_id: TenantId,
+        /// The shard.
         shard_id: ShardId,
     },
     /// One user's profile. Channel `cache:invalidate:user:{t}:{u}`.
     User {
+        /// The tenant whose data it is.
         tenant_id: TenantId,
+        /// The user.
         user_id: UserId,
     },
     /// The structured data of every shard of a tenant. Channel
     /// `cache:invalidate:shard:{t}:*` (what the TypeScript package's
     /// `invalidate(tenant, 'shard')` sends without an id).
-    ShardAll { tenant_id: TenantId },
+    ShardAll {
+        /// The tenant whose data it is.
+        tenant_id: TenantId,
+    },
     /// Every user profile of a tenant. Channel
     /// `cache:invalidate:user:{t}:*` (the TypeScript package's
     /// `invalidate(tenant, 'user')` without an id).
-    UserAll { tenant_id: TenantId },
+    UserAll {
+        /// The tenant whose data it is.
+        tenant_id: TenantId,
+    },
     /// Every ACL entry of a tenant. Channel `cache:invalidate:acl:{t}:*`.
-    Acl { tenant_id: TenantId },
+    Acl {
+        /// The tenant whose data it is.
+        tenant_id: TenantId,
+    },
     /// Every ACL entry of one user. Channel `cache:invalidate:acl:{t}:user:{u}`.
     AclUser {
+        /// The tenant whose data it is.
         tenant_id: TenantId,
+        /// The user.
         user_id: UserId,
     },
     /// Every ACL entry on one shard. Channel `cache:invalidate:acl:{t}:shard:{s}`.
     AclShard {
+        /// The tenant whose data it is.
         tenant_id: TenantId,
+        /// The shard.
         shard_id: ShardId,
     },
     /// One ACL entry. Channel `cache:invalidate:acl:{t}:entry:{u}:{s}`.
     AclEntry {
+        /// The tenant whose data it is.
         tenant_id: TenantId,
+        /// The user.
         user_id: UserId,
+        /// The shard.
         shard_id: ShardId,
     },
     /// Every vector-search result of a tenant. Channel `cache:invalidate:vsearch:{t}:*`.
-    Vsearch { tenant_id: TenantId },
+    Vsearch {
+        /// The tenant whose data it is.
+        tenant_id: TenantId,
+    },
     /// One vector-search result. Channel `cache:invalidate:vsearch:{t}:query:{h}`.
     VsearchQuery {
+        /// The tenant whose data it is.
         tenant_id: TenantId,
+        /// The hash of the normalised search query.
         query_hash: QueryHash,
     },
     /// All cached data of a tenant (not its sessions or counters).
     /// Channel `cache:invalidate:tenant:{t}:*`.
-    Tenant { tenant_id: TenantId },
+    Tenant {
+        /// The tenant whose data it is.
+        tenant_id: TenantId,
+    },
     /// One session, on revocation. Channel `cache:invalidate:session:{t}:{token_hash}`.
     Session {
+        /// The tenant whose data it is.
         tenant_id: TenantId,
+        /// The hash of the revoked session's token.
         session_hash: TokenHash,
     },
 }
@@ -399,7 +429,7 @@ mod tests {
 
     // The channel formats the platform agreed on, exactly.
     #[test]
-    fn exact_channels() {
+    fn channel_names_are_the_agreed_formats_exactly() {
         let tenant = t("t1");
         assert_eq!(
             Invalidation::Shard {
@@ -577,7 +607,7 @@ mod tests {
 
     // The JSON payload is small and tagged by kind.
     #[test]
-    fn json_shape() {
+    fn invalidation_json_is_small_and_tagged_by_kind() {
         let inv = Invalidation::AclEntry {
             tenant_id: t("t1"),
             user_id: "u1".parse().unwrap(),

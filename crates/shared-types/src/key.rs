@@ -286,7 +286,7 @@ mod tests {
 
     // The exact key formats the platform agreed on.
     #[test]
-    fn exact_formats() {
+    fn key_names_are_the_agreed_formats_exactly() {
         let (tenant, user, shard) = (t("t1"), "u1".parse().unwrap(), "s1".parse().unwrap());
         let q = QueryHash::of_query("q");
         let tok = TokenHash::of_token("tok");
@@ -338,7 +338,7 @@ mod tests {
 
     // Only cache families live under `tenant:`; state has no default jitter.
     #[test]
-    fn family_table() {
+    fn only_cache_families_have_default_jitter() {
         for family in KeyFamily::ALL {
             if family == KeyFamily::Session {
                 assert_eq!(family.default_ttl().unwrap().jitter_percent(), 0);

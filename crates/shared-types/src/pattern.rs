@@ -111,7 +111,7 @@ mod tests {
 
     // Each pattern covers what its name says, and nothing of a look-alike tenant.
     #[test]
-    fn coverage() {
+    fn each_pattern_covers_its_keys_and_no_lookalike_tenant() {
         let a: TenantId = "a".parse().unwrap();
         let ab: TenantId = "ab".parse().unwrap();
         let (u1, u2): (UserId, UserId) = ("u1".parse().unwrap(), "u2".parse().unwrap());

@@ -181,7 +181,7 @@ mod tests {
 
     // The shard TTL is configurable only within 15..=30 minutes.
     #[test]
-    fn shard_range() {
+    fn shard_ttl_is_configurable_only_within_15_to_30_minutes() {
         assert!(TtlPolicy::shard_structured_with(minutes(15)).is_ok());
         assert!(TtlPolicy::shard_structured_with(minutes(30)).is_ok());
         let err = TtlPolicy::shard_structured_with(minutes(31)).unwrap_err();
@@ -191,7 +191,7 @@ mod tests {
 
     // Bad custom policies are refused.
     #[test]
-    fn custom_validation() {
+    fn bad_custom_ttl_policies_are_refused() {
         assert!(TtlPolicy::new(Duration::from_millis(10), 10).is_err());
         assert!(TtlPolicy::new(Duration::from_secs(10), 51).is_err());
         assert!(TtlPolicy::session_with(Duration::ZERO).is_err());

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
-use redis_cache::{CacheConfig, CacheService, L1Config};
+use redis_cache::{CacheConfig, L1Config};
 use redis_connection::{RedisConfig, RedisConnectionManager};
 use redis_pubsub::{InvalidationEvent, InvalidationFeed, PubSub};
 use shared_types::{CacheKey, CounterName, Invalidation, ShardId, TenantId};
@@ -70,18 +70,9 @@ async fn instance(
         }),
         ..CacheConfig::default()
     };
-    let cache = CacheService::two_tier(manager, cache_config, pubsub)
-        .await
-        .map_err(|e| e.to_string())?;
     let outages = Arc::new(AtomicU64::new(0));
     tokio::spawn(watch(feed, outages.clone(), propagation));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cache.l1_live() {
-        if Instant::now() > deadline {
-            return Err(format!("instance {name}: the L1 never went live"));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let cache = test_support::fixtures::two_tier_with(manager, pubsub, cache_config).await;
     Ok(Instance {
         name,
         cache,

@@ -194,7 +194,7 @@ mod tests {
 
     // Quantiles land within a bucket (9 %) of the truth, and never above the max.
     #[test]
-    fn histogram_quantiles() {
+    fn histogram_quantiles_land_within_a_bucket_of_the_truth() {
         let mut h = Histogram::default();
         for i in 1..=1000u64 {
             h.record(Duration::from_micros(i * 100));

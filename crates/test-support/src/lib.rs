@@ -16,6 +16,8 @@
 //!   cut or silently stall the connections it carries: a network partition
 //!   of one process.
 //! - [`ServiceProcess`] runs a service binary and returns once it is ready.
+//! - [`fixtures`] (features `redis` and `cache`) builds the connection config
+//!   and the two-tier cache instances the tests, benchmarks and soak share.
 //! - [`wait_for`] waits for a condition with a deadline; tests never sleep and hope.
 //!
 //! Each test starts its own server (or cluster), so tests run in parallel
@@ -31,6 +33,8 @@
 mod cluster;
 #[cfg(feature = "docker")]
 mod docker;
+#[cfg(feature = "redis")]
+pub mod fixtures;
 pub mod http;
 mod logs;
 mod port;

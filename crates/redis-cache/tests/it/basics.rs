@@ -79,7 +79,7 @@ async fn ttl_and_expire() {
 
 // server_stats reads key count and memory from Redis.
 #[tokio::test]
-async fn server_stats() {
+async fn server_stats_reads_key_count_and_memory_from_redis() {
     let redis = RedisServer::start().await;
     let cache = cache_on(&redis).await;
     for i in 0..5 {

@@ -5,11 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use redis_cache::{CacheConfig, CacheService, Expiry, L1Config};
-use redis_connection::{ReconnectConfig, RedisConfig, RedisConnectionManager};
-use redis_pubsub::PubSub;
+use redis_cache::{CacheService, Expiry};
+use redis_connection::{RedisConfig, RedisConnectionManager};
 use shared_types::{CacheKey, CounterName, Invalidation, KeyPattern, TokenHash};
-use test_support::{RedisCluster, Reply, wait_for};
+use test_support::{RedisCluster, Reply, fixtures, wait_for};
 
 use crate::{shard, shard_key, tenant, user};
 
@@ -18,18 +17,11 @@ const TTL: Duration = Duration::from_secs(600);
 /// How long Redis may take to replace a dead primary (1 s node timeout).
 const FAILOVER: Duration = Duration::from_secs(15);
 
+/// The tests' cluster config; commands get 500 ms, as a write paused on
+/// every primary must time out (see the timed-out write test).
 fn cluster_config(cluster: &RedisCluster) -> RedisConfig {
-    test_support::init_tracing();
-    let mut config = RedisConfig::from_url(&cluster.seed_url()).unwrap();
-    config.pool_size = 2;
+    let mut config = fixtures::cluster_config(cluster);
     config.command_timeout = Duration::from_millis(500);
-    config.connect_timeout = Duration::from_millis(500);
-    config.reconnect = ReconnectConfig {
-        base_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        jitter: Duration::from_millis(10),
-        ..ReconnectConfig::default()
-    };
     config
 }
 
@@ -38,35 +30,14 @@ async fn cache_on(cluster: &RedisCluster) -> CacheService {
     let manager = RedisConnectionManager::connect(cluster_config(cluster))
         .await
         .unwrap();
-    let config = CacheConfig {
-        l1: None,
-        ..CacheConfig::default()
-    };
-    CacheService::new(manager, config)
+    CacheService::new(manager, fixtures::redis_only_config())
 }
 
 /// One two-tier service instance on `cluster`.
 async fn instance(cluster: &RedisCluster, tweak: impl FnOnce(&mut RedisConfig)) -> CacheService {
     let mut redis = cluster_config(cluster);
     tweak(&mut redis);
-    let manager = RedisConnectionManager::connect(redis).await.unwrap();
-    let pubsub = PubSub::new(manager.clone()).unwrap();
-    let config = CacheConfig {
-        l1: Some(L1Config {
-            max_entries: 10_000,
-            ttl_cap: Duration::from_secs(60),
-            ..L1Config::default()
-        }),
-        ..CacheConfig::default()
-    };
-    let cache = CacheService::two_tier(manager, config, pubsub)
-        .await
-        .unwrap();
-    wait_for("the L1 to go live", Duration::from_secs(5), || async {
-        cache.l1_live()
-    })
-    .await;
-    cache
+    fixtures::two_tier(redis, fixtures::two_tier_config()).await
 }
 
 /// `calls` of `INFO commandstats` for `command` on the node on `port`.

@@ -52,7 +52,7 @@ async fn concurrent_increments_are_not_lost() {
 
 // The window starts on the first hit, counts, and resets after it expires.
 #[tokio::test]
-async fn rate_window() {
+async fn rate_window_starts_on_first_hit_counts_and_resets_after_expiry() {
     let redis = RedisServer::start().await;
     let cache = cache_on(&redis).await;
     let action = CounterName::new("login").unwrap();

@@ -15,38 +15,15 @@ mod two_tier;
 mod values;
 mod write_back;
 
-use std::time::Duration;
-
-use redis_cache::{CacheConfig, CacheService, L1Config};
-use redis_connection::{ReconnectConfig, RedisConfig, RedisConnectionManager};
+use redis_cache::{CacheConfig, CacheService};
+use redis_connection::{RedisConfig, RedisConnectionManager};
 use shared_types::{CacheKey, ShardId, TenantId, UserId};
 use test_support::RedisServer;
-
-/// A connection config for `server` with short timeouts.
-fn redis_config(server: &RedisServer) -> RedisConfig {
-    test_support::init_tracing();
-    let mut config = RedisConfig::centralized(server.host(), server.port());
-    config.pool_size = 2;
-    config.command_timeout = Duration::from_millis(300);
-    config.reconnect = ReconnectConfig {
-        base_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        jitter: Duration::from_millis(10),
-        ..ReconnectConfig::default()
-    };
-    config
-}
+use test_support::fixtures::{self, redis_config};
 
 /// A Redis-only cache on `server`.
 async fn cache_on(server: &RedisServer) -> CacheService {
-    cache_with(
-        server,
-        CacheConfig {
-            l1: None,
-            ..CacheConfig::default()
-        },
-    )
-    .await
+    cache_with(server, fixtures::redis_only_config()).await
 }
 
 async fn cache_with(server: &RedisServer, config: CacheConfig) -> CacheService {
@@ -72,16 +49,6 @@ fn shard_key(t: &str, s: &str) -> CacheKey {
     CacheKey::shard_structured(&tenant(t), &shard(s))
 }
 
-/// The L1 most two-tier tests use: a cap long enough that a test failing to
-/// invalidate it sees the stale value, not an expiry.
-fn test_l1() -> L1Config {
-    L1Config {
-        max_entries: 10_000,
-        ttl_cap: Duration::from_secs(60),
-        ..L1Config::default()
-    }
-}
-
 /// A two-tier cache on `server` (its own manager and subscriber, connection
 /// settings adjusted by `tweak`), returned once its L1 is live.
 async fn two_tier_on(
@@ -91,21 +58,7 @@ async fn two_tier_on(
 ) -> CacheService {
     let mut redis = redis_config(server);
     tweak(&mut redis);
-    let manager = RedisConnectionManager::connect(redis).await.unwrap();
-    let pubsub = redis_pubsub::PubSub::new(manager.clone()).unwrap();
-    let cache = CacheService::two_tier(manager, config, pubsub)
-        .await
-        .unwrap();
-    live(&cache).await;
-    cache
-}
-
-/// Waits until `cache`'s L1 is live (its invalidation feed subscribed).
-async fn live(cache: &CacheService) {
-    test_support::wait_for("the L1 to go live", Duration::from_secs(5), || async {
-        cache.l1_live()
-    })
-    .await;
+    fixtures::two_tier(redis, config).await
 }
 
 /// Keys in `server`'s database other than tenant key indexes (see the

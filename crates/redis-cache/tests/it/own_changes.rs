@@ -10,14 +10,15 @@
 
 use std::time::Duration;
 
-use redis_cache::{CacheConfig, CacheService, Expiry};
+use redis_cache::{CacheService, Expiry};
 use redis_connection::RedisConnectionManager;
 use redis_pubsub::PubSub;
 use shared_types::{CacheKey, Invalidation};
 use test_support::{RedisServer, wait_for};
 
 use crate::two_tier::{TTL, instance};
-use crate::{live, redis_config, shard_key, test_l1};
+use crate::{redis_config, shard_key};
+use test_support::fixtures;
 
 /// The command timeout of these tests' instances.
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(200);
@@ -216,18 +217,9 @@ async fn two_caches_sharing_one_pubsub_see_each_others_changes() {
         .await
         .unwrap();
     let pubsub = PubSub::new(manager.clone()).unwrap();
-    let config = CacheConfig {
-        l1: Some(test_l1()),
-        ..CacheConfig::default()
-    };
-    let first = CacheService::two_tier(manager.clone(), config.clone(), pubsub.clone())
-        .await
-        .unwrap();
-    let second = CacheService::two_tier(manager, config, pubsub)
-        .await
-        .unwrap();
-    live(&first).await;
-    live(&second).await;
+    let config = fixtures::two_tier_config();
+    let first = fixtures::two_tier_with(manager.clone(), pubsub.clone(), config.clone()).await;
+    let second = fixtures::two_tier_with(manager, pubsub, config).await;
     let key = shard_key("t", "shared");
     first.set(&key, &1u32, TTL).await.unwrap();
     held_in_l1(&second, &key).await;

@@ -10,7 +10,7 @@ use shared_types::{CacheKey, Invalidation};
 use test_support::{RedisServer, wait_for};
 use tokio::sync::Notify;
 
-use crate::{shard_key, tenant, test_l1, two_tier_on, user};
+use crate::{shard_key, tenant, two_tier_on, user};
 
 pub(crate) const TTL: Duration = Duration::from_secs(600);
 
@@ -19,11 +19,7 @@ pub(crate) async fn instance(
     server: &RedisServer,
     tweak: impl FnOnce(&mut redis_connection::RedisConfig),
 ) -> CacheService {
-    let config = CacheConfig {
-        l1: Some(test_l1()),
-        ..CacheConfig::default()
-    };
-    two_tier_on(server, tweak, config).await
+    two_tier_on(server, tweak, test_support::fixtures::two_tier_config()).await
 }
 
 /// Waits until `b` has heard every invalidation `a` published: each one

@@ -105,15 +105,7 @@ async fn wrong_redis_type_is_a_miss() {
 #[tokio::test]
 async fn a_wrongly_typed_key_in_a_two_tier_mget_is_a_miss_and_the_others_are_read() {
     let redis = RedisServer::start().await;
-    let cache = crate::two_tier_on(
-        &redis,
-        |_| {},
-        CacheConfig {
-            l1: Some(crate::test_l1()),
-            ..CacheConfig::default()
-        },
-    )
-    .await;
+    let cache = crate::two_tier_on(&redis, |_| {}, test_support::fixtures::two_tier_config()).await;
     let (before, hash, after) = (
         shard_key("t", "before"),
         shard_key("t", "hash"),

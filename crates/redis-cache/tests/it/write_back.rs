@@ -9,13 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis_cache::{CacheConfig, CacheService};
-use redis_connection::RedisConnectionManager;
-use redis_pubsub::PubSub;
-use test_support::{RedisServer, wait_for};
+use test_support::RedisServer;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::{cache_on, redis_config, shard_key};
+use crate::{cache_on, shard_key};
 
 const TTL: Duration = Duration::from_secs(600);
 
@@ -77,17 +75,7 @@ async fn a_change_during_a_load_is_not_overwritten() {
 #[tokio::test]
 async fn two_tier_load_does_not_resurrect_before_the_invalidation_arrives() {
     let redis = RedisServer::start().await;
-    let manager = RedisConnectionManager::connect(redis_config(&redis))
-        .await
-        .unwrap();
-    let pubsub = PubSub::new(manager.clone()).unwrap();
-    let cache = CacheService::two_tier(manager, CacheConfig::default(), pubsub)
-        .await
-        .unwrap();
-    wait_for("the L1 to go live", Duration::from_secs(5), || async {
-        cache.l1_live()
-    })
-    .await;
+    let cache = crate::two_tier_on(&redis, |_| {}, CacheConfig::default()).await;
     let key = shard_key("t", "s");
     let (entered, release, load) = blocked_load(&cache, &key);
     entered.notified().await;

@@ -7,13 +7,13 @@ use redis_connection::{ConnectionError, RedisConfig, RedisConnectionManager};
 use secrecy::SecretString;
 use test_support::RedisServer;
 
-use crate::config_for;
+use test_support::fixtures::redis_config;
 
 /// A password shaped like an Azure access key.
 const AZURE_LIKE: &str = "q8/Zx+Lm3Wp=Tr0/Key+AbC=";
 
 fn with_credentials(server: &RedisServer, user: Option<&str>, password: &str) -> RedisConfig {
-    let mut config = config_for(server);
+    let mut config = redis_config(server);
     config.username = user.map(str::to_owned);
     config.password = Some(SecretString::from(password));
     config
@@ -22,7 +22,7 @@ fn with_credentials(server: &RedisServer, user: Option<&str>, password: &str) ->
 // requirepass: the right password connects, a wrong one fails at once with
 // an auth error that does not contain the password.
 #[tokio::test]
-async fn requirepass() {
+async fn requirepass_accepts_the_right_password_and_hides_a_wrong_one() {
     let redis = RedisServer::builder().password(AZURE_LIKE).start().await;
     let manager = RedisConnectionManager::connect(with_credentials(&redis, None, AZURE_LIKE))
         .await
@@ -53,7 +53,7 @@ async fn requirepass() {
 
 // An ACL user connects with its password; a wrong user or password fails clearly.
 #[tokio::test]
-async fn acl_user() {
+async fn acl_user_connects_and_a_wrong_user_or_password_fails_clearly() {
     let redis = RedisServer::builder()
         .acl_user("svc", "svc-pass")
         .start()

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use redis_connection::fred::prelude::*;
 use redis_connection::{
-    ConnectionStatus, HealthStatus, ReconnectConfig, RedisConfig, RedisConnectionManager, Topology,
+    ConnectionStatus, HealthStatus, RedisConfig, RedisConnectionManager, Topology,
 };
 use test_support::{RedisCluster, Reply, wait_for};
 
@@ -18,19 +18,9 @@ const FAILOVER: Duration = Duration::from_secs(15);
 /// short timeouts of the other tests.
 fn config_from_url(url: &str) -> RedisConfig {
     test_support::init_tracing();
-    let mut config =
+    let config =
         RedisConfig::from_lookup(|name| (name == "REDIS_URL").then(|| url.to_owned())).unwrap();
-    config.pool_size = 2;
-    config.command_timeout = Duration::from_millis(300);
-    config.connect_timeout = Duration::from_millis(500);
-    config.reconnect = ReconnectConfig {
-        max_attempts: 0,
-        base_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        factor: 2,
-        jitter: Duration::from_millis(10),
-    };
-    config
+    test_support::fixtures::fast_reconnect(config)
 }
 
 /// 30 fixed key names; on a 3-primary cluster they hash to all three.

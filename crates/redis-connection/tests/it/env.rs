@@ -16,7 +16,7 @@ fn from(vars: &[(&str, &str)]) -> Result<RedisConfig, ConnectionError> {
 
 // With nothing set, the defaults point at a local Redis.
 #[test]
-fn defaults() {
+fn unset_environment_defaults_to_a_local_redis() {
     let c = from(&[]).unwrap();
     assert_eq!(
         c.topology,
@@ -153,7 +153,7 @@ fn password_never_printed() {
 
 // The documented list is the list the parser reads.
 #[test]
-fn documented_variables() {
+fn every_variable_read_is_documented_in_the_readme() {
     assert!(ENV_VARS.contains(&"REDIS_URL") && ENV_VARS.contains(&"REDIS_HEALTH_DEGRADED_MS"));
     let readme = include_str!("../../../../README.md");
     for variable in ENV_VARS {

@@ -5,13 +5,13 @@ use std::time::Duration;
 use redis_connection::{HealthStatus, RedisConnectionManager};
 use test_support::RedisServer;
 
-use crate::config_for;
+use test_support::fixtures::redis_config;
 
 // A responsive server is healthy, with a measured sub-threshold latency.
 #[tokio::test]
-async fn healthy() {
+async fn responsive_server_is_healthy_with_a_measured_latency() {
     let redis = RedisServer::start().await;
-    let manager = RedisConnectionManager::connect(config_for(&redis))
+    let manager = RedisConnectionManager::connect(redis_config(&redis))
         .await
         .unwrap();
     let report = manager.health_check().await;
@@ -28,7 +28,7 @@ async fn healthy() {
 #[tokio::test]
 async fn slow_server_is_degraded() {
     let redis = RedisServer::start().await;
-    let mut config = config_for(&redis);
+    let mut config = redis_config(&redis);
     config.command_timeout = Duration::from_secs(2);
     config.health_degraded_threshold = Duration::from_millis(50);
     let manager = RedisConnectionManager::connect(config).await.unwrap();

@@ -6,13 +6,14 @@ use redis_connection::fred::prelude::*;
 use redis_connection::{ConnectionError, ConnectionStatus, RedisConfig, RedisConnectionManager};
 use test_support::{RedisServer, free_port, wait_for};
 
-use crate::{client_count, config_for};
+use crate::client_count;
+use test_support::fixtures::redis_config;
 
 // connect, a command through the pool, and a graceful shutdown that closes every connection.
 #[tokio::test]
 async fn connect_command_shutdown() {
     let redis = RedisServer::start().await;
-    let manager = RedisConnectionManager::connect(config_for(&redis))
+    let manager = RedisConnectionManager::connect(redis_config(&redis))
         .await
         .unwrap();
     assert_eq!(manager.status(), ConnectionStatus::Connected);
@@ -41,7 +42,7 @@ async fn connect_command_shutdown() {
 #[tokio::test]
 async fn drop_leaves_nothing_running() {
     let redis = RedisServer::start().await;
-    let manager = RedisConnectionManager::connect(config_for(&redis))
+    let manager = RedisConnectionManager::connect(redis_config(&redis))
         .await
         .unwrap();
     let clone = manager.clone();
@@ -61,7 +62,7 @@ async fn drop_leaves_nothing_running() {
 async fn connect_waits_for_a_late_server() {
     let mut redis = RedisServer::start().await;
     redis.stop().await;
-    let config = config_for(&redis);
+    let config = redis_config(&redis);
     let connecting = tokio::spawn(RedisConnectionManager::connect(config));
     // Let a few attempts fail first.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -101,7 +102,7 @@ async fn connect_gives_up_after_max_attempts() {
 async fn lazy_connect_starts_while_redis_is_down() {
     let mut redis = RedisServer::start().await;
     redis.stop().await;
-    let manager = RedisConnectionManager::connect_lazy(config_for(&redis)).unwrap();
+    let manager = RedisConnectionManager::connect_lazy(redis_config(&redis)).unwrap();
     assert_eq!(manager.status(), ConnectionStatus::Connecting);
     // A command while down fails within the timeout instead of hanging.
     let start = Instant::now();

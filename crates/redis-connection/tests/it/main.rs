@@ -9,27 +9,7 @@ mod outage;
 mod subscriber;
 mod tls;
 
-use std::time::Duration;
-
-use redis_connection::{ReconnectConfig, RedisConfig};
 use test_support::RedisServer;
-
-/// A config for `server` with short timeouts, so outage tests run quickly.
-fn config_for(server: &RedisServer) -> RedisConfig {
-    test_support::init_tracing();
-    let mut config = RedisConfig::centralized(server.host(), server.port());
-    config.pool_size = 2;
-    config.command_timeout = Duration::from_millis(300);
-    config.connect_timeout = Duration::from_millis(500);
-    config.reconnect = ReconnectConfig {
-        max_attempts: 0,
-        base_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        factor: 2,
-        jitter: Duration::from_millis(10),
-    };
-    config
-}
 
 /// The number of client connections the server sees, other than the asker's.
 fn client_count(server: &RedisServer) -> usize {

@@ -6,7 +6,7 @@ use redis_connection::fred::prelude::*;
 use redis_connection::{ConnectionError, ConnectionStatus, HealthStatus, RedisConnectionManager};
 use test_support::{RedisServer, wait_for};
 
-use crate::config_for;
+use test_support::fixtures::redis_config;
 
 async fn get(manager: &RedisConnectionManager) -> (Result<Option<String>, Error>, Duration) {
     let start = Instant::now();
@@ -19,7 +19,7 @@ async fn get(manager: &RedisConnectionManager) -> (Result<Option<String>, Error>
 #[tokio::test]
 async fn stopped_then_restarted() {
     let mut redis = RedisServer::start().await;
-    let config = config_for(&redis);
+    let config = redis_config(&redis);
     let timeout = config.command_timeout;
     let manager = RedisConnectionManager::connect(config).await.unwrap();
     let mut status = manager.watch_status();
@@ -78,7 +78,7 @@ async fn stopped_then_restarted() {
 #[tokio::test]
 async fn paused_then_resumed() {
     let redis = RedisServer::start().await;
-    let config = config_for(&redis);
+    let config = redis_config(&redis);
     let timeout = config.command_timeout;
     let manager = RedisConnectionManager::connect(config).await.unwrap();
 

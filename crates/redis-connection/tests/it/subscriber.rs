@@ -6,14 +6,14 @@ use redis_connection::fred::prelude::*;
 use redis_connection::{ConnectionEvent, ConnectionStatus, RedisConnectionManager};
 use test_support::RedisServer;
 
-use crate::config_for;
+use test_support::fixtures::redis_config;
 
 // A subscriber connects on its own connection, receives messages published
 // through the pool, and reports a reconnect after its connection is killed.
 #[tokio::test]
 async fn subscriber_reports_reconnects() {
     let redis = RedisServer::start().await;
-    let manager = RedisConnectionManager::connect(config_for(&redis))
+    let manager = RedisConnectionManager::connect(redis_config(&redis))
         .await
         .unwrap();
     let subscriber = manager.subscriber().unwrap();

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use redis_connection::RedisConnectionManager;
 use redis_connection::fred::interfaces::{ClientLike, ClusterInterface};
-use redis_connection::{ReconnectConfig, RedisConfig, RedisConnectionManager};
 use redis_pubsub::{PubSub, PubSubEvent, Subscription};
 use test_support::{RedisCluster, Reply};
 
@@ -14,17 +14,8 @@ use crate::{WAIT, next, next_message, until_subscribed};
 const FAILOVER: Duration = Duration::from_secs(15);
 
 async fn pubsub_on(cluster: &RedisCluster) -> PubSub {
-    test_support::init_tracing();
-    let mut config = RedisConfig::from_url(&cluster.seed_url()).unwrap();
+    let mut config = test_support::fixtures::cluster_config(cluster);
     config.pool_size = 1;
-    config.command_timeout = Duration::from_millis(300);
-    config.connect_timeout = Duration::from_millis(500);
-    config.reconnect = ReconnectConfig {
-        base_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        jitter: Duration::from_millis(10),
-        ..ReconnectConfig::default()
-    };
     let manager = RedisConnectionManager::connect(config).await.unwrap();
     PubSub::new(manager).unwrap()
 }

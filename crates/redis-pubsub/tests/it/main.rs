@@ -7,23 +7,17 @@ mod subscriptions;
 
 use std::time::Duration;
 
-use redis_connection::{ReconnectConfig, RedisConfig, RedisConnectionManager};
+use redis_connection::{RedisConfig, RedisConnectionManager};
 use redis_pubsub::{PubSub, PubSubEvent, Subscription};
 use test_support::RedisServer;
 
 const WAIT: Duration = Duration::from_secs(5);
 
+/// The tests' connection config, with one pooled connection: pub/sub tests
+/// count the clients a server sees, and the pool only adds noise.
 fn redis_config(server: &RedisServer) -> RedisConfig {
-    test_support::init_tracing();
-    let mut config = RedisConfig::centralized(server.host(), server.port());
+    let mut config = test_support::fixtures::redis_config(server);
     config.pool_size = 1;
-    config.command_timeout = Duration::from_millis(300);
-    config.reconnect = ReconnectConfig {
-        base_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        jitter: Duration::from_millis(10),
-        ..ReconnectConfig::default()
-    };
     config
 }
 

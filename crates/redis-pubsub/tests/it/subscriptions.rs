@@ -87,7 +87,7 @@ async fn patterns_report_the_match_once_each() {
 // subscriptions() lists what we listen to; unsubscribing ends the streams and
 // the server stops delivering.
 #[tokio::test]
-async fn channel_management() {
+async fn subscriptions_are_listed_and_unsubscribing_ends_their_streams() {
     let redis = RedisServer::start().await;
     let pubsub = pubsub_on(&redis).await;
     let mut a = pubsub.subscribe("a").await.unwrap();
@@ -118,7 +118,7 @@ async fn channel_management() {
 
 // Bad names and use after shutdown get typed errors.
 #[tokio::test]
-async fn errors() {
+async fn bad_names_and_use_after_shutdown_get_typed_errors() {
     let redis = RedisServer::start().await;
     let pubsub = pubsub_on(&redis).await;
     assert!(matches!(

@@ -84,7 +84,7 @@ async fn bad_ids_in_session_requests() {
 // Malformed, truncated and non-UTF-8 JSON, wrong content type, oversize
 // bodies: 400, 415, 413.
 #[tokio::test]
-async fn bad_bodies() {
+async fn malformed_wrongly_typed_or_oversize_bodies_answer_400_415_413() {
     let app = TestApp::start(&[]).await;
     let cases: Vec<(&str, Option<&str>, Vec<u8>, StatusCode)> = vec![
         (

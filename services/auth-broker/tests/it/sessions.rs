@@ -71,7 +71,7 @@ async fn create_and_read() {
 
 // Bad bodies and ids are 400; the internal token is required, exactly.
 #[tokio::test]
-async fn creation_errors() {
+async fn bad_session_requests_are_400_and_need_the_internal_token() {
     let app = TestApp::start(&[]).await;
     let cases = [
         json!({"tenant_id": "ac:me", "user_id": "u", "roles": []}),

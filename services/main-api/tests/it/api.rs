@@ -53,7 +53,7 @@ async fn put_get_delete() {
 // A PUT on instance 1 is read by instance 2 from Redis, then from its L1;
 // a new PUT on 1 is seen by 2 within a second.
 #[tokio::test]
-async fn two_instances() {
+async fn a_put_on_one_instance_is_read_and_refreshed_on_another() {
     let redis = RedisServer::start().await;
     let (one, two) = (main_api(&redis, &[]).await, main_api(&redis, &[]).await);
     let broker = auth_broker(&redis).await;
@@ -141,7 +141,7 @@ async fn authentication_and_ids() {
 
 // Bodies: too large 413, malformed 400, wrong content type 415.
 #[tokio::test]
-async fn bodies() {
+async fn oversize_malformed_or_mistyped_bodies_answer_413_400_415() {
     let redis = RedisServer::start().await;
     let api = main_api(&redis, &[("CACHE_MAX_VALUE_BYTES", "1024")]).await;
     let broker = auth_broker(&redis).await;
@@ -179,7 +179,7 @@ async fn bodies() {
 
 // Invalidation needs admin, checks kind and id, removes data, keeps sessions.
 #[tokio::test]
-async fn invalidation() {
+async fn invalidation_needs_admin_removes_data_and_keeps_sessions() {
     let redis = RedisServer::start().await;
     let (api, broker) = (main_api(&redis, &[]).await, auth_broker(&redis).await);
     let admin = session(&broker, "acme", "root", &["admin"]).await;

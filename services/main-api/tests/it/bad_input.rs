@@ -102,7 +102,7 @@ async fn bad_ids_in_every_path_segment() {
 // Malformed, truncated, non-UTF-8 and too-deep JSON: 400; wrong or missing
 // content type: 415; bodies over the limit: 413. Nothing is stored.
 #[tokio::test]
-async fn bad_bodies() {
+async fn bad_bodies_answer_400_415_or_413_and_store_nothing() {
     let redis = RedisServer::start().await;
     let api = main_api(&redis, &[("CACHE_MAX_VALUE_BYTES", "4096")]).await;
     let broker = auth_broker(&redis).await;
@@ -259,7 +259,7 @@ async fn bad_bodies() {
 // Missing, empty, malformed, unknown, expired, revoked and other-tenant
 // tokens: 401, or 403 for another tenant's valid session.
 #[tokio::test]
-async fn bad_tokens() {
+async fn bad_tokens_answer_401_and_other_tenants_sessions_403() {
     let redis = RedisServer::start().await;
     let api = main_api(&redis, &[]).await;
     let broker = crate::auth_broker_with(&redis, &[("SESSION_TTL_SECS", "1")]).await;
@@ -349,7 +349,7 @@ async fn bad_tokens() {
 
 // Huge headers are refused in the JSON shape, and the service still serves.
 #[tokio::test]
-async fn huge_headers() {
+async fn huge_headers_are_refused_as_json_and_the_service_still_serves() {
     let redis = RedisServer::start().await;
     let (api, broker) = (main_api(&redis, &[]).await, auth_broker(&redis).await);
     let token = session(&broker, "acme", "alice", &[]).await;

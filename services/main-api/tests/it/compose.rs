@@ -171,7 +171,7 @@ fn compose_publishes_ports_on_loopback_only() {
 // The image is multi-stage, caches dependencies in their own layer, and
 // runs as a non-root user.
 #[test]
-fn dockerfile_shape() {
+fn dockerfile_is_multi_stage_with_cached_deps_and_non_root() {
     for needle in [
         "AS planner",
         "cargo chef cook",

@@ -17,7 +17,7 @@ use crate::{INTERNAL, doc};
 // The whole flow: sessions, propagation between instances, revocation,
 // an outage and recovery, and a graceful SIGTERM; no secret in any log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_stack() {
+async fn sessions_propagation_outage_and_sigterm_work_end_to_end_without_leaking_secrets() {
     let mut redis = RedisServer::builder().password(PASSWORD).start().await;
     let broker = start("auth-broker", "AUTH_BROKER_ADDR", &redis);
     let mut one = start("main-api", "MAIN_API_ADDR", &redis);
