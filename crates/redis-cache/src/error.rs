@@ -28,14 +28,6 @@ pub enum CacheError {
     /// The value could not be serialised to JSON; nothing was sent.
     #[error("value could not be encoded as JSON: {0}")]
     Encode(String),
-    /// A configuration value is missing or invalid.
-    #[error("invalid {variable}: {reason}")]
-    Config {
-        /// The environment variable at fault.
-        variable: &'static str,
-        /// What is wrong with its value.
-        reason: String,
-    },
 }
 
 impl CacheError {

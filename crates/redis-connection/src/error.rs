@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use fred::error::{Error as FredError, ErrorKind};
 
+use crate::reader::ConfigError;
+
 /// Everything that can go wrong between a caller and Redis.
 ///
 /// The variants separate what a caller does next: [`Unavailable`] and
@@ -18,13 +20,8 @@ use fred::error::{Error as FredError, ErrorKind};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectionError {
     /// A configuration value is missing or invalid.
-    #[error("invalid {variable}: {reason}")]
-    Config {
-        /// The environment variable (or config field) at fault.
-        variable: &'static str,
-        /// What is wrong with its value.
-        reason: String,
-    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// TLS could not be set up (bad CA file, handshake refused, ...).
     #[error("TLS error: {0}")]
     Tls(String),
@@ -56,10 +53,9 @@ impl ConnectionError {
         match error.kind() {
             ErrorKind::Timeout => ConnectionError::Timeout(timeout),
             ErrorKind::Auth => ConnectionError::Auth(details),
-            ErrorKind::Config | ErrorKind::Url => ConnectionError::Config {
-                variable: "REDIS_URL",
-                reason: details,
-            },
+            ErrorKind::Config | ErrorKind::Url => {
+                ConnectionError::Config(ConfigError::new("REDIS_URL", details))
+            }
             #[cfg(feature = "tls")]
             ErrorKind::Tls => ConnectionError::Tls(details),
             ErrorKind::IO if is_tls_failure(&details) => ConnectionError::Tls(format!(

@@ -113,7 +113,7 @@ impl RedisConnectionManager {
             }
             match monitor.last_error() {
                 Some(e @ (ConnectionError::Auth(_) | ConnectionError::Tls(_))) => return Err(e),
-                Some(e @ ConnectionError::Config { .. }) => return Err(e),
+                Some(e @ ConnectionError::Config(_)) => return Err(e),
                 _ => {}
             }
             if slots.contains(&Slot::Stopped) {

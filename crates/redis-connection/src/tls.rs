@@ -20,9 +20,11 @@ pub(crate) fn fred_tls(
     let mut roots = rustls::RootCertStore::empty();
     match &options.ca_file {
         Some(path) => {
-            let bad_file = |reason: String| ConnectionError::Config {
-                variable: "REDIS_TLS_CA_FILE",
-                reason: format!("{}: {reason}", path.display()),
+            let bad_file = |reason: String| {
+                ConnectionError::Config(crate::reader::ConfigError::new(
+                    "REDIS_TLS_CA_FILE",
+                    format!("{}: {reason}", path.display()),
+                ))
             };
             let certs = CertificateDer::pem_file_iter(path)
                 .map_err(|e| bad_file(e.to_string()))?
