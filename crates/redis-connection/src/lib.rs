@@ -52,7 +52,7 @@ mod url;
 
 pub use config::{ReconnectConfig, RedisConfig, TlsOptions, Topology};
 pub use env::ENV_VARS;
-pub use error::ConnectionError;
+pub use error::{ConnectionError, Rejection, RejectionKind};
 pub use health::{HealthReport, HealthStatus};
 pub use manager::RedisConnectionManager;
 pub use reader::{ConfigError, Env, unknown_variables};
