@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use shared_types::TtlPolicy;
 
-use crate::error::CacheError;
+use redis_connection::{ConfigError, Env};
 
 /// Every variable [`CacheConfig::from_env`] reads.
 pub const CACHE_ENV_VARS: [&str; 9] = [
@@ -130,21 +130,21 @@ impl CacheConfig {
     /// Reads `CACHE_*` variables (see the module docs); unset means default.
     ///
     /// # Errors
-    /// [`CacheError::Config`] naming the first variable with a bad value.
+    /// A [`ConfigError`] naming the first variable with a bad value.
     ///
     /// # Examples
     ///
     /// ```
     /// let config = redis_cache::CacheConfig::from_env().expect("valid CACHE_* variables");
     /// ```
-    pub fn from_env() -> Result<Self, CacheError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_reader(&Env::process())
     }
 
     /// Like [`from_env`](Self::from_env), reading through `lookup`.
     ///
     /// # Errors
-    /// [`CacheError::Config`] naming the first variable with a bad value.
+    /// A [`ConfigError`] naming the first variable with a bad value.
     ///
     /// # Examples
     ///
@@ -162,82 +162,57 @@ impl CacheConfig {
     /// });
     /// assert!(bad.unwrap_err().to_string().contains("CACHE_L1_MAX_ENTRIES"));
     /// ```
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, CacheError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.is_empty());
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::from_reader(&Env::from_fn(lookup))
+    }
+
+    /// Like [`from_env`](Self::from_env), reading through `env`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first variable with a bad value.
+    pub fn from_reader<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let mut config = Self::default();
-        if let Some(v) = get("CACHE_MAX_VALUE_BYTES") {
-            config.max_value_bytes = parse("CACHE_MAX_VALUE_BYTES", &v, 1, 512 * 1024 * 1024)?;
+        config.max_value_bytes = env.number(
+            "CACHE_MAX_VALUE_BYTES",
+            config.max_value_bytes,
+            1,
+            512 * 1024 * 1024,
+        )?;
+        if env.flag("CACHE_STRICT_READS", false)? {
+            config.read_mode = ReadMode::Strict;
         }
-        if let Some(v) = get("CACHE_STRICT_READS") {
-            config.read_mode = match v.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => ReadMode::Strict,
-                "false" | "0" | "no" | "off" => ReadMode::Degrade,
-                _ => return Err(invalid("CACHE_STRICT_READS", "is not true or false")),
-            };
-        }
-        if let Some(v) = get("CACHE_PURGE_MODE") {
-            config.purge_mode = match v.trim().to_ascii_lowercase().as_str() {
-                "index" => PurgeMode::Index,
-                "scan" => PurgeMode::Scan,
-                _ => return Err(invalid("CACHE_PURGE_MODE", "is not index or scan")),
-            };
-        }
-        if let Some(v) = get("CACHE_SHARD_TTL_SECS") {
-            let secs = parse("CACHE_SHARD_TTL_SECS", &v, 900, 1800)?;
+        config.purge_mode = match env.choice("CACHE_PURGE_MODE", "index", &["index", "scan"])? {
+            "scan" => PurgeMode::Scan,
+            _ => PurgeMode::Index,
+        };
+        if let Some(secs) = env.optional_number("CACHE_SHARD_TTL_SECS", 900, 1800)? {
             config.shard_ttl = TtlPolicy::shard_structured_with(Duration::from_secs(secs))
-                .map_err(|e| invalid("CACHE_SHARD_TTL_SECS", &e.to_string()))?;
+                .map_err(|e| ConfigError::new("CACHE_SHARD_TTL_SECS", e.to_string()))?;
         }
-        let mut l1 = L1Config::default();
-        if let Some(v) = get("CACHE_L1_MAX_ENTRIES") {
-            l1.max_entries = parse("CACHE_L1_MAX_ENTRIES", &v, 0, 100_000_000)?;
-        }
-        if let Some(v) = get("CACHE_L1_MAX_BYTES") {
-            l1.max_bytes = parse("CACHE_L1_MAX_BYTES", &v, 64 * 1024, 1 << 40)?;
-        }
-        if let Some(v) = get("CACHE_L1_MAX_VALUE_BYTES") {
-            l1.max_value_bytes = parse("CACHE_L1_MAX_VALUE_BYTES", &v, 1, 512 * 1024 * 1024)?;
-        }
-        if let Some(v) = get("CACHE_L1_TENANT_SHARE") {
-            let percent = v.trim().trim_end_matches('%');
-            l1.tenant_share_percent = parse("CACHE_L1_TENANT_SHARE", percent, 1, 100)?;
-        }
-        if let Some(v) = get("CACHE_L1_TTL_SECS") {
-            l1.ttl_cap = Duration::from_secs(parse("CACHE_L1_TTL_SECS", &v, 1, 86_400)?);
-        }
+        let default = L1Config::default();
+        let l1 = L1Config {
+            max_entries: env.number("CACHE_L1_MAX_ENTRIES", default.max_entries, 0, 100_000_000)?,
+            max_bytes: env.number("CACHE_L1_MAX_BYTES", default.max_bytes, 64 * 1024, 1 << 40)?,
+            max_value_bytes: env.number(
+                "CACHE_L1_MAX_VALUE_BYTES",
+                default.max_value_bytes,
+                1,
+                512 * 1024 * 1024,
+            )?,
+            tenant_share_percent: env
+                .percent("CACHE_L1_TENANT_SHARE", default.tenant_share_percent)?,
+            ttl_cap: env.secs("CACHE_L1_TTL_SECS", default.ttl_cap, 1, 86_400)?,
+        };
         config.l1 = (l1.max_entries > 0).then_some(l1);
         Ok(config)
     }
-}
-
-fn invalid(variable: &'static str, reason: &str) -> CacheError {
-    CacheError::Config {
-        variable,
-        reason: reason.to_owned(),
-    }
-}
-
-fn parse<T>(variable: &'static str, value: &str, min: T, max: T) -> Result<T, CacheError>
-where
-    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
-{
-    let n: T = value
-        .trim()
-        .parse()
-        .map_err(|_| invalid(variable, "is not a whole number"))?;
-    if n < min || n > max {
-        return Err(invalid(
-            variable,
-            &format!("{n} is out of range ({min} to {max})"),
-        ));
-    }
-    Ok(n)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn from(vars: &[(&str, &str)]) -> Result<CacheConfig, CacheError> {
+    fn from(vars: &[(&str, &str)]) -> Result<CacheConfig, ConfigError> {
         CacheConfig::from_lookup(|n| {
             vars.iter()
                 .find(|(k, _)| *k == n)
@@ -297,10 +272,20 @@ mod tests {
             ("CACHE_L1_TENANT_SHARE", "a quarter"),
         ] {
             let err = from(&[(variable, value)]).unwrap_err();
-            assert!(
-                matches!(&err, CacheError::Config { variable: v, .. } if *v == variable),
-                "{variable}={value}: {err:?}"
-            );
+            assert_eq!(err.variable, variable, "{variable}={value}: {err:?}");
         }
+    }
+
+    // CACHE_ENV_VARS, the list start-up checks for likely typos, is exactly
+    // the list of variables the parser asks for.
+    #[test]
+    fn the_known_variables_are_the_ones_read() {
+        let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        CacheConfig::from_lookup(|name| {
+            asked.borrow_mut().insert(name.to_owned());
+            None
+        })
+        .unwrap();
+        assert_eq!(asked.into_inner(), CACHE_ENV_VARS.map(str::to_owned).into());
     }
 }

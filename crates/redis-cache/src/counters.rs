@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use redis_connection::fred::types::scripts::Script;
 use redis_connection::fred::types::{Key, Value};
+use redis_connection::{Rejection, RejectionKind};
 use shared_types::CacheKey;
 use tracing::instrument;
 
@@ -111,9 +112,9 @@ impl CacheService {
     /// # }
     /// ```
     pub async fn decrement(&self, key: &CacheKey, by: i64) -> Result<i64, CacheError> {
-        let by = by
-            .checked_neg()
-            .ok_or_else(|| CacheError::Rejected("decrement overflows".into()))?;
+        let by = by.checked_neg().ok_or_else(|| {
+            CacheError::Rejected(Rejection::new(RejectionKind::Other, "decrement overflows"))
+        })?;
         self.increment(key, by).await
     }
 

@@ -1,6 +1,6 @@
 //! [`CacheError`]: the one error type of this crate.
 
-use redis_connection::ConnectionError;
+use redis_connection::{ConnectionError, Rejection, RejectionKind};
 
 /// What a cache operation can fail with.
 ///
@@ -9,14 +9,16 @@ use redis_connection::ConnectionError;
 /// [`CacheError::Unavailable`] instead, because losing them silently would
 /// serve stale data or break a rate limit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CacheError {
     /// Redis cannot answer now (down, unreachable, too slow): retry later or
     /// fall back to the source of truth.
     #[error(transparent)]
     Unavailable(ConnectionError),
-    /// Redis answered with an error (a counter on a non-integer, say).
-    #[error("Redis rejected the command: {0}")]
-    Rejected(String),
+    /// Redis answered with an error (a counter on a non-integer, say); its
+    /// [`Rejection::kind`] says which, and its source is fred's error.
+    #[error(transparent)]
+    Rejected(Rejection),
     /// The encoded value exceeds the configured maximum; nothing was sent.
     #[error("value of {size} bytes exceeds the {max}-byte limit")]
     ValueTooLarge {
@@ -28,14 +30,6 @@ pub enum CacheError {
     /// The value could not be serialised to JSON; nothing was sent.
     #[error("value could not be encoded as JSON: {0}")]
     Encode(String),
-    /// A configuration value is missing or invalid.
-    #[error("invalid {variable}: {reason}")]
-    Config {
-        /// The environment variable at fault.
-        variable: &'static str,
-        /// What is wrong with its value.
-        reason: String,
-    },
 }
 
 impl CacheError {
@@ -61,6 +55,14 @@ impl CacheError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, CacheError::Unavailable(_))
     }
+
+    /// The refusal, when Redis (or this layer) answered no.
+    pub fn rejection(&self) -> Option<&Rejection> {
+        match self {
+            CacheError::Rejected(rejection) => Some(rejection),
+            _ => None,
+        }
+    }
 }
 
 impl From<redis_pubsub::PubSubError> for CacheError {
@@ -69,9 +71,17 @@ impl From<redis_pubsub::PubSubError> for CacheError {
         match error {
             PubSubError::Unavailable(e) => CacheError::Unavailable(e),
             PubSubError::Shutdown => CacheError::Unavailable(ConnectionError::Shutdown),
-            PubSubError::Rejected(message) => CacheError::Rejected(message),
-            PubSubError::InvalidName(reason) => CacheError::Rejected(reason.to_owned()),
+            PubSubError::Rejected(rejection) => CacheError::Rejected(rejection),
+            PubSubError::InvalidName(reason) => {
+                CacheError::Rejected(Rejection::new(RejectionKind::Other, reason))
+            }
             PubSubError::Encode(message) => CacheError::Encode(message),
+            // A variant added later: unavailability is the safe reading
+            // (writes fail, reads degrade), and it keeps the message.
+            other => CacheError::Unavailable(ConnectionError::Unavailable {
+                reason: other.to_string(),
+                cause: None,
+            }),
         }
     }
 }
@@ -79,7 +89,7 @@ impl From<redis_pubsub::PubSubError> for CacheError {
 impl From<ConnectionError> for CacheError {
     fn from(error: ConnectionError) -> Self {
         match error {
-            ConnectionError::Rejected(message) => CacheError::Rejected(message),
+            ConnectionError::Rejected(rejection) => CacheError::Rejected(rejection),
             other => CacheError::Unavailable(other),
         }
     }

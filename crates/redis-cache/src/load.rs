@@ -19,6 +19,7 @@ use crate::stats::bump;
 
 /// Why `get_or_load` produced no value.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LoadError<E> {
     /// The loader failed; every caller waiting on the same load gets the
     /// same error, and nothing was cached.

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use redis_connection::RejectionKind;
 use serde::de::DeserializeOwned;
 use shared_types::CacheKey;
 use tracing::{debug, instrument, warn};
@@ -346,8 +347,9 @@ impl CacheService {
         key: &CacheKey,
         error: CacheError,
     ) -> Result<(), CacheError> {
-        if let CacheError::Rejected(message) = &error
-            && message.starts_with("WRONGTYPE")
+        if error
+            .rejection()
+            .is_some_and(|r| r.kind() == RejectionKind::WrongType)
         {
             let failure = DecodeFailure {
                 category: "wrong Redis type",

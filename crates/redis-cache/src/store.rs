@@ -22,7 +22,7 @@ use redis_connection::fred::types::config::{Options, Server};
 use redis_connection::fred::types::scripts::Script;
 use redis_connection::fred::types::{Expiration, FromValue, InfoKind, Key, Value};
 use redis_connection::fred::util::redis_keyslot;
-use redis_connection::{ConnectionError, RedisConnectionManager};
+use redis_connection::{ConnectionError, RedisConnectionManager, Rejection, RejectionKind};
 
 use crate::error::CacheError;
 use crate::index_memo::IndexMemo;
@@ -132,9 +132,10 @@ impl Store {
             let mut pairs = reply.into_iter();
             for &i in group {
                 let (Some(value), Some(ttl)) = (pairs.next(), pairs.next()) else {
-                    return Err(CacheError::Rejected(
-                        "a short reply to the GET+PTTL script".to_owned(),
-                    ));
+                    return Err(CacheError::Rejected(Rejection::new(
+                        RejectionKind::Other,
+                        "a short reply to the GET+PTTL script",
+                    )));
                 };
                 out[i] = fetched_from_script(value, &ttl);
             }
@@ -238,17 +239,16 @@ impl Store {
         match fast
             .evalsha::<R, _, _, _>(script.sha1().clone(), keys.clone(), args.clone())
             .await
+            .map_err(|e| self.error(&e))
         {
-            Err(e) if e.details().starts_with("NOSCRIPT") => {
+            Err(CacheError::Rejected(r)) if r.kind() == RejectionKind::NoScript => {
                 script.load(client).await.map_err(|e| self.error(&e))?;
                 fast.evalsha(script.sha1().clone(), keys, args)
                     .await
                     .map(|reply| (reply, true))
                     .map_err(|e| self.error(&e))
             }
-            result => result
-                .map(|reply| (reply, false))
-                .map_err(|e| self.error(&e)),
+            result => result.map(|reply| (reply, false)),
         }
     }
 
@@ -402,9 +402,10 @@ static MGET_TTL: std::sync::LazyLock<Script> =
 /// One key's entry of the GET+PTTL script's reply, as a [`Fetched`].
 fn fetched_from_script(value: Value, ttl: &Value) -> Result<Option<Fetched>, CacheError> {
     if let Value::Integer(_) = value {
-        return Err(CacheError::Rejected(
-            "WRONGTYPE Operation against a key holding the wrong kind of value".to_owned(),
-        ));
+        return Err(CacheError::Rejected(Rejection::new(
+            RejectionKind::WrongType,
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+        )));
     }
     let ttl = match ttl.as_i64() {
         Some(-1) => None,

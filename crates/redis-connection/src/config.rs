@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::error::ConnectionError;
+use crate::reader::ConfigError;
 
 /// Which Redis deployment to talk to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,14 +182,9 @@ impl RedisConfig {
     /// Checks every field; called by the manager before connecting.
     ///
     /// # Errors
-    /// [`ConnectionError::Config`] naming the field's environment variable.
-    pub fn validate(&self) -> Result<(), ConnectionError> {
-        let bad = |variable, reason: &str| {
-            Err(ConnectionError::Config {
-                variable,
-                reason: reason.to_owned(),
-            })
-        };
+    /// A [`ConfigError`] naming the field's environment variable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |variable: &str, reason: &str| Err(ConfigError::new(variable, reason));
         if !(1..=256).contains(&self.pool_size) {
             return bad("REDIS_POOL_SIZE", "must be between 1 and 256");
         }
@@ -273,16 +268,7 @@ mod tests {
     #[test]
     fn tls_refused_without_feature() {
         let err = with_tls().validate().unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ConnectionError::Config {
-                    variable: "REDIS_TLS",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert_eq!(err.variable, "REDIS_TLS", "{err}");
         let err = RedisConfig::from_url("rediss://example.com:6380")
             .and_then(|c| c.validate())
             .unwrap_err();

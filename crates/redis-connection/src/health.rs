@@ -67,7 +67,7 @@ pub(crate) async fn ping(
     let result: Result<String, _> = client.with_options(&options).ping(None).await;
     match result {
         Ok(_) => Ok(start.elapsed()),
-        Err(e) if e.is_canceled() => Err(ConnectionError::Unavailable("not connected".to_owned())),
+        Err(e) if e.is_canceled() => Err(ConnectionError::unavailable("not connected")),
         Err(e) => Err(ConnectionError::from_fred(&e, timeout)),
     }
 }

@@ -9,6 +9,9 @@
 //!   health checks ([`HealthReport`]) and a graceful [`shutdown`].
 //! - [`RedisSubscriber`]: a dedicated pub/sub connection with its own status.
 //! - [`ConnectionError`]: tells "Redis is unavailable" from "Redis said no".
+//! - [`Env`] and [`ConfigError`]: the typed reader of environment variables
+//!   that redis-cache and service-kit read their variables through too, and
+//!   the one error a bad value gives ([`unknown_variables`] finds likely typos).
 //!
 //! fred leaves three traps open by default, all closed here: no reconnect
 //! policy (a dropped connection is never re-established), no command timeout
@@ -39,6 +42,7 @@ mod fred_config;
 mod health;
 mod manager;
 mod monitor;
+mod reader;
 mod status;
 mod subscriber;
 mod supervisor;
@@ -48,9 +52,10 @@ mod url;
 
 pub use config::{ReconnectConfig, RedisConfig, TlsOptions, Topology};
 pub use env::ENV_VARS;
-pub use error::ConnectionError;
+pub use error::{ConnectionError, Rejection, RejectionKind};
 pub use health::{HealthReport, HealthStatus};
 pub use manager::RedisConnectionManager;
+pub use reader::{ConfigError, Env, unknown_variables};
 pub use status::{ConnectionEvent, ConnectionStatus};
 pub use subscriber::RedisSubscriber;
 pub use supervisor::SHUTDOWN_DEADLINE;

@@ -112,8 +112,10 @@ impl RedisConnectionManager {
                 return Ok(());
             }
             match monitor.last_error() {
-                Some(e @ (ConnectionError::Auth(_) | ConnectionError::Tls(_))) => return Err(e),
-                Some(e @ ConnectionError::Config { .. }) => return Err(e),
+                Some(e @ (ConnectionError::Auth { .. } | ConnectionError::Tls { .. })) => {
+                    return Err(e);
+                }
+                Some(e @ ConnectionError::Config(_)) => return Err(e),
                 _ => {}
             }
             if slots.contains(&Slot::Stopped) {
@@ -122,7 +124,7 @@ impl RedisConnectionManager {
                     .last_error()
                     .map(|e| e.to_string())
                     .unwrap_or_default();
-                return Err(ConnectionError::Unavailable(format!(
+                return Err(ConnectionError::unavailable(format!(
                     "could not connect to {} after {attempts} attempts: {last}",
                     self.inner.config.topology.addresses().join(", ")
                 )));

@@ -271,7 +271,7 @@ fn on_error<C: ClientLike>(
         .client_reconnect_policy()
         .map(|p| (p.attempts(), p.max_attempts()));
     match (&classified, attempt) {
-        (ConnectionError::Auth(_), _) => {
+        (ConnectionError::Auth { .. }, _) => {
             error!(redis.client = index, redis.server = server, error = %classified, "Redis refused our credentials");
         }
         (_, Some((attempt, max))) if client.state() != ClientState::Connected => {

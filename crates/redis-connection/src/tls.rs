@@ -20,9 +20,11 @@ pub(crate) fn fred_tls(
     let mut roots = rustls::RootCertStore::empty();
     match &options.ca_file {
         Some(path) => {
-            let bad_file = |reason: String| ConnectionError::Config {
-                variable: "REDIS_TLS_CA_FILE",
-                reason: format!("{}: {reason}", path.display()),
+            let bad_file = |reason: String| {
+                ConnectionError::Config(crate::reader::ConfigError::new(
+                    "REDIS_TLS_CA_FILE",
+                    format!("{}: {reason}", path.display()),
+                ))
             };
             let certs = CertificateDer::pem_file_iter(path)
                 .map_err(|e| bad_file(e.to_string()))?
@@ -41,17 +43,22 @@ pub(crate) fn fred_tls(
                 let _ = roots.add(cert);
             }
             if roots.is_empty() {
-                return Err(ConnectionError::Tls(
-                    "no trusted root certificates found on this system; set REDIS_TLS_CA_FILE"
+                return Err(ConnectionError::Tls {
+                    reason: "no trusted root certificates found on this system; \
+                             set REDIS_TLS_CA_FILE"
                         .to_owned(),
-                ));
+                    cause: None,
+                });
             }
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| ConnectionError::Tls(e.to_string()))?
+        .map_err(|e| ConnectionError::Tls {
+            reason: e.to_string(),
+            cause: None,
+        })?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(TlsConfig {

@@ -9,16 +9,13 @@ use fred::types::config::{Config as FredConfig, ServerConfig};
 use secrecy::SecretString;
 
 use crate::config::{RedisConfig, TlsOptions, Topology};
-use crate::error::ConnectionError;
+use crate::reader::ConfigError;
 
 const SCHEMES: &str = "redis://, rediss://, redis-cluster://, rediss-cluster://, \
                        redis-sentinel:// or rediss-sentinel://";
 
-fn url_error(reason: impl Into<String>) -> ConnectionError {
-    ConnectionError::Config {
-        variable: "REDIS_URL",
-        reason: reason.into(),
-    }
+fn url_error(reason: impl Into<String>) -> ConfigError {
+    ConfigError::new("REDIS_URL", reason)
 }
 
 impl RedisConfig {
@@ -28,14 +25,14 @@ impl RedisConfig {
     /// nodes as `?node=host:port` or as a list (`redis-cluster://a:1,b:2`).
     ///
     /// # Errors
-    /// [`ConnectionError::Config`] naming `REDIS_URL`. The URL itself is never
+    /// A [`ConfigError`] naming `REDIS_URL`. The URL itself is never
     /// repeated in the message: it may hold a password.
-    pub fn from_url(url: &str) -> Result<Self, ConnectionError> {
+    pub fn from_url(url: &str) -> Result<Self, ConfigError> {
         parse(url)
     }
 }
 
-fn parse(url: &str) -> Result<RedisConfig, ConnectionError> {
+fn parse(url: &str) -> Result<RedisConfig, ConfigError> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(url_error(format!("must start with {SCHEMES}")));
     };
@@ -59,10 +56,10 @@ fn parse(url: &str) -> Result<RedisConfig, ConnectionError> {
             .map(|u| u.path().to_owned())
             .unwrap_or_default();
         if !matches!(path.as_str(), "" | "/" | "/0") {
-            return Err(ConnectionError::Config {
-                variable: "REDIS_DB",
-                reason: "a Redis Cluster has only database 0".to_owned(),
-            });
+            return Err(ConfigError::new(
+                "REDIS_DB",
+                "a Redis Cluster has only database 0",
+            ));
         }
     }
 
@@ -105,7 +102,7 @@ fn parse(url: &str) -> Result<RedisConfig, ConnectionError> {
 /// `scheme://[auth@]h1:p1,h2:p2[/db][?query]`, a common way to name several
 /// seeds, rewritten to the `?node=h2:p2` form fred reads (it takes one host
 /// from the authority). URLs without a comma pass unchanged.
-fn seed_list_as_nodes(url: &str) -> Result<String, ConnectionError> {
+fn seed_list_as_nodes(url: &str) -> Result<String, ConfigError> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Ok(url.to_owned());
     };

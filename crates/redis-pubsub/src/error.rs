@@ -1,17 +1,19 @@
 //! [`PubSubError`]: the one error type of this crate.
 
-use redis_connection::ConnectionError;
+use redis_connection::{ConnectionError, Rejection};
 
 /// What a pub/sub operation can fail with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PubSubError {
     /// Redis cannot answer now: the message was not published, or the
     /// (un)subscription was not confirmed.
     #[error(transparent)]
     Unavailable(ConnectionError),
-    /// Redis answered with an error.
-    #[error("Redis rejected the command: {0}")]
-    Rejected(String),
+    /// Redis answered with an error; its [`Rejection::kind`] says which,
+    /// and its source is fred's error.
+    #[error(transparent)]
+    Rejected(Rejection),
     /// A channel or pattern name is unusable (empty).
     #[error("invalid channel name: {0}")]
     InvalidName(&'static str),
@@ -46,7 +48,7 @@ impl PubSubError {
 impl From<ConnectionError> for PubSubError {
     fn from(error: ConnectionError) -> Self {
         match error {
-            ConnectionError::Rejected(message) => PubSubError::Rejected(message),
+            ConnectionError::Rejected(rejection) => PubSubError::Rejected(rejection),
             ConnectionError::Shutdown => PubSubError::Shutdown,
             other => PubSubError::Unavailable(other),
         }

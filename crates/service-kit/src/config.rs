@@ -12,17 +12,46 @@
 //! | `HTTP_SHUTDOWN_GRACE_MS` | `10000` | how long shutdown lets connections finish before dropping them |
 //!
 //! plus every `REDIS_*` variable of redis-connection and `CACHE_*` variable
-//! of redis-cache.
+//! of redis-cache. A set `REDIS_*`, `CACHE_*` or `HTTP_*` variable that none
+//! of them reads is logged at start-up as a likely typo ([`likely_typos`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use redis_cache::CacheConfig;
-use redis_connection::RedisConfig;
+use redis_cache::{CACHE_ENV_VARS, CacheConfig};
+use redis_connection::{ConfigError, ENV_VARS, Env, RedisConfig, unknown_variables};
 
-use crate::env::{ConfigError, Env};
 use crate::middleware::HttpLimits;
 use crate::server::ServerLimits;
+
+/// Every `HTTP_*` variable [`CommonConfig::from_env`] reads.
+pub const HTTP_ENV_VARS: [&str; 6] = [
+    "HTTP_REQUEST_TIMEOUT_MS",
+    "HTTP_MAX_CONCURRENCY",
+    "HTTP_MAX_CONCURRENCY_PER_TENANT",
+    "HTTP_HEADER_READ_TIMEOUT_MS",
+    "HTTP_MAX_CONNECTIONS",
+    "HTTP_SHUTDOWN_GRACE_MS",
+];
+
+/// Variables with our prefixes that other software sets and we do not read
+/// (curl, reqwest and most HTTP clients honour `HTTP_PROXY`): not typos.
+const FOREIGN: [&str; 1] = ["HTTP_PROXY"];
+
+/// Among the variables `set`, those that look like ours (`REDIS_*`,
+/// `CACHE_*`, `HTTP_*`) but that nothing reads: most likely misspellings,
+/// which would otherwise be ignored without a word. [`crate::service_main`]
+/// logs a warning for each.
+pub fn likely_typos<'a>(set: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let known: Vec<&str> = ENV_VARS
+        .iter()
+        .chain(&CACHE_ENV_VARS)
+        .chain(&HTTP_ENV_VARS)
+        .chain(&FOREIGN)
+        .copied()
+        .collect();
+    unknown_variables(set, &["REDIS_", "CACHE_", "HTTP_"], &known)
+}
 
 /// Settings every service has.
 #[derive(Debug, Clone)]
@@ -54,10 +83,14 @@ impl CommonConfig {
         max_body: impl FnOnce(&CacheConfig) -> usize,
     ) -> Result<Self, ConfigError> {
         let addr = env.addr(addr_var, default_addr)?;
-        let redis = RedisConfig::from_lookup(env.lookup())?;
-        let cache = CacheConfig::from_lookup(env.lookup())?;
-        let timeout_ms = env.number("HTTP_REQUEST_TIMEOUT_MS", 5000u64, 10, 600_000)?;
-        let request_timeout = Duration::from_millis(timeout_ms);
+        let redis = RedisConfig::from_reader(env)?;
+        let cache = CacheConfig::from_reader(env)?;
+        let request_timeout = env.millis(
+            "HTTP_REQUEST_TIMEOUT_MS",
+            Duration::from_secs(5),
+            10,
+            600_000,
+        )?;
         if request_timeout <= redis.command_timeout {
             return Err(ConfigError::new(
                 "HTTP_REQUEST_TIMEOUT_MS",
@@ -80,19 +113,19 @@ impl CommonConfig {
             max_body_bytes: max_body(&cache),
         };
         let server = ServerLimits {
-            header_read_timeout: Duration::from_millis(env.number(
+            header_read_timeout: env.millis(
                 "HTTP_HEADER_READ_TIMEOUT_MS",
-                10_000u64,
+                Duration::from_secs(10),
                 10,
                 600_000,
-            )?),
+            )?,
             max_connections: env.number("HTTP_MAX_CONNECTIONS", 1024usize, 1, 1_000_000)?,
-            shutdown_grace: Duration::from_millis(env.number(
+            shutdown_grace: env.millis(
                 "HTTP_SHUTDOWN_GRACE_MS",
-                10_000u64,
+                Duration::from_secs(10),
                 0,
                 600_000,
-            )?),
+            )?,
         };
         let log_format = env.choice("LOG_FORMAT", "pretty", &["json", "pretty"])?;
         Ok(Self {
@@ -103,5 +136,51 @@ impl CommonConfig {
             server,
             log_format,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    // A misspelt variable of ours is a likely typo; ours, other software's
+    // (HTTP_PROXY) and unprefixed ones are not.
+    #[test]
+    fn misspelt_variables_of_ours_are_likely_typos() {
+        let set = [
+            "REDIS_PASWORD",
+            "REDIS_PASSWORD",
+            "CACHE_L1_TTL",
+            "CACHE_L1_TTL_SECS",
+            "HTTP_MAX_CONNECTION",
+            "HTTP_MAX_CONNECTIONS",
+            "HTTP_PROXY",
+            "MAIN_API_ADDR",
+            "PATH",
+        ];
+        assert_eq!(
+            likely_typos(set),
+            ["CACHE_L1_TTL", "HTTP_MAX_CONNECTION", "REDIS_PASWORD"]
+        );
+    }
+
+    // HTTP_ENV_VARS is exactly the HTTP_ variables the parser asks for.
+    #[test]
+    fn the_known_http_variables_are_the_ones_read() {
+        let asked = RefCell::new(BTreeSet::new());
+        let env = Env::from_fn(|name: &str| {
+            asked.borrow_mut().insert(name.to_owned());
+            None
+        });
+        CommonConfig::from_env(&env, "ADDR", "127.0.0.1:1", |_| 1).unwrap();
+        let http: BTreeSet<String> = asked
+            .into_inner()
+            .into_iter()
+            .filter(|name| name.starts_with("HTTP_"))
+            .collect();
+        assert_eq!(http, HTTP_ENV_VARS.map(str::to_owned).into());
     }
 }

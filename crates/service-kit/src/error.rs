@@ -131,21 +131,8 @@ impl ApiError {
     }
 }
 
-/// Redis error codes that mean "not in the state Redis is in": out of
-/// memory under `noeviction`, unable to persist, too few replicas, or a
-/// user without the permission. Retrying later (or an operator) fixes them;
-/// the request was fine. Other refusals (`ERR`, `WRONGTYPE`, ...) are bugs.
-const REFUSALS: [&str; 4] = ["OOM", "MISCONF", "NOREPLICAS", "NOPERM"];
-
 /// While Redis refuses, every write is refused: one log line per period.
 static REFUSAL_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(10));
-
-/// The error code of a Redis error reply (its first word), if it is one of
-/// [`REFUSALS`].
-fn refusal_code(message: &str) -> Option<&'static str> {
-    let code = message.split_whitespace().next()?;
-    REFUSALS.iter().find(|r| **r == code).copied()
-}
 
 impl From<CacheError> for ApiError {
     fn from(error: CacheError) -> Self {
@@ -156,10 +143,14 @@ impl From<CacheError> for ApiError {
                 debug!(error = %cause, "Redis unavailable; answering 503");
                 ApiError::unavailable()
             }
-            CacheError::Rejected(message) if refusal_code(&message).is_some() => {
+            // Out of memory under `noeviction`, unable to persist, too few
+            // replicas, or a user without the permission: retrying later
+            // (or an operator) fixes them; the request was fine. Other
+            // refusals (`ERR`, `WRONGTYPE`, ...) are bugs: 500 below.
+            CacheError::Rejected(rejection) if rejection.kind().is_refusal_of_state() => {
                 if let Some(suppressed) = REFUSAL_LOG.check() {
                     warn!(
-                        error = %message,
+                        error = %rejection,
                         suppressed,
                         "Redis refused a command; answering 503 redis_refused"
                     );
@@ -193,13 +184,23 @@ impl IntoResponse for ApiError {
 
 #[cfg(test)]
 mod tests {
+    use redis_connection::ConnectionError;
+    use redis_connection::fred::error::{Error as FredError, ErrorKind};
+
     use super::*;
 
     // Redis refusing for its state (memory, persistence, replicas, ACL) is
     // 503 `redis_refused`; a refusal that means a bug stays a 500.
     #[test]
     fn refusals_are_503_and_bugs_are_500() {
-        let refused = |m: &str| ApiError::from(CacheError::Rejected(m.to_owned()));
+        // Through redis-connection's classification, as a reply reaches us.
+        let refused = |m: &str| {
+            let fred = FredError::new(ErrorKind::Unknown, m.to_owned());
+            ApiError::from(CacheError::from(ConnectionError::from_fred(
+                &fred,
+                Duration::from_millis(5),
+            )))
+        };
         for message in [
             "OOM command not allowed when used memory > 'maxmemory'.",
             "MISCONF Redis is configured to save RDB snapshots",

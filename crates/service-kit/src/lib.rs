@@ -1,7 +1,8 @@
 //! What the platform's axum services share, so that both behave the same:
 //!
-//! - [`env::Env`] and [`ConfigError`]: typed configuration read once from
-//!   the environment, errors naming the variable;
+//! - [`Env`] and [`ConfigError`] (redis-connection's, re-exported): typed
+//!   configuration read once from the environment, errors naming the
+//!   variable, and [`likely_typos`] among the variables set;
 //! - [`ApiError`]: the JSON error shape `{"error": {"code", "message"}}`;
 //! - extractors ([`JsonBody`], [`JsonDocument`], [`PathParams`]) whose
 //!   rejections are 400/413/415 in that shape;
@@ -17,7 +18,6 @@
 
 mod auth;
 mod config;
-pub mod env;
 mod error;
 mod extract;
 mod fairness;
@@ -34,13 +34,13 @@ mod throttle;
 mod token;
 
 pub use auth::{Authenticated, InternalCaller, InternalToken};
-pub use config::CommonConfig;
-pub use env::{ConfigError, Env};
+pub use config::{CommonConfig, HTTP_ENV_VARS, likely_typos};
 pub use error::ApiError;
 pub use extract::{JsonBody, JsonDocument, PathParams};
 pub use metrics::Metrics;
 pub use middleware::{HttpLimits, MAX_HEADER_BYTES, with_common_layers};
 pub use platform::{Platform, StartError};
+pub use redis_connection::{ConfigError, Env};
 pub use serve::{ServiceError, Shutdown, run_service, service_main, shutdown_signal};
 pub use server::{ServerLimits, serve};
 pub use session::{ADMIN_ROLE, Session, authenticate, require_tenant, require_user_or_admin};

@@ -12,6 +12,7 @@ use crate::readiness::Readiness;
 
 /// Why the platform could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// The connection manager refused its configuration.
     #[error(transparent)]

@@ -7,12 +7,12 @@ use std::process::ExitCode;
 
 use axum::Router;
 use tokio::net::TcpListener;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
-use crate::config::CommonConfig;
-use crate::env::{ConfigError, Env};
+use crate::config::{CommonConfig, likely_typos};
 use crate::platform::Platform;
 use crate::server::serve;
+use redis_connection::{ConfigError, Env};
 
 /// A boxed shutdown future, as [`service_main`] hands it to a service.
 pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -43,7 +43,8 @@ pub async fn run_service(
 
 /// The whole `main` of a service binary: configuration from the process
 /// environment (a bad variable exits 2 with a message naming it, before any
-/// logging), logging, binding, then `run` until SIGTERM or Ctrl-C (exit 0),
+/// logging), logging (with a warning for each [`likely_typos`] variable),
+/// binding, then `run` until SIGTERM or Ctrl-C (exit 0),
 /// or a failure (exit 1).
 pub async fn service_main<C, Fut>(
     name: &str,
@@ -67,6 +68,15 @@ where
     };
     let settings = common(&config);
     crate::telemetry::init(settings.log_format);
+    let set: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .collect();
+    for variable in likely_typos(set.iter().map(String::as_str)) {
+        warn!(
+            service = name,
+            variable, "unknown variable, ignored: is its name misspelt?"
+        );
+    }
     let listener = match TcpListener::bind(settings.addr).await {
         Ok(listener) => listener,
         Err(error) => {

@@ -47,6 +47,7 @@ impl fmt::Display for IdRejection {
 
 /// Every way a value of this crate can be rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ValidationError {
     /// An identifier (`tenant_id`, `user_id`, ...) failed validation.
     #[error("invalid {field}: {reason}")]

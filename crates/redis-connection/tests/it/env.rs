@@ -3,10 +3,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis_connection::{ConnectionError, ENV_VARS, RedisConfig, Topology};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use redis_connection::{ConfigError, ENV_VARS, RedisConfig, Topology};
 use secrecy::ExposeSecret;
 
-fn from(vars: &[(&str, &str)]) -> Result<RedisConfig, ConnectionError> {
+fn from(vars: &[(&str, &str)]) -> Result<RedisConfig, ConfigError> {
     let map: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -105,14 +108,11 @@ fn every_bad_value_names_its_variable() {
     ];
     for (variable, value) in cases {
         let err = from(&[(variable, value)]).unwrap_err();
-        match &err {
-            ConnectionError::Config {
-                variable: named, ..
-            } => {
-                assert_eq!(named, variable, "{variable}={value:?} blamed {named}");
-            }
-            other => panic!("{variable}={value:?} gave {other:?}"),
-        }
+        assert_eq!(
+            err.variable, *variable,
+            "{variable}={value:?} blamed {}",
+            err.variable
+        );
         assert!(err.to_string().contains(variable), "{err}");
     }
     // Ordering problems name the variable that is out of line.
@@ -149,6 +149,26 @@ fn password_never_printed() {
     let err = from(&[("REDIS_URL", "rediss://:Sup3r%2FSecret@host:notaport")]).unwrap_err();
     assert!(!err.to_string().contains("Sup3r"), "{err}");
     assert!(!format!("{err:?}").contains("Sup3r"), "{err:?}");
+}
+
+// ENV_VARS, the list start-up checks for likely typos, is exactly the
+// list of variables the parser asks for.
+#[test]
+fn the_known_variables_are_the_ones_read() {
+    let asked = RefCell::new(BTreeSet::new());
+    RedisConfig::from_lookup(|name| {
+        asked.borrow_mut().insert(name.to_owned());
+        None
+    })
+    .unwrap();
+    // REDIS_TLS_CA_FILE is only consulted once TLS is on; REDIS_URL's
+    // conflicts only once a URL is set: ask with both set.
+    RedisConfig::from_lookup(|name| {
+        asked.borrow_mut().insert(name.to_owned());
+        (name == "REDIS_URL").then(|| "rediss://h:1".to_owned())
+    })
+    .unwrap();
+    assert_eq!(asked.into_inner(), ENV_VARS.map(str::to_owned).into());
 }
 
 // The documented list is the list the parser reads.

@@ -91,7 +91,10 @@ async fn connect_gives_up_after_max_attempts() {
     let err = RedisConnectionManager::connect(config).await.unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(5));
     let text = err.to_string();
-    assert!(matches!(err, ConnectionError::Unavailable(_)), "{err:?}");
+    assert!(
+        matches!(err, ConnectionError::Unavailable { .. }),
+        "{err:?}"
+    );
     assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
     assert!(text.contains("after 3 attempts"), "{text}");
 }

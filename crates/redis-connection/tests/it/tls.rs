@@ -57,7 +57,7 @@ async fn wrong_ca_fails_clearly() {
     .await
     .expect("a certificate error is not retried forever")
     .unwrap_err();
-    assert!(matches!(err, ConnectionError::Tls(_)), "{err:?}");
+    assert!(matches!(err, ConnectionError::Tls { .. }), "{err:?}");
     assert!(
         err.to_string().to_lowercase().contains("certificate"),
         "{err}"
