@@ -86,7 +86,9 @@ pub(crate) async fn run(
                 if let Some(l1) = &l1 {
                     l1.set_live(false);
                 }
-                warn!("invalidation feed disconnected; reading through to Redis until it is back");
+                // INFO: what it means for the cache; the connection's loss
+                // itself is the connection layer's WARN.
+                info!("invalidation feed disconnected; reading through to Redis until it is back");
             }
             InvalidationEvent::Lagged { missed } => {
                 add(&counters.invalidations_missed, missed);

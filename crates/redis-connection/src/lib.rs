@@ -42,6 +42,7 @@ mod fred_config;
 mod health;
 mod manager;
 mod monitor;
+mod outage;
 mod reader;
 mod status;
 mod subscriber;

@@ -13,6 +13,7 @@ use crate::config::RedisConfig;
 use crate::error::ConnectionError;
 use crate::health::{HealthReport, HealthStatus, assess, ping};
 use crate::monitor::Slot;
+use crate::outage::Role;
 use crate::status::{ConnectionEvent, ConnectionStatus};
 use crate::subscriber::RedisSubscriber;
 use crate::supervisor::{SHUTDOWN_DEADLINE, Supervisor};
@@ -87,6 +88,7 @@ impl RedisConnectionManager {
             "connecting to Redis"
         );
         let supervisor = Supervisor::start(
+            Role::Pool,
             pool.clients(),
             config.event_capacity,
             config.command_timeout,

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::error::ConnectionError;
+use crate::outage::{OutageLog, Role};
 use crate::status::{ConnectionEvent, ConnectionStatus};
 
 const RECONCILE_EVERY: Duration = Duration::from_millis(100);
@@ -47,10 +48,17 @@ pub(crate) struct Monitor {
     /// Changes of any client's slot so far: a connection made or lost.
     generation: AtomicU64,
     command_timeout: Duration,
+    /// One WARN per outage, a summary per period, one INFO when it ends.
+    outage: OutageLog,
 }
 
 impl Monitor {
-    pub(crate) fn new(clients: usize, event_capacity: usize, command_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        role: Role,
+        clients: usize,
+        event_capacity: usize,
+        command_timeout: Duration,
+    ) -> Self {
         Self {
             slots: Mutex::new(vec![Slot::Connecting; clients]),
             ever_connected: AtomicBool::new(false),
@@ -61,6 +69,7 @@ impl Monitor {
             changes_tx: watch::channel(0).0,
             generation: AtomicU64::new(0),
             command_timeout,
+            outage: OutageLog::new(role),
         }
     }
 
@@ -128,13 +137,12 @@ impl Monitor {
         } else {
             ConnectionStatus::Disconnected
         };
+        let shutting_down = self.is_shutting_down();
         self.status_tx.send_if_modified(|current| {
             let changed = *current != status;
-            if changed {
-                info!(
-                    redis.status = status.as_str(),
-                    "Redis connection status changed"
-                );
+            if changed && !shutting_down {
+                let cause = self.last_error();
+                self.outage.status_changed(*current, status, cause.as_ref());
             }
             *current = status;
             changed
@@ -235,7 +243,8 @@ fn on_connected(monitor: &Monitor, index: usize, server: &str) {
     let previous = monitor.set_slot(index, Slot::Connected);
     let reconnect = previous != Slot::Connecting;
     if reconnect {
-        info!(
+        // The end of an outage is logged once, by the status change.
+        debug!(
             redis.client = index,
             redis.server = server,
             "reconnected to Redis"
@@ -270,9 +279,26 @@ fn on_error<C: ClientLike>(
     let attempt = client
         .client_reconnect_policy()
         .map(|p| (p.attempts(), p.max_attempts()));
+    // During an outage each attempt is counted into the outage's summary;
+    // otherwise one connection failed while others serve: worth an INFO,
+    // not a WARN (the WARN is for Redis being unreachable).
+    if monitor.status() == ConnectionStatus::Connecting {
+        // Never connected yet (Redis was down when we started): that is an
+        // outage too, though the status says "connecting" until the first
+        // connection.
+        monitor.outage.status_changed(
+            ConnectionStatus::Connecting,
+            ConnectionStatus::Disconnected,
+            Some(&classified),
+        );
+    }
+    let in_outage = monitor.outage.attempt_failed(&classified);
     match (&classified, attempt) {
         (ConnectionError::Auth { .. }, _) => {
             error!(redis.client = index, redis.server = server, error = %classified, "Redis refused our credentials");
+        }
+        _ if in_outage => {
+            debug!(redis.client = index, redis.server = server, error = %classified, "Redis connection attempt failed");
         }
         (_, Some((attempt, max))) if client.state() != ClientState::Connected => {
             let max = if max == 0 {
@@ -280,10 +306,10 @@ fn on_error<C: ClientLike>(
             } else {
                 max.to_string()
             };
-            warn!(redis.client = index, redis.server = server, attempt, max_attempts = max, error = %classified, "Redis connection attempt failed, retrying with backoff");
+            info!(redis.client = index, redis.server = server, attempt, max_attempts = max, error = %classified, "Redis connection attempt failed, retrying with backoff");
         }
         _ => {
-            warn!(redis.client = index, redis.server = server, error = %classified, "Redis connection error");
+            info!(redis.client = index, redis.server = server, error = %classified, "Redis connection error");
         }
     }
     // A failed first attempt leaves the slot `Connecting`: the status says
@@ -300,11 +326,19 @@ fn on_error<C: ClientLike>(
 }
 
 fn on_unresponsive(monitor: &Monitor, index: usize, server: &str) {
-    warn!(
-        redis.client = index,
-        redis.server = server,
-        "Redis connection unresponsive, replacing it"
-    );
+    if monitor.outage.attempt_failed(&"connection unresponsive") {
+        debug!(
+            redis.client = index,
+            redis.server = server,
+            "Redis connection unresponsive, replacing it"
+        );
+    } else {
+        warn!(
+            redis.client = index,
+            redis.server = server,
+            "Redis connection unresponsive, replacing it"
+        );
+    }
     monitor.set_slot(index, Slot::Disconnected);
     monitor.emit(ConnectionEvent::Unresponsive {
         server: server.to_owned(),

@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::config::RedisConfig;
 use crate::error::ConnectionError;
+use crate::outage::Role;
 use crate::status::{ConnectionEvent, ConnectionStatus};
 use crate::supervisor::{SHUTDOWN_DEADLINE, Supervisor};
 
@@ -26,6 +27,7 @@ pub struct RedisSubscriber {
 impl RedisSubscriber {
     pub(crate) fn start(client: SubscriberClient, config: &RedisConfig) -> Self {
         let supervisor = Supervisor::start(
+            Role::Subscriber,
             std::slice::from_ref(&client),
             config.event_capacity,
             config.command_timeout,

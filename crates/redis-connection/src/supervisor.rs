@@ -14,6 +14,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 use tracing::warn;
 
 use crate::monitor::{Monitor, Watcher};
+use crate::outage::Role;
 
 /// How long [`crate::RedisConnectionManager::shutdown`] (and a subscriber's)
 /// waits for connections to close before aborting them.
@@ -29,11 +30,21 @@ pub(crate) struct Supervisor {
 impl Supervisor {
     /// Subscribes to each client's events, then connects it. Must run inside
     /// a tokio runtime.
-    pub(crate) fn start<C>(clients: &[C], event_capacity: usize, command_timeout: Duration) -> Self
+    pub(crate) fn start<C>(
+        role: Role,
+        clients: &[C],
+        event_capacity: usize,
+        command_timeout: Duration,
+    ) -> Self
     where
         C: ClientLike + EventInterface + Clone + Send + Sync + 'static,
     {
-        let monitor = Arc::new(Monitor::new(clients.len(), event_capacity, command_timeout));
+        let monitor = Arc::new(Monitor::new(
+            role,
+            clients.len(),
+            event_capacity,
+            command_timeout,
+        ));
         let mut watchers = Vec::with_capacity(clients.len());
         let mut connection_tasks = Vec::with_capacity(clients.len());
         for (index, client) in clients.iter().enumerate() {

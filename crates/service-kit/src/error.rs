@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use redis_cache::CacheError;
 use serde_json::json;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::throttle::LogThrottle;
 
@@ -131,6 +131,10 @@ impl ApiError {
     }
 }
 
+/// While Redis is unavailable, every request it is needed for fails: one
+/// log line per period, with the count.
+static UNAVAILABLE_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(10));
+
 /// While Redis refuses, every write is refused: one log line per period.
 static REFUSAL_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(10));
 
@@ -138,9 +142,17 @@ impl From<CacheError> for ApiError {
     fn from(error: CacheError) -> Self {
         match error {
             CacheError::Unavailable(cause) => {
-                // Debug only: during an outage every request lands here, and
-                // the connection monitor already logs the outage once.
+                // During an outage every request lands here: the connection
+                // layer logs the outage (one WARN, then a summary per
+                // period); here, one line per period says how many
+                // requests it cost.
                 debug!(error = %cause, "Redis unavailable; answering 503");
+                if let Some(suppressed) = UNAVAILABLE_LOG.check() {
+                    info!(
+                        requests = suppressed + 1,
+                        "answered 503 unavailable: Redis cannot answer (count since the last such line)"
+                    );
+                }
                 ApiError::unavailable()
             }
             // Out of memory under `noeviction`, unable to persist, too few

@@ -263,6 +263,79 @@ async fn a_redis_refusal_is_503_redis_refused_and_logged_once() {
     );
 }
 
+// A Redis outage shows in a service's logs as one WARN when it begins, an
+// INFO summary per period while it lasts (connection attempts failed,
+// requests answered 503), and one INFO when it ends: never a line per
+// request or per connection attempt, and never an ERROR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_is_logged_as_one_warn_periodic_summaries_and_one_info_at_its_end() {
+    let mut redis = RedisServer::builder().password(PASSWORD).start().await;
+    let broker = start("auth-broker", "AUTH_BROKER_ADDR", &redis);
+    let api = start_with(
+        "main-api",
+        "MAIN_API_ADDR",
+        &redis,
+        &[
+            ("RUST_LOG", "info"),
+            // Many attempts during the outage: each must stay out of the logs.
+            ("REDIS_RECONNECT_MAX_DELAY_MS", "200"),
+        ],
+    );
+    let client = Client::new();
+    let token = new_session(&client, &broker, "alice").await;
+    redis.stop().await;
+    // Longer than one summary period (10 s), with a request every 50 ms.
+    let outage = Instant::now();
+    let mut unavailable = 0;
+    while outage.elapsed() < Duration::from_secs(11) {
+        let answer = client
+            .get(format!("{}{SHARD}", api.url()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        if answer.status() == StatusCode::SERVICE_UNAVAILABLE {
+            unavailable += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        unavailable > 100,
+        "only {unavailable} requests answered 503"
+    );
+    redis.start_again().await;
+    wait_for(
+        "the end of the outage to be logged",
+        Duration::from_secs(15),
+        || async { api.logs().contains("Redis is reachable again") },
+    )
+    .await;
+    let logs = api.logs();
+    let at = |level: &str| -> Vec<&str> {
+        let field = format!("\"level\":\"{level}\"");
+        logs.lines().filter(|l| l.contains(&field)).collect()
+    };
+    let warnings = at("WARN");
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].contains("Redis is unreachable"),
+        "{warnings:#?}"
+    );
+    assert!(at("ERROR").is_empty(), "{:#?}", at("ERROR"));
+    let count = |needle: &str| logs.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("Redis is reachable again"), 1, "{logs}");
+    let summaries = count("Redis still unreachable");
+    assert!(
+        (1..=3).contains(&summaries),
+        "{summaries} summaries:\n{logs}"
+    );
+    let request_lines = count("answered 503 unavailable");
+    assert!(
+        (1..=3).contains(&request_lines),
+        "{unavailable} requests answered 503 gave {request_lines} lines"
+    );
+}
+
 /// `PING`s Redis has answered so far (`INFO commandstats`).
 fn pings(redis: &RedisServer) -> u64 {
     let info = redis
