@@ -16,7 +16,7 @@
 //!   cut or silently stall the connections it carries: a network partition
 //!   of one process.
 //! - [`ServiceProcess`] runs a service binary and returns once it is ready.
-//! - [`fixtures`] (features `redis` and `cache`) builds the connection config
+//! - `fixtures` (features `redis` and `cache`) builds the connection config
 //!   and the two-tier cache instances the tests, benchmarks and soak share.
 //! - [`wait_for`] waits for a condition with a deadline; tests never sleep and hope.
 //!
