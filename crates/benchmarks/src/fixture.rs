@@ -95,13 +95,7 @@ pub(crate) async fn connect_with(
 
 /// A Redis-only cache (`CacheService::new`).
 pub(crate) fn redis_only(manager: RedisConnectionManager) -> CacheService {
-    CacheService::new(
-        manager,
-        CacheConfig {
-            l1: None,
-            ..CacheConfig::default()
-        },
-    )
+    CacheService::new(manager, CacheConfig::default().with_l1(None))
 }
 
 /// A two-tier cache instance with its own connections and subscriber, as
@@ -109,10 +103,7 @@ pub(crate) fn redis_only(manager: RedisConnectionManager) -> CacheService {
 pub(crate) async fn two_tier(server: &RedisServer) -> Result<CacheService, String> {
     let manager = connect(server).await?;
     let pubsub = PubSub::new(manager.clone()).map_err(|e| format!("pub/sub: {e}"))?;
-    let config = CacheConfig {
-        l1: Some(L1Config::default()),
-        ..CacheConfig::default()
-    };
+    let config = CacheConfig::default().with_l1(Some(L1Config::default()));
     let cache = CacheService::two_tier(manager, config, pubsub)
         .await
         .map_err(|e| format!("two-tier cache: {e}"))?;

@@ -24,12 +24,10 @@ fn cluster_config(cluster: &RedisCluster) -> RedisConfig {
     config.pool_size = 2;
     config.command_timeout = Duration::from_millis(500);
     config.connect_timeout = Duration::from_millis(500);
-    config.reconnect = ReconnectConfig {
-        base_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        jitter: Duration::from_millis(10),
-        ..ReconnectConfig::default()
-    };
+    config.reconnect = ReconnectConfig::default()
+        .with_base_delay(Duration::from_millis(20))
+        .with_max_delay(Duration::from_millis(200))
+        .with_jitter(Duration::from_millis(10));
     config
 }
 
@@ -38,10 +36,7 @@ async fn cache_on(cluster: &RedisCluster) -> CacheService {
     let manager = RedisConnectionManager::connect(cluster_config(cluster))
         .await
         .unwrap();
-    let config = CacheConfig {
-        l1: None,
-        ..CacheConfig::default()
-    };
+    let config = CacheConfig::default().with_l1(None);
     CacheService::new(manager, config)
 }
 
@@ -51,14 +46,11 @@ async fn instance(cluster: &RedisCluster, tweak: impl FnOnce(&mut RedisConfig)) 
     tweak(&mut redis);
     let manager = RedisConnectionManager::connect(redis).await.unwrap();
     let pubsub = PubSub::new(manager.clone()).unwrap();
-    let config = CacheConfig {
-        l1: Some(L1Config {
-            max_entries: 10_000,
-            ttl_cap: Duration::from_secs(60),
-            ..L1Config::default()
-        }),
-        ..CacheConfig::default()
-    };
+    let config = CacheConfig::default().with_l1(Some(
+        L1Config::default()
+            .with_max_entries(10_000)
+            .with_ttl_cap(Duration::from_secs(60)),
+    ));
     let cache = CacheService::two_tier(manager, config, pubsub)
         .await
         .unwrap();

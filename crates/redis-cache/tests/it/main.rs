@@ -28,25 +28,16 @@ fn redis_config(server: &RedisServer) -> RedisConfig {
     let mut config = RedisConfig::centralized(server.host(), server.port());
     config.pool_size = 2;
     config.command_timeout = Duration::from_millis(300);
-    config.reconnect = ReconnectConfig {
-        base_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        jitter: Duration::from_millis(10),
-        ..ReconnectConfig::default()
-    };
+    config.reconnect = ReconnectConfig::default()
+        .with_base_delay(Duration::from_millis(20))
+        .with_max_delay(Duration::from_millis(200))
+        .with_jitter(Duration::from_millis(10));
     config
 }
 
 /// A Redis-only cache on `server`.
 async fn cache_on(server: &RedisServer) -> CacheService {
-    cache_with(
-        server,
-        CacheConfig {
-            l1: None,
-            ..CacheConfig::default()
-        },
-    )
-    .await
+    cache_with(server, CacheConfig::default().with_l1(None)).await
 }
 
 async fn cache_with(server: &RedisServer, config: CacheConfig) -> CacheService {
@@ -75,11 +66,9 @@ fn shard_key(t: &str, s: &str) -> CacheKey {
 /// The L1 most two-tier tests use: a cap long enough that a test failing to
 /// invalidate it sees the stale value, not an expiry.
 fn test_l1() -> L1Config {
-    L1Config {
-        max_entries: 10_000,
-        ttl_cap: Duration::from_secs(60),
-        ..L1Config::default()
-    }
+    L1Config::default()
+        .with_max_entries(10_000)
+        .with_ttl_cap(Duration::from_secs(60))
 }
 
 /// A two-tier cache on `server` (its own manager and subscriber, connection

@@ -216,10 +216,7 @@ async fn two_caches_sharing_one_pubsub_see_each_others_changes() {
         .await
         .unwrap();
     let pubsub = PubSub::new(manager.clone()).unwrap();
-    let config = CacheConfig {
-        l1: Some(test_l1()),
-        ..CacheConfig::default()
-    };
+    let config = CacheConfig::default().with_l1(Some(test_l1()));
     let first = CacheService::two_tier(manager.clone(), config.clone(), pubsub.clone())
         .await
         .unwrap();

@@ -23,13 +23,12 @@ fn config_from_url(url: &str) -> RedisConfig {
     config.pool_size = 2;
     config.command_timeout = Duration::from_millis(300);
     config.connect_timeout = Duration::from_millis(500);
-    config.reconnect = ReconnectConfig {
-        max_attempts: 0,
-        base_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        factor: 2,
-        jitter: Duration::from_millis(10),
-    };
+    config.reconnect = ReconnectConfig::default()
+        .with_max_attempts(0)
+        .with_base_delay(Duration::from_millis(20))
+        .with_max_delay(Duration::from_millis(200))
+        .with_factor(2)
+        .with_jitter(Duration::from_millis(10));
     config
 }
 

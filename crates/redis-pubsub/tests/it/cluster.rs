@@ -19,12 +19,10 @@ async fn pubsub_on(cluster: &RedisCluster) -> PubSub {
     config.pool_size = 1;
     config.command_timeout = Duration::from_millis(300);
     config.connect_timeout = Duration::from_millis(500);
-    config.reconnect = ReconnectConfig {
-        base_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        jitter: Duration::from_millis(10),
-        ..ReconnectConfig::default()
-    };
+    config.reconnect = ReconnectConfig::default()
+        .with_base_delay(Duration::from_millis(20))
+        .with_max_delay(Duration::from_millis(200))
+        .with_jitter(Duration::from_millis(10));
     let manager = RedisConnectionManager::connect(config).await.unwrap();
     PubSub::new(manager).unwrap()
 }

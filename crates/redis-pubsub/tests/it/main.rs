@@ -18,12 +18,10 @@ fn redis_config(server: &RedisServer) -> RedisConfig {
     let mut config = RedisConfig::centralized(server.host(), server.port());
     config.pool_size = 1;
     config.command_timeout = Duration::from_millis(300);
-    config.reconnect = ReconnectConfig {
-        base_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        jitter: Duration::from_millis(10),
-        ..ReconnectConfig::default()
-    };
+    config.reconnect = ReconnectConfig::default()
+        .with_base_delay(Duration::from_millis(20))
+        .with_max_delay(Duration::from_millis(200))
+        .with_jitter(Duration::from_millis(10));
     config
 }
 
