@@ -28,6 +28,7 @@ const SOURCE_DIRS: &[&str] = &["crates", "services", "xtask"];
 const FOREIGN_VARIABLES: &[&str] = &[
     "NODE_PATH",
     "CARGO_MANIFEST_DIR",
+    "CARGO_TARGET_DIR",
     "HTTP_PROXY",
     "REDIS_PASWORD",
 ];

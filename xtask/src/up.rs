@@ -1,16 +1,21 @@
 //! `cargo xtask up`: the whole stack on a machine without Docker.
 //!
 //! Uses the Redis at `REDIS_URL` (or 127.0.0.1:6379) if one answers PING,
-//! else starts `redis-server` from PATH on a free port; builds and starts
-//! auth-broker and main-api; prints their URLs and a curl walk-through; and
-//! runs until Ctrl-C (which the terminal delivers to every process of the
-//! group, so each shuts down gracefully) or until one of them exits, when
-//! the others are stopped. `--check` runs the walk-through itself and stops:
-//! CI uses it to prove this command works.
+//! else starts `redis-server` from PATH on a free port; builds auth-broker
+//! and main-api (cargo's own progress shown) and starts them from the
+//! target directory `cargo metadata` names (so `CARGO_TARGET_DIR` is
+//! respected), listening on `AUTH_BROKER_ADDR` and `MAIN_API_ADDR` when set;
+//! prints their URLs and a curl walk-through; and runs until Ctrl-C (which
+//! the terminal delivers to every process of the group, so each shuts down
+//! gracefully) or until one of them exits, when the others are stopped. A
+//! service that exits while starting fails the command at once. `--check`
+//! runs the walk-through itself and stops: CI uses it to prove this command
+//! works. A password in `REDIS_URL` is never printed ([`redact`]).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cmd::{Result, run, workspace_root};
@@ -24,9 +29,41 @@ struct Stack {
     children: Vec<(&'static str, Child)>,
 }
 
+impl Stack {
+    /// An error naming the first child that has exited, if any: waiting
+    /// for a dead service to become ready would only time out.
+    fn check_running(&mut self) -> Result {
+        for (name, child) in &mut self.children {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "{name} exited while starting ({status}); its output above says why"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Polls `ready` until it holds, for at most 30 s, failing at once when
+    /// a service exits meanwhile.
+    fn wait_until(&mut self, what: &str, mut ready: impl FnMut() -> bool) -> Result {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ready() {
+            self.check_running()?;
+            if Instant::now() > deadline {
+                return Err(format!("{what} did not become ready in 30 s"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
         for (_, child) in &mut self.children {
+            if let Ok(Some(_)) = child.try_wait() {
+                continue; // already gone (and reaped): nothing to stop
+            }
             let _ = Command::new("kill")
                 .arg("-TERM")
                 .arg(child.id().to_string())
@@ -58,10 +95,12 @@ pub(crate) fn up(args: &[String]) -> Result {
     };
     let redis_url = match std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) {
         Some(url) if redis_answers(&url) => {
-            println!("using the Redis at {url}");
+            println!("using the Redis at {}", redact(&url));
             url
         }
-        Some(url) => return Err(format!("REDIS_URL={url} does not answer PING")),
+        Some(url) => {
+            return Err(format!("REDIS_URL={} does not answer PING", redact(&url)));
+        }
         None if !check && redis_answers("redis://127.0.0.1:6379") => {
             println!("using the Redis at 127.0.0.1:6379");
             "redis://127.0.0.1:6379".to_owned()
@@ -75,10 +114,9 @@ pub(crate) fn up(args: &[String]) -> Result {
         }
     };
 
-    run(
-        "cargo",
-        &["build", "--quiet", "-p", "auth-broker", "-p", "main-api"],
-    )?;
+    // Not --quiet: a first build takes minutes, and cargo's progress says
+    // what is happening meanwhile.
+    run("cargo", &["build", "-p", "auth-broker", "-p", "main-api"])?;
     if let Some(redis) = &redis_guard {
         println!(
             "(redis-server on port {} stops with the stack)",
@@ -86,12 +124,20 @@ pub(crate) fn up(args: &[String]) -> Result {
         );
     }
     let token = std::env::var("INTERNAL_API_TOKEN").unwrap_or_else(|_| random_token());
-    let (auth_addr, api_addr) = if check {
-        (local_addr()?, local_addr()?)
-    } else {
-        (AUTH_ADDR.to_owned(), API_ADDR.to_owned())
+    // The operator's addresses when set; else the defaults, or free ports
+    // under --check (CI may run beside anything holding 8080).
+    let addr = |var: &str, default: &str| -> Result<String> {
+        match std::env::var(var).ok().filter(|a| !a.is_empty()) {
+            Some(addr) => Ok(addr),
+            None if check => local_addr(),
+            None => Ok(default.to_owned()),
+        }
     };
-    let bin = workspace_root().join("target/debug");
+    let (auth_addr, api_addr) = (
+        addr("AUTH_BROKER_ADDR", AUTH_ADDR)?,
+        addr("MAIN_API_ADDR", API_ADDR)?,
+    );
+    let bin = target_dir()?.join("debug");
     for (name, addr_var, addr) in [
         ("auth-broker", "AUTH_BROKER_ADDR", &auth_addr),
         ("main-api", "MAIN_API_ADDR", &api_addr),
@@ -107,7 +153,7 @@ pub(crate) fn up(args: &[String]) -> Result {
             .spawn()
             .map_err(|e| format!("could not start {name}: {e}"))?;
         stack.children.push((name, child));
-        wait_until(name, || {
+        stack.wait_until(name, || {
             http(addr, "GET", "/health/live", None, None).is_some_and(|(s, _)| s == 200)
         })?;
     }
@@ -115,12 +161,12 @@ pub(crate) fn up(args: &[String]) -> Result {
     // The services are live before Redis answers them (lazy connect): the
     // walk-through begins once both say they are ready.
     for (name, addr) in [("auth-broker", &auth_addr), ("main-api", &api_addr)] {
-        wait_until(&format!("{name} (/health/ready)"), || {
+        stack.wait_until(&format!("{name} (/health/ready)"), || {
             http(addr, "GET", "/health/ready", None, None).is_some_and(|(s, _)| s == 200)
         })?;
     }
     if check {
-        return walk_through(&auth_addr, &api_addr, &token);
+        return walk_through(&mut stack, &auth_addr, &api_addr, &token);
     }
     print_walk_through(&auth_addr, &api_addr, &token);
     loop {
@@ -159,7 +205,7 @@ Ctrl-C stops everything.
 }
 
 /// The walk-through, run and checked (for `--check`).
-fn walk_through(auth: &str, api: &str, internal: &str) -> Result {
+fn walk_through(stack: &mut Stack, auth: &str, api: &str, internal: &str) -> Result {
     let created = http(
         auth,
         "POST",
@@ -188,7 +234,7 @@ fn walk_through(auth: &str, api: &str, internal: &str) -> Result {
     let (status, body) =
         http(auth, "DELETE", "/v1/sessions/current", Some(&token), None).ok_or("no answer")?;
     expect(status, 204, "revoke the session", &body)?;
-    wait_until("the revoked token to be refused", || {
+    stack.wait_until("the revoked token to be refused", || {
         http(api, "GET", path, Some(&token), None).is_some_and(|(s, _)| s == 401)
     })?;
     println!("walk-through passed: session, put, get, revocation");
@@ -203,15 +249,62 @@ fn expect(status: u16, wanted: u16, step: &str, body: &str) -> Result {
     }
 }
 
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) -> Result {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ready() {
-        if Instant::now() > deadline {
-            return Err(format!("{what} did not become ready in 30 s"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
+/// `url` with the password of its user info (or the whole user info, when
+/// it has no `user:` part) replaced by `***`, for printing. Everything up to
+/// the last `@` counts as user info, so a password holding `@`, `/` or `?`
+/// is hidden too.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((user_info, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match user_info.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => format!("{scheme}://***@{host}"),
     }
-    Ok(())
+}
+
+/// Cargo's target directory for this workspace, as `cargo metadata` reports
+/// it: `CARGO_TARGET_DIR` and `build.target-dir` included.
+fn target_dir() -> Result<PathBuf> {
+    let output = Command::new("cargo")
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(workspace_root())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("could not run cargo metadata: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("cargo metadata failed ({})", output.status));
+    }
+    let json = String::from_utf8_lossy(&output.stdout);
+    json_string_field(&json, "target_directory")
+        .map(PathBuf::from)
+        .ok_or_else(|| "cargo metadata names no target_directory".to_owned())
+}
+
+/// The value of the string field `"name":"..."` in `json`, unescaped (xtask
+/// has no JSON parser; cargo writes this field once, at the top level).
+fn json_string_field(json: &str, name: &str) -> Option<String> {
+    let start = json.find(&format!("\"{name}\":\""))? + name.len() + 4;
+    let mut value = String::new();
+    let mut chars = json[start..].chars();
+    loop {
+        match chars.next()? {
+            '"' => return Some(value),
+            '\\' => match chars.next()? {
+                'n' => value.push('\n'),
+                't' => value.push('\t'),
+                'u' => {
+                    let code: String = chars.by_ref().take(4).collect();
+                    value.push(char::from_u32(u32::from_str_radix(&code, 16).ok()?)?);
+                }
+                other => value.push(other),
+            },
+            c => value.push(c),
+        }
+    }
 }
 
 /// `host:port` of a `redis://host:port...` URL, if it answers PING.
@@ -272,4 +365,37 @@ fn random_token() -> String {
         let _ = urandom.read_exact(&mut bytes);
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A password in REDIS_URL never reaches the terminal; the rest of the
+    // URL (where Redis is) still does.
+    #[test]
+    fn a_password_in_redis_url_is_redacted() {
+        for (url, shown) in [
+            ("redis://:s3cret@host:6379/0", "redis://:***@host:6379/0"),
+            ("redis://app:s3cret@host:6379", "redis://app:***@host:6379"),
+            ("rediss://s3cret@host", "rediss://***@host"),
+            ("redis://app:p@ss/w?rd@host:1", "redis://app:***@host:1"),
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(redact(url), shown, "{url}");
+        }
+        assert!(!redact("redis://u:p%40ss@h").contains("p%40ss"));
+    }
+
+    // The target directory is read from cargo metadata's JSON, escapes and all.
+    #[test]
+    fn the_target_directory_is_read_from_cargo_metadata() {
+        let json = r#"{"packages":[],"target_directory":"/tmp/a \"b\"\\c","version":1}"#;
+        assert_eq!(
+            json_string_field(json, "target_directory").as_deref(),
+            Some(r#"/tmp/a "b"\c"#)
+        );
+        assert_eq!(json_string_field(json, "workspace_root"), None);
+    }
 }

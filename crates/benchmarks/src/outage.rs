@@ -36,11 +36,9 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
     let cache = redis_only(manager.clone());
     let strict = CacheService::new(
         manager,
-        CacheConfig {
-            l1: None,
-            read_mode: ReadMode::Strict,
-            ..CacheConfig::default()
-        },
+        CacheConfig::default()
+            .with_l1(None)
+            .with_read_mode(ReadMode::Strict),
     );
     let cycles = mode.pick(3, 1);
     let down_for = mode.pick(Duration::from_secs(3), Duration::from_secs(1));

@@ -85,13 +85,7 @@ async fn measure(layout: Layout) -> Result<(Vec<i64>, Duration), Box<dyn std::er
     let cluster = RedisCluster::start(3, 0).await;
     let manager =
         RedisConnectionManager::connect(RedisConfig::from_url(&cluster.seed_url())?).await?;
-    let cache = CacheService::new(
-        manager.clone(),
-        CacheConfig {
-            l1: None,
-            ..CacheConfig::default()
-        },
-    );
+    let cache = CacheService::new(manager.clone(), CacheConfig::default().with_l1(None));
     for t in 0..OTHER_TENANTS {
         let tenant = format!("other{t}");
         let keys = (0..KEYS_PER_OTHER_TENANT).map(|n| Layout::Spread.key(&tenant, n));

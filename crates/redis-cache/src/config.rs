@@ -66,6 +66,7 @@ pub enum PurgeMode {
 /// share evicts its own oldest entries, never another tenant's, and under
 /// pressure the tenant holding the most bytes gives way first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct L1Config {
     /// Most entries held.
     pub max_entries: u64,
@@ -94,8 +95,62 @@ impl Default for L1Config {
     }
 }
 
+/// Setters in the manner of moka's and reqwest's builders: start from
+/// [`L1Config::default`] and change what differs.
+impl L1Config {
+    /// Most entries held.
+    #[must_use]
+    pub fn with_max_entries(mut self, max_entries: u64) -> Self {
+        self.max_entries = max_entries;
+        self
+    }
+
+    /// Most bytes held (keys, JSON and decoded copies, with overhead).
+    #[must_use]
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Largest value (its JSON) held.
+    #[must_use]
+    pub fn with_max_value_bytes(mut self, max_value_bytes: usize) -> Self {
+        self.max_value_bytes = max_value_bytes;
+        self
+    }
+
+    /// Most of the L1 one tenant may hold, in percent (1 to 100).
+    #[must_use]
+    pub fn with_tenant_share_percent(mut self, tenant_share_percent: u8) -> Self {
+        self.tenant_share_percent = tenant_share_percent;
+        self
+    }
+
+    /// Longest an entry stays in L1.
+    #[must_use]
+    pub fn with_ttl_cap(mut self, ttl_cap: Duration) -> Self {
+        self.ttl_cap = ttl_cap;
+        self
+    }
+}
+
 /// Limits and behaviour of a cache instance.
+///
+/// Built from [`CacheConfig::default`] or [`CacheConfig::from_env`], then
+/// adjusted with the `with_*` setters (the struct is `#[non_exhaustive]`, so
+/// that a new field does not break callers):
+///
+/// ```
+/// use std::time::Duration;
+/// use redis_cache::{CacheConfig, L1Config, ReadMode};
+///
+/// let config = CacheConfig::default()
+///     .with_read_mode(ReadMode::Strict)
+///     .with_l1(Some(L1Config::default().with_ttl_cap(Duration::from_secs(5))));
+/// assert_eq!(config.l1.unwrap().ttl_cap, Duration::from_secs(5));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CacheConfig {
     /// Largest encoded value accepted; larger ones are refused before sending.
     pub max_value_bytes: usize,
@@ -127,6 +182,48 @@ impl Default for CacheConfig {
 }
 
 impl CacheConfig {
+    /// Largest encoded value accepted.
+    #[must_use]
+    pub fn with_max_value_bytes(mut self, max_value_bytes: usize) -> Self {
+        self.max_value_bytes = max_value_bytes;
+        self
+    }
+
+    /// Behaviour of reads while Redis is unavailable.
+    #[must_use]
+    pub fn with_read_mode(mut self, read_mode: ReadMode) -> Self {
+        self.read_mode = read_mode;
+        self
+    }
+
+    /// `COUNT` hint of each `SCAN`/`ZSCAN` in pattern deletion.
+    #[must_use]
+    pub fn with_scan_count(mut self, scan_count: u32) -> Self {
+        self.scan_count = scan_count;
+        self
+    }
+
+    /// How pattern deletions find keys.
+    #[must_use]
+    pub fn with_purge_mode(mut self, purge_mode: PurgeMode) -> Self {
+        self.purge_mode = purge_mode;
+        self
+    }
+
+    /// TTL policy of shard structured data.
+    #[must_use]
+    pub fn with_shard_ttl(mut self, shard_ttl: TtlPolicy) -> Self {
+        self.shard_ttl = shard_ttl;
+        self
+    }
+
+    /// The in-process L1; `None` for Redis only.
+    #[must_use]
+    pub fn with_l1(mut self, l1: Option<L1Config>) -> Self {
+        self.l1 = l1;
+        self
+    }
+
     /// Reads `CACHE_*` variables (see the module docs); unset means default.
     ///
     /// # Errors

@@ -50,10 +50,20 @@ impl Topology {
 
 /// TLS settings. Present means "connect with TLS"; absent means plain TCP.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsOptions {
     /// PEM file of the CA certificates to trust. When `None`, the system's
     /// trusted roots are used (right for managed services such as Azure).
     pub ca_file: Option<PathBuf>,
+}
+
+impl TlsOptions {
+    /// Trusts the CA certificates in this PEM file instead of the system's roots.
+    #[must_use]
+    pub fn with_ca_file(mut self, ca_file: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(ca_file.into());
+        self
+    }
 }
 
 /// How the client reconnects: exponential backoff with jitter.
@@ -63,6 +73,7 @@ pub struct TlsOptions {
 /// reconnect in lockstep. The cap is also how long a recovered Redis may wait
 /// for us, so it stays small by default (500 ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReconnectConfig {
     /// Attempts before giving up; 0 retries forever (the default: a service
     /// should outlive any Redis outage).
@@ -89,8 +100,64 @@ impl Default for ReconnectConfig {
     }
 }
 
+/// Setters in the manner of moka's and reqwest's builders: start from
+/// [`ReconnectConfig::default`] and change what differs.
+impl ReconnectConfig {
+    /// Attempts before giving up; 0 retries forever.
+    #[must_use]
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// Delay before the first retry.
+    #[must_use]
+    pub fn with_base_delay(mut self, base_delay: Duration) -> Self {
+        self.base_delay = base_delay;
+        self
+    }
+
+    /// Largest delay between two attempts.
+    #[must_use]
+    pub fn with_max_delay(mut self, max_delay: Duration) -> Self {
+        self.max_delay = max_delay;
+        self
+    }
+
+    /// Growth factor of the delay.
+    #[must_use]
+    pub fn with_factor(mut self, factor: u32) -> Self {
+        self.factor = factor;
+        self
+    }
+
+    /// Largest random delay added to each wait.
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: Duration) -> Self {
+        self.jitter = jitter;
+        self
+    }
+}
+
 /// Everything the connection manager needs to know.
+///
+/// Built from [`RedisConfig::default`], [`RedisConfig::centralized`],
+/// [`RedisConfig::from_url`] or [`RedisConfig::from_env`], then adjusted with
+/// the `with_*` setters (the struct is `#[non_exhaustive]`, so that a new
+/// field does not break callers):
+///
+/// ```
+/// use std::time::Duration;
+/// use redis_connection::{ReconnectConfig, RedisConfig};
+///
+/// let config = RedisConfig::centralized("redis.internal", 6380)
+///     .with_pool_size(8)
+///     .with_command_timeout(Duration::from_millis(250))
+///     .with_reconnect(ReconnectConfig::default().with_max_delay(Duration::from_secs(1)));
+/// assert!(config.validate().is_ok());
+/// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct RedisConfig {
     /// Where Redis is.
     pub topology: Topology,
@@ -172,6 +239,90 @@ impl RedisConfig {
             },
             ..Self::default()
         }
+    }
+
+    /// Where Redis is.
+    #[must_use]
+    pub fn with_topology(mut self, topology: Topology) -> Self {
+        self.topology = topology;
+        self
+    }
+
+    /// The ACL user name.
+    #[must_use]
+    pub fn with_username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// The password (or Azure access key); never printed.
+    #[must_use]
+    pub fn with_password(mut self, password: impl Into<SecretString>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+
+    /// TLS settings; `None` for plain TCP.
+    #[must_use]
+    pub fn with_tls(mut self, tls: Option<TlsOptions>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// The database index (`SELECT`); 0 on a cluster.
+    #[must_use]
+    pub fn with_database(mut self, database: u8) -> Self {
+        self.database = Some(database);
+        self
+    }
+
+    /// Number of pooled connections for commands.
+    #[must_use]
+    pub fn with_pool_size(mut self, pool_size: usize) -> Self {
+        self.pool_size = pool_size;
+        self
+    }
+
+    /// Time allowed to open a connection.
+    #[must_use]
+    pub fn with_connect_timeout(mut self, connect_timeout: Duration) -> Self {
+        self.connect_timeout = connect_timeout;
+        self
+    }
+
+    /// Time allowed for any command, waiting included.
+    #[must_use]
+    pub fn with_command_timeout(mut self, command_timeout: Duration) -> Self {
+        self.command_timeout = command_timeout;
+        self
+    }
+
+    /// Reconnection backoff.
+    #[must_use]
+    pub fn with_reconnect(mut self, reconnect: ReconnectConfig) -> Self {
+        self.reconnect = reconnect;
+        self
+    }
+
+    /// PING round trip above which health is `degraded`.
+    #[must_use]
+    pub fn with_health_degraded_threshold(mut self, health_degraded_threshold: Duration) -> Self {
+        self.health_degraded_threshold = health_degraded_threshold;
+        self
+    }
+
+    /// Commands that may wait in each client's queue while Redis is unreachable.
+    #[must_use]
+    pub fn with_max_queued_commands(mut self, max_queued_commands: usize) -> Self {
+        self.max_queued_commands = max_queued_commands;
+        self
+    }
+
+    /// Capacity of the event channels.
+    #[must_use]
+    pub fn with_event_capacity(mut self, event_capacity: usize) -> Self {
+        self.event_capacity = event_capacity;
+        self
     }
 
     /// Whether this config talks to a Redis Cluster.

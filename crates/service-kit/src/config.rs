@@ -16,7 +16,6 @@
 //! of them reads is logged at start-up as a likely typo ([`likely_typos`]).
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use redis_cache::{CACHE_ENV_VARS, CacheConfig};
 use redis_connection::{ConfigError, ENV_VARS, Env, RedisConfig, unknown_variables};
@@ -53,8 +52,11 @@ pub fn likely_typos<'a>(set: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> 
     unknown_variables(set, &["REDIS_", "CACHE_", "HTTP_"], &known)
 }
 
-/// Settings every service has.
+/// Settings every service has, read by [`CommonConfig::from_env`]; its
+/// fields may be changed after (it is `#[non_exhaustive]`, so that a new
+/// field does not break callers).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct CommonConfig {
     /// Where to listen.
     pub addr: SocketAddr,
@@ -85,19 +87,18 @@ impl CommonConfig {
         let addr = env.addr(addr_var, default_addr)?;
         let redis = RedisConfig::from_reader(env)?;
         let cache = CacheConfig::from_reader(env)?;
-        let request_timeout = env.millis(
-            "HTTP_REQUEST_TIMEOUT_MS",
-            Duration::from_secs(5),
-            10,
-            600_000,
-        )?;
+        // The defaults are the limits' own.
+        let (http, server) = (HttpLimits::default(), ServerLimits::default());
+        let request_timeout =
+            env.millis("HTTP_REQUEST_TIMEOUT_MS", http.request_timeout, 10, 600_000)?;
         if request_timeout <= redis.command_timeout {
             return Err(ConfigError::new(
                 "HTTP_REQUEST_TIMEOUT_MS",
                 "must be longer than REDIS_COMMAND_TIMEOUT_MS, or requests time out before Redis does",
             ));
         }
-        let max_concurrency = env.number("HTTP_MAX_CONCURRENCY", 512usize, 1, 1_000_000)?;
+        let max_concurrency =
+            env.number("HTTP_MAX_CONCURRENCY", http.max_concurrency, 1, 1_000_000)?;
         // A quarter by default: a tenant can use much of an idle service but
         // leaves most of it to the others when it floods it.
         let max_concurrency_per_tenant = env.number(
@@ -106,27 +107,30 @@ impl CommonConfig {
             1,
             max_concurrency,
         )?;
-        let http = HttpLimits {
-            request_timeout,
-            max_concurrency,
-            max_concurrency_per_tenant,
-            max_body_bytes: max_body(&cache),
-        };
-        let server = ServerLimits {
-            header_read_timeout: env.millis(
+        let http = http
+            .with_request_timeout(request_timeout)
+            .with_max_concurrency(max_concurrency)
+            .with_max_concurrency_per_tenant(max_concurrency_per_tenant)
+            .with_max_body_bytes(max_body(&cache));
+        let server = server
+            .with_header_read_timeout(env.millis(
                 "HTTP_HEADER_READ_TIMEOUT_MS",
-                Duration::from_secs(10),
+                server.header_read_timeout,
                 10,
                 600_000,
-            )?,
-            max_connections: env.number("HTTP_MAX_CONNECTIONS", 1024usize, 1, 1_000_000)?,
-            shutdown_grace: env.millis(
+            )?)
+            .with_max_connections(env.number(
+                "HTTP_MAX_CONNECTIONS",
+                server.max_connections,
+                1,
+                1_000_000,
+            )?)
+            .with_shutdown_grace(env.millis(
                 "HTTP_SHUTDOWN_GRACE_MS",
-                Duration::from_secs(10),
+                server.shutdown_grace,
                 0,
                 600_000,
-            )?,
-        };
+            )?);
         let log_format = env.choice("LOG_FORMAT", "pretty", &["json", "pretty"])?;
         Ok(Self {
             addr,

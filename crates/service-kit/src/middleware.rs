@@ -21,8 +21,10 @@ use crate::error::ApiError;
 use crate::fairness::TenantSlots;
 use crate::metrics::{Metrics, track};
 
-/// HTTP limits, from the environment (see each service's config).
+/// HTTP limits, from the environment (see each service's config); the
+/// default is what the environment's defaults give.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HttpLimits {
     /// Longest a request may take before it is answered 503.
     pub request_timeout: Duration,
@@ -33,6 +35,49 @@ pub struct HttpLimits {
     pub max_concurrency_per_tenant: usize,
     /// Largest request body accepted (413 beyond it).
     pub max_body_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(5),
+            max_concurrency: 512,
+            max_concurrency_per_tenant: 128,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Setters in the manner of moka's and reqwest's builders: start from
+/// [`HttpLimits::default`] and change what differs.
+impl HttpLimits {
+    /// Longest a request may take before it is answered 503.
+    #[must_use]
+    pub fn with_request_timeout(mut self, request_timeout: Duration) -> Self {
+        self.request_timeout = request_timeout;
+        self
+    }
+
+    /// Requests handled at once.
+    #[must_use]
+    pub fn with_max_concurrency(mut self, max_concurrency: usize) -> Self {
+        self.max_concurrency = max_concurrency;
+        self
+    }
+
+    /// Requests of one tenant handled at once.
+    #[must_use]
+    pub fn with_max_concurrency_per_tenant(mut self, max_concurrency_per_tenant: usize) -> Self {
+        self.max_concurrency_per_tenant = max_concurrency_per_tenant;
+        self
+    }
+
+    /// Largest request body accepted.
+    #[must_use]
+    pub fn with_max_body_bytes(mut self, max_body_bytes: usize) -> Self {
+        self.max_body_bytes = max_body_bytes;
+        self
+    }
 }
 
 const REQUEST_ID: &str = "x-request-id";

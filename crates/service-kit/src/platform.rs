@@ -53,10 +53,7 @@ impl Platform {
     pub async fn start(redis: RedisConfig, cache: CacheConfig) -> Result<Self, StartError> {
         let manager = RedisConnectionManager::connect_lazy(redis)?;
         let pubsub = PubSub::new(manager.clone())?;
-        let config = CacheConfig {
-            read_mode: ReadMode::Strict,
-            ..cache
-        };
+        let config = cache.with_read_mode(ReadMode::Strict);
         let cache = CacheService::two_tier(manager.clone(), config, pubsub.clone()).await?;
         Ok(Self {
             manager,

@@ -30,8 +30,10 @@ use tracing::{debug, info, warn};
 
 use crate::throttle::LogThrottle;
 
-/// Connection-level limits of the HTTP server, from the environment.
+/// Connection-level limits of the HTTP server, from the environment; the
+/// default is what the environment's defaults give.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerLimits {
     /// Longest a client may take to send a request's headers, and longest a
     /// keep-alive connection may stay idle between requests.
@@ -40,6 +42,41 @@ pub struct ServerLimits {
     pub max_connections: usize,
     /// How long shutdown waits for connections to finish before dropping them.
     pub shutdown_grace: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Setters in the manner of moka's and reqwest's builders: start from
+/// [`ServerLimits::default`] and change what differs.
+impl ServerLimits {
+    /// Longest a client may take to send a request's headers.
+    #[must_use]
+    pub fn with_header_read_timeout(mut self, header_read_timeout: Duration) -> Self {
+        self.header_read_timeout = header_read_timeout;
+        self
+    }
+
+    /// Connections served at once.
+    #[must_use]
+    pub fn with_max_connections(mut self, max_connections: usize) -> Self {
+        self.max_connections = max_connections;
+        self
+    }
+
+    /// How long shutdown waits for connections to finish.
+    #[must_use]
+    pub fn with_shutdown_grace(mut self, shutdown_grace: Duration) -> Self {
+        self.shutdown_grace = shutdown_grace;
+        self
+    }
 }
 
 /// After an accept error (out of file descriptors, say), pause before the

@@ -62,14 +62,11 @@ async fn instance(
         .map_err(|e| format!("connect instance {name}: {e}"))?;
     let pubsub = PubSub::new(manager.clone()).map_err(|e| e.to_string())?;
     let feed = pubsub.invalidations().await.map_err(|e| e.to_string())?;
-    let cache_config = CacheConfig {
-        l1: Some(L1Config {
-            max_entries: L1_MAX_ENTRIES,
-            ttl_cap: L1_TTL_CAP,
-            ..L1Config::default()
-        }),
-        ..CacheConfig::default()
-    };
+    let cache_config = CacheConfig::default().with_l1(Some(
+        L1Config::default()
+            .with_max_entries(L1_MAX_ENTRIES)
+            .with_ttl_cap(L1_TTL_CAP),
+    ));
     let outages = Arc::new(AtomicU64::new(0));
     tokio::spawn(watch(feed, outages.clone(), propagation));
     let cache = test_support::fixtures::two_tier_with(manager, pubsub, cache_config).await;

@@ -61,11 +61,9 @@ async fn mset_with_per_entry_ttls() {
 #[tokio::test]
 async fn mset_is_all_or_nothing_on_size() {
     let redis = RedisServer::start().await;
-    let config = redis_cache::CacheConfig {
-        max_value_bytes: 100,
-        l1: None,
-        ..Default::default()
-    };
+    let config = redis_cache::CacheConfig::default()
+        .with_max_value_bytes(100)
+        .with_l1(None);
     let cache = crate::cache_with(&redis, config).await;
     let entries = vec![
         (

@@ -14,10 +14,7 @@ use crate::{shard_key, two_tier_on};
 const MIB: u64 = 1024 * 1024;
 
 async fn cache_with_l1(server: &RedisServer, l1: L1Config) -> CacheService {
-    let config = CacheConfig {
-        l1: Some(l1),
-        ..CacheConfig::default()
-    };
+    let config = CacheConfig::default().with_l1(Some(l1));
     two_tier_on(server, |_| {}, config).await
 }
 
@@ -29,13 +26,11 @@ async fn a_tenant_flooding_the_l1_leaves_another_tenants_hits_intact() {
     let redis = RedisServer::start().await;
     let cache = cache_with_l1(
         &redis,
-        L1Config {
-            max_entries: 100_000,
-            max_bytes: MIB,
-            tenant_share_percent: 25,
-            ttl_cap: Duration::from_secs(60),
-            ..L1Config::default()
-        },
+        L1Config::default()
+            .with_max_entries(100_000)
+            .with_max_bytes(MIB)
+            .with_tenant_share_percent(25)
+            .with_ttl_cap(Duration::from_secs(60)),
     )
     .await;
     let quiet: Vec<CacheKey> = (0..50)
@@ -76,14 +71,7 @@ async fn a_tenant_flooding_the_l1_leaves_another_tenants_hits_intact() {
 #[tokio::test]
 async fn values_above_the_per_value_bound_are_read_from_redis() {
     let redis = RedisServer::start().await;
-    let cache = cache_with_l1(
-        &redis,
-        L1Config {
-            max_value_bytes: 1024,
-            ..L1Config::default()
-        },
-    )
-    .await;
+    let cache = cache_with_l1(&redis, L1Config::default().with_max_value_bytes(1024)).await;
     let key = shard_key("t", "big");
     cache.set(&key, &"b".repeat(2_000), TTL).await.unwrap();
     for _ in 0..3 {

@@ -12,14 +12,7 @@ use crate::{cache_with, shard_key};
 #[tokio::test]
 async fn stopped_then_restarted() {
     let mut redis = RedisServer::start().await;
-    let cache = cache_with(
-        &redis,
-        CacheConfig {
-            l1: None,
-            ..CacheConfig::default()
-        },
-    )
-    .await;
+    let cache = cache_with(&redis, CacheConfig::default().with_l1(None)).await;
     let timeout = cache.manager().command_timeout();
     let key = shard_key("t", "s");
     cache.set(&key, &1, Duration::from_secs(60)).await.unwrap();
@@ -79,11 +72,9 @@ async fn stopped_then_restarted() {
 #[tokio::test]
 async fn strict_reads_return_the_error() {
     let mut redis = RedisServer::start().await;
-    let config = CacheConfig {
-        read_mode: ReadMode::Strict,
-        l1: None,
-        ..CacheConfig::default()
-    };
+    let config = CacheConfig::default()
+        .with_read_mode(ReadMode::Strict)
+        .with_l1(None);
     let cache = cache_with(&redis, config).await;
     redis.stop().await;
     let err = cache.get::<u32>(&shard_key("t", "s")).await.unwrap_err();
@@ -96,10 +87,7 @@ async fn strict_reads_return_the_error() {
 #[tokio::test]
 async fn strict_mget_reports_unreadable_keys_as_an_error() {
     let mut redis = RedisServer::start().await;
-    let config = CacheConfig {
-        read_mode: ReadMode::Strict,
-        ..CacheConfig::default()
-    };
+    let config = CacheConfig::default().with_read_mode(ReadMode::Strict);
     let cache = crate::two_tier_on(&redis, |_| {}, config).await;
     let (held, unread) = (shard_key("t", "held"), shard_key("t", "unread"));
     cache

@@ -246,14 +246,11 @@ async fn redis_down_serves_l1_and_runs_loaders() {
 #[tokio::test]
 async fn l1_ttl_cap_bounds_staleness_while_down() {
     let mut redis = RedisServer::start().await;
-    let config = CacheConfig {
-        l1: Some(L1Config {
-            max_entries: 100,
-            ttl_cap: Duration::from_millis(300),
-            ..L1Config::default()
-        }),
-        ..CacheConfig::default()
-    };
+    let config = CacheConfig::default().with_l1(Some(
+        L1Config::default()
+            .with_max_entries(100)
+            .with_ttl_cap(Duration::from_millis(300)),
+    ));
     let a = two_tier_on(&redis, |_| {}, config).await;
     let key = shard_key("t", "s");
     a.set(&key, &1, TTL).await.unwrap();
@@ -379,10 +376,7 @@ async fn a_garbled_payload_still_invalidates_and_is_counted_as_foreign() {
 #[tokio::test]
 async fn strict_read_while_down_is_an_error_not_a_miss() {
     let mut redis = RedisServer::start().await;
-    let config = CacheConfig {
-        read_mode: redis_cache::ReadMode::Strict,
-        ..CacheConfig::default()
-    };
+    let config = CacheConfig::default().with_read_mode(redis_cache::ReadMode::Strict);
     let a = two_tier_on(&redis, |_| {}, config).await;
     let key = shard_key("t", "s");
     redis.stop().await;

@@ -11,11 +11,9 @@ use crate::{cache_with, shard_key};
 #[tokio::test]
 async fn oversize_value_refused() {
     let redis = RedisServer::start().await;
-    let config = CacheConfig {
-        max_value_bytes: 1024,
-        l1: None,
-        ..CacheConfig::default()
-    };
+    let config = CacheConfig::default()
+        .with_max_value_bytes(1024)
+        .with_l1(None);
     let cache = cache_with(&redis, config).await;
     let key = shard_key("t", "s");
     let err = cache
@@ -40,14 +38,7 @@ async fn undecodable_value_is_a_counted_deleted_miss() {
     let (logs, subscriber) = LogCapture::new();
     let _guard = tracing::subscriber::set_default(subscriber);
     let redis = RedisServer::start().await;
-    let cache = cache_with(
-        &redis,
-        CacheConfig {
-            l1: None,
-            ..CacheConfig::default()
-        },
-    )
-    .await;
+    let cache = cache_with(&redis, CacheConfig::default().with_l1(None)).await;
 
     let cases: [(&str, &[u8]); 3] = [
         ("garbage", b"\xff\x00not json at all"),
@@ -83,14 +74,7 @@ async fn undecodable_value_is_a_counted_deleted_miss() {
 #[tokio::test]
 async fn wrong_redis_type_is_a_miss() {
     let redis = RedisServer::start().await;
-    let cache = cache_with(
-        &redis,
-        CacheConfig {
-            l1: None,
-            ..CacheConfig::default()
-        },
-    )
-    .await;
+    let cache = cache_with(&redis, CacheConfig::default().with_l1(None)).await;
     let key = shard_key("t", "hash");
     redis.cmd(&["HSET", key.as_str(), "f", "v"]);
     assert_eq!(cache.get::<u64>(&key).await.unwrap(), None);

@@ -11,9 +11,7 @@ fn tls_config(server: &RedisServer, ca_file: std::path::PathBuf) -> RedisConfig 
     test_support::init_tracing();
     let mut config = RedisConfig::from_url(&server.tls_url()).unwrap();
     assert!(config.tls.is_some(), "rediss:// must turn TLS on");
-    config.tls = Some(TlsOptions {
-        ca_file: Some(ca_file),
-    });
+    config.tls = Some(TlsOptions::default().with_ca_file(ca_file));
     config.pool_size = 2;
     config
 }
