@@ -17,7 +17,7 @@ use redis_cache::{CacheService, Expiry};
 use redis_connection::fred::clients::Client;
 use redis_connection::fred::interfaces::KeysInterface;
 use redis_connection::fred::types::Expiration;
-use shared_types::CacheKey;
+use shared_types::RedisKey;
 use test_support::RedisServer;
 
 use crate::drive::median;
@@ -34,8 +34,8 @@ const MSET_FLOOR: f64 = 1.0;
 pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
     let server = RedisServer::start().await;
     let cache = redis_only(connect(&server).await?);
-    let keys: Vec<CacheKey> = (0..KEYS).map(|i| shard_key("bulk", i)).collect();
-    let entries: Vec<(CacheKey, Doc, Expiry)> = keys
+    let keys: Vec<RedisKey> = (0..KEYS).map(|i| shard_key("bulk", i)).collect();
+    let entries: Vec<(RedisKey, Doc, Expiry)> = keys
         .iter()
         .zip(0..)
         .map(|(key, i)| (key.clone(), Doc::new(i), Expiry::After(TTL)))
@@ -183,7 +183,7 @@ fn row(
     ))
 }
 
-async fn set_each(cache: &CacheService, entries: &[(CacheKey, Doc, Expiry)]) -> Result<(), String> {
+async fn set_each(cache: &CacheService, entries: &[(RedisKey, Doc, Expiry)]) -> Result<(), String> {
     for (key, doc, expiry) in entries {
         cache
             .set(key, doc, *expiry)
@@ -193,7 +193,7 @@ async fn set_each(cache: &CacheService, entries: &[(CacheKey, Doc, Expiry)]) -> 
     Ok(())
 }
 
-async fn get_each(cache: &CacheService, keys: &[CacheKey]) -> Result<(), String> {
+async fn get_each(cache: &CacheService, keys: &[RedisKey]) -> Result<(), String> {
     for key in keys {
         let value: Option<Doc> = cache.get(key).await.map_err(|e| format!("get: {e}"))?;
         value.ok_or("get missed")?;

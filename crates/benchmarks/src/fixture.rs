@@ -6,7 +6,7 @@ use std::time::Duration;
 use redis_cache::{CacheConfig, CacheService};
 use redis_connection::{RedisConfig, RedisConnectionManager};
 use serde::{Deserialize, Serialize};
-use shared_types::{CacheKey, ShardId, TenantId};
+use shared_types::{RedisKey, ShardId, TenantId};
 use test_support::{RedisServer, fixtures};
 
 /// Size of every benchmark value, as JSON.
@@ -65,9 +65,9 @@ pub(crate) fn tenant(name: &str) -> TenantId {
 }
 
 /// `tenant:{tenant}:shard:s{i}:structured`.
-pub(crate) fn shard_key(tenant_name: &str, i: u64) -> CacheKey {
+pub(crate) fn shard_key(tenant_name: &str, i: u64) -> RedisKey {
     let shard = ShardId::new(format!("s{i}")).expect("benchmark shard ids are valid");
-    CacheKey::shard_structured(&tenant(tenant_name), &shard)
+    RedisKey::shard_structured(&tenant(tenant_name), &shard)
 }
 
 /// The connection settings a service gets by default (`REDIS_*` unset),

@@ -25,7 +25,7 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use redis_cache::CacheService;
-use shared_types::CacheKey;
+use shared_types::RedisKey;
 use test_support::RedisServer;
 
 use crate::drive::median;
@@ -127,7 +127,7 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
 /// Typed L1 hits from one task for about `window`, timed in batches.
 async fn l1_batches_for(
     cache: &CacheService,
-    key: &CacheKey,
+    key: &RedisKey,
     window: Duration,
 ) -> Result<Vec<Duration>, String> {
     let start = Instant::now();
@@ -145,14 +145,14 @@ async fn l1_batches_for(
 
 /// The floor under an L1 hit: a map behind a read lock, holding the decoded
 /// value, each hit a lookup and a clone (what the L1 cannot avoid).
-fn bare_map(key: &CacheKey, doc: &Doc) -> RwLock<HashMap<String, Doc>> {
+fn bare_map(key: &RedisKey, doc: &Doc) -> RwLock<HashMap<String, Doc>> {
     RwLock::new(HashMap::from([(key.as_str().to_owned(), doc.clone())]))
 }
 
 /// Bare map hits from one task for about `window`, timed in batches.
 fn bare_batches_for(
     map: &RwLock<HashMap<String, Doc>>,
-    key: &CacheKey,
+    key: &RedisKey,
     window: Duration,
 ) -> Vec<Duration> {
     let start = Instant::now();
@@ -175,7 +175,7 @@ fn bare_batches_for(
 /// Redis-only typed hits from one task for about `window`, each timed.
 async fn l2_calls_for(
     cache: &CacheService,
-    key: &CacheKey,
+    key: &RedisKey,
     window: Duration,
 ) -> Result<Vec<Duration>, String> {
     let start = Instant::now();
@@ -197,7 +197,7 @@ fn per_call(per_call: Duration) -> f64 {
 /// `samples` L1 hits, each timed.
 async fn l1_latencies(
     cache: &CacheService,
-    key: &CacheKey,
+    key: &RedisKey,
     samples: u64,
 ) -> Result<Latencies, String> {
     let mut latencies = Latencies::default();

@@ -24,7 +24,7 @@ use redis_connection::fred::interfaces::{ClientLike, KeysInterface};
 use redis_connection::fred::prelude::Builder;
 use redis_connection::fred::types::Expiration;
 use redis_connection::fred::types::config::{Config as FredConfig, ServerConfig};
-use shared_types::CacheKey;
+use shared_types::RedisKey;
 use test_support::RedisServer;
 
 use crate::drive::{Phase, saturate};
@@ -44,7 +44,7 @@ struct Ctx {
     cache: CacheService,
     fred: Pool,
     redis_rs: redis::aio::MultiplexedConnection,
-    keys: Vec<CacheKey>,
+    keys: Vec<RedisKey>,
     doc: Doc,
     bytes: Bytes,
 }

@@ -125,7 +125,7 @@ struct Readers {
 }
 
 impl Readers {
-    fn start(cache: &CacheService, key: &shared_types::CacheKey) -> Self {
+    fn start(cache: &CacheService, key: &shared_types::RedisKey) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let tasks = (0..READERS)
             .map(|_| {
@@ -169,7 +169,7 @@ fn first_accept(addr: &str) -> Option<Instant> {
 }
 
 /// When a strict read first succeeded (tried every millisecond).
-async fn first_success(cache: CacheService, key: shared_types::CacheKey) -> Option<Instant> {
+async fn first_success(cache: CacheService, key: shared_types::RedisKey) -> Option<Instant> {
     let deadline = Instant::now() + GIVE_UP;
     while Instant::now() < deadline {
         if cache.get::<Doc>(&key).await.is_ok() {

@@ -14,7 +14,7 @@
 //! cargo run -p redis-cache --example cluster_hash_tags
 //! ```
 //!
-//! CacheKey cannot hold braces (ids are validated), so the tagged keys are
+//! RedisKey cannot hold braces (ids are validated), so the tagged keys are
 //! written as `tenant:t1:{t1}:shard:s<n>:structured`: the slot comes from the
 //! first `{...}` exactly as for `tenant:{t1}:...`, and `flush_tenant`'s
 //! pattern `tenant:t1:*` matches them, so the deletion runs unchanged.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use redis_cache::{CacheConfig, CacheService};
 use redis_connection::{RedisConfig, RedisConnectionManager};
 use serde::{Deserialize, Serialize};
-use shared_types::{CacheKey, CounterName, KeyPattern, ShardId, TenantId, TtlPolicy, UserId};
+use shared_types::{CounterName, KeyPattern, RedisKey, ShardId, TenantId, TtlPolicy, UserId};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Profile {
@@ -35,7 +35,7 @@ async fn profile(
     tenant: &TenantId,
     user: &UserId,
 ) -> Result<Profile, Box<dyn std::error::Error>> {
-    let key = CacheKey::user_profile(tenant, user);
+    let key = RedisKey::user_profile(tenant, user);
     if let Some(profile) = cache.get::<Profile>(&key).await? {
         println!("  profile of {user}: cache hit");
         return Ok(profile);
@@ -70,7 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|s| {
             (
-                CacheKey::shard_structured(&tenant, s),
+                RedisKey::shard_structured(&tenant, s),
                 serde_json::json!({"shard": s.as_str(), "rows": 42}),
                 cache.config().shard_ttl.into(),
             )
@@ -79,7 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     cache.mset(&entries).await?;
     let keys: Vec<_> = shards
         .iter()
-        .map(|s| CacheKey::shard_structured(&tenant, s))
+        .map(|s| RedisKey::shard_structured(&tenant, s))
         .collect();
     let values: Vec<Option<serde_json::Value>> = cache.mget(&keys).await?;
     println!(
@@ -90,7 +90,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("3. rate limiting: 5 logins per minute");
     let login = CounterName::new("login")?;
-    let limit_key = CacheKey::rate_limit(&tenant, &alice, &login);
+    let limit_key = RedisKey::rate_limit(&tenant, &alice, &login);
     for attempt in 1..=7 {
         let window = cache
             .increment_window(&limit_key, Duration::from_secs(60))
@@ -107,7 +107,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!("4. counters");
-    let views = CacheKey::counter(&tenant, &CounterName::new("page-views")?);
+    let views = RedisKey::counter(&tenant, &CounterName::new("page-views")?);
     cache.increment(&views, 10).await?;
     println!("  page views: {}", cache.decrement(&views, 3).await?);
 
@@ -116,7 +116,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for shard in &shards {
         cache
             .set(
-                &CacheKey::acl(&tenant, &acl_user, shard),
+                &RedisKey::acl(&tenant, &acl_user, shard),
                 &true,
                 TtlPolicy::acl(),
             )

@@ -1,4 +1,4 @@
-//! Counters and rate-limit windows.
+//! Tally and rate-limit windows.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -6,7 +6,7 @@ use std::time::Duration;
 use redis_connection::fred::types::scripts::Script;
 use redis_connection::fred::types::{Key, Value};
 use redis_connection::{Rejection, RejectionKind};
-use shared_types::CacheKey;
+use shared_types::RedisKey;
 use tracing::instrument;
 
 use crate::error::CacheError;
@@ -74,19 +74,19 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// use shared_types::CounterName;
     ///
-    /// let logins = CacheKey::counter(&tenant, &CounterName::new("logins").unwrap());
+    /// let logins = RedisKey::counter(&tenant, &CounterName::new("logins").unwrap());
     /// let total = cache.increment(&logins, 1).await?;
     /// # Ok(())
     /// # }
     /// ```
     #[instrument(level = "debug", name = "cache.increment", skip_all, fields(cache.family = key.family().name()))]
-    pub async fn increment(&self, key: &CacheKey, by: i64) -> Result<i64, CacheError> {
+    pub async fn increment(&self, key: &RedisKey, by: i64) -> Result<i64, CacheError> {
         self.counted(self.inner.store.incr_by(key.as_str(), by).await)
     }
 
@@ -100,18 +100,18 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// use shared_types::CounterName;
     ///
-    /// let seats = CacheKey::counter(&tenant, &CounterName::new("free-seats").unwrap());
+    /// let seats = RedisKey::counter(&tenant, &CounterName::new("free-seats").unwrap());
     /// let left = cache.decrement(&seats, 1).await?;
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn decrement(&self, key: &CacheKey, by: i64) -> Result<i64, CacheError> {
+    pub async fn decrement(&self, key: &RedisKey, by: i64) -> Result<i64, CacheError> {
         let by = by.checked_neg().ok_or_else(|| {
             CacheError::Rejected(Rejection::new(RejectionKind::Other, "decrement overflows"))
         })?;
@@ -132,14 +132,14 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// use shared_types::{CounterName, UserId};
     ///
     /// let login = CounterName::new("login").unwrap();
-    /// let window_key = CacheKey::rate_limit(&tenant, &UserId::new("alice").unwrap(), &login);
+    /// let window_key = RedisKey::rate_limit(&tenant, &UserId::new("alice").unwrap(), &login);
     /// let window = cache.increment_window(&window_key, Duration::from_secs(60)).await?;
     /// let refused = window.count > 5; // and retry after `window.resets_in`
     /// # Ok(())
@@ -148,7 +148,7 @@ impl CacheService {
     #[instrument(level = "debug", name = "cache.rate_window", skip_all, fields(cache.family = key.family().name()))]
     pub async fn increment_window(
         &self,
-        key: &CacheKey,
+        key: &RedisKey,
         window: Duration,
     ) -> Result<RateWindow, CacheError> {
         let result = run_window(&self.inner.store, key.as_str(), 1, window).await;

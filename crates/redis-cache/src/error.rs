@@ -41,10 +41,10 @@ impl CacheError {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// if let Err(error) = cache.set(&key, &"value", Duration::from_secs(60)).await {
     ///     // Redis being down is worth a retry; a refused value is not.
     ///     let retry = error.is_unavailable();

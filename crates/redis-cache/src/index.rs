@@ -47,7 +47,7 @@ use redis_connection::fred::interfaces::ClientLike;
 use redis_connection::fred::prelude::Client;
 use redis_connection::fred::types::scripts::Script;
 use redis_connection::fred::types::{ClusterHash, CustomCommand, Key, Value};
-use shared_types::{CacheKey, KeyPattern};
+use shared_types::{KeyPattern, RedisKey};
 
 use crate::error::CacheError;
 use crate::store::{Store, millis};
@@ -121,7 +121,7 @@ pub(crate) fn held(ttl: Duration) -> Duration {
 pub(crate) struct IndexReceipt<'k> {
     since: Instant,
     epoch: u64,
-    recorded: Vec<(&'k CacheKey, Duration)>,
+    recorded: Vec<(&'k RedisKey, Duration)>,
 }
 
 impl IndexReceipt<'_> {
@@ -137,7 +137,7 @@ impl IndexReceipt<'_> {
 
 /// Whether keys of `key`'s family are indexed: cached data only (state is
 /// never purged with a tenant's cache).
-pub(crate) fn is_indexed(key: &CacheKey) -> bool {
+pub(crate) fn is_indexed(key: &RedisKey) -> bool {
     key.family().is_cache()
 }
 
@@ -148,7 +148,7 @@ impl Store {
     pub(crate) async fn index_on(
         &self,
         client: &Client,
-        index: &CacheKey,
+        index: &RedisKey,
         keys: &[(&str, Duration)],
     ) -> Result<(), CacheError> {
         if keys.is_empty() {
@@ -172,15 +172,15 @@ impl Store {
     pub(crate) async fn index_many_on<'k>(
         &self,
         client: &Client,
-        keys: &[(&'k CacheKey, Duration)],
+        keys: &[(&'k RedisKey, Duration)],
     ) -> Result<IndexReceipt<'k>, CacheError> {
         let receipt = self.receipt();
         let mut recorded = Vec::new();
-        let mut by_tenant: BTreeMap<&str, (CacheKey, Members<'_>)> = BTreeMap::new();
+        let mut by_tenant: BTreeMap<&str, (RedisKey, Members<'_>)> = BTreeMap::new();
         for (key, ttl) in keys.iter().filter(|(key, ttl)| self.needs_index(key, *ttl)) {
             by_tenant
                 .entry(key.tenant_str())
-                .or_insert_with(|| (CacheKey::tenant_index_of(key), Vec::new()))
+                .or_insert_with(|| (RedisKey::tenant_index_of(key), Vec::new()))
                 .1
                 .push((key.as_str(), held(*ttl)));
             recorded.push((*key, held(*ttl)));
@@ -198,7 +198,7 @@ impl Store {
     }
 
     /// Whether a write of `key` for `ttl` must update the index.
-    fn needs_index(&self, key: &CacheKey, ttl: Duration) -> bool {
+    fn needs_index(&self, key: &RedisKey, ttl: Duration) -> bool {
         is_indexed(key)
             && !self
                 .memo()
@@ -222,7 +222,7 @@ impl Store {
     pub(crate) async fn set_indexed_on(
         &self,
         client: &Client,
-        key: &CacheKey,
+        key: &RedisKey,
         value: Bytes,
         ttl: Duration,
     ) -> Result<bool, CacheError> {
@@ -233,7 +233,7 @@ impl Store {
                 .map(|()| false);
         }
         let receipt = self.receipt();
-        let index = CacheKey::tenant_index_of(key);
+        let index = RedisKey::tenant_index_of(key);
         let reloaded = if self.is_cluster() {
             let members = [(key.as_str(), held(ttl))];
             // join! polls (and fred queues) the index update first. Boxed: a
@@ -266,7 +266,7 @@ impl Store {
     pub(crate) async fn pexpire_indexed_on(
         &self,
         client: &Client,
-        key: &CacheKey,
+        key: &RedisKey,
         ttl: Duration,
     ) -> Result<(bool, bool), CacheError> {
         if !self.needs_index(key, ttl) {
@@ -276,7 +276,7 @@ impl Store {
                 .map(|existed| (existed, false));
         }
         let receipt = self.receipt();
-        let index = CacheKey::tenant_index_of(key);
+        let index = RedisKey::tenant_index_of(key);
         let outcome = if self.is_cluster() {
             let members = [(key.as_str(), held(ttl))];
             let (indexed, existed) = futures::join!(
@@ -301,7 +301,7 @@ impl Store {
     }
 
     /// Remembers that the index holds `key` (written for `ttl`).
-    fn confirm(&self, key: &CacheKey, ttl: Duration, receipt: &IndexReceipt<'_>) {
+    fn confirm(&self, key: &RedisKey, ttl: Duration, receipt: &IndexReceipt<'_>) {
         self.memo()
             .record(key.as_str(), receipt.since, held(ttl), receipt.epoch);
     }
@@ -313,7 +313,7 @@ impl Store {
         pattern: &KeyPattern,
         count: u32,
     ) -> Result<u64, CacheError> {
-        let index = CacheKey::tenant_index(pattern.tenant());
+        let index = RedisKey::tenant_index(pattern.tenant());
         let client = self.client().clone();
         let zscan = CustomCommand::new_static("ZSCAN", ClusterHash::FirstKey, false);
         let mut cursor = "0".to_owned();

@@ -36,7 +36,7 @@ use redis_connection::fred::types::config::Options;
 use redis_connection::fred::types::scripts::Script;
 use redis_connection::fred::types::{Expiration, Key, SetOptions, Value};
 
-use shared_types::CacheKey;
+use shared_types::RedisKey;
 
 use crate::error::CacheError;
 use crate::index::{held, is_indexed};
@@ -80,7 +80,7 @@ impl Lease {
     /// leases are indexed first, like any value (see `index.rs`), so that a
     /// tenant purge during the load removes the lease and the loaded value
     /// is not written back over the purge.
-    pub(crate) async fn claim(store: &Store, key: &CacheKey) -> Option<Self> {
+    pub(crate) async fn claim(store: &Store, key: &RedisKey) -> Option<Self> {
         let mut token = BytesMut::with_capacity(PREFIX.len() + 32);
         token.put_slice(PREFIX);
         token.put_slice(format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)).as_bytes());
@@ -90,7 +90,7 @@ impl Lease {
             ..Options::default()
         };
         let client = store.client().clone();
-        let index = CacheKey::tenant_index_of(key);
+        let index = RedisKey::tenant_index_of(key);
         let members = [(key.as_str(), LEASE_TTL)];
         let indexed = async {
             if is_indexed(key) {
@@ -120,7 +120,7 @@ impl Lease {
     pub(crate) async fn fulfil(
         self,
         store: &Store,
-        key: &CacheKey,
+        key: &RedisKey,
         value: Bytes,
         ttl: Duration,
     ) -> Result<bool, CacheError> {
@@ -129,7 +129,7 @@ impl Lease {
 
     /// Gives the claim up (deletes the lease if it is still there), so that
     /// the key is not kept uncached for the rest of [`LEASE_TTL`].
-    pub(crate) async fn release(self, store: &Store, key: &CacheKey) -> Result<bool, CacheError> {
+    pub(crate) async fn release(self, store: &Store, key: &RedisKey) -> Result<bool, CacheError> {
         self.settle(store, key, Bytes::new(), Duration::ZERO).await
     }
 
@@ -138,7 +138,7 @@ impl Lease {
     async fn settle(
         self,
         store: &Store,
-        key: &CacheKey,
+        key: &RedisKey,
         value: Bytes,
         ttl: Duration,
     ) -> Result<bool, CacheError> {
@@ -151,7 +151,7 @@ impl Lease {
             Value::Integer(millis(ttl).max(1)),
         ];
         let client = store.client().clone();
-        let index = CacheKey::tenant_index_of(key);
+        let index = RedisKey::tenant_index_of(key);
         let members = [(key.as_str(), held(ttl))];
         let indexed = async {
             if is_indexed(key) && !value_is_empty {

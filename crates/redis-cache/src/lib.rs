@@ -1,7 +1,7 @@
 //! A typed JSON cache over Redis, for the services of a multi-tenant platform.
 //!
 //! [`CacheService`] stores any `Serialize` value as JSON under a
-//! [`shared_types::CacheKey`], with per-write TTLs ([`Expiry`]: a jittered
+//! [`shared_types::RedisKey`], with per-write TTLs ([`Expiry`]: a jittered
 //! [`shared_types::TtlPolicy`] or a fixed duration):
 //!
 //! - single and bulk reads and writes (`get`, `set`, `mget`, `mset`), `delete`,
@@ -30,12 +30,12 @@
 //! ```no_run
 //! use redis_cache::{CacheConfig, CacheService};
 //! use redis_connection::{RedisConfig, RedisConnectionManager};
-//! use shared_types::{CacheKey, TenantId, TtlPolicy, UserId};
+//! use shared_types::{RedisKey, TenantId, TtlPolicy, UserId};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let manager = RedisConnectionManager::connect(RedisConfig::from_env()?).await?;
 //! let cache = CacheService::new(manager, CacheConfig::from_env()?);
-//! let key = CacheKey::user_profile(&TenantId::new("acme")?, &UserId::new("u1")?);
+//! let key = RedisKey::user_profile(&TenantId::new("acme")?, &UserId::new("u1")?);
 //! cache.set(&key, &serde_json::json!({"name": "Ada"}), TtlPolicy::user_profile()).await?;
 //! let profile: Option<serde_json::Value> = cache.get(&key).await?;
 //! # Ok(())

@@ -9,7 +9,7 @@ use redis_pubsub::{InvalidationEvent, InvalidationFeed};
 use tracing::{debug, info, warn};
 
 use crate::l1::L1;
-use crate::stats::{Counters, add, bump, store, unix_ms};
+use crate::stats::{Tally, add, bump, store, unix_ms};
 
 /// How often expired L1 entries are reclaimed.
 const SWEEP_PERIOD: Duration = Duration::from_secs(1);
@@ -19,7 +19,7 @@ const SWEEP_PERIOD: Duration = Duration::from_secs(1);
 pub(crate) async fn run(
     mut feed: InvalidationFeed,
     l1: Option<Arc<L1>>,
-    counters: Arc<Counters>,
+    tally: Arc<Tally>,
     own_origin: String,
 ) {
     let mut subscribed_before = false;
@@ -53,14 +53,14 @@ pub(crate) async fn run(
                     }
                     continue;
                 }
-                bump(&counters.invalidations_received);
+                bump(&tally.invalidations_received);
                 if let Some(l1) = &l1 {
                     l1.invalidate(&scope);
-                    bump(&counters.invalidations_applied);
+                    bump(&tally.invalidations_applied);
                     let now = unix_ms();
-                    store(&counters.last_applied_ms, now);
+                    store(&tally.last_applied_ms, now);
                     if let Some(sent) = received.ts() {
-                        store(&counters.last_delay_ms, now.saturating_sub(sent));
+                        store(&tally.last_delay_ms, now.saturating_sub(sent));
                     }
                 }
                 debug!(
@@ -75,7 +75,7 @@ pub(crate) async fn run(
                     // nothing in the L1 can be trusted. Flush, then trust again.
                     l1.flush();
                     if subscribed_before {
-                        bump(&counters.l1_flushes);
+                        bump(&tally.l1_flushes);
                         info!("invalidation feed re-subscribed; L1 flushed");
                     }
                     l1.set_live(true);
@@ -91,10 +91,10 @@ pub(crate) async fn run(
                 info!("invalidation feed disconnected; reading through to Redis until it is back");
             }
             InvalidationEvent::Lagged { missed } => {
-                add(&counters.invalidations_missed, missed);
+                add(&tally.invalidations_missed, missed);
                 if let Some(l1) = &l1 {
                     l1.flush();
-                    bump(&counters.l1_flushes);
+                    bump(&tally.l1_flushes);
                 }
                 warn!(missed, "invalidation feed lagged; L1 flushed");
             }

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use serde::Serialize;
-use shared_types::CacheKey;
+use shared_types::RedisKey;
 use tracing::{debug, instrument, warn};
 
 use crate::codec;
@@ -71,10 +71,10 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// let name: String = cache
     ///     .get_or_load(&key, Duration::from_secs(900), || async {
     ///         // Runs on a miss only, once per key however many callers wait.
@@ -88,7 +88,7 @@ impl CacheService {
     #[instrument(level = "debug", name = "cache.get_or_load", skip_all, fields(cache.family = key.family().name()))]
     pub async fn get_or_load<T, E, F, Fut>(
         &self,
-        key: &CacheKey,
+        key: &RedisKey,
         expiry: impl Into<Expiry>,
         loader: F,
     ) -> Result<T, LoadError<E>>
@@ -105,7 +105,7 @@ impl CacheService {
         }
         let rx = match self.inner.flights.join::<Loaded<T, E>>(key.as_str()) {
             Role::Follower(rx) => {
-                bump(&self.inner.counters.coalesced_waits);
+                bump(&self.inner.tally.coalesced_waits);
                 rx
             }
             Role::Leader(leader) => {
@@ -130,7 +130,7 @@ impl CacheService {
     /// The leader's work: Redis, then the loader, then write-back.
     async fn load_through<T, E, F, Fut>(
         &self,
-        key: &CacheKey,
+        key: &RedisKey,
         expiry: Expiry,
         loader: F,
     ) -> Loaded<T, E>
@@ -180,7 +180,7 @@ impl CacheService {
             None
         };
 
-        bump(&self.inner.counters.loads);
+        bump(&self.inner.tally.loads);
         let loaded = loader().await.map_err(|e| LoadError::Loader(Arc::new(e)));
         let Some(lease) = lease else {
             return loaded;
@@ -202,7 +202,7 @@ impl CacheService {
             .await
         {
             Ok(true) => {
-                bump(&self.inner.counters.sets);
+                bump(&self.inner.tally.sets);
                 // The L1 refuses it if anything was invalidated meanwhile.
                 if let (Some(l1), Some(epoch)) = (&l1, epoch) {
                     l1.fill(key, bytes, Some(ttl), Some(value.clone()), epoch);
@@ -213,7 +213,7 @@ impl CacheService {
                 "changed during load; not caching the loaded value"
             ),
             Err(error) => {
-                bump(&self.inner.counters.errors);
+                bump(&self.inner.tally.errors);
                 if let Some(suppressed) = self.inner.write_errors.check() {
                     warn!(%error, suppressed, "could not cache a loaded value");
                 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use redis_connection::RejectionKind;
 use serde::de::DeserializeOwned;
-use shared_types::CacheKey;
+use shared_types::RedisKey;
 use tracing::{debug, instrument, warn};
 
 use crate::codec::{self, DecodeFailure};
@@ -49,15 +49,15 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// let name: Option<String> = cache.get(&key).await?;
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn get<T: CacheValue>(&self, key: &CacheKey) -> Result<Option<T>, CacheError> {
+    pub async fn get<T: CacheValue>(&self, key: &RedisKey) -> Result<Option<T>, CacheError> {
         // L1 hits are answered before the instrumented Redis path: that
         // path's future holds fred's command futures (several KB), and the
         // span wrapper moves it whole on every call, which cost an L1 hit a
@@ -81,10 +81,10 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// use redis_cache::Tier;
     ///
     /// if let Some((name, tier)) = cache.get_with_tier::<String>(&key).await? {
@@ -95,7 +95,7 @@ impl CacheService {
     /// ```
     pub async fn get_with_tier<T: CacheValue>(
         &self,
-        key: &CacheKey,
+        key: &RedisKey,
     ) -> Result<Option<(T, Tier)>, CacheError> {
         if let Some(l1) = self.l1_for(key)
             && let Some(value) = self.l1_hit(l1, key, false)
@@ -109,7 +109,7 @@ impl CacheService {
     #[instrument(level = "debug", name = "cache.get", skip_all, fields(cache.family = key.family().name()))]
     async fn get_through<T: CacheValue>(
         &self,
-        key: &CacheKey,
+        key: &RedisKey,
     ) -> Result<Option<(T, Tier)>, CacheError> {
         let Some(l1) = self.l1_for(key) else {
             return match self.inner.store.get(key.as_str()).await {
@@ -144,11 +144,11 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
-    /// let other = CacheKey::shard_structured(&tenant, &ShardId::new("s2").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// let other = RedisKey::shard_structured(&tenant, &ShardId::new("s2").unwrap());
     /// let names: Vec<Option<String>> = cache.mget(&[key, other]).await?;
     /// assert_eq!(names.len(), 2); // in the keys' order, `None` for a miss
     /// # Ok(())
@@ -157,7 +157,7 @@ impl CacheService {
     #[instrument(level = "debug", name = "cache.mget", skip_all, fields(cache.keys = keys.len()))]
     pub async fn mget<T: CacheValue>(
         &self,
-        keys: &[CacheKey],
+        keys: &[RedisKey],
     ) -> Result<Vec<Option<T>>, CacheError> {
         let Some(l1) = self.inner.l1.as_ref() else {
             return self.mget_redis(keys).await;
@@ -215,9 +215,9 @@ impl CacheService {
 
     async fn mget_redis<T: CacheValue>(
         &self,
-        keys: &[CacheKey],
+        keys: &[RedisKey],
     ) -> Result<Vec<Option<T>>, CacheError> {
-        let names: Vec<&str> = keys.iter().map(CacheKey::as_str).collect();
+        let names: Vec<&str> = keys.iter().map(RedisKey::as_str).collect();
         let values = match self.inner.store.mget(&names).await {
             Ok(values) => values,
             Err(error) => {
@@ -242,7 +242,7 @@ impl CacheService {
     pub(crate) fn l1_hit<T: CacheValue>(
         &self,
         l1: &L1,
-        key: &CacheKey,
+        key: &RedisKey,
         stale_ok: bool,
     ) -> Option<T> {
         if !stale_ok && !l1.is_live() {
@@ -250,7 +250,7 @@ impl CacheService {
         }
         match l1.get::<T>(key.as_str())? {
             Ok(value) => {
-                bump(&self.inner.counters.l1_hits);
+                bump(&self.inner.tally.l1_hits);
                 Some(value)
             }
             Err(_) => {
@@ -266,7 +266,7 @@ impl CacheService {
     /// sessions), else degrade like any failed read.
     async fn l1_fallback<T: CacheValue>(
         &self,
-        key: &CacheKey,
+        key: &RedisKey,
         l1: &Arc<L1>,
         error: CacheError,
     ) -> Result<Option<T>, CacheError> {
@@ -285,7 +285,7 @@ impl CacheService {
 
     pub(crate) async fn decode_and_fill<T: CacheValue>(
         &self,
-        key: &CacheKey,
+        key: &RedisKey,
         l1: &L1,
         fetched: Fetched,
         epoch: Epoch,
@@ -301,7 +301,7 @@ impl CacheService {
     /// A lease (a load in progress, see `lease.rs`) is a plain miss.
     pub(crate) async fn decode_hit<T: CacheValue>(
         &self,
-        key: &CacheKey,
+        key: &RedisKey,
         bytes: &[u8],
     ) -> Option<T> {
         if crate::lease::is_lease(bytes) {
@@ -309,7 +309,7 @@ impl CacheService {
         }
         match codec::decode(bytes) {
             Ok(value) => {
-                bump(&self.inner.counters.l2_hits);
+                bump(&self.inner.tally.l2_hits);
                 Some(value)
             }
             Err(failure) => {
@@ -320,16 +320,16 @@ impl CacheService {
     }
 
     pub(crate) fn miss<T>(&self) -> Option<T> {
-        bump(&self.inner.counters.misses);
+        bump(&self.inner.tally.misses);
         None
     }
 
     /// A value that is not a `T` (a type changed between deployments, a stray
     /// writer, a key of another Redis type) is deleted, counted and logged,
     /// and the read is a miss.
-    async fn discard_undecodable(&self, key: &CacheKey, failure: DecodeFailure) {
-        bump(&self.inner.counters.decode_failures);
-        bump(&self.inner.counters.misses);
+    async fn discard_undecodable(&self, key: &RedisKey, failure: DecodeFailure) {
+        bump(&self.inner.tally.decode_failures);
+        bump(&self.inner.tally.misses);
         warn!(cache.family = key.family().name(), reason = %failure, "cached value did not decode; deleting it");
         if let Some(l1) = &self.inner.l1 {
             l1.invalidate_key(key.as_str());
@@ -344,7 +344,7 @@ impl CacheService {
     /// WRONGTYPE, which is an undecodable value, not an outage.
     pub(crate) async fn read_failed(
         &self,
-        key: &CacheKey,
+        key: &RedisKey,
         error: CacheError,
     ) -> Result<(), CacheError> {
         if error
@@ -359,11 +359,11 @@ impl CacheService {
             self.discard_undecodable(key, failure).await;
             return Ok(());
         }
-        bump(&self.inner.counters.errors);
+        bump(&self.inner.tally.errors);
         if self.inner.config.read_mode == ReadMode::Strict {
             return Err(error);
         }
-        bump(&self.inner.counters.misses);
+        bump(&self.inner.tally.misses);
         if let Some(suppressed) = self.inner.read_errors.check() {
             warn!(%error, suppressed, "cache read failed; answering as a miss");
         }

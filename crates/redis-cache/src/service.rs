@@ -12,7 +12,7 @@ use crate::config::CacheConfig;
 use crate::error::CacheError;
 use crate::flight::SingleFlight;
 use crate::l1::L1;
-use crate::stats::{CacheStats, Counters, ServerStats};
+use crate::stats::{CacheStats, ServerStats, Tally};
 use crate::store::Store;
 use crate::throttle::LogThrottle;
 
@@ -24,7 +24,7 @@ const FAILURE_LOG_PERIOD: Duration = Duration::from_secs(10);
 /// coherent across instances by pub/sub invalidation. Cheap to clone; clones
 /// share everything.
 ///
-/// Keys are [`shared_types::CacheKey`]s, so a caller can only address keys
+/// Keys are [`shared_types::RedisKey`]s, so a caller can only address keys
 /// built from validated ids. Values are any `Serialize` /
 /// `DeserializeOwned` type, stored as JSON.
 ///
@@ -43,7 +43,7 @@ pub struct CacheService {
 pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) config: CacheConfig,
-    pub(crate) counters: Arc<Counters>,
+    pub(crate) tally: Arc<Tally>,
     pub(crate) read_errors: LogThrottle,
     pub(crate) write_errors: LogThrottle,
     pub(crate) l1: Option<Arc<L1>>,
@@ -83,7 +83,7 @@ impl CacheService {
         Self::build(
             manager,
             config,
-            Arc::new(Counters::default()),
+            Arc::new(Tally::default()),
             None,
             None,
             None,
@@ -110,7 +110,7 @@ impl CacheService {
     /// use redis_pubsub::PubSub;
     ///
     /// let manager = RedisConnectionManager::connect(RedisConfig::from_env()?).await?;
-    /// let pubsub = PubSub::new(manager.clone())?;
+    /// let pubsub = PubSub::new(manager.clone()).await?;
     /// let cache = CacheService::two_tier(manager, CacheConfig::from_env()?, pubsub).await?;
     /// # Ok(())
     /// # }
@@ -122,18 +122,18 @@ impl CacheService {
     ) -> Result<Self, CacheError> {
         let feed = pubsub.invalidations().await.map_err(CacheError::from)?;
         let l1 = config.l1.map(|l1| Arc::new(L1::new(l1)));
-        let counters = Arc::new(Counters::default());
+        let tally = Arc::new(Tally::default());
         let publisher = pubsub.publisher();
         let listener = tokio::spawn(crate::listener::run(
             feed,
             l1.clone(),
-            counters.clone(),
+            tally.clone(),
             publisher.origin().to_owned(),
         ));
         Ok(Self::build(
             manager,
             config,
-            counters,
+            tally,
             l1,
             Some((pubsub, publisher)),
             Some(listener),
@@ -143,7 +143,7 @@ impl CacheService {
     fn build(
         manager: RedisConnectionManager,
         config: CacheConfig,
-        counters: Arc<Counters>,
+        tally: Arc<Tally>,
         l1: Option<Arc<L1>>,
         bus: Option<(PubSub, InvalidationPublisher)>,
         listener: Option<JoinHandle<()>>,
@@ -153,7 +153,7 @@ impl CacheService {
             inner: Arc::new(Inner {
                 store: Store::new(manager),
                 config,
-                counters,
+                tally,
                 read_errors: LogThrottle::new(FAILURE_LOG_PERIOD),
                 write_errors: LogThrottle::new(FAILURE_LOG_PERIOD),
                 l1,
@@ -172,10 +172,10 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// let health = cache.manager().health_check().await;
     /// # Ok(())
     /// # }
@@ -191,10 +191,10 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// if let Some(pubsub) = cache.pubsub() {
     ///     let subscribed = pubsub.subscriptions();
     /// }
@@ -212,10 +212,10 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// let largest_value = cache.config().max_value_bytes;
     /// # Ok(())
     /// # }
@@ -232,10 +232,10 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// // False until the invalidation feed is subscribed, and after it drops:
     /// // reads then go to Redis.
     /// let trusted = cache.l1_live();
@@ -253,10 +253,10 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// let entries = cache.l1_len();
     /// # Ok(())
     /// # }
@@ -273,10 +273,10 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// let bytes = cache.l1_bytes();
     /// # Ok(())
     /// # }
@@ -292,17 +292,17 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// let stats = cache.stats();
     /// let hit_rate = stats.hit_rate();
     /// # Ok(())
     /// # }
     /// ```
     pub fn stats(&self) -> CacheStats {
-        let mut stats = self.inner.counters.snapshot();
+        let mut stats = self.inner.tally.snapshot();
         if let Some(bus) = &self.inner.bus {
             let bus = bus.stats();
             stats.malformed_messages = bus.malformed;
@@ -325,10 +325,10 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// let server = cache.server_stats().await?;
     /// let (keys, memory) = (server.keys, server.used_memory_bytes);
     /// # Ok(())
@@ -343,7 +343,7 @@ impl CacheService {
     }
 
     /// The L1, if there is one and `key`'s family may live in it.
-    pub(crate) fn l1_for(&self, key: &shared_types::CacheKey) -> Option<&Arc<L1>> {
+    pub(crate) fn l1_for(&self, key: &shared_types::RedisKey) -> Option<&Arc<L1>> {
         self.inner
             .l1
             .as_ref()
@@ -353,7 +353,7 @@ impl CacheService {
     /// Counts a failed operation.
     pub(crate) fn counted<T>(&self, result: Result<T, CacheError>) -> Result<T, CacheError> {
         if result.is_err() {
-            crate::stats::bump(&self.inner.counters.errors);
+            crate::stats::bump(&self.inner.tally.errors);
         }
         result
     }

@@ -3,9 +3,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The live counters. One per cache instance, shared by its clones.
+/// The live tally of one cache instance (in-process atomics), shared by
+/// its clones. Not to be confused with `counters.rs`, Redis counters that
+/// callers keep.
 #[derive(Debug, Default)]
-pub(crate) struct Counters {
+pub(crate) struct Tally {
     pub(crate) l1_hits: AtomicU64,
     pub(crate) l2_hits: AtomicU64,
     pub(crate) misses: AtomicU64,
@@ -53,7 +55,7 @@ pub(crate) fn bump(counter: &AtomicU64) {
     add(counter, 1);
 }
 
-impl Counters {
+impl Tally {
     pub(crate) fn snapshot(&self) -> CacheStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CacheStats {

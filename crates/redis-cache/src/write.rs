@@ -25,7 +25,7 @@ use redis_connection::fred::prelude::Client;
 use redis_connection::fred::types::Key;
 use redis_pubsub::{InvalidationPublisher, PubSubError};
 use serde::Serialize;
-use shared_types::{CacheKey, Invalidation, KeyPattern, Scope, TenantId};
+use shared_types::{Invalidation, KeyPattern, RedisKey, Scope, TenantId};
 use tracing::instrument;
 
 use crate::codec;
@@ -34,7 +34,7 @@ use crate::error::CacheError;
 use crate::expiry::{Expiry, KeyTtl};
 use crate::l1::OwnChange;
 use crate::service::CacheService;
-use crate::stats::{Counters, add, bump};
+use crate::stats::{Tally, add, bump};
 
 impl CacheService {
     /// Writes `value` under `key`, with a TTL from `expiry` (a
@@ -54,10 +54,10 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// use shared_types::TtlPolicy;
     ///
     /// cache.set(&key, &"Shard 1", Duration::from_secs(900)).await?;
@@ -69,7 +69,7 @@ impl CacheService {
     #[instrument(level = "debug", name = "cache.set", skip_all, fields(cache.family = key.family().name()))]
     pub async fn set<T: Serialize + ?Sized>(
         &self,
-        key: &CacheKey,
+        key: &RedisKey,
         value: &T,
         expiry: impl Into<Expiry>,
     ) -> Result<(), CacheError> {
@@ -110,13 +110,13 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// use redis_cache::Expiry;
     ///
-    /// let other = CacheKey::shard_structured(&tenant, &ShardId::new("s2").unwrap());
+    /// let other = RedisKey::shard_structured(&tenant, &ShardId::new("s2").unwrap());
     /// let ttl = Expiry::After(Duration::from_secs(900));
     /// cache.mset(&[(key, "Shard 1", ttl), (other, "Shard 2", ttl)]).await?;
     /// # Ok(())
@@ -125,7 +125,7 @@ impl CacheService {
     #[instrument(level = "debug", name = "cache.mset", skip_all, fields(cache.keys = entries.len()))]
     pub async fn mset<T: Serialize>(
         &self,
-        entries: &[(CacheKey, T, Expiry)],
+        entries: &[(RedisKey, T, Expiry)],
     ) -> Result<(), CacheError> {
         let max = self.inner.config.max_value_bytes;
         let encoded = entries
@@ -152,11 +152,11 @@ impl CacheService {
     /// outcome on a cluster.
     async fn mset_announced(
         &self,
-        encoded: &[(&CacheKey, Bytes, Duration)],
+        encoded: &[(&RedisKey, Bytes, Duration)],
     ) -> (Result<(), CacheError>, Result<(), CacheError>) {
         let store = &self.inner.store;
         let client = store.client().clone();
-        let indexed: Vec<(&CacheKey, Duration)> =
+        let indexed: Vec<(&RedisKey, Duration)> =
             encoded.iter().map(|(key, _, ttl)| (*key, *ttl)).collect();
         let batch = encoded
             .iter()
@@ -217,16 +217,16 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// let existed = cache.delete(&key).await?;
     /// # Ok(())
     /// # }
     /// ```
     #[instrument(level = "debug", name = "cache.delete", skip_all, fields(cache.family = key.family().name()))]
-    pub async fn delete(&self, key: &CacheKey) -> Result<bool, CacheError> {
+    pub async fn delete(&self, key: &RedisKey) -> Result<bool, CacheError> {
         let deleted = self.delete_key(key, self.announcement_for(key)).await?;
         Ok(deleted > 0)
     }
@@ -235,7 +235,7 @@ impl CacheService {
     /// around it.
     async fn delete_key(
         &self,
-        key: &CacheKey,
+        key: &RedisKey,
         announcement: Option<Invalidation>,
     ) -> Result<u64, CacheError> {
         let change = self.l1_for(key).map(|l1| l1.begin(key));
@@ -273,10 +273,10 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// use shared_types::Invalidation;
     ///
     /// let stale = Invalidation::ShardAll { tenant_id: tenant.clone() };
@@ -347,10 +347,10 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// use shared_types::KeyPattern;
     ///
     /// let deleted = cache.delete_pattern(&KeyPattern::tenant_acl(&tenant)).await?;
@@ -374,10 +374,10 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// use shared_types::KeyPattern;
     ///
     /// let deleted = cache.delete_pattern_by_scan(&KeyPattern::tenant_acl(&tenant)).await?;
@@ -406,10 +406,10 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// let deleted = cache.flush_tenant(&tenant).await?;
     /// # Ok(())
     /// # }
@@ -431,15 +431,15 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// let present = cache.exists(&key).await?;
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn exists(&self, key: &CacheKey) -> Result<bool, CacheError> {
+    pub async fn exists(&self, key: &RedisKey) -> Result<bool, CacheError> {
         self.counted(self.inner.store.exists(key.as_str()).await)
     }
 
@@ -454,15 +454,15 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// let extended = cache.expire(&key, Duration::from_secs(600)).await?;
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn expire(&self, key: &CacheKey, ttl: Duration) -> Result<bool, CacheError> {
+    pub async fn expire(&self, key: &RedisKey, ttl: Duration) -> Result<bool, CacheError> {
         let store = &self.inner.store;
         let change = self.l1_for(key).map(|l1| l1.begin(key));
         let announcement = self.announcement_for(key);
@@ -491,10 +491,10 @@ impl CacheService {
     /// ```no_run
     /// # use std::time::Duration;
     /// # use redis_cache::{CacheError, CacheService};
-    /// # use shared_types::{CacheKey, ShardId, TenantId};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
     /// # async fn example(cache: CacheService) -> Result<(), CacheError> {
     /// # let tenant = TenantId::new("acme").unwrap();
-    /// # let key = CacheKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
     /// use redis_cache::KeyTtl;
     ///
     /// if let KeyTtl::ExpiresIn(left) = cache.ttl(&key).await? {
@@ -503,7 +503,7 @@ impl CacheService {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn ttl(&self, key: &CacheKey) -> Result<KeyTtl, CacheError> {
+    pub async fn ttl(&self, key: &RedisKey) -> Result<KeyTtl, CacheError> {
         self.counted(self.inner.store.pttl(key.as_str()).await)
             .map(KeyTtl::from_pttl)
     }
@@ -555,18 +555,18 @@ impl CacheService {
         PendingAnnouncements {
             publisher: publisher.clone(),
             invalidations,
-            counters: self.inner.counters.clone(),
+            tally: self.inner.tally.clone(),
         }
     }
 
     /// What a change of `key` announces: nothing on a Redis-only cache, or
     /// for families no other instance holds.
-    fn announcement_for(&self, key: &CacheKey) -> Option<Invalidation> {
+    fn announcement_for(&self, key: &RedisKey) -> Option<Invalidation> {
         self.inner.bus.as_ref().and(Invalidation::for_key(key))
     }
 
     /// `UNLINK` of one key through `client`.
-    async fn unlink_on(&self, client: Client, key: &CacheKey) -> Result<u64, CacheError> {
+    async fn unlink_on(&self, client: Client, key: &RedisKey) -> Result<u64, CacheError> {
         self.inner
             .store
             .unlink_on(&client, vec![Key::from(key.as_str())])
@@ -576,13 +576,13 @@ impl CacheService {
     /// Counts a publication: an error, or one invalidation sent.
     fn sent(&self, published: Result<u64, PubSubError>) -> Result<(), CacheError> {
         self.counted(published.map_err(CacheError::from))?;
-        bump(&self.inner.counters.invalidations_sent);
+        bump(&self.inner.tally.invalidations_sent);
         Ok(())
     }
 
     fn write_result<T>(&self, result: Result<T, CacheError>, n: u64) -> Result<T, CacheError> {
         let written = self.counted(result)?;
-        add(&self.inner.counters.sets, n);
+        add(&self.inner.tally.sets, n);
         Ok(written)
     }
 
@@ -605,7 +605,7 @@ impl CacheService {
 
     fn delete_result(&self, result: Result<u64, CacheError>) -> Result<u64, CacheError> {
         let deleted = self.counted(result)?;
-        add(&self.inner.counters.deletes, deleted);
+        add(&self.inner.tally.deletes, deleted);
         Ok(deleted)
     }
 }
@@ -617,13 +617,13 @@ impl CacheService {
 struct PendingAnnouncements {
     publisher: InvalidationPublisher,
     invalidations: Vec<Invalidation>,
-    counters: Arc<Counters>,
+    tally: Arc<Tally>,
 }
 
 impl PendingAnnouncements {
     /// Publishes every invalidation; the first error, if any.
     async fn send_all(mut self) -> Result<(), CacheError> {
-        let counters = self.counters.clone();
+        let tally = self.tally.clone();
         let published = futures::future::join_all(
             self.invalidations
                 .iter()
@@ -635,9 +635,9 @@ impl PendingAnnouncements {
         let mut outcome = Ok(());
         for published in published {
             match published {
-                Ok(_) => bump(&counters.invalidations_sent),
+                Ok(_) => bump(&tally.invalidations_sent),
                 Err(error) => {
-                    bump(&counters.errors);
+                    bump(&tally.errors);
                     if outcome.is_ok() {
                         outcome = Err(CacheError::from(error));
                     }
@@ -656,13 +656,13 @@ impl Drop for PendingAnnouncements {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (publisher, counters) = (self.publisher.clone(), self.counters.clone());
+        let (publisher, tally) = (self.publisher.clone(), self.tally.clone());
         let invalidations = std::mem::take(&mut self.invalidations);
         runtime.spawn(async move {
             for invalidation in &invalidations {
                 match publisher.invalidate(invalidation).await {
-                    Ok(_) => bump(&counters.invalidations_sent),
-                    Err(_) => bump(&counters.errors),
+                    Ok(_) => bump(&tally.invalidations_sent),
+                    Err(_) => bump(&tally.errors),
                 }
             }
         });

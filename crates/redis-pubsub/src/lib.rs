@@ -27,7 +27,7 @@
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let manager = RedisConnectionManager::connect(RedisConfig::from_env()?).await?;
-//! let pubsub = PubSub::new(manager)?;
+//! let pubsub = PubSub::new(manager).await?;
 //! let mut feed = pubsub.invalidations().await?;
 //! pubsub.invalidate(&Invalidation::Tenant { tenant_id: TenantId::new("acme")? }).await?;
 //! while let Some(event) = feed.recv().await {

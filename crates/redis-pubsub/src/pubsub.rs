@@ -66,6 +66,10 @@ impl PubSub {
     /// Starts a pub/sub service on `manager`: opens the dedicated subscriber
     /// connection (in the background) and the task that reads it.
     ///
+    /// `async` because it spawns that task on the current tokio runtime:
+    /// awaited inside one, it cannot be called where there is none (before,
+    /// a plain function, it panicked there).
+    ///
     /// # Errors
     /// When the subscriber client cannot be built (a configuration error).
     ///
@@ -77,11 +81,11 @@ impl PubSub {
     /// use redis_pubsub::PubSub;
     ///
     /// let manager = RedisConnectionManager::connect(RedisConfig::from_env()?).await?;
-    /// let pubsub = PubSub::new(manager)?;
+    /// let pubsub = PubSub::new(manager).await?;
     /// # Ok(())
     /// # }
     /// ```
-    pub fn new(manager: RedisConnectionManager) -> Result<Self, PubSubError> {
+    pub async fn new(manager: RedisConnectionManager) -> Result<Self, PubSubError> {
         let subscriber = manager.subscriber()?;
         let client = subscriber.client().clone();
         let events = subscriber.events();

@@ -52,7 +52,7 @@ impl Platform {
     /// Configuration errors only.
     pub async fn start(redis: RedisConfig, cache: CacheConfig) -> Result<Self, StartError> {
         let manager = RedisConnectionManager::connect_lazy(redis)?;
-        let pubsub = PubSub::new(manager.clone())?;
+        let pubsub = PubSub::new(manager.clone()).await?;
         let config = cache.with_read_mode(ReadMode::Strict);
         let cache = CacheService::two_tier(manager.clone(), config, pubsub.clone()).await?;
         Ok(Self {

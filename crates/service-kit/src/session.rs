@@ -3,7 +3,7 @@
 use axum::http::HeaderMap;
 use redis_cache::CacheService;
 use serde::{Deserialize, Serialize};
-use shared_types::{CacheKey, TenantId, UserId};
+use shared_types::{RedisKey, TenantId, UserId};
 use time::OffsetDateTime;
 
 use crate::error::ApiError;
@@ -58,7 +58,7 @@ pub async fn authenticate(
     headers: &HeaderMap,
 ) -> Result<(SessionToken, Session), ApiError> {
     let token = SessionToken::from_headers(headers)?;
-    let key = CacheKey::session(token.tenant(), token.hash());
+    let key = RedisKey::session(token.tenant(), token.hash());
     match cache.get::<Session>(&key).await {
         Ok(Some(session)) if !session.is_expired() && session.tenant_id == *token.tenant() => {
             Ok((token, session))

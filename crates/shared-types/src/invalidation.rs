@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::{QueryHash, TokenHash};
 use crate::error::ValidationError;
 use crate::id::{ShardId, TenantId, UserId};
-use crate::key::{CacheKey, KeyFamily};
+use crate::key::{KeyFamily, RedisKey};
 use crate::pattern::KeyPattern;
 
 /// Prefix of every invalidation channel.
@@ -122,7 +122,7 @@ pub enum Invalidation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     /// Exactly this key.
-    Key(CacheKey),
+    Key(RedisKey),
     /// Every key matching this pattern.
     Pattern(KeyPattern),
 }
@@ -295,9 +295,9 @@ impl Invalidation {
             Invalidation::Shard {
                 tenant_id,
                 shard_id,
-            } => Scope::Key(CacheKey::shard_structured(tenant_id, shard_id)),
+            } => Scope::Key(RedisKey::shard_structured(tenant_id, shard_id)),
             Invalidation::User { tenant_id, user_id } => {
-                Scope::Key(CacheKey::user_profile(tenant_id, user_id))
+                Scope::Key(RedisKey::user_profile(tenant_id, user_id))
             }
             Invalidation::ShardAll { tenant_id } => {
                 Scope::Pattern(KeyPattern::tenant_shards(tenant_id))
@@ -317,21 +317,21 @@ impl Invalidation {
                 tenant_id,
                 user_id,
                 shard_id,
-            } => Scope::Key(CacheKey::acl(tenant_id, user_id, shard_id)),
+            } => Scope::Key(RedisKey::acl(tenant_id, user_id, shard_id)),
             Invalidation::Vsearch { tenant_id } => {
                 Scope::Pattern(KeyPattern::tenant_vector_search(tenant_id))
             }
             Invalidation::VsearchQuery {
                 tenant_id,
                 query_hash,
-            } => Scope::Key(CacheKey::vector_search(tenant_id, query_hash)),
+            } => Scope::Key(RedisKey::vector_search(tenant_id, query_hash)),
             Invalidation::Tenant { tenant_id } => {
                 Scope::Pattern(KeyPattern::tenant_cache(tenant_id))
             }
             Invalidation::Session {
                 tenant_id,
                 session_hash,
-            } => Scope::Key(CacheKey::session(tenant_id, session_hash)),
+            } => Scope::Key(RedisKey::session(tenant_id, session_hash)),
         }
     }
 
@@ -339,7 +339,7 @@ impl Invalidation {
     /// may hold (cached data and sessions). `None` for rate-limit windows,
     /// counters and session sets, which are never held in an L1 and so need
     /// no cross-instance invalidation.
-    pub fn for_key(key: &CacheKey) -> Option<Self> {
+    pub fn for_key(key: &RedisKey) -> Option<Self> {
         let segs = key.segments();
         let inv = match (key.family(), segs.as_slice()) {
             (KeyFamily::ShardStructured, ["tenant", t, "shard", s, "structured"]) => {
@@ -656,18 +656,18 @@ mod tests {
     fn for_key_is_narrowest() {
         let (tn, u, s) = (t("t1"), "u1".parse().unwrap(), "s1".parse().unwrap());
         let keys = [
-            CacheKey::shard_structured(&tn, &s),
-            CacheKey::user_profile(&tn, &u),
-            CacheKey::acl(&tn, &u, &s),
-            CacheKey::vector_search(&tn, &QueryHash::of_query("q")),
-            CacheKey::session(&tn, &TokenHash::of_token("x")),
+            RedisKey::shard_structured(&tn, &s),
+            RedisKey::user_profile(&tn, &u),
+            RedisKey::acl(&tn, &u, &s),
+            RedisKey::vector_search(&tn, &QueryHash::of_query("q")),
+            RedisKey::session(&tn, &TokenHash::of_token("x")),
         ];
         for key in keys {
             let inv = Invalidation::for_key(&key).expect("mapped");
             assert_eq!(inv.scope(), Scope::Key(key.clone()));
             assert!(inv.scope().covers(key.as_str()));
         }
-        let counter = CacheKey::counter(&tn, &"c".parse().unwrap());
+        let counter = RedisKey::counter(&tn, &"c".parse().unwrap());
         assert_eq!(Invalidation::for_key(&counter), None);
     }
 
@@ -697,15 +697,15 @@ mod tests {
         let tok = TokenHash::of_token("x");
         let name = "c".parse().unwrap();
         let samples = [
-            CacheKey::shard_structured(&tn, &s),
-            CacheKey::user_profile(&tn, &u),
-            CacheKey::acl(&tn, &u, &s),
-            CacheKey::vector_search(&tn, &QueryHash::of_query("q")),
-            CacheKey::session(&tn, &tok),
-            CacheKey::user_sessions(&tn, &u),
-            CacheKey::rate_limit(&tn, &u, &name),
-            CacheKey::counter(&tn, &name),
-            CacheKey::tenant_index(&tn),
+            RedisKey::shard_structured(&tn, &s),
+            RedisKey::user_profile(&tn, &u),
+            RedisKey::acl(&tn, &u, &s),
+            RedisKey::vector_search(&tn, &QueryHash::of_query("q")),
+            RedisKey::session(&tn, &tok),
+            RedisKey::user_sessions(&tn, &u),
+            RedisKey::rate_limit(&tn, &u, &name),
+            RedisKey::counter(&tn, &name),
+            RedisKey::tenant_index(&tn),
         ];
         assert_eq!(samples.len(), KeyFamily::ALL.len());
         for key in samples {

@@ -1,4 +1,4 @@
-//! Cache keys: the only way this workspace names a Redis key.
+//! Redis keys (`RedisKey`): the only way this workspace names a Redis key.
 //!
 //! Callers never concatenate strings into keys: each family has a builder that
 //! takes validated ids, so the format lives here once and a key can never name
@@ -132,8 +132,14 @@ impl KeyFamily {
 }
 
 /// A Redis key built from validated ids. See the module docs for the formats.
+///
+/// Named for what it is: a key of any family this layer writes, cached data
+/// (shards, profiles, ACL decisions, vector searches: [`KeyFamily::is_cache`])
+/// and state that is not cache (sessions, rate windows, counters, the
+/// tenant key index). It was called `CacheKey` before; that name is kept as
+/// a deprecated alias for one release.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct CacheKey {
+pub struct RedisKey {
     key: String,
     family: KeyFamily,
     /// Where the tenant id sits in `key` (every family is tenant-scoped),
@@ -143,7 +149,7 @@ pub struct CacheKey {
     tenant_len: u8,
 }
 
-impl CacheKey {
+impl RedisKey {
     fn new(family: KeyFamily, key: String) -> Self {
         let tenant_at = family.tenant_prefix().len();
         let tenant_len = key[tenant_at..].find(':').unwrap_or(key.len() - tenant_at);
@@ -227,7 +233,7 @@ impl CacheKey {
     }
 
     /// The index of the tenant `key` belongs to (see [`tenant_index`](Self::tenant_index)).
-    pub fn tenant_index_of(key: &CacheKey) -> Self {
+    pub fn tenant_index_of(key: &RedisKey) -> Self {
         // The tenant id was validated when `key` was built.
         Self::new(
             KeyFamily::TenantIndex,
@@ -258,19 +264,19 @@ impl CacheKey {
     }
 }
 
-impl fmt::Display for CacheKey {
+impl fmt::Display for RedisKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.key)
     }
 }
 
-impl fmt::Debug for CacheKey {
+impl fmt::Debug for RedisKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CacheKey({:?}, {})", self.family, self.key)
+        write!(f, "RedisKey({:?}, {})", self.family, self.key)
     }
 }
 
-impl AsRef<str> for CacheKey {
+impl AsRef<str> for RedisKey {
     fn as_ref(&self) -> &str {
         &self.key
     }
@@ -293,39 +299,39 @@ mod tests {
         let name: CounterName = "login".parse().unwrap();
         let cases = [
             (
-                CacheKey::shard_structured(&tenant, &shard),
+                RedisKey::shard_structured(&tenant, &shard),
                 "tenant:t1:shard:s1:structured".to_owned(),
             ),
             (
-                CacheKey::user_profile(&tenant, &user),
+                RedisKey::user_profile(&tenant, &user),
                 "tenant:t1:user:u1:profile".to_owned(),
             ),
             (
-                CacheKey::acl(&tenant, &user, &shard),
+                RedisKey::acl(&tenant, &user, &shard),
                 "tenant:t1:acl:u1:s1".to_owned(),
             ),
             (
-                CacheKey::vector_search(&tenant, &q),
+                RedisKey::vector_search(&tenant, &q),
                 format!("tenant:t1:vsearch:{q}"),
             ),
             (
-                CacheKey::session(&tenant, &tok),
+                RedisKey::session(&tenant, &tok),
                 format!("auth:tenant:t1:session:{tok}"),
             ),
             (
-                CacheKey::user_sessions(&tenant, &user),
+                RedisKey::user_sessions(&tenant, &user),
                 "auth:tenant:t1:user:u1:sessions".to_owned(),
             ),
             (
-                CacheKey::rate_limit(&tenant, &user, &name),
+                RedisKey::rate_limit(&tenant, &user, &name),
                 "ratelimit:tenant:t1:user:u1:login".to_owned(),
             ),
             (
-                CacheKey::counter(&tenant, &name),
+                RedisKey::counter(&tenant, &name),
                 "counter:tenant:t1:login".to_owned(),
             ),
             (
-                CacheKey::tenant_index(&tenant),
+                RedisKey::tenant_index(&tenant),
                 "keyindex:tenant:t1".to_owned(),
             ),
         ];

@@ -5,7 +5,7 @@
 //!   Anything that could change a key's meaning (`:`, glob characters, hash-tag
 //!   braces, whitespace, control or non-ASCII characters) is refused with a
 //!   [`ValidationError`] naming the field.
-//! - **Keys** ([`CacheKey`]): built only by per-family builders, so that no
+//! - **Keys** ([`RedisKey`]): built only by per-family builders, so that no
 //!   caller concatenates strings into Redis keys. [`KeyFamily`] says whether a
 //!   key is cache (`tenant:{t}:...`) or state (`auth:`, `ratelimit:`, `counter:`).
 //! - **Patterns** ([`KeyPattern`]): globs for group invalidation, scoped to one
@@ -15,11 +15,11 @@
 //!   channel (`cache:invalidate:...`), and its [`Scope`].
 //!
 //! ```
-//! use shared_types::{CacheKey, Invalidation, KeyFamily, Scope, ShardId, TenantId};
+//! use shared_types::{RedisKey, Invalidation, KeyFamily, Scope, ShardId, TenantId};
 //!
 //! let tenant: TenantId = "acme".parse()?;
 //! let shard: ShardId = "eu-1".parse()?;
-//! let key = CacheKey::shard_structured(&tenant, &shard);
+//! let key = RedisKey::shard_structured(&tenant, &shard);
 //! assert_eq!(key.as_str(), "tenant:acme:shard:eu-1:structured");
 //! assert_eq!(key.family(), KeyFamily::ShardStructured);
 //!
@@ -46,6 +46,11 @@ pub use error::{IdRejection, ValidationError};
 pub use glob::{glob_match, glob_match_bytes};
 pub use id::{CounterName, MAX_ID_LEN, ShardId, TenantId, UserId, validate as validate_id};
 pub use invalidation::{ALL_INVALIDATIONS_PATTERN, CHANNEL_PREFIX, Invalidation, Scope};
-pub use key::{CacheKey, KeyFamily};
+pub use key::{KeyFamily, RedisKey};
+
+/// The former name of [`RedisKey`], which also names state that is not
+/// cache (sessions, rate windows).
+#[deprecated(note = "renamed to `RedisKey`")]
+pub type CacheKey = RedisKey;
 pub use pattern::KeyPattern;
 pub use ttl::{DEFAULT_JITTER_PERCENT, SHARD_TTL_RANGE, TtlPolicy};

@@ -107,7 +107,7 @@ impl fmt::Debug for KeyPattern {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::CacheKey;
+    use crate::key::RedisKey;
 
     // Each pattern covers what its name says, and nothing of a look-alike tenant.
     #[test]
@@ -117,21 +117,21 @@ mod tests {
         let (u1, u2): (UserId, UserId) = ("u1".parse().unwrap(), "u2".parse().unwrap());
         let (s1, s2): (ShardId, ShardId) = ("s1".parse().unwrap(), "s2".parse().unwrap());
 
-        let acl_a = CacheKey::acl(&a, &u1, &s1);
+        let acl_a = RedisKey::acl(&a, &u1, &s1);
         assert!(KeyPattern::tenant_cache(&a).matches(acl_a.as_str()));
         assert!(KeyPattern::tenant_acl(&a).matches(acl_a.as_str()));
         assert!(KeyPattern::user_acl(&a, &u1).matches(acl_a.as_str()));
         assert!(!KeyPattern::user_acl(&a, &u2).matches(acl_a.as_str()));
         assert!(KeyPattern::shard_acl(&a, &s1).matches(acl_a.as_str()));
         assert!(!KeyPattern::shard_acl(&a, &s2).matches(acl_a.as_str()));
-        assert!(!KeyPattern::tenant_cache(&a).matches(CacheKey::acl(&ab, &u1, &s1).as_str()));
-        assert!(!KeyPattern::tenant_acl(&a).matches(CacheKey::shard_structured(&a, &s1).as_str()));
-        let session = CacheKey::session(&a, &crate::TokenHash::of_token("x"));
+        assert!(!KeyPattern::tenant_cache(&a).matches(RedisKey::acl(&ab, &u1, &s1).as_str()));
+        assert!(!KeyPattern::tenant_acl(&a).matches(RedisKey::shard_structured(&a, &s1).as_str()));
+        let session = RedisKey::session(&a, &crate::TokenHash::of_token("x"));
         assert!(!KeyPattern::tenant_cache(&a).matches(session.as_str()));
 
         let (shard_a, profile_a) = (
-            CacheKey::shard_structured(&a, &s1),
-            CacheKey::user_profile(&a, &u1),
+            RedisKey::shard_structured(&a, &s1),
+            RedisKey::user_profile(&a, &u1),
         );
         assert!(KeyPattern::tenant_shards(&a).matches(shard_a.as_str()));
         assert!(!KeyPattern::tenant_shards(&a).matches(profile_a.as_str()));
@@ -139,7 +139,7 @@ mod tests {
         assert!(KeyPattern::tenant_user_profiles(&a).matches(profile_a.as_str()));
         assert!(!KeyPattern::tenant_user_profiles(&a).matches(shard_a.as_str()));
         assert!(!KeyPattern::tenant_user_profiles(&a).matches(acl_a.as_str()));
-        let sessions = CacheKey::user_sessions(&a, &u1);
+        let sessions = RedisKey::user_sessions(&a, &u1);
         assert!(!KeyPattern::tenant_user_profiles(&a).matches(sessions.as_str()));
     }
 }

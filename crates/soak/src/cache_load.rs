@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use redis_cache::{CacheError, CacheService, LoadError};
 use redis_connection::ConnectionError;
-use shared_types::{CacheKey, Invalidation};
+use shared_types::{Invalidation, RedisKey};
 
 use crate::counters::CounterBook;
 use crate::faults::FaultClock;
@@ -54,7 +54,7 @@ pub(crate) struct Instance {
 #[derive(Debug)]
 pub(crate) struct Load {
     pub(crate) instances: Vec<Instance>,
-    pub(crate) keys: Vec<CacheKey>,
+    pub(crate) keys: Vec<RedisKey>,
     pub(crate) invalidations: Vec<Invalidation>,
     /// Keys `0..hot` take most of the traffic; the rest exercise the L1 bound.
     pub(crate) hot: usize,

@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use redis_cache::{CacheConfig, L1Config};
 use redis_connection::{RedisConfig, RedisConnectionManager};
 use redis_pubsub::{InvalidationEvent, InvalidationFeed, PubSub};
-use shared_types::{CacheKey, CounterName, Invalidation, ShardId, TenantId};
+use shared_types::{CounterName, Invalidation, RedisKey, ShardId, TenantId};
 use test_support::RedisServer;
 
 use crate::Options;
@@ -60,7 +60,9 @@ async fn instance(
     let manager = RedisConnectionManager::connect(config)
         .await
         .map_err(|e| format!("connect instance {name}: {e}"))?;
-    let pubsub = PubSub::new(manager.clone()).map_err(|e| e.to_string())?;
+    let pubsub = PubSub::new(manager.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     let feed = pubsub.invalidations().await.map_err(|e| e.to_string())?;
     let cache_config = CacheConfig::default().with_l1(Some(
         L1Config::default()
@@ -110,7 +112,7 @@ async fn watch(
 /// The recovery probe and the data-loss hooks.
 struct CacheHarness {
     load: Arc<Load>,
-    probes: Vec<CacheKey>,
+    probes: Vec<RedisKey>,
     token: AtomicU64,
 }
 
@@ -155,10 +157,10 @@ pub(crate) async fn run(options: &Options) -> Result<PartReport, String> {
     let a = instance("A", &redis, propagation.clone()).await?;
     let b = instance("B", &redis, propagation.clone()).await?;
     let tenant = TenantId::new("soak").map_err(|e| e.to_string())?;
-    let shard = |id: &str| ShardId::new(id).map(|s| CacheKey::shard_structured(&tenant, &s));
+    let shard = |id: &str| ShardId::new(id).map(|s| RedisKey::shard_structured(&tenant, &s));
     let mut names = ids("hot", HOT_KEYS);
     names.extend(ids("cold", COLD_KEYS));
-    let keys: Vec<CacheKey> = names
+    let keys: Vec<RedisKey> = names
         .iter()
         .map(|n| shard(n))
         .collect::<Result<_, _>>()
@@ -169,7 +171,7 @@ pub(crate) async fn run(options: &Options) -> Result<PartReport, String> {
         .collect::<Result<_, _>>()?;
     let counter_keys = ids("soak", COUNTERS)
         .iter()
-        .map(|n| CounterName::new(n.as_str()).map(|c| CacheKey::counter(&tenant, &c)))
+        .map(|n| CounterName::new(n.as_str()).map(|c| RedisKey::counter(&tenant, &c)))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
     let probes = vec![

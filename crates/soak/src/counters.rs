@@ -19,7 +19,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use shared_types::CacheKey;
+use shared_types::RedisKey;
 use test_support::RedisServer;
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
@@ -52,7 +52,7 @@ impl EpochCheck {
 /// The counters and their books.
 #[derive(Debug)]
 pub(crate) struct CounterBook {
-    pub(crate) keys: Vec<CacheKey>,
+    pub(crate) keys: Vec<RedisKey>,
     gate: std::sync::Arc<RwLock<()>>,
     acked: Vec<AtomicU64>,
     failed: Vec<AtomicU64>,
@@ -62,7 +62,7 @@ pub(crate) struct CounterBook {
 }
 
 impl CounterBook {
-    pub(crate) fn new(keys: Vec<CacheKey>) -> Self {
+    pub(crate) fn new(keys: Vec<RedisKey>) -> Self {
         let n = keys.len();
         Self {
             keys,

@@ -34,7 +34,7 @@ use serde_json::json;
 use service_kit::{
     ApiError, Authenticated, InternalCaller, JsonBody, PathParams, Session, SessionToken,
 };
-use shared_types::{CacheKey, CounterName, Invalidation, TenantId, TokenHash, TtlPolicy, UserId};
+use shared_types::{CounterName, Invalidation, RedisKey, TenantId, TokenHash, TtlPolicy, UserId};
 use time::OffsetDateTime;
 use tracing::info;
 
@@ -72,7 +72,7 @@ pub(crate) async fn create(
     let policy = state.sessions;
 
     let action = CounterName::new("session-create").map_err(|e| ApiError::internal(&e))?;
-    let window_key = CacheKey::rate_limit(&request.tenant_id, &request.user_id, &action);
+    let window_key = RedisKey::rate_limit(&request.tenant_id, &request.user_id, &action);
     let window = cache
         .increment_window(&window_key, policy.rate_window)
         .await?;
@@ -97,7 +97,7 @@ pub(crate) async fn create(
     let lifetime = TtlPolicy::session_with(policy.ttl).map_err(|e| ApiError::internal(&e))?;
     cache
         .set(
-            &CacheKey::session(&session.tenant_id, parsed.hash()),
+            &RedisKey::session(&session.tenant_id, parsed.hash()),
             &session,
             Expiry::Policy(lifetime),
         )
@@ -142,7 +142,7 @@ pub(crate) async fn revoke_user(
     _internal: InternalCaller,
     PathParams(path): PathParams<UserPath>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let set = CacheKey::user_sessions(&path.tenant_id, &path.user_id);
+    let set = RedisKey::user_sessions(&path.tenant_id, &path.user_id);
     let pool = state.platform.manager.pool();
     // Every member's session was written before the member was added (see
     // the module docs), so revoking the members read here revokes them all;
@@ -182,7 +182,7 @@ async fn revoke(state: &AppState, tenant: &TenantId, hash: &TokenHash) -> Result
 
 /// Adds a session to its user's set, which lives as long as the newest session.
 async fn remember(state: &AppState, session: &Session, hash: &TokenHash) -> Result<(), ApiError> {
-    let set = CacheKey::user_sessions(&session.tenant_id, &session.user_id);
+    let set = RedisKey::user_sessions(&session.tenant_id, &session.user_id);
     let ttl_ms = i64::try_from(state.sessions.ttl.as_millis()).unwrap_or(i64::MAX);
     let tx = state.platform.manager.client().multi();
     let queued = async {
@@ -195,7 +195,7 @@ async fn remember(state: &AppState, session: &Session, hash: &TokenHash) -> Resu
 
 /// Removes a revoked session from its user's set.
 async fn forget(state: &AppState, session: &Session, hash: &TokenHash) -> Result<(), ApiError> {
-    let set = CacheKey::user_sessions(&session.tenant_id, &session.user_id);
+    let set = RedisKey::user_sessions(&session.tenant_id, &session.user_id);
     let pool = state.platform.manager.pool();
     let _: i64 = pool
         .srem(set.as_str(), hash.as_str())

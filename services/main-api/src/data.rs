@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use service_kit::{
     ApiError, Authenticated, JsonDocument, PathParams, require_tenant, require_user_or_admin,
 };
-use shared_types::{CacheKey, ShardId, TenantId, TtlPolicy, UserId};
+use shared_types::{RedisKey, ShardId, TenantId, TtlPolicy, UserId};
 
 use crate::state::AppState;
 
@@ -32,18 +32,18 @@ pub(crate) struct ProfilePath {
 }
 
 impl ShardPath {
-    fn key(&self, auth: &Authenticated) -> Result<CacheKey, ApiError> {
+    fn key(&self, auth: &Authenticated) -> Result<RedisKey, ApiError> {
         require_tenant(&auth.session, &self.tenant_id)?;
-        Ok(CacheKey::shard_structured(&self.tenant_id, &self.shard_id))
+        Ok(RedisKey::shard_structured(&self.tenant_id, &self.shard_id))
     }
 }
 
 impl ProfilePath {
     /// A profile belongs to its user: only they and the tenant's admins
     /// may read, write or delete it.
-    fn key(&self, auth: &Authenticated) -> Result<CacheKey, ApiError> {
+    fn key(&self, auth: &Authenticated) -> Result<RedisKey, ApiError> {
         require_user_or_admin(&auth.session, &self.tenant_id, &self.user_id)?;
-        Ok(CacheKey::user_profile(&self.tenant_id, &self.user_id))
+        Ok(RedisKey::user_profile(&self.tenant_id, &self.user_id))
     }
 }
 
@@ -105,7 +105,7 @@ pub(crate) async fn delete_profile(
 }
 
 /// 200 with the stored document, or 404; `x-cache` either way.
-async fn read(state: &AppState, key: &CacheKey) -> Result<Response, ApiError> {
+async fn read(state: &AppState, key: &RedisKey) -> Result<Response, ApiError> {
     let found = state
         .platform
         .cache
@@ -135,7 +135,7 @@ async fn read(state: &AppState, key: &CacheKey) -> Result<Response, ApiError> {
 /// Stores the document; other instances drop their copy.
 async fn write(
     state: &AppState,
-    key: &CacheKey,
+    key: &RedisKey,
     document: &RawValue,
     policy: TtlPolicy,
 ) -> Result<StatusCode, ApiError> {
@@ -148,7 +148,7 @@ async fn write(
 }
 
 /// Deletes the document everywhere (idempotent).
-async fn remove(state: &AppState, key: &CacheKey) -> Result<StatusCode, ApiError> {
+async fn remove(state: &AppState, key: &RedisKey) -> Result<StatusCode, ApiError> {
     state.platform.cache.delete(key).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use shared_types::{CacheKey, KeyPattern, Scope};
+use shared_types::{KeyPattern, RedisKey, Scope};
 
 use crate::codec::{self, DecodeFailure};
 use crate::config::L1Config;
@@ -211,7 +211,7 @@ impl L1 {
     /// change of unknown outcome may still land on the key.
     pub(crate) fn fill<T: Send + Sync + 'static>(
         &self,
-        key: &CacheKey,
+        key: &RedisKey,
         bytes: Bytes,
         redis_ttl: Option<Duration>,
         typed: Option<T>,
@@ -235,7 +235,7 @@ impl L1 {
     }
 
     /// Starts a change of `key` by this instance: see [`OwnChange`].
-    pub(crate) fn begin<'a>(&'a self, key: &'a CacheKey) -> OwnChange<'a> {
+    pub(crate) fn begin<'a>(&'a self, key: &'a RedisKey) -> OwnChange<'a> {
         let _exclusive = self.gate.write().expect("L1 gate");
         self.bump(key.as_str());
         self.entries.remove(key.as_str(), Cause::Invalidation);
@@ -317,7 +317,7 @@ impl L1 {
 /// What an [`OwnChange`] changes.
 #[derive(Debug, Clone, Copy)]
 enum Target<'a> {
-    Key(&'a CacheKey),
+    Key(&'a RedisKey),
     Pattern(&'a KeyPattern),
 }
 
@@ -433,15 +433,15 @@ mod tests {
         Bytes::from(s.to_owned())
     }
 
-    fn key(user: &str) -> CacheKey {
-        CacheKey::user_profile(&TenantId::new("t").unwrap(), &UserId::new(user).unwrap())
+    fn key(user: &str) -> RedisKey {
+        RedisKey::user_profile(&TenantId::new("t").unwrap(), &UserId::new(user).unwrap())
     }
 
-    fn fill(l1: &L1, key: &CacheKey, value: &str, seen: Epoch) -> bool {
+    fn fill(l1: &L1, key: &RedisKey, value: &str, seen: Epoch) -> bool {
         l1.fill::<u32>(key, bytes(value), None, None, seen)
     }
 
-    fn held(l1: &L1, key: &CacheKey) -> Option<u32> {
+    fn held(l1: &L1, key: &RedisKey) -> Option<u32> {
         l1.get::<u32>(key.as_str()).map(Result::unwrap)
     }
 
@@ -486,8 +486,8 @@ mod tests {
         let l1 = l1();
         let (a, ab) = (TenantId::new("a").unwrap(), TenantId::new("ab").unwrap());
         let u = UserId::new("u").unwrap();
-        let ka = CacheKey::user_profile(&a, &u);
-        let kab = CacheKey::user_profile(&ab, &u);
+        let ka = RedisKey::user_profile(&a, &u);
+        let kab = RedisKey::user_profile(&ab, &u);
         for key in [&ka, &kab] {
             assert!(fill(&l1, key, "1", l1.epoch(key.as_str())));
         }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use redis_cache::{CacheService, Expiry};
 use redis_connection::{RedisConfig, RedisConnectionManager};
-use shared_types::{CacheKey, CounterName, Invalidation, KeyPattern, TokenHash};
+use shared_types::{CounterName, Invalidation, KeyPattern, RedisKey, TokenHash};
 use test_support::{RedisCluster, Reply, fixtures, wait_for};
 
 use crate::{shard, shard_key, tenant, user};
@@ -78,7 +78,7 @@ fn scattered(i: u32) -> String {
 }
 
 /// Writes `keys` through the cache in pipelined batches.
-async fn seed(cache: &CacheService, keys: &[CacheKey]) {
+async fn seed(cache: &CacheService, keys: &[RedisKey]) {
     for batch in keys.chunks(5_000) {
         let entries: Vec<_> = batch
             .iter()
@@ -96,7 +96,7 @@ async fn seed(cache: &CacheService, keys: &[CacheKey]) {
 async fn mget_and_mset_across_slots() {
     let cluster = RedisCluster::start(3, 0).await;
     let cache = cache_on(&cluster).await;
-    let keys: Vec<CacheKey> = (0..200).map(|i| shard_key("t", &scattered(i))).collect();
+    let keys: Vec<RedisKey> = (0..200).map(|i| shard_key("t", &scattered(i))).collect();
     let entries: Vec<_> = (0..200u64)
         .step_by(2)
         .map(|i| {
@@ -170,20 +170,20 @@ async fn delete_pattern_and_flush_tenant_over_50k_keys() {
     let cache = cache_on(&cluster).await;
     let (t1, t10) = (tenant("t1"), tenant("t10"));
     let acl: Vec<_> = (0..20_000)
-        .map(|i| CacheKey::acl(&t1, &user(&format!("u{i}")), &shard("s1")))
+        .map(|i| RedisKey::acl(&t1, &user(&format!("u{i}")), &shard("s1")))
         .collect();
     let profiles: Vec<_> = (0..15_000)
-        .map(|i| CacheKey::user_profile(&t1, &user(&format!("u{i}"))))
+        .map(|i| RedisKey::user_profile(&t1, &user(&format!("u{i}"))))
         .collect();
     let other: Vec<_> = (0..15_000)
-        .map(|i| CacheKey::acl(&t10, &user(&format!("u{i}")), &shard("s1")))
+        .map(|i| RedisKey::acl(&t10, &user(&format!("u{i}")), &shard("s1")))
         .collect();
     for keys in [&acl, &profiles, &other] {
         seed(&cache, keys).await;
     }
-    let counter = CacheKey::counter(&t1, &CounterName::new("logins").unwrap());
+    let counter = RedisKey::counter(&t1, &CounterName::new("logins").unwrap());
     cache.increment(&counter, 1).await.unwrap();
-    let session = CacheKey::session(&t1, &TokenHash::of_token("token"));
+    let session = RedisKey::session(&t1, &TokenHash::of_token("token"));
     cache.set(&session, &"state", TTL).await.unwrap();
     // Two tenants' key indexes besides the 50 002 keys; a purge leaves an
     // index (its members expire with their keys).
@@ -227,10 +227,10 @@ async fn counters_and_rate_windows_survive_a_failover() {
     let t = tenant("t1");
     let action = CounterName::new("login").unwrap();
     let windows: Vec<_> = (0..12)
-        .map(|i| CacheKey::rate_limit(&t, &user(&format!("u{i}")), &action))
+        .map(|i| RedisKey::rate_limit(&t, &user(&format!("u{i}")), &action))
         .collect();
     let counters: Vec<_> = (0..12)
-        .map(|i| CacheKey::counter(&t, &CounterName::new(format!("c{i}")).unwrap()))
+        .map(|i| RedisKey::counter(&t, &CounterName::new(format!("c{i}")).unwrap()))
         .collect();
     let owners: BTreeSet<u16> = windows
         .iter()
@@ -295,9 +295,9 @@ async fn two_tier_changes_and_tenant_isolation() {
     assert!(b.stats().invalidations_applied >= 1);
 
     let keys_a: Vec<_> = (0..20)
-        .map(|i| CacheKey::user_profile(&tenant("a"), &user(&scattered(i))))
+        .map(|i| RedisKey::user_profile(&tenant("a"), &user(&scattered(i))))
         .collect();
-    let key_ab = CacheKey::user_profile(&tenant("ab"), &user("u"));
+    let key_ab = RedisKey::user_profile(&tenant("ab"), &user("u"));
     for key in keys_a.iter().chain([&key_ab]) {
         a.set(key, &"x", TTL).await.unwrap();
         assert!(b.get::<String>(key).await.unwrap().is_some());
@@ -512,7 +512,7 @@ async fn a_timed_out_write_on_a_cluster_is_still_announced() {
 async fn two_tier_mget_reads_one_script_call_per_slot() {
     let cluster = RedisCluster::start(3, 0).await;
     let writer = cache_on(&cluster).await;
-    let keys: Vec<CacheKey> = (0..120).map(|i| shard_key("t", &scattered(i))).collect();
+    let keys: Vec<RedisKey> = (0..120).map(|i| shard_key("t", &scattered(i))).collect();
     let entries: Vec<_> = (0..120u64)
         .step_by(2)
         .map(|i| (keys[i as usize].clone(), i, Expiry::After(TTL)))

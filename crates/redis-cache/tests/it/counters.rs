@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use shared_types::{CacheKey, CounterName};
+use shared_types::{CounterName, RedisKey};
 use test_support::{RedisServer, wait_for};
 
 use crate::{cache_on, pttl, tenant, user};
 
-fn counter_key(name: &str) -> CacheKey {
-    CacheKey::counter(&tenant("t1"), &CounterName::new(name).unwrap())
+fn counter_key(name: &str) -> RedisKey {
+    RedisKey::counter(&tenant("t1"), &CounterName::new(name).unwrap())
 }
 
 // increment and decrement return the new value.
@@ -56,7 +56,7 @@ async fn rate_window_starts_on_first_hit_counts_and_resets_after_expiry() {
     let redis = RedisServer::start().await;
     let cache = cache_on(&redis).await;
     let action = CounterName::new("login").unwrap();
-    let key = CacheKey::rate_limit(&tenant("t1"), &user("u1"), &action);
+    let key = RedisKey::rate_limit(&tenant("t1"), &user("u1"), &action);
     let window = Duration::from_millis(400);
 
     let first = cache.increment_window(&key, window).await.unwrap();
@@ -90,7 +90,7 @@ async fn rate_window_starts_on_first_hit_counts_and_resets_after_expiry() {
 async fn concurrent_window_hits() {
     let redis = RedisServer::start().await;
     let cache = cache_on(&redis).await;
-    let key = CacheKey::rate_limit(
+    let key = RedisKey::rate_limit(
         &tenant("t1"),
         &user("u1"),
         &CounterName::new("api").unwrap(),

@@ -19,7 +19,7 @@ const PROPAGATION: Duration = Duration::from_secs(1);
 async fn cached_in_both(
     a: &CacheService,
     b: &CacheService,
-    key: &shared_types::CacheKey,
+    key: &shared_types::RedisKey,
     value: u32,
 ) {
     a.set(key, &value, TTL).await.unwrap();
@@ -141,7 +141,7 @@ async fn a_seed_channel_for_a_whole_family_evicts_that_family_of_the_tenant() {
     let redis = RedisServer::start().await;
     let (a, b) = pair(&redis).await;
     let shards = [shard_key("t1", "s1"), shard_key("t1", "s2")];
-    let profile = shared_types::CacheKey::user_profile(&crate::tenant("t1"), &user("u1"));
+    let profile = shared_types::RedisKey::user_profile(&crate::tenant("t1"), &user("u1"));
     let other_tenant = shard_key("t2", "s1");
     for key in shards.iter().chain([&profile, &other_tenant]) {
         cached_in_both(&a, &b, key, 1).await;

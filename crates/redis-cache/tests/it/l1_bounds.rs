@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use redis_cache::{CacheConfig, CacheService, Expiry, L1Config, Tier};
-use shared_types::CacheKey;
+use shared_types::RedisKey;
 use test_support::RedisServer;
 
 use crate::two_tier::TTL;
@@ -33,7 +33,7 @@ async fn a_tenant_flooding_the_l1_leaves_another_tenants_hits_intact() {
             .with_ttl_cap(Duration::from_secs(60)),
     )
     .await;
-    let quiet: Vec<CacheKey> = (0..50)
+    let quiet: Vec<RedisKey> = (0..50)
         .map(|i| shard_key("quiet", &format!("s{i}")))
         .collect();
     let small = "q".repeat(1_000);

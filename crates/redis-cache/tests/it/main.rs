@@ -17,7 +17,7 @@ mod write_back;
 
 use redis_cache::{CacheConfig, CacheService};
 use redis_connection::{RedisConfig, RedisConnectionManager};
-use shared_types::{CacheKey, ShardId, TenantId, UserId};
+use shared_types::{RedisKey, ShardId, TenantId, UserId};
 use test_support::RedisServer;
 use test_support::fixtures::{self, redis_config};
 
@@ -45,8 +45,8 @@ fn shard(s: &str) -> ShardId {
     ShardId::new(s).unwrap()
 }
 
-fn shard_key(t: &str, s: &str) -> CacheKey {
-    CacheKey::shard_structured(&tenant(t), &shard(s))
+fn shard_key(t: &str, s: &str) -> RedisKey {
+    RedisKey::shard_structured(&tenant(t), &shard(s))
 }
 
 /// A two-tier cache on `server` (its own manager and subscriber, connection
@@ -68,6 +68,6 @@ fn cache_keys(server: &RedisServer) -> i64 {
 }
 
 /// Remaining TTL of `key` in ms, read behind the cache's back.
-fn pttl(server: &RedisServer, key: &CacheKey) -> i64 {
+fn pttl(server: &RedisServer, key: &RedisKey) -> i64 {
     server.cmd(&["PTTL", key.as_str()]).as_int().unwrap()
 }

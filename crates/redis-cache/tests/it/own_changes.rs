@@ -13,7 +13,7 @@ use std::time::Duration;
 use redis_cache::{CacheService, Expiry};
 use redis_connection::RedisConnectionManager;
 use redis_pubsub::PubSub;
-use shared_types::{CacheKey, Invalidation};
+use shared_types::{Invalidation, RedisKey};
 use test_support::{RedisServer, wait_for};
 
 use crate::two_tier::{TTL, instance};
@@ -53,7 +53,7 @@ impl Change {
         Change::Expire,
     ];
 
-    async fn run(self, cache: &CacheService, key: &CacheKey) -> bool {
+    async fn run(self, cache: &CacheService, key: &RedisKey) -> bool {
         match self {
             Change::Set => cache.set(key, &2u32, TTL).await.is_ok(),
             Change::Delete => cache.delete(key).await.is_ok(),
@@ -66,7 +66,7 @@ impl Change {
     }
 
     /// What Redis holds under the key once the change has run.
-    fn landed(self, redis: &RedisServer, key: &CacheKey) -> bool {
+    fn landed(self, redis: &RedisServer, key: &RedisKey) -> bool {
         let value = redis.cmd(&["GET", key.as_str()]);
         match self {
             Change::Set => value.as_string().as_deref() == Some("2"),
@@ -96,7 +96,7 @@ async fn load_scripts(cache: &CacheService) {
 }
 
 /// Writes 1 under `key` and reads it twice on `cache`, so that its L1 holds it.
-async fn held_in_l1(cache: &CacheService, key: &CacheKey) {
+async fn held_in_l1(cache: &CacheService, key: &RedisKey) {
     cache.set(key, &1u32, TTL).await.unwrap();
     for _ in 0..2 {
         assert_eq!(cache.get::<u32>(key).await.unwrap(), Some(1));
@@ -111,7 +111,7 @@ async fn held_in_l1(cache: &CacheService, key: &CacheKey) {
 async fn reads_what_landed(
     redis: &RedisServer,
     cache: &CacheService,
-    key: &CacheKey,
+    key: &RedisKey,
     change: Change,
 ) {
     wait_for(
@@ -185,7 +185,7 @@ async fn a_failed_mset_is_still_announced() {
     let redis = RedisServer::start().await;
     let (a, b) = pausable_pair(&redis).await;
     // More than one script chunk (250 keys).
-    let keys: Vec<CacheKey> = (0..300).map(|i| shard_key("t", &format!("m{i}"))).collect();
+    let keys: Vec<RedisKey> = (0..300).map(|i| shard_key("t", &format!("m{i}"))).collect();
     let ones: Vec<_> = keys
         .iter()
         .map(|key| (key.clone(), 1u32, Expiry::After(TTL)))
@@ -216,7 +216,7 @@ async fn two_caches_sharing_one_pubsub_see_each_others_changes() {
     let manager = RedisConnectionManager::connect(redis_config(&redis))
         .await
         .unwrap();
-    let pubsub = PubSub::new(manager.clone()).unwrap();
+    let pubsub = PubSub::new(manager.clone()).await.unwrap();
     let config = fixtures::two_tier_config();
     let first = fixtures::two_tier_with(manager.clone(), pubsub.clone(), config.clone()).await;
     let second = fixtures::two_tier_with(manager, pubsub, config).await;

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis_cache::Expiry;
-use shared_types::{CacheKey, CounterName, KeyPattern, TokenHash};
+use shared_types::{CounterName, KeyPattern, RedisKey, TokenHash};
 use test_support::RedisServer;
 
 use crate::{cache_keys, cache_on, shard, tenant, user};
@@ -30,7 +30,7 @@ async fn deletes_exactly_the_matching_keys_under_writes() {
     for batch in 0..10 {
         let entries: Vec<_> = (0..1000)
             .map(|i| {
-                let key = CacheKey::acl(&t, &user(&format!("u{batch}-{i}")), &shard("s1"));
+                let key = RedisKey::acl(&t, &user(&format!("u{batch}-{i}")), &shard("s1"));
                 (key, true, Expiry::After(Duration::from_secs(600)))
             })
             .collect();
@@ -45,7 +45,7 @@ async fn deletes_exactly_the_matching_keys_under_writes() {
         tokio::spawn(async move {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let key = CacheKey::user_profile(&t, &user(&format!("during-{i}")));
+                let key = RedisKey::user_profile(&t, &user(&format!("during-{i}")));
                 cache.set(&key, &i, Duration::from_secs(600)).await.unwrap();
                 written.fetch_add(1, Ordering::Relaxed);
                 i += 1;
@@ -84,9 +84,9 @@ async fn flush_tenant_is_exact() {
         let t = tenant(name);
         for i in 0..20 {
             let keys = [
-                CacheKey::shard_structured(&t, &shard(&format!("s{i}"))),
-                CacheKey::user_profile(&t, &user(&format!("u{i}"))),
-                CacheKey::acl(&t, &user(&format!("u{i}")), &shard("s")),
+                RedisKey::shard_structured(&t, &shard(&format!("s{i}"))),
+                RedisKey::user_profile(&t, &user(&format!("u{i}"))),
+                RedisKey::acl(&t, &user(&format!("u{i}")), &shard("s")),
             ];
             for key in keys {
                 cache.set(&key, &i, ttl).await.unwrap();
@@ -96,9 +96,9 @@ async fn flush_tenant_is_exact() {
             }
         }
         let state = [
-            CacheKey::session(&t, &TokenHash::of_token(name)),
-            CacheKey::counter(&t, &CounterName::new("c").unwrap()),
-            CacheKey::rate_limit(&t, &user("u1"), &CounterName::new("login").unwrap()),
+            RedisKey::session(&t, &TokenHash::of_token(name)),
+            RedisKey::counter(&t, &CounterName::new("c").unwrap()),
+            RedisKey::rate_limit(&t, &user("u1"), &CounterName::new("login").unwrap()),
         ];
         for key in state {
             cache.set(&key, &1, ttl).await.unwrap();

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use redis_cache::{CacheService, Expiry};
-use shared_types::{CacheKey, Invalidation, KeyPattern, TenantId};
+use shared_types::{Invalidation, KeyPattern, RedisKey, TenantId};
 use test_support::{RedisServer, wait_for};
 
 use crate::own_changes::{PAUSE_MS, pausable_pair};
@@ -32,7 +32,7 @@ async fn populate(cache: &CacheService, tenants: &[TenantId], n: usize) {
     for t in tenants {
         let entries: Vec<_> = (0..n)
             .map(|i| {
-                let key = CacheKey::shard_structured(t, &shard(&format!("s{i}")));
+                let key = RedisKey::shard_structured(t, &shard(&format!("s{i}")));
                 (key, i, Expiry::After(TTL))
             })
             .collect();
@@ -66,7 +66,7 @@ async fn a_tenant_purge_costs_the_tenants_keys_not_the_keyspace() {
         commands_during(&redis, Box::pin(cache.flush_tenant(&tenant("t1")))).await;
     assert_eq!(deleted.unwrap(), 20);
     assert!(commands <= 5, "the purge sent {commands} commands");
-    let t10 = CacheKey::shard_structured(&tenant("t10"), &shard("s0"));
+    let t10 = RedisKey::shard_structured(&tenant("t10"), &shard("s0"));
     assert_eq!(cache.get::<usize>(&t10).await.unwrap(), Some(0));
 }
 
@@ -78,11 +78,11 @@ async fn a_purge_finds_keys_from_every_write_path() {
     let redis = RedisServer::start().await;
     let cache = cache_on(&redis).await;
     let t = tenant("t");
-    let set = CacheKey::user_profile(&t, &user("set"));
+    let set = RedisKey::user_profile(&t, &user("set"));
     cache.set(&set, &1, TTL).await.unwrap();
     let msets = [
-        CacheKey::acl(&t, &user("u1"), &shard("s1")),
-        CacheKey::acl(&t, &user("u2"), &shard("s1")),
+        RedisKey::acl(&t, &user("u1"), &shard("s1")),
+        RedisKey::acl(&t, &user("u2"), &shard("s1")),
     ];
     let entries: Vec<_> = msets
         .iter()
@@ -103,7 +103,7 @@ async fn a_purge_finds_keys_from_every_write_path() {
     assert_eq!(value, 7);
     // The index follows the extended TTL: its member for `extended`
     // expires with the key, not at the first TTL (when trimming would drop it).
-    let index = CacheKey::tenant_index(&t);
+    let index = RedisKey::tenant_index(&t);
     let score = redis.cmd(&["ZSCORE", index.as_str(), extended.as_str()]);
     let score: f64 = score.as_string().unwrap().parse().unwrap();
     let time = redis.cmd(&["TIME"]).as_strings();
@@ -166,7 +166,7 @@ async fn the_index_forgets_expired_keys_and_expires_itself() {
     let redis = RedisServer::start().await;
     let cache = cache_on(&redis).await;
     let t = tenant("t");
-    let index = CacheKey::tenant_index(&t);
+    let index = RedisKey::tenant_index(&t);
     for i in 0..10 {
         let key = shard_key("t", &format!("short{i}"));
         cache
@@ -225,7 +225,7 @@ async fn purge_while_paused(purge: impl AsyncFnOnce(&CacheService, TenantId)) {
     let redis = RedisServer::start().await;
     let (a, b) = pausable_pair(&redis).await;
     let t = tenant("t");
-    let keys: Vec<CacheKey> = (0..5).map(|i| shard_key("t", &format!("p{i}"))).collect();
+    let keys: Vec<RedisKey> = (0..5).map(|i| shard_key("t", &format!("p{i}"))).collect();
     for key in &keys {
         b.set(key, &1u32, TTL).await.unwrap();
         assert_eq!(b.get::<u32>(key).await.unwrap(), Some(1));
@@ -306,7 +306,7 @@ async fn rewrites_skip_the_index_until_a_reconnection() {
         || async { cache.set(&key, &6, TTL).await.is_ok() },
     )
     .await;
-    let index = CacheKey::tenant_index(&tenant("t"));
+    let index = RedisKey::tenant_index(&tenant("t"));
     assert!(
         !redis
             .cmd(&["ZSCORE", index.as_str(), key.as_str()])

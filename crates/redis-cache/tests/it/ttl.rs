@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use redis_cache::Expiry;
-use shared_types::{CacheKey, QueryHash, TtlPolicy};
+use shared_types::{QueryHash, RedisKey, TtlPolicy};
 use test_support::RedisServer;
 
 use crate::{cache_on, pttl, shard, tenant, user};
@@ -14,27 +14,27 @@ async fn policies_within_jitter_bounds() {
     let redis = RedisServer::start().await;
     let cache = cache_on(&redis).await;
     let t = tenant("t1");
-    type KeyFor<'a> = Box<dyn Fn(usize) -> CacheKey + 'a>;
+    type KeyFor<'a> = Box<dyn Fn(usize) -> RedisKey + 'a>;
     let cases: Vec<(TtlPolicy, KeyFor<'_>)> = vec![
         (
             TtlPolicy::shard_structured(),
-            Box::new(|i| CacheKey::shard_structured(&t, &shard(&format!("s{i}")))),
+            Box::new(|i| RedisKey::shard_structured(&t, &shard(&format!("s{i}")))),
         ),
         (
             TtlPolicy::user_profile(),
-            Box::new(|i| CacheKey::user_profile(&t, &user(&format!("u{i}")))),
+            Box::new(|i| RedisKey::user_profile(&t, &user(&format!("u{i}")))),
         ),
         (
             TtlPolicy::acl(),
-            Box::new(|i| CacheKey::acl(&t, &user(&format!("u{i}")), &shard("s"))),
+            Box::new(|i| RedisKey::acl(&t, &user(&format!("u{i}")), &shard("s"))),
         ),
         (
             TtlPolicy::vector_search(),
-            Box::new(|i| CacheKey::vector_search(&t, &QueryHash::of_query(&format!("q{i}")))),
+            Box::new(|i| RedisKey::vector_search(&t, &QueryHash::of_query(&format!("q{i}")))),
         ),
         (
             TtlPolicy::shard_structured_with(Duration::from_secs(1800)).unwrap(),
-            Box::new(|i| CacheKey::shard_structured(&t, &shard(&format!("long{i}")))),
+            Box::new(|i| RedisKey::shard_structured(&t, &shard(&format!("long{i}")))),
         ),
     ];
     for (policy, key_for) in cases {
@@ -64,7 +64,7 @@ async fn policies_within_jitter_bounds() {
 async fn session_policy_is_exact() {
     let redis = RedisServer::start().await;
     let cache = cache_on(&redis).await;
-    let key = CacheKey::session(&tenant("t1"), &shared_types::TokenHash::of_token("x"));
+    let key = RedisKey::session(&tenant("t1"), &shared_types::TokenHash::of_token("x"));
     cache.set(&key, &"s", TtlPolicy::session()).await.unwrap();
     let ttl = pttl(&redis, &key);
     assert!(

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use redis_cache::{CacheConfig, CacheService, L1Config, LoadError};
-use shared_types::{CacheKey, Invalidation};
+use shared_types::{Invalidation, RedisKey};
 use test_support::{RedisServer, wait_for};
 use tokio::sync::Notify;
 
@@ -91,8 +91,8 @@ async fn change_reaches_other_instance_within_a_second() {
 async fn tenant_invalidation_is_isolated() {
     let redis = RedisServer::start().await;
     let (a, b) = pair(&redis).await;
-    let key_a = CacheKey::user_profile(&tenant("a"), &user("u"));
-    let key_ab = CacheKey::user_profile(&tenant("ab"), &user("u"));
+    let key_a = RedisKey::user_profile(&tenant("a"), &user("u"));
+    let key_ab = RedisKey::user_profile(&tenant("ab"), &user("u"));
     for key in [&key_a, &key_ab] {
         a.set(key, &"x", TTL).await.unwrap();
     }

@@ -20,7 +20,7 @@ const TTL: Duration = Duration::from_secs(600);
 /// Starts a `get_or_load` whose loader answers `"old"` once released.
 fn blocked_load(
     cache: &CacheService,
-    key: &shared_types::CacheKey,
+    key: &shared_types::RedisKey,
 ) -> (Arc<Notify>, Arc<Notify>, JoinHandle<String>) {
     let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let task = {

@@ -17,7 +17,7 @@ async fn pubsub_on(cluster: &RedisCluster) -> PubSub {
     let mut config = test_support::fixtures::cluster_config(cluster);
     config.pool_size = 1;
     let manager = RedisConnectionManager::connect(config).await.unwrap();
-    PubSub::new(manager).unwrap()
+    PubSub::new(manager).await.unwrap()
 }
 
 /// The running node(s) holding a subscribed connection, asked behind fred's back.

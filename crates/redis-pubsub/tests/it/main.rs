@@ -25,7 +25,7 @@ async fn pubsub_on(server: &RedisServer) -> PubSub {
     let manager = RedisConnectionManager::connect(redis_config(server))
         .await
         .unwrap();
-    PubSub::new(manager).unwrap()
+    PubSub::new(manager).await.unwrap()
 }
 
 /// The next event, or a panic after `WAIT`.

@@ -65,7 +65,7 @@ async fn subscribe_while_down() {
     let mut redis = RedisServer::start().await;
     let manager = RedisConnectionManager::connect_lazy(redis_config(&redis)).unwrap();
     redis.stop().await;
-    let pubsub = PubSub::new(manager.clone()).unwrap();
+    let pubsub = PubSub::new(manager.clone()).await.unwrap();
     let mut sub = pubsub.subscribe("late").await.unwrap();
     assert_eq!(pubsub.subscriptions().channels, ["late"]);
     redis.start_again().await;
@@ -90,7 +90,7 @@ async fn slow_consumer_is_told_it_lagged() {
     let mut config = redis_config(&redis);
     config.event_capacity = 8;
     let manager = RedisConnectionManager::connect(config).await.unwrap();
-    let pubsub = PubSub::new(manager).unwrap();
+    let pubsub = PubSub::new(manager).await.unwrap();
     let mut sub = pubsub.subscribe("flood").await.unwrap();
     until_subscribed(&mut sub).await;
     for i in 0..50 {

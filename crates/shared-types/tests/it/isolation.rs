@@ -1,7 +1,7 @@
 //! Tenant isolation: no key of one tenant is covered by anything built for another.
 
 use proptest::prelude::*;
-use shared_types::{CacheKey, CounterName, Invalidation, KeyPattern, TenantId, glob_match};
+use shared_types::{CounterName, Invalidation, KeyPattern, RedisKey, TenantId, glob_match};
 
 use crate::strategies::{invalidation, query_hash, shard, tenant, token_hash, user};
 
@@ -11,18 +11,18 @@ fn all_keys(
     s: &shared_types::ShardId,
     q: &shared_types::QueryHash,
     h: &shared_types::TokenHash,
-) -> Vec<CacheKey> {
+) -> Vec<RedisKey> {
     let name = CounterName::new("c").unwrap();
     vec![
-        CacheKey::shard_structured(t, s),
-        CacheKey::user_profile(t, u),
-        CacheKey::acl(t, u, s),
-        CacheKey::vector_search(t, q),
-        CacheKey::session(t, h),
-        CacheKey::user_sessions(t, u),
-        CacheKey::rate_limit(t, u, &name),
-        CacheKey::counter(t, &name),
-        CacheKey::tenant_index(t),
+        RedisKey::shard_structured(t, s),
+        RedisKey::user_profile(t, u),
+        RedisKey::acl(t, u, s),
+        RedisKey::vector_search(t, q),
+        RedisKey::session(t, h),
+        RedisKey::user_sessions(t, u),
+        RedisKey::rate_limit(t, u, &name),
+        RedisKey::counter(t, &name),
+        RedisKey::tenant_index(t),
     ]
 }
 
