@@ -24,8 +24,9 @@ use crate::middleware::HttpLimits;
 use crate::server::ServerLimits;
 
 /// Every `HTTP_*` variable [`CommonConfig::from_env`] reads.
-pub const HTTP_ENV_VARS: [&str; 6] = [
+pub const HTTP_ENV_VARS: [&str; 7] = [
     "HTTP_REQUEST_TIMEOUT_MS",
+    "HTTP_ACCESS_LOG",
     "HTTP_MAX_CONCURRENCY",
     "HTTP_MAX_CONCURRENCY_PER_TENANT",
     "HTTP_HEADER_READ_TIMEOUT_MS",
@@ -111,7 +112,8 @@ impl CommonConfig {
             .with_request_timeout(request_timeout)
             .with_max_concurrency(max_concurrency)
             .with_max_concurrency_per_tenant(max_concurrency_per_tenant)
-            .with_max_body_bytes(max_body(&cache));
+            .with_max_body_bytes(max_body(&cache))
+            .with_access_log(env.flag("HTTP_ACCESS_LOG", http.access_log)?);
         let server = server
             .with_header_read_timeout(env.millis(
                 "HTTP_HEADER_READ_TIMEOUT_MS",

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::middleware::{self, Next};
@@ -19,7 +19,7 @@ use tracing::Level;
 
 use crate::error::ApiError;
 use crate::fairness::TenantSlots;
-use crate::metrics::{Metrics, track};
+use crate::metrics::{Metrics, Tracking, track};
 
 /// HTTP limits, from the environment (see each service's config); the
 /// default is what the environment's defaults give.
@@ -35,6 +35,10 @@ pub struct HttpLimits {
     pub max_concurrency_per_tenant: usize,
     /// Largest request body accepted (413 beyond it).
     pub max_body_bytes: usize,
+    /// Whether every response is logged at INFO (`HTTP_ACCESS_LOG`): method,
+    /// route template, status, latency and request id; never a header
+    /// value, a path's ids or a body.
+    pub access_log: bool,
 }
 
 impl Default for HttpLimits {
@@ -44,6 +48,7 @@ impl Default for HttpLimits {
             max_concurrency: 512,
             max_concurrency_per_tenant: 128,
             max_body_bytes: 1024 * 1024,
+            access_log: true,
         }
     }
 }
@@ -55,6 +60,13 @@ impl HttpLimits {
     #[must_use]
     pub fn with_request_timeout(mut self, request_timeout: Duration) -> Self {
         self.request_timeout = request_timeout;
+        self
+    }
+
+    /// Whether every response is logged at INFO.
+    #[must_use]
+    pub fn with_access_log(mut self, access_log: bool) -> Self {
+        self.access_log = access_log;
         self
     }
 
@@ -103,7 +115,13 @@ pub fn with_common_layers(router: Router, limits: HttpLimits, metrics: Metrics) 
         // Around every layer that answers by itself (limits, timeout), so
         // that each response is counted. `Router::layer` wraps each route
         // after routing, so the matched route template is known here.
-        .layer(middleware::from_fn_with_state(metrics, track))
+        .layer(middleware::from_fn_with_state(
+            Tracking {
+                metrics,
+                access_log: limits.access_log,
+            },
+            track,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 // tower-http logs every 5xx at ERROR: during a Redis outage
@@ -117,11 +135,18 @@ pub fn with_common_layers(router: Router, limits: HttpLimits, metrics: Metrics) 
                         .get(REQUEST_ID)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("-");
+                    // The route template, not the path: every line logged
+                    // inside a request carries this span, and paths hold
+                    // tenant, user and shard ids.
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("unmatched", MatchedPath::as_str);
                     tracing::info_span!(
                         "http",
                         request_id = %id,
                         method = %request.method(),
-                        path = %request.uri().path(),
+                        route = %route,
                     )
                 }),
         )

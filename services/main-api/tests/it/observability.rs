@@ -336,6 +336,91 @@ async fn a_redis_outage_is_logged_as_one_warn_periodic_summaries_and_one_info_at
     );
 }
 
+// Each response is one INFO access-log line with its method, route
+// template, status, latency and request id, and never the token, the
+// path's ids or the body; HTTP_ACCESS_LOG=false turns the lines off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_response_is_one_access_log_line_without_secrets_unless_switched_off() {
+    let redis = RedisServer::builder().password(PASSWORD).start().await;
+    let broker = start("auth-broker", "AUTH_BROKER_ADDR", &redis);
+    let client = Client::new();
+    let token = new_session(&client, &broker, "alice").await;
+    let path = "/v1/tenants/acme/shards/secret-shard-7/structured";
+    for (access_log, expected) in [("true", 3), ("false", 0)] {
+        let api = start_with(
+            "main-api",
+            "MAIN_API_ADDR",
+            &redis,
+            &[("RUST_LOG", "info"), ("HTTP_ACCESS_LOG", access_log)],
+        );
+        let put = client
+            .put(format!("{}{path}", api.url()))
+            .bearer_auth(&token)
+            .header("x-request-id", "req-put-1")
+            .json(&serde_json::json!({"marker": "body-marker-42"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), StatusCode::NO_CONTENT);
+        let get = client
+            .get(format!("{}{path}", api.url()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(get.status(), StatusCode::OK);
+        let missing = client
+            .get(format!("{}/v1/nothing/here", api.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        let lines = |logs: &str| -> Vec<String> {
+            // The readiness probes of the start-up are requests too.
+            logs.lines()
+                .filter(|l| l.contains(r#""target":"access""#) && !l.contains("/health"))
+                .map(str::to_owned)
+                .collect()
+        };
+        wait_for("the access log lines", Duration::from_secs(5), || async {
+            lines(&api.logs()).len() >= expected
+        })
+        .await;
+        let logs = api.logs();
+        let access = lines(&logs);
+        assert_eq!(access.len(), expected, "{access:#?}");
+        if expected == 0 {
+            continue;
+        }
+        let route = "/v1/tenants/{tenant_id}/shards/{shard_id}/structured";
+        let put_line = access
+            .iter()
+            .find(|l| l.contains(r#""method":"PUT""#))
+            .unwrap();
+        for field in [
+            format!(r#""route":"{route}""#),
+            r#""status":"204""#.to_owned(),
+            r#""request_id":"req-put-1""#.to_owned(),
+            r#""level":"INFO""#.to_owned(),
+            r#""latency_ms":"#.to_owned(),
+        ] {
+            assert!(put_line.contains(&field), "{field} missing from {put_line}");
+        }
+        assert!(
+            access
+                .iter()
+                .any(|l| l.contains(r#""route":"unmatched""#) && l.contains(r#""status":"404""#)),
+            "{access:#?}"
+        );
+        for secret in [token.as_str(), "secret-shard-7", "body-marker-42"] {
+            assert!(
+                access.iter().all(|l| !l.contains(secret)),
+                "{secret} reached the access log: {access:#?}"
+            );
+        }
+    }
+}
+
 /// `PING`s Redis has answered so far (`INFO commandstats`).
 fn pings(redis: &RedisServer) -> u64 {
     let info = redis
