@@ -4,63 +4,27 @@ use crate::cmd::{Result, on_path, run, succeeds};
 
 /// Tests need a real redis-server; install it where we can, else say how.
 pub(crate) fn ensure_redis_server() -> Result {
-    if std::env::var_os("REDIS_SERVER_BIN").is_some() || on_path("redis-server") {
+    if std::env::var_os("REDIS_SERVER_BIN").is_some() {
         return Ok(());
     }
-    if on_path("apt-get") {
-        println!("redis-server is missing: installing it with apt-get");
-        run(
-            "apt-get",
-            &["install", "-y", "--no-install-recommends", "redis-server"],
-        )?;
-        return Ok(());
-    }
-    Err(
+    ensure_from_apt(
+        &["redis-server"],
+        &["redis-server"],
         "redis-server is not installed: install it (apt-get install redis-server, \
-         brew install redis) or set REDIS_SERVER_BIN"
-            .to_owned(),
+         brew install redis) or set REDIS_SERVER_BIN",
     )
 }
 
 /// The interop tests (`services/main-api/tests/it/interop.rs`) play a
 /// TypeScript service on ioredis: they need `node` and `npm` (they run
-/// `npm ci` of `tests/interop/` themselves). Installed with apt-get where
-/// they are missing and apt is available, else a clear error.
+/// `npm ci` of `tests/interop/` themselves).
 pub(crate) fn ensure_node() -> Result {
-    if on_path("node") && on_path("npm") {
-        return Ok(());
-    }
-    if on_path("apt-get") {
-        println!("node or npm is missing: installing them with apt-get");
-        run(
-            "apt-get",
-            &["install", "-y", "--no-install-recommends", "nodejs", "npm"],
-        )?;
-        return Ok(());
-    }
-    Err(
+    ensure_from_apt(
+        &["node", "npm"],
+        &["nodejs", "npm"],
         "node and npm are not installed: the interop tests need Node.js 18 or newer \
-         with npm (apt-get install nodejs npm, brew install node)"
-            .to_owned(),
+         with npm (apt-get install nodejs npm, brew install node)",
     )
-}
-
-pub(crate) fn ensure_cargo_deny() -> Result {
-    if succeeds("cargo", &["deny", "--version"]) {
-        return Ok(());
-    }
-    println!("cargo-deny is missing: installing it");
-    run("cargo", &["install", "--locked", "cargo-deny"])
-}
-
-/// `cargo machete` (unused dependencies): installed from crates.io where it
-/// is missing, as cargo-deny is.
-pub(crate) fn ensure_cargo_machete() -> Result {
-    if succeeds("cargo-machete", &["--version"]) {
-        return Ok(());
-    }
-    println!("cargo-machete is missing: installing it");
-    run("cargo", &["install", "--locked", "cargo-machete"])
 }
 
 /// Prometheus and promtool (Debian's `prometheus` package): the shipped
@@ -68,20 +32,52 @@ pub(crate) fn ensure_cargo_machete() -> Result {
 /// has a real Prometheus scrape the services
 /// (`services/main-api/tests/it/prometheus.rs`).
 pub(crate) fn ensure_prometheus() -> Result {
-    if on_path("prometheus") && on_path("promtool") {
-        return Ok(());
-    }
-    if on_path("apt-get") {
-        println!("prometheus is missing: installing it with apt-get");
-        run(
-            "apt-get",
-            &["install", "-y", "--no-install-recommends", "prometheus"],
-        )?;
-        return Ok(());
-    }
-    Err(
+    ensure_from_apt(
+        &["prometheus", "promtool"],
+        &["prometheus"],
         "prometheus and promtool are not installed: the monitoring tests need them \
-         (apt-get install prometheus, brew install prometheus)"
-            .to_owned(),
+         (apt-get install prometheus, brew install prometheus)",
     )
+}
+
+/// Installs Debian `packages` with apt-get when one of `programs` is not on
+/// `PATH` and apt is available; else fails with `missing` (how to install
+/// them by hand).
+fn ensure_from_apt(programs: &[&str], packages: &[&str], missing: &str) -> Result {
+    if programs.iter().all(|p| on_path(p)) {
+        return Ok(());
+    }
+    if !on_path("apt-get") {
+        return Err(missing.to_owned());
+    }
+    println!(
+        "{} missing: installing {} with apt-get",
+        programs.join(" or "),
+        packages.join(" ")
+    );
+    let mut args = vec!["install", "-y", "--no-install-recommends"];
+    args.extend(packages);
+    run("apt-get", &args)
+}
+
+/// cargo-deny (licences, bans, sources), from crates.io where missing.
+pub(crate) fn ensure_cargo_deny() -> Result {
+    ensure_from_crates_io("cargo-deny", ("cargo", &["deny", "--version"]))
+}
+
+/// `cargo machete` (unused dependencies), from crates.io where missing. Its
+/// version is asked of the binary itself: run as `cargo machete` from inside
+/// `cargo run`, it takes its own name for a folder to analyse.
+pub(crate) fn ensure_cargo_machete() -> Result {
+    ensure_from_crates_io("cargo-machete", ("cargo-machete", &["--version"]))
+}
+
+/// `cargo install --locked crate_name` unless `probe` (a program and its
+/// arguments) runs and succeeds.
+fn ensure_from_crates_io(crate_name: &str, (program, args): (&str, &[&str])) -> Result {
+    if succeeds(program, args) {
+        return Ok(());
+    }
+    println!("{crate_name} is missing: installing it");
+    run("cargo", &["install", "--locked", crate_name])
 }
