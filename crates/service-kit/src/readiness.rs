@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use redis_connection::{HealthStatus, RedisConnectionManager};
-use tracing::{info, warn};
+use tracing::info;
 
 /// How long a readiness verdict is reused. Probes bypass the concurrency
 /// limit (an overloaded instance is still alive), so without this every
@@ -36,7 +36,9 @@ impl Readiness {
         let before = last.map(|(_, status)| status);
         if before != Some(report.status) {
             match report.status {
-                HealthStatus::Unhealthy => warn!(
+                // INFO: the connection layer's WARN already says Redis is
+                // unreachable; this says what the probes answer.
+                HealthStatus::Unhealthy => info!(
                     error = report.error.as_deref().unwrap_or("-"),
                     "not ready: Redis is unhealthy"
                 ),

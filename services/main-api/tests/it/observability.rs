@@ -266,7 +266,7 @@ async fn a_redis_refusal_is_503_redis_refused_and_logged_once() {
 // A Redis outage shows in a service's logs as one WARN when it begins, an
 // INFO summary per period while it lasts (connection attempts failed,
 // requests answered 503), and one INFO when it ends: never a line per
-// request or per connection attempt, and never an ERROR.
+// request, probe or connection attempt, and never an ERROR.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_is_logged_as_one_warn_periodic_summaries_and_one_info_at_its_end() {
     let mut redis = RedisServer::builder().password(PASSWORD).start().await;
@@ -297,6 +297,12 @@ async fn a_redis_outage_is_logged_as_one_warn_periodic_summaries_and_one_info_at
         if answer.status() == StatusCode::SERVICE_UNAVAILABLE {
             unavailable += 1;
         }
+        // An orchestrator probes readiness throughout.
+        client
+            .get(format!("{}/health/ready", api.url()))
+            .send()
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
