@@ -100,12 +100,18 @@ impl OutageLog {
             }
             ConnectionStatus::Connected => {
                 if let Some(since) = state.since.take() {
-                    info!(
-                        redis.role = role,
-                        outage_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
-                        failed_attempts = state.failed_in_outage,
-                        "Redis is reachable again"
-                    );
+                    let outage_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    let failed_attempts = state.failed_in_outage;
+                    match self.role {
+                        Role::Pool => info!(
+                            redis.role = role,
+                            outage_ms, failed_attempts, "Redis is reachable again"
+                        ),
+                        Role::Subscriber => info!(
+                            redis.role = role,
+                            outage_ms, failed_attempts, "Redis subscriber connection is back"
+                        ),
+                    }
                 } else {
                     debug!(redis.role = role, from = before.as_str(), "Redis connected");
                 }
