@@ -305,10 +305,7 @@ async fn a_redis_outage_is_logged_as_one_warn_periodic_summaries_and_one_info_at
             .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(
-        unavailable > 100,
-        "only {unavailable} requests answered 503"
-    );
+    assert!(unavailable > 20, "only {unavailable} requests answered 503");
     redis.start_again().await;
     wait_for(
         "the end of the outage to be logged",
