@@ -12,7 +12,7 @@ use crate::error::CacheError;
 
 /// Encodes `value`, refusing results larger than `max` bytes.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, max: usize) -> Result<Bytes, CacheError> {
-    let bytes = serde_json::to_vec(value).map_err(|e| CacheError::Encode(e.to_string()))?;
+    let bytes = serde_json::to_vec(value).map_err(|e| CacheError::Encode(e.into()))?;
     if bytes.len() > max {
         return Err(CacheError::ValueTooLarge {
             size: bytes.len(),
@@ -69,6 +69,20 @@ mod tests {
             encode(&value, 9).unwrap_err(),
             CacheError::ValueTooLarge { size: 10, max: 9 }
         );
+    }
+
+    // A value JSON cannot hold is refused with serde_json's error kept as
+    // the source, not flattened into a string.
+    #[test]
+    fn an_encode_failure_keeps_serde_jsons_error_as_its_source() {
+        use std::error::Error;
+
+        let value: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        let err = encode(&value, 1024).unwrap_err();
+        assert!(matches!(err, CacheError::Encode(_)), "{err:?}");
+        let source = err.source().expect("a source");
+        assert!(source.source().is_some_and(|e| e.is::<serde_json::Error>()));
+        assert_eq!(err.clone(), err);
     }
 
     // Decode errors never quote the value.

@@ -29,7 +29,7 @@ pub enum CacheError {
     },
     /// The value could not be serialised to JSON; nothing was sent.
     #[error("value could not be encoded as JSON: {0}")]
-    Encode(String),
+    Encode(#[source] redis_pubsub::EncodeError),
 }
 
 impl CacheError {

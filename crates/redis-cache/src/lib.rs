@@ -69,5 +69,6 @@ pub use error::CacheError;
 pub use expiry::{Expiry, KeyTtl};
 pub use load::LoadError;
 pub use read::{CacheValue, Tier};
+pub use redis_pubsub::EncodeError;
 pub use service::CacheService;
 pub use stats::{CacheStats, ServerStats};

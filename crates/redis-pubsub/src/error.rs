@@ -1,6 +1,56 @@
 //! [`PubSubError`]: the one error type of this crate.
 
+use std::sync::Arc;
+
 use redis_connection::{ConnectionError, Rejection};
+
+/// A value serde_json could not encode. Carried by
+/// [`PubSubError::Encode`] (and redis-cache's `CacheError::Encode`), with
+/// serde_json's error as its [`source`](std::error::Error::source); shared
+/// behind an `Arc` so that the errors carrying it stay `Clone`. Two are
+/// equal when they say the same.
+///
+/// # Examples
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::error::Error;
+///
+/// use redis_pubsub::EncodeError;
+///
+/// // JSON object keys must be strings.
+/// let value: HashMap<(u8, u8), u8> = HashMap::from([((1, 2), 3)]);
+/// let error = EncodeError::from(serde_json::to_vec(&value).unwrap_err());
+/// assert!(error.source().is_some_and(|e| e.is::<serde_json::Error>()));
+/// ```
+#[derive(Debug, Clone)]
+pub struct EncodeError(Arc<serde_json::Error>);
+
+impl From<serde_json::Error> for EncodeError {
+    fn from(error: serde_json::Error) -> Self {
+        Self(Arc::new(error))
+    }
+}
+
+impl std::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for EncodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+impl PartialEq for EncodeError {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for EncodeError {}
 
 /// What a pub/sub operation can fail with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,7 +69,7 @@ pub enum PubSubError {
     InvalidName(&'static str),
     /// The payload could not be serialised to JSON.
     #[error("payload could not be encoded as JSON: {0}")]
-    Encode(String),
+    Encode(#[source] EncodeError),
     /// The pub/sub service was shut down.
     #[error("the pub/sub service is shut down")]
     Shutdown,

@@ -50,7 +50,7 @@ mod routes;
 mod stats;
 mod wire;
 
-pub use error::PubSubError;
+pub use error::{EncodeError, PubSubError};
 pub use invalidation::{InvalidationEvent, InvalidationFeed, InvalidationPublisher};
 pub use message::{PubSubEvent, PubSubMessage, Subscription};
 pub use pubsub::{PubSub, Subscriptions};

@@ -343,8 +343,7 @@ impl PubSub {
         channel: &str,
         message: &T,
     ) -> Result<u64, PubSubError> {
-        let payload =
-            serde_json::to_vec(message).map_err(|e| PubSubError::Encode(e.to_string()))?;
+        let payload = serde_json::to_vec(message).map_err(|e| PubSubError::Encode(e.into()))?;
         self.publish_bytes(channel, Bytes::from(payload)).await
     }
 

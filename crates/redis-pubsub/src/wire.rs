@@ -86,7 +86,7 @@ pub(crate) fn message(
         origin: origin.to_owned(),
         ts: now_ms(),
     };
-    let payload = serde_json::to_vec(&message).map_err(|e| PubSubError::Encode(e.to_string()))?;
+    let payload = serde_json::to_vec(&message).map_err(|e| PubSubError::Encode(e.into()))?;
     Ok((invalidation.channel(), Bytes::from(payload)))
 }
 
