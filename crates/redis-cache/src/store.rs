@@ -152,17 +152,7 @@ impl Store {
         ttl: Result<Value, FredError>,
     ) -> Result<Option<Fetched>, CacheError> {
         let value = value.map_err(|e| self.error(&e))?;
-        let ttl = match ttl.ok().and_then(|t| t.as_i64()) {
-            Some(-1) => None,
-            Some(ms) if ms > 0 => Some(Duration::from_millis(ms.unsigned_abs())),
-            // Gone between GET and PTTL, or about to be: not worth caching.
-            _ => Some(Duration::ZERO),
-        };
-        let bytes = match value {
-            Value::Null => None,
-            other => other.into_bytes(),
-        };
-        Ok(bytes.map(|bytes| Fetched { bytes, ttl }))
+        Ok(fetched(value, ttl.ok().and_then(|t| t.as_i64())))
     }
 
     /// `MGET`, in the caller's order. On a cluster, keys are grouped by hash
@@ -407,7 +397,14 @@ fn fetched_from_script(value: Value, ttl: &Value) -> Result<Option<Fetched>, Cac
             "WRONGTYPE Operation against a key holding the wrong kind of value",
         )));
     }
-    let ttl = match ttl.as_i64() {
+    Ok(fetched(value, ttl.as_i64()))
+}
+
+/// A GET reply and its key's PTTL (in ms) as what a read found: `-1` is no
+/// TTL; a key gone between GET and PTTL, or about to expire, has a zero TTL
+/// (not worth caching).
+fn fetched(value: Value, pttl: Option<i64>) -> Option<Fetched> {
+    let ttl = match pttl {
         Some(-1) => None,
         Some(ms) if ms > 0 => Some(Duration::from_millis(ms.unsigned_abs())),
         _ => Some(Duration::ZERO),
@@ -416,7 +413,7 @@ fn fetched_from_script(value: Value, ttl: &Value) -> Result<Option<Fetched>, Cac
         Value::Null => None,
         other => other.into_bytes(),
     };
-    Ok(bytes.map(|bytes| Fetched { bytes, ttl }))
+    bytes.map(|bytes| Fetched { bytes, ttl })
 }
 
 /// Groups key indices by cluster hash slot, keeping each group in order.
