@@ -14,32 +14,15 @@ use crate::cmd::{Result, run, workspace_root};
 pub(crate) fn bench(extra: &[String]) -> Result {
     let out = workspace_root().join("target").join("bench");
     let out_arg = out.display().to_string();
-    let mut args = vec![
-        "run",
-        "--release",
-        "--package",
-        "benchmarks",
-        "--",
-        "--out",
-        &out_arg,
-    ];
+    // Workload 7 runs the services as real processes, built beside the
+    // harness (one release build for the harness, the services and the soak).
+    let bin = crate::target::release_binaries()?;
+    let harness = bin.join("benchmarks").display().to_string();
+    let mut args = vec!["--out", &out_arg];
     args.extend(extra.iter().map(String::as_str));
-    // Workload 7 runs the services as real processes, built beside the harness.
-    run(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "main-api",
-            "-p",
-            "auth-broker",
-        ],
-    )?;
     ensure_wrk();
     let started = SystemTime::now();
-    run("cargo", &args)?;
+    run(&harness, &args)?;
     // A stale file from an earlier run must not pass for this one's results.
     let results = out.join("results.json");
     let written = std::fs::metadata(&results)

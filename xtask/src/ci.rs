@@ -1,76 +1,135 @@
 //! `cargo xtask ci` and `cargo xtask test`.
 
+use std::time::{Duration, Instant};
+
 use crate::cmd::{Result, run, run_with_env, succeeds};
 use crate::tools::{ensure_cargo_deny, ensure_node, ensure_prometheus, ensure_redis_server};
 
-/// Every check CI runs, in order; stops at the first failure.
+/// Every check CI runs, in order; stops at the first failure. Each step's
+/// wall time is printed as it ends, and all of them at the end (or at the
+/// failure): CI has a time limit, and this says where the time goes.
 pub(crate) fn ci() -> Result {
-    ensure_redis_server()?;
-    ensure_node()?;
-    run("cargo", &["fmt", "--all", "--check"])?;
-    crate::docs::check()?;
-    crate::deps::check()?;
-    ensure_prometheus()?;
+    let mut clock = StepClock::default();
+    let result = ci_steps(&mut clock);
+    clock.print_summary();
+    result
+}
+
+fn ci_steps(clock: &mut StepClock) -> Result {
+    clock.step("tools", || {
+        ensure_redis_server()?;
+        ensure_node()?;
+        ensure_prometheus()
+    })?;
+    clock.step("fmt", || run("cargo", &["fmt", "--all", "--check"]))?;
+    clock.step("docs and deps", || {
+        crate::docs::check()?;
+        crate::deps::check()
+    })?;
     // The shipped alerting rules: valid, and firing when their unit tests
     // say (deploy/prometheus/alerts.test.yml).
-    run(
-        "promtool",
-        &["check", "rules", "deploy/prometheus/alerts.yml"],
-    )?;
-    run(
-        "promtool",
-        &["test", "rules", "deploy/prometheus/alerts.test.yml"],
-    )?;
-    crate::test_names::check()?;
-    run(
-        "cargo",
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
+    clock.step("promtool", || {
+        run(
+            "promtool",
+            &["check", "rules", "deploy/prometheus/alerts.yml"],
+        )?;
+        run(
+            "promtool",
+            &["test", "rules", "deploy/prometheus/alerts.test.yml"],
+        )
+    })?;
+    clock.step("test names", crate::test_names::check)?;
+    clock.step("clippy", || {
+        run(
+            "cargo",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )
+    })?;
     // Broken intra-doc links and other rustdoc warnings fail CI, as
     // missing docs do (the `missing_docs` workspace lint, under clippy's -D).
-    run_with_env(
-        "cargo",
-        &["doc", "--no-deps", "--workspace"],
-        &[("RUSTDOCFLAGS", "-D warnings")],
-    )?;
+    clock.step("rustdoc", || {
+        run_with_env(
+            "cargo",
+            &["doc", "--no-deps", "--workspace"],
+            &[("RUSTDOCFLAGS", "-D warnings")],
+        )
+    })?;
     // The Docker fallback of test-support is off by default; keep it compiling.
-    run(
-        "cargo",
-        &["check", "-p", "test-support", "--features", "docker"],
-    )?;
+    clock.step("docker feature", || {
+        run(
+            "cargo",
+            &["check", "-p", "test-support", "--features", "docker"],
+        )
+    })?;
     // Without its `tls` feature, redis-connection must refuse rediss://
     // rather than connect in plain text: run that build's unit tests.
-    run(
-        "cargo",
-        &[
-            "test",
-            "-p",
-            "redis-connection",
-            "--no-default-features",
-            "--lib",
-        ],
-    )?;
-    ensure_cargo_deny()?;
+    clock.step("no-tls build", || {
+        run(
+            "cargo",
+            &[
+                "test",
+                "-p",
+                "redis-connection",
+                "--no-default-features",
+                "--lib",
+            ],
+        )
+    })?;
     // The advisory database cannot be fetched from CI machines; see README.
-    run("cargo", &["deny", "check", "bans", "licenses", "sources"])?;
-    test(&[])?;
+    clock.step("cargo deny", || {
+        ensure_cargo_deny()?;
+        run("cargo", &["deny", "check", "bans", "licenses", "sources"])
+    })?;
+    clock.step("tests", || test(&[]))?;
     // Many managed Redis services run 6.2: the services must work there too.
-    crate::redis62::test_services()?;
-    crate::example::run_usage_example()?;
+    clock.step("services on Redis 6.2", crate::redis62::test_services)?;
+    clock.step("usage example", crate::example::run_usage_example)?;
     // Faults under load, short: every invariant checked, figures printed.
-    crate::soak::soak(&["--duration".to_owned(), "10".to_owned()])?;
+    clock.step("soak", || {
+        crate::soak::soak(&["--duration".to_owned(), "10".to_owned()])
+    })?;
     // The README's command that runs the stack, end to end.
-    crate::up::up(&["--check".to_owned()])?;
+    clock.step("up --check", || crate::up::up(&["--check".to_owned()]))?;
     // Proves every benchmark workload runs and produces numbers; the
     // figures of a quick run are not compared with the targets.
-    crate::bench::bench(&["--quick".to_owned()])
+    clock.step("bench --quick", || {
+        crate::bench::bench(&["--quick".to_owned()])
+    })
+}
+
+/// The wall time of each CI step, in order.
+#[derive(Default)]
+struct StepClock {
+    steps: Vec<(&'static str, Duration)>,
+}
+
+impl StepClock {
+    fn step(&mut self, name: &'static str, f: impl FnOnce() -> Result) -> Result {
+        let started = Instant::now();
+        let result = f();
+        let took = started.elapsed();
+        println!("xtask ci: {name}: {:.0} s", took.as_secs_f64());
+        self.steps.push((name, took));
+        result
+    }
+
+    fn print_summary(&self) {
+        let total: Duration = self.steps.iter().map(|(_, took)| *took).sum();
+        println!(
+            "xtask ci: time per step (total {:.0} s)",
+            total.as_secs_f64()
+        );
+        for (name, took) in &self.steps {
+            println!("  {name:<24} {:>6.0} s", took.as_secs_f64());
+        }
+    }
 }
 
 /// The test suite: every crate's tests against real redis-server processes,

@@ -22,6 +22,7 @@ mod example;
 mod redis;
 mod redis62;
 mod soak;
+mod target;
 mod test_names;
 mod tools;
 mod up;

@@ -22,14 +22,18 @@ pub(crate) fn test_services() -> Result {
     let server = server.display().to_string();
     run_with_env(
         "cargo",
+        // The whole workspace selected and filtered by package, rather than
+        // `-p auth-broker -p main-api`: the same selection as `cargo xtask
+        // test` resolves the same features, so after it nothing rebuilds
+        // (a `-p` selection unifies dev-dependency features differently and
+        // recompiled ~60 crates in CI).
         &[
             "nextest",
             "run",
+            "--workspace",
             "--no-fail-fast",
-            "-p",
-            "auth-broker",
-            "-p",
-            "main-api",
+            "-E",
+            "package(auth-broker) | package(main-api)",
         ],
         &[("REDIS_SERVER_BIN", &server)],
     )

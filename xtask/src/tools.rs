@@ -72,12 +72,17 @@ pub(crate) fn ensure_cargo_machete() -> Result {
     ensure_from_crates_io("cargo-machete", ("cargo-machete", &["--version"]))
 }
 
-/// `cargo install --locked crate_name` unless `probe` (a program and its
-/// arguments) runs and succeeds.
+/// `cargo install --locked --debug crate_name` unless `probe` (a program and
+/// its arguments) runs and succeeds.
+///
+/// `--debug`: these tools are built once per fresh machine, inside CI's time
+/// limit, and then run for seconds. An unoptimised build of cargo-deny took
+/// 2 minutes on the 2-core CI machine (a release build several times that),
+/// and its checks of this workspace still run in about 3 seconds.
 fn ensure_from_crates_io(crate_name: &str, (program, args): (&str, &[&str])) -> Result {
     if succeeds(program, args) {
         return Ok(());
     }
     println!("{crate_name} is missing: installing it");
-    run("cargo", &["install", "--locked", crate_name])
+    run("cargo", &["install", "--locked", "--debug", crate_name])
 }

@@ -14,11 +14,10 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use crate::cmd::{Result, run, workspace_root};
+use crate::cmd::{Result, run};
 use crate::redis::{TempRedis, free_port};
 
 const AUTH_ADDR: &str = "127.0.0.1:8081";
@@ -137,7 +136,7 @@ pub(crate) fn up(args: &[String]) -> Result {
         addr("AUTH_BROKER_ADDR", AUTH_ADDR)?,
         addr("MAIN_API_ADDR", API_ADDR)?,
     );
-    let bin = target_dir()?.join("debug");
+    let bin = crate::target::dir()?.join("debug");
     for (name, addr_var, addr) in [
         ("auth-broker", "AUTH_BROKER_ADDR", &auth_addr),
         ("main-api", "MAIN_API_ADDR", &api_addr),
@@ -266,47 +265,6 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Cargo's target directory for this workspace, as `cargo metadata` reports
-/// it: `CARGO_TARGET_DIR` and `build.target-dir` included.
-fn target_dir() -> Result<PathBuf> {
-    let output = Command::new("cargo")
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .current_dir(workspace_root())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("could not run cargo metadata: {e}"))?;
-    if !output.status.success() {
-        return Err(format!("cargo metadata failed ({})", output.status));
-    }
-    let json = String::from_utf8_lossy(&output.stdout);
-    json_string_field(&json, "target_directory")
-        .map(PathBuf::from)
-        .ok_or_else(|| "cargo metadata names no target_directory".to_owned())
-}
-
-/// The value of the string field `"name":"..."` in `json`, unescaped (xtask
-/// has no JSON parser; cargo writes this field once, at the top level).
-fn json_string_field(json: &str, name: &str) -> Option<String> {
-    let start = json.find(&format!("\"{name}\":\""))? + name.len() + 4;
-    let mut value = String::new();
-    let mut chars = json[start..].chars();
-    loop {
-        match chars.next()? {
-            '"' => return Some(value),
-            '\\' => match chars.next()? {
-                'n' => value.push('\n'),
-                't' => value.push('\t'),
-                'u' => {
-                    let code: String = chars.by_ref().take(4).collect();
-                    value.push(char::from_u32(u32::from_str_radix(&code, 16).ok()?)?);
-                }
-                other => value.push(other),
-            },
-            c => value.push(c),
-        }
-    }
-}
-
 /// `host:port` of a `redis://host:port...` URL, if it answers PING.
 fn redis_answers(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("redis://") else {
@@ -386,16 +344,5 @@ mod tests {
             assert_eq!(redact(url), shown, "{url}");
         }
         assert!(!redact("redis://u:p%40ss@h").contains("p%40ss"));
-    }
-
-    // The target directory is read from cargo metadata's JSON, escapes and all.
-    #[test]
-    fn the_target_directory_is_read_from_cargo_metadata() {
-        let json = r#"{"packages":[],"target_directory":"/tmp/a \"b\"\\c","version":1}"#;
-        assert_eq!(
-            json_string_field(json, "target_directory").as_deref(),
-            Some(r#"/tmp/a "b"\c"#)
-        );
-        assert_eq!(json_string_field(json, "workspace_root"), None);
     }
 }
