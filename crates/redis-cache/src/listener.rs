@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis_pubsub::{InvalidationEvent, InvalidationFeed};
+use shared_types::Invalidation;
 use tracing::{debug, info, warn};
 
 use crate::l1::L1;
@@ -69,6 +70,22 @@ pub(crate) async fn run(
                     "applied a remote invalidation"
                 );
             }
+            InvalidationEvent::Unreadable(unreadable) => {
+                // A newer version of the layer changed something of this
+                // tenant in a way this one cannot read: drop all of it.
+                bump(&tally.invalidations_unreadable);
+                if let Some(l1) = &l1 {
+                    let tenant = Invalidation::Tenant {
+                        tenant_id: unreadable.tenant_id,
+                    };
+                    l1.invalidate(&tenant.scope());
+                    store(&tally.last_applied_ms, unix_ms());
+                }
+                info!(
+                    reason = ?unreadable.reason,
+                    "an invalidation from a newer version could not be read; its tenant was dropped from the L1"
+                );
+            }
             InvalidationEvent::Subscribed => {
                 if let Some(l1) = &l1 {
                     // Invalidations sent while we were not subscribed are lost:
@@ -97,6 +114,15 @@ pub(crate) async fn run(
                     bump(&tally.l1_flushes);
                 }
                 warn!(missed, "invalidation feed lagged; L1 flushed");
+            }
+            // Future events of the feed: none can be ignored safely without
+            // knowing it, so the L1 is not trusted with them.
+            _ => {
+                if let Some(l1) = &l1 {
+                    l1.flush();
+                    bump(&tally.l1_flushes);
+                }
+                warn!("unknown invalidation feed event; L1 flushed");
             }
         }
     }

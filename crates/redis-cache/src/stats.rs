@@ -24,6 +24,9 @@ pub(crate) struct Tally {
     pub(crate) malformed_messages: AtomicU64,
     /// Invalidations the feed lost by lagging (each time answered by a flush).
     pub(crate) invalidations_missed: AtomicU64,
+    /// Invalidations from a newer version of the layer that this one could
+    /// not read (each answered by dropping the tenant from the L1).
+    pub(crate) invalidations_unreadable: AtomicU64,
     /// When the last remote invalidation was applied, in ms since the Unix
     /// epoch (0: never).
     pub(crate) last_applied_ms: AtomicU64,
@@ -74,6 +77,7 @@ impl Tally {
             l1_flushes: get(&self.l1_flushes),
             malformed_messages: get(&self.malformed_messages),
             invalidations_missed: get(&self.invalidations_missed),
+            invalidations_unreadable: get(&self.invalidations_unreadable),
             last_invalidation_applied_ms: get(&self.last_applied_ms),
             last_invalidation_delay_ms: get(&self.last_delay_ms),
             ..CacheStats::default()
@@ -136,6 +140,11 @@ pub struct CacheStats {
     pub invalidation_feed_live: bool,
     /// Invalidations lost because the feed lagged (each loss flushed the L1).
     pub invalidations_missed: u64,
+    /// Invalidations from a newer version of this layer that this one could
+    /// not read (a newer wire format or an unknown kind, see
+    /// [`redis_pubsub::WIRE_VERSION`]): each dropped its whole tenant from
+    /// the L1.
+    pub invalidations_unreadable: u64,
     /// When the last invalidation from another instance or client was
     /// applied, in milliseconds since the Unix epoch; 0 before the first.
     pub last_invalidation_applied_ms: u64,

@@ -6,7 +6,7 @@
 //! and ids, the publishing instance's id and a timestamp for us, and the
 //! fields a TypeScript consumer of the same channels reads (`tenantId`,
 //! `type`, `id`, `timestamp`), e.g.
-//! `{"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"9f..","ts":1764000000000,"tenantId":"t1","type":"shard","id":"s1","timestamp":1764000000000,"resourceType":"shard","resourceId":"s1"}`.
+//! `{"v":1,"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"9f..","ts":1764000000000,"tenantId":"t1","type":"shard","id":"s1","timestamp":1764000000000,"resourceType":"shard","resourceId":"s1"}`.
 //!
 //! **Receiving.** The channel is authoritative: a message on a channel that
 //! parses as an invalidation channel is delivered as the channel's
@@ -31,7 +31,7 @@ use crate::error::PubSubError;
 use crate::message::{PubSubEvent, PubSubMessage, Subscription};
 use crate::pubsub::PubSub;
 use crate::pump::Shared;
-use crate::received::{ReceivedInvalidation, Sender, decode};
+use crate::received::{Decoded, ReceivedInvalidation, Sender, UnreadableInvalidation, decode};
 use crate::stats::bump;
 use crate::wire::{message, now_ms};
 
@@ -41,11 +41,16 @@ const LOG_PERIOD: Duration = Duration::from_secs(10);
 
 /// What an [`InvalidationFeed`] yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InvalidationEvent {
     /// An invalidation from anyone: any instance of this layer (this one
     /// included: see [`ReceivedInvalidation::is_from`]) or any other client
     /// publishing on an invalidation channel.
     Received(ReceivedInvalidation),
+    /// An invalidation from a newer version of this layer that this one
+    /// cannot read (see [`WIRE_VERSION`](crate::WIRE_VERSION)): treat its
+    /// whole tenant as changed.
+    Unreadable(UnreadableInvalidation),
     /// The feed is (again) subscribed; invalidations published while it was
     /// not were lost.
     Subscribed,
@@ -278,11 +283,14 @@ impl InvalidationFeed {
         loop {
             let event = match self.subscription.recv().await? {
                 PubSubEvent::Message(message) => match decode(&message) {
-                    Ok(received) => {
+                    Ok(Decoded::Readable(received)) => {
                         if let Sender::Foreign { reason } = received.sender {
                             self.foreign(&received.invalidation, reason);
                         }
                         InvalidationEvent::Received(received)
+                    }
+                    Ok(Decoded::Unreadable(unreadable)) => {
+                        InvalidationEvent::Unreadable(unreadable)
                     }
                     Err(reason) => {
                         self.malformed(&message, reason);
@@ -385,17 +393,17 @@ mod tests {
         let json = serde_json::to_string(&m).unwrap();
         assert_eq!(
             json,
-            r#"{"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"abc","ts":42,"tenantId":"t1","type":"shard","id":"s1","timestamp":42,"resourceType":"shard","resourceId":"s1"}"#
+            r#"{"v":1,"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"abc","ts":42,"tenantId":"t1","type":"shard","id":"s1","timestamp":42,"resourceType":"shard","resourceId":"s1"}"#
         );
         assert_eq!(
             decode(&message("cache:invalidate:shard:t1:s1", &json)),
-            Ok(ReceivedInvalidation {
+            Ok(Decoded::Readable(ReceivedInvalidation {
                 invalidation: m.invalidation,
                 sender: Sender::Instance {
                     origin: "abc".into(),
                     ts: 42
                 }
-            })
+            }))
         );
         let tenant = InvalidationMessage {
             invalidation: Invalidation::Tenant {
@@ -406,7 +414,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_string(&tenant).unwrap(),
-            r#"{"kind":"tenant","tenant_id":"t1","origin":"abc","ts":7,"tenantId":"t1","type":"tenant","id":"*","timestamp":7,"resourceType":"tenant"}"#
+            r#"{"v":1,"kind":"tenant","tenant_id":"t1","origin":"abc","ts":7,"tenantId":"t1","type":"tenant","id":"*","timestamp":7,"resourceType":"tenant"}"#
         );
     }
 
@@ -475,12 +483,12 @@ mod tests {
                 json["timestamp"].as_u64().unwrap() > 1_600_000_000_000,
                 "not ms"
             );
-            assert_eq!(
+            let Ok(Decoded::Readable(received)) =
                 decode(&message(&channel, std::str::from_utf8(&payload).unwrap()))
-                    .unwrap()
-                    .origin(),
-                Some("me")
-            );
+            else {
+                panic!("today's payload on {channel} is not readable");
+            };
+            assert_eq!(received.origin(), Some("me"));
         }
     }
 

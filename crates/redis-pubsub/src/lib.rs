@@ -54,6 +54,6 @@ pub use error::{EncodeError, PubSubError};
 pub use invalidation::{InvalidationEvent, InvalidationFeed, InvalidationPublisher};
 pub use message::{PubSubEvent, PubSubMessage, Subscription};
 pub use pubsub::{PubSub, Subscriptions};
-pub use received::{ReceivedInvalidation, Sender};
+pub use received::{ReceivedInvalidation, Sender, Unreadable, UnreadableInvalidation};
 pub use stats::PubSubStats;
-pub use wire::{InvalidationMessage, MAX_INVALIDATION_PAYLOAD};
+pub use wire::{InvalidationMessage, MAX_INVALIDATION_PAYLOAD, WIRE_VERSION};

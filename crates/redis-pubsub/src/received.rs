@@ -9,10 +9,11 @@
 //! names, nor (unless it is ours for that very channel) make an instance
 //! skip it as its own.
 
-use shared_types::Invalidation;
+use serde::Deserialize;
+use shared_types::{Invalidation, TenantId};
 
 use crate::message::PubSubMessage;
-use crate::wire::{InvalidationMessage, MAX_INVALIDATION_PAYLOAD};
+use crate::wire::{MAX_INVALIDATION_PAYLOAD, WIRE_VERSION};
 
 /// An invalidation as received: what its channel names, and who sent it
 /// when the payload can say so.
@@ -115,38 +116,139 @@ impl ReceivedInvalidation {
     }
 }
 
-/// The invalidation `message`'s channel names, and who sent it; `Err` (a
-/// fixed reason) when the channel names none.
-pub(crate) fn decode(message: &PubSubMessage) -> Result<ReceivedInvalidation, &'static str> {
-    let invalidation =
-        Invalidation::from_channel(&message.channel).map_err(|_| "not an invalidation channel")?;
-    let sender = sender(&message.payload, &invalidation);
-    Ok(ReceivedInvalidation {
-        invalidation,
-        sender,
+/// An invalidation this version of the layer cannot read, from a newer one
+/// (during a rolling deploy, say): a payload in a newer wire format, or a
+/// channel of an invalidation kind it does not know. What changed is
+/// unknown, but not whose: every channel of ours names its tenant after its
+/// kind (`cache:invalidate:{kind}:{tenantId}:...`), so the receiver treats
+/// the whole tenant as changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableInvalidation {
+    /// The tenant the channel names: everything of it is to be dropped.
+    pub tenant_id: TenantId,
+    /// What could not be read.
+    pub reason: Unreadable,
+}
+
+/// Why an invalidation could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unreadable {
+    /// The payload declares a wire format version newer than
+    /// [`WIRE_VERSION`](crate::WIRE_VERSION).
+    NewerVersion {
+        /// The version the payload declares.
+        version: u64,
+    },
+    /// The channel names an invalidation kind this version does not know.
+    UnknownKind,
+}
+
+/// A message on an invalidation channel, as this version reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Decoded {
+    /// An invalidation this version reads.
+    Readable(ReceivedInvalidation),
+    /// One from a newer version that it cannot read.
+    Unreadable(UnreadableInvalidation),
+}
+
+/// What `message`'s channel names, and who sent it; `Err` (a fixed reason)
+/// when the channel names nothing, not even a tenant.
+pub(crate) fn decode(message: &PubSubMessage) -> Result<Decoded, &'static str> {
+    let Ok(invalidation) = Invalidation::from_channel(&message.channel) else {
+        return unknown_kind(&message.channel)
+            .map(Decoded::Unreadable)
+            .ok_or("not an invalidation channel");
+    };
+    match sender(&message.payload, &invalidation) {
+        Ok(sender) => Ok(Decoded::Readable(ReceivedInvalidation {
+            invalidation,
+            sender,
+        })),
+        Err(version) => Ok(Decoded::Unreadable(UnreadableInvalidation {
+            tenant_id: invalidation.tenant().clone(),
+            reason: Unreadable::NewerVersion { version },
+        })),
+    }
+}
+
+/// The kinds of invalidation channels this version knows
+/// ([`Invalidation::channel_type`] of every variant).
+const KNOWN_KINDS: [&str; 6] = ["shard", "user", "acl", "vsearch", "tenant", "session"];
+
+/// A channel of an invalidation kind this version does not know, whose
+/// tenant is valid: `cache:invalidate:{kind}:{tenantId}[:...]` with a kind
+/// made of lowercase letters. A known kind whose channel does not parse is
+/// malformed, not newer, and names nothing.
+fn unknown_kind(channel: &str) -> Option<UnreadableInvalidation> {
+    let rest = channel.strip_prefix(shared_types::CHANNEL_PREFIX)?;
+    let mut parts = rest.split(':');
+    let kind = parts.next()?;
+    let tenant = parts.next()?;
+    let new_kind = !kind.is_empty()
+        && kind.bytes().all(|b| b.is_ascii_lowercase())
+        && !KNOWN_KINDS.contains(&kind);
+    if !new_kind {
+        return None;
+    }
+    Some(UnreadableInvalidation {
+        tenant_id: tenant.parse().ok()?,
+        reason: Unreadable::UnknownKind,
     })
+}
+
+/// A payload as this version reads it: an [`InvalidationMessage`]'s fields
+/// and the wire format version (absent before versions were written, and
+/// then 0).
+///
+/// [`InvalidationMessage`]: crate::InvalidationMessage
+#[derive(Deserialize)]
+struct Incoming {
+    #[serde(default)]
+    v: u64,
+    #[serde(flatten)]
+    invalidation: Invalidation,
+    origin: String,
+    ts: u64,
+}
+
+/// Only the version of a payload that is not readable as ours: a newer
+/// format may have changed every other field.
+#[derive(Deserialize)]
+struct VersionOnly {
+    v: u64,
 }
 
 /// Who sent `payload`, published on `channel`'s channel: an instance of
 /// ours only when the payload is ours, valid, and names exactly `channel`.
-fn sender(payload: &[u8], channel: &Invalidation) -> Sender {
-    let foreign = |reason| Sender::Foreign { reason };
+/// `Err(version)` when the payload declares a newer wire format.
+fn sender(payload: &[u8], channel: &Invalidation) -> Result<Sender, u64> {
+    let foreign = |reason| Ok(Sender::Foreign { reason });
     if payload.len() > MAX_INVALIDATION_PAYLOAD {
         return foreign("payload too large");
     }
-    let Ok(ours) = serde_json::from_slice::<InvalidationMessage>(payload) else {
-        return foreign(foreign_kind(payload));
+    let Ok(ours) = serde_json::from_slice::<Incoming>(payload) else {
+        // Rare (a TypeScript service's payload, garbage, or a newer
+        // format): only then is the payload parsed a second time.
+        return match serde_json::from_slice::<VersionOnly>(payload) {
+            Ok(VersionOnly { v }) if v > u64::from(WIRE_VERSION) => Err(v),
+            _ => foreign(foreign_kind(payload)),
+        };
     };
+    if ours.v > u64::from(WIRE_VERSION) {
+        return Err(ours.v);
+    }
     if ours.origin.is_empty() || ours.origin.len() > 128 {
         return foreign("bad origin");
     }
     if ours.invalidation != *channel {
         return foreign("payload does not match its channel");
     }
-    Sender::Instance {
+    Ok(Sender::Instance {
         origin: ours.origin,
         ts: ours.ts,
-    }
+    })
 }
 
 /// What a payload that is not ours looks like, for the log.
@@ -169,6 +271,7 @@ mod tests {
     use shared_types::ALL_INVALIDATIONS_PATTERN;
 
     use super::*;
+    use crate::wire::InvalidationMessage;
 
     fn message(channel: &str, payload: &str) -> PubSubMessage {
         PubSubMessage {
@@ -182,6 +285,14 @@ mod tests {
         Invalidation::Shard {
             tenant_id: t.parse().unwrap(),
             shard_id: s.parse().unwrap(),
+        }
+    }
+
+    /// `decode`, for a message this version reads.
+    fn readable(message: &PubSubMessage) -> Result<ReceivedInvalidation, &'static str> {
+        match decode(message)? {
+            Decoded::Readable(received) => Ok(received),
+            Decoded::Unreadable(unreadable) => panic!("unreadable: {unreadable:?}"),
         }
     }
 
@@ -230,7 +341,7 @@ mod tests {
         ];
         for (payload, reason) in cases {
             assert_eq!(
-                decode(&message(channel, payload)),
+                readable(&message(channel, payload)),
                 Ok(foreign(s1(), reason)),
                 "{payload}"
             );
@@ -240,7 +351,7 @@ mod tests {
             "x".repeat(MAX_INVALIDATION_PAYLOAD)
         );
         assert_eq!(
-            decode(&message(channel, &huge)),
+            readable(&message(channel, &huge)),
             Ok(foreign(s1(), "payload too large"))
         );
     }
@@ -251,12 +362,12 @@ mod tests {
     fn only_a_valid_payload_of_ours_has_an_origin() {
         let mismatched =
             r#"{"kind":"shard","tenant_id":"t1","shard_id":"s2","origin":"me","ts":1}"#;
-        let received = decode(&message("cache:invalidate:shard:t1:s1", mismatched)).unwrap();
+        let received = readable(&message("cache:invalidate:shard:t1:s1", mismatched)).unwrap();
         assert!(!received.is_from("me"));
         assert_eq!(received.origin(), None);
         assert_eq!(received.ts(), None);
         let matched = r#"{"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"me","ts":1}"#;
-        let received = decode(&message("cache:invalidate:shard:t1:s1", matched)).unwrap();
+        let received = readable(&message("cache:invalidate:shard:t1:s1", matched)).unwrap();
         assert!(received.is_from("me"));
         assert!(!received.is_from("someone else"));
     }
@@ -270,12 +381,84 @@ mod tests {
             "cache:invalidate:shard:t1:s?",
             "cache:invalidate:shard:t 1:s1",
             "cache:invalidate:shard:t1",
-            "cache:invalidate:teleport:t1:s1",
+            "cache:invalidate:teleport:t 1:s1",
+            "cache:invalidate:Teleport:t1:s1",
+            "cache:invalidate:teleport",
+            "elsewhere:teleport:t1:s1",
             "elsewhere:shard:t1:s1",
         ] {
             assert_eq!(
                 decode(&message(channel, ours)),
                 Err("not an invalidation channel"),
+                "{channel}"
+            );
+        }
+    }
+
+    fn unreadable(tenant: &str, reason: Unreadable) -> Decoded {
+        Decoded::Unreadable(UnreadableInvalidation {
+            tenant_id: tenant.parse().unwrap(),
+            reason,
+        })
+    }
+
+    // Mixed versions, old sender and new receiver: a payload without `v`
+    // (what instances wrote before versions) is read as ours, as before.
+    #[test]
+    fn a_payload_without_a_version_is_read_as_before() {
+        let old = r#"{"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"me","ts":7}"#;
+        let received = readable(&message("cache:invalidate:shard:t1:s1", old)).unwrap();
+        assert!(received.is_from("me"));
+        assert_eq!(received.ts(), Some(7));
+    }
+
+    // A payload in a newer format than this version writes is not read as
+    // ours nor as foreign: its whole tenant is unreadable, whether the rest
+    // of the payload still parses or not.
+    #[test]
+    fn a_newer_wire_version_makes_its_tenant_unreadable() {
+        let newer = WIRE_VERSION + 1;
+        let payloads = [
+            format!(
+                r#"{{"v":{newer},"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"me","ts":7}}"#
+            ),
+            format!(r#"{{"v":{newer},"keys":["a","b"],"from":"me"}}"#),
+        ];
+        for payload in payloads {
+            assert_eq!(
+                decode(&message("cache:invalidate:shard:t1:s1", &payload)),
+                Ok(unreadable(
+                    "t1",
+                    Unreadable::NewerVersion {
+                        version: u64::from(newer)
+                    }
+                )),
+                "{payload}"
+            );
+        }
+        // This version's own, and older ones, are read.
+        for v in 0..=WIRE_VERSION {
+            let payload = format!(
+                r#"{{"v":{v},"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"me","ts":7}}"#
+            );
+            let received = readable(&message("cache:invalidate:shard:t1:s1", &payload)).unwrap();
+            assert!(received.is_from("me"), "{payload}");
+        }
+    }
+
+    // A channel of a kind this version does not know, with a valid tenant,
+    // comes from a newer version: its tenant is unreadable. A known kind
+    // whose channel does not parse stays malformed.
+    #[test]
+    fn a_channel_of_an_unknown_kind_makes_its_tenant_unreadable() {
+        for channel in [
+            "cache:invalidate:teleport:t1:s1",
+            "cache:invalidate:document:t1:x:y:z",
+            "cache:invalidate:teleport:t1",
+        ] {
+            assert_eq!(
+                decode(&message(channel, "{}")),
+                Ok(unreadable("t1", Unreadable::UnknownKind)),
                 "{channel}"
             );
         }
@@ -291,7 +474,10 @@ mod tests {
         fn decode_is_total(channel in ".{0,80}", payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
             let message = PubSubMessage { channel: channel.clone(), pattern: None, payload: Bytes::from(payload.clone()) };
             match decode(&message) {
-                Ok(received) => {
+                Ok(Decoded::Unreadable(unreadable)) => {
+                    proptest::prop_assert!(channel.contains(unreadable.tenant_id.as_str()));
+                }
+                Ok(Decoded::Readable(received)) => {
                     proptest::prop_assert_eq!(received.invalidation.channel(), channel);
                     if received.origin().is_some() {
                         let ours: InvalidationMessage = serde_json::from_slice(&payload).unwrap();
@@ -309,7 +495,7 @@ mod tests {
             let payload = serde_json::json!({"kind": kind, "tenant_id": tenant, "shard_id": id, "user_id": id, "origin": origin, "ts": 1});
             let channel = "cache:invalidate:shard:t1:s1".to_owned();
             let message = PubSubMessage { channel, pattern: None, payload: Bytes::from(payload.to_string()) };
-            let received = decode(&message).unwrap();
+            let received = readable(&message).unwrap();
             proptest::prop_assert_eq!(received.invalidation, shard("t1", "s1"));
         }
     }

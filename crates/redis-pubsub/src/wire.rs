@@ -15,10 +15,23 @@ use crate::error::PubSubError;
 /// Largest invalidation payload accepted; real ones are well under 1 KiB.
 pub const MAX_INVALIDATION_PAYLOAD: usize = 16 * 1024;
 
+/// The version of the wire format this layer writes (the payload's `v`) and
+/// the newest it reads. Payloads without `v` predate versions (0) and are
+/// read as before.
+///
+/// Raise it when a change would make an older instance misread a payload.
+/// An instance that receives a newer version cannot know what changed, so
+/// it drops the whole tenant of the channel from its L1 (and counts it):
+/// during a rolling deploy, old and new instances stay coherent at the cost
+/// of some L1 misses. Adding a field is not such a change: every version
+/// ignores fields it does not know.
+pub const WIRE_VERSION: u32 = 1;
+
 /// The payload of an invalidation channel, as this layer sends it.
 ///
-/// Serialised flat with the invalidation's `kind` and ids, `origin` and `ts`
-/// (what another instance of this layer reads), plus `tenantId`, `type`,
+/// Serialised flat with the wire format version `v` ([`WIRE_VERSION`]), the
+/// invalidation's `kind` and ids, `origin` and `ts` (what another instance
+/// of this layer reads), plus `tenantId`, `type`,
 /// `id` and `timestamp` for the TypeScript services (see README, "Sharing
 /// Redis with the TypeScript services"): `type` and `id` are
 /// [`Invalidation::channel_type`] and [`Invalidation::channel_id`], so that
@@ -42,6 +55,7 @@ impl Serialize for InvalidationMessage {
         /// The wire form: ours first, then the TypeScript services' fields.
         #[derive(Serialize)]
         struct Wire<'a> {
+            v: u32,
             #[serde(flatten)]
             invalidation: &'a Invalidation,
             origin: &'a str,
@@ -62,6 +76,7 @@ impl Serialize for InvalidationMessage {
         let id = self.invalidation.channel_id();
         let channel_type = self.invalidation.channel_type();
         Wire {
+            v: WIRE_VERSION,
             invalidation: &self.invalidation,
             origin: &self.origin,
             ts: self.ts,
@@ -96,4 +111,49 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use shared_types::{ShardId, TenantId};
+
+    use super::*;
+
+    /// What instances before [`WIRE_VERSION`] deserialised a payload into:
+    /// the shape of `InvalidationMessage` then (flattened invalidation,
+    /// origin, timestamp; unknown fields ignored).
+    #[derive(Debug, Deserialize)]
+    struct BeforeVersions {
+        #[serde(flatten)]
+        invalidation: Invalidation,
+        origin: String,
+        ts: u64,
+    }
+
+    fn shard() -> Invalidation {
+        Invalidation::Shard {
+            tenant_id: TenantId::new("t1").unwrap(),
+            shard_id: ShardId::new("s1").unwrap(),
+        }
+    }
+
+    // Every payload says which format it is in.
+    #[test]
+    fn every_payload_carries_the_wire_version() {
+        let (_, payload) = message("origin-1", &shard()).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(json["v"], serde_json::json!(WIRE_VERSION));
+    }
+
+    // Mixed versions, new sender and old receiver: an instance from before
+    // versions reads today's payload as the same invalidation, from the
+    // same origin.
+    #[test]
+    fn an_instance_from_before_versions_reads_todays_payload() {
+        let (_, payload) = message("origin-1", &shard()).unwrap();
+        let old: BeforeVersions = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(old.invalidation, shard());
+        assert_eq!(old.origin, "origin-1");
+        assert!(old.ts > 0);
+    }
 }

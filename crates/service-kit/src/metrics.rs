@@ -113,6 +113,8 @@ impl Metrics {
             counter!("cache_foreign_payloads_total").absolute(cache.foreign_payloads);
             gauge!("cache_invalidation_feed_live").set(flag(cache.invalidation_feed_live));
             counter!("cache_invalidations_missed_total").absolute(cache.invalidations_missed);
+            counter!("cache_invalidations_unreadable_total")
+                .absolute(cache.invalidations_unreadable);
             if cache.last_invalidation_applied_ms > 0 {
                 gauge!("cache_invalidation_last_applied_timestamp_seconds")
                     .set(u64_gauge(cache.last_invalidation_applied_ms) / 1000.0);
@@ -200,6 +202,10 @@ fn describe() {
     describe_counter!(
         "cache_invalidations_missed_total",
         "Invalidations lost because the feed lagged behind (each loss flushed the L1)"
+    );
+    describe_counter!(
+        "cache_invalidations_unreadable_total",
+        "Invalidations from a newer version of the layer that this one could not read (each dropped its tenant from the L1)"
     );
     describe_gauge!(
         "cache_invalidation_last_applied_timestamp_seconds",

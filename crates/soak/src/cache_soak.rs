@@ -104,7 +104,8 @@ async fn watch(
                     .expect("propagation lock")
                     .record(now.saturating_sub(sent));
             }
-            InvalidationEvent::Subscribed => {}
+            // Subscribed, and invalidations from newer versions (none here).
+            _ => {}
         }
     }
 }

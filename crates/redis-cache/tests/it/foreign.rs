@@ -105,9 +105,9 @@ async fn a_payload_claiming_another_invalidation_does_not_widen_it() {
     );
 }
 
-// A channel that does not parse (glob characters, a bad tenant id, an
-// unknown kind) names nothing: it is counted as malformed and evicts
-// nothing.
+// A channel that does not parse (glob characters, a bad tenant id, a
+// known kind without its id, no tenant at all) names nothing: it is
+// counted as malformed and evicts nothing.
 #[tokio::test]
 async fn a_channel_that_does_not_parse_is_counted_and_ignored() {
     let redis = RedisServer::start().await;
@@ -120,7 +120,7 @@ async fn a_channel_that_does_not_parse_is_counted_and_ignored() {
         "cache:invalidate:shard:t1:s?",
         "cache:invalidate:shard:t 1:s1",
         "cache:invalidate:shard:t1",
-        "cache:invalidate:teleport:t1:s1",
+        "cache:invalidate:teleport",
     ];
     for channel in channels {
         redis.cmd(&["PUBLISH", channel, payload]);
@@ -163,4 +163,59 @@ async fn a_seed_channel_for_a_whole_family_evicts_that_family_of_the_tenant() {
     })
     .await;
     assert_eq!(b.get::<u32>(&other_tenant).await.unwrap(), Some(1));
+}
+
+// Mixed versions during a rolling deploy: an invalidation from a newer
+// version of this layer (a payload in a newer wire format, or a channel of
+// a kind this version does not know) cannot be read, so every instance
+// drops the whole tenant the channel names from its L1, and counts it.
+// Other tenants keep their L1 entries.
+#[tokio::test]
+async fn an_invalidation_from_a_newer_version_drops_its_tenant_from_the_l1() {
+    let redis = RedisServer::start().await;
+    let (a, b) = pair(&redis).await;
+    let t1 = [
+        shard_key("t1", "s1"),
+        shard_key("t1", "s2"),
+        shared_types::RedisKey::user_profile(&crate::tenant("t1"), &user("u1")),
+    ];
+    let t2 = shard_key("t2", "s1");
+    let newer = redis_pubsub::WIRE_VERSION + 1;
+    let messages = [
+        (
+            "cache:invalidate:shard:t1:s1".to_owned(),
+            format!(r#"{{"v":{newer},"keys":["s1"],"origin":"future","ts":1}}"#),
+        ),
+        ("cache:invalidate:teleport:t1:x".to_owned(), "{}".to_owned()),
+    ];
+    let mut value = 1;
+    for key in t1.iter().chain([&t2]) {
+        cached_in_both(&a, &b, key, value).await;
+    }
+    for (round, (channel, payload)) in messages.iter().enumerate() {
+        // Redis changes behind both instances' backs, for both tenants.
+        value += 1;
+        for key in t1.iter().chain([&t2]) {
+            redis.cmd(&["SET", key.as_str(), &value.to_string(), "KEEPTTL"]);
+        }
+        redis.cmd(&["PUBLISH", channel, payload]);
+        for cache in [&a, &b] {
+            for key in &t1 {
+                wait_for(
+                    &format!("{channel} to drop {key} of t1"),
+                    PROPAGATION,
+                    || async { cache.get::<u32>(key).await.unwrap() == Some(value) },
+                )
+                .await;
+            }
+            assert_eq!(
+                cache.get::<u32>(&t2).await.unwrap(),
+                Some(1),
+                "another tenant was dropped"
+            );
+            let stats = cache.stats();
+            assert_eq!(stats.invalidations_unreadable, round as u64 + 1);
+            assert_eq!(stats.malformed_messages, 0);
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! Typed invalidation messages between instances.
 
-use redis_pubsub::{InvalidationEvent, InvalidationFeed};
+use redis_pubsub::{InvalidationEvent, InvalidationFeed, Unreadable};
 use shared_types::{Invalidation, TenantId};
 use test_support::RedisServer;
 
@@ -66,7 +66,7 @@ async fn messages_on_channels_that_do_not_parse_are_counted_and_ignored() {
         "cache:invalidate:nonsense",
         "cache:invalidate:shard:t1:OTHER?",
         "cache:invalidate:shard:t 1:s1",
-        "cache:invalidate:teleport:t1:s1",
+        "cache:invalidate:shard:t1",
     ];
     for channel in bad {
         redis.cmd(&["PUBLISH", channel, good]);
@@ -89,6 +89,37 @@ async fn messages_on_channels_that_do_not_parse_are_counted_and_ignored() {
         !logs.text().contains("OTHER"),
         "attacker-controlled text reached the logs"
     );
+}
+
+// Mixed versions: what a newer version of the layer sends and this one
+// cannot read (a payload with a newer wire version, a channel of a kind it
+// does not know) is delivered as unreadable, naming the channel's tenant,
+// and is not counted as malformed.
+#[tokio::test]
+async fn invalidations_from_a_newer_version_arrive_as_unreadable_for_their_tenant() {
+    let redis = RedisServer::start().await;
+    let pubsub = pubsub_on(&redis).await;
+    let mut feed = pubsub.invalidations().await.unwrap();
+    until_subscribed(&mut feed).await;
+
+    let newer = u64::from(redis_pubsub::WIRE_VERSION) + 1;
+    let payload = format!(
+        r#"{{"v":{newer},"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"x","ts":1}}"#
+    );
+    redis.cmd(&["PUBLISH", "cache:invalidate:shard:t1:s1", &payload]);
+    redis.cmd(&["PUBLISH", "cache:invalidate:teleport:t2:s1", "{}"]);
+    let expected = [
+        ("t1", Unreadable::NewerVersion { version: newer }),
+        ("t2", Unreadable::UnknownKind),
+    ];
+    for (tenant, reason) in expected {
+        let InvalidationEvent::Unreadable(unreadable) = next(&mut feed).await else {
+            panic!("expected an unreadable invalidation of {tenant}")
+        };
+        assert_eq!(unreadable.tenant_id.as_str(), tenant);
+        assert_eq!(unreadable.reason, reason);
+    }
+    assert_eq!(pubsub.stats().malformed, 0);
 }
 
 // A message whose channel names an invalidation is delivered as that
