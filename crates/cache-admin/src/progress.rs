@@ -1,0 +1,48 @@
+//! The purge's progress bar: keys scanned of the tenant's index, deleted,
+//! rate and ETA, on stderr and only on a terminal (indicatif draws nothing
+//! when stderr is not one, so scripts and tests see clean output), never
+//! with `--json`.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A progress bar that may be hidden.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    /// A bar of `total` index entries (an estimate: the index's size when
+    /// the run starts), starting at `scanned`, drawn on stderr when `visible`
+    /// and stderr is a terminal.
+    pub(crate) fn new(total: u64, scanned: u64, visible: bool) -> Self {
+        let target = if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(Some(total.max(scanned)), target);
+        // The template is a constant: it parses.
+        if let Ok(style) = ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} scanned, {msg} deleted, {per_sec}, ETA {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_position(scanned);
+        Self { bar }
+    }
+
+    /// Shows the totals so far.
+    pub(crate) fn update(&self, scanned: u64, deleted: u64) {
+        if scanned > self.bar.length().unwrap_or(0) {
+            self.bar.set_length(scanned);
+        }
+        self.bar.set_position(scanned);
+        self.bar.set_message(deleted.to_string());
+    }
+
+    /// Removes the bar (the result is printed after it).
+    pub(crate) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
