@@ -31,7 +31,8 @@ impl Settings {
         Ok(Self { redis, cache })
     }
 
-    /// The `ZSCAN` page size hint of purges and reports (`CACHE_SCAN_COUNT`).
+    /// The `ZSCAN` page size hint of purges and reports (the cache's
+    /// `scan_count`, 1000 by default).
     pub(crate) fn scan_count(&self) -> u32 {
         self.cache.scan_count
     }
