@@ -3,12 +3,18 @@
 //! when stderr is not one, so scripts and tests see clean output), never
 //! with `--json`.
 
+use std::time::Instant;
+
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A progress bar that may be hidden.
 #[derive(Debug)]
 pub(crate) struct Progress {
     bar: ProgressBar,
+    /// Where this run started: the rate shown is this run's, not the
+    /// totals' carried over by a resume token.
+    started: Instant,
+    scanned_at_start: u64,
 }
 
 impl Progress {
@@ -21,15 +27,20 @@ impl Progress {
         } else {
             ProgressDrawTarget::hidden()
         };
-        let bar = ProgressBar::with_draw_target(Some(total.max(scanned)), target);
+        let bar = ProgressBar::with_draw_target(Some(total.max(scanned)), target)
+            .with_message("0 deleted");
         // The template is a constant: it parses.
         if let Ok(style) = ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} scanned, {msg} deleted, {per_sec}, ETA {eta}",
+            "{elapsed_precise} [{bar:24}] {pos}/{len} scanned, {msg}, ETA {eta}",
         ) {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_position(scanned);
-        Self { bar }
+        Self {
+            bar,
+            started: Instant::now(),
+            scanned_at_start: scanned,
+        }
     }
 
     /// Shows the totals so far.
@@ -38,7 +49,14 @@ impl Progress {
             self.bar.set_length(scanned);
         }
         self.bar.set_position(scanned);
-        self.bar.set_message(deleted.to_string());
+        let seconds = self.started.elapsed().as_secs_f64();
+        // The first page comes at once: a rate over no time says nothing.
+        let rate = if seconds < 0.5 {
+            "-".to_owned()
+        } else {
+            format!("{:.0}", (scanned - self.scanned_at_start) as f64 / seconds)
+        };
+        self.bar.set_message(format!("{deleted} deleted, {rate}/s"));
     }
 
     /// Removes the bar (the result is printed after it).

@@ -10,7 +10,7 @@
 //!   drop the tenant's entries while the purge runs.
 //! - **Paced**: `--rate N/s` sleeps between pages so that no more than N
 //!   index entries a second are read (and at most that many keys deleted).
-//! - **Resumable**: Ctrl-C is honoured between pages (a page is never cut
+//! - **Resumable**: Ctrl-C (or SIGTERM) is honoured between pages (a page is never cut
 //!   in half: its announcement must go out before the process ends), and
 //!   the run prints a resume token with the cursor of the next page and the
 //!   totals; `--resume TOKEN` continues from there. A Redis failure prints
@@ -67,6 +67,8 @@ pub(crate) async fn run(
     // Registered before anything slow, so that an early Ctrl-C is ours to
     // handle, not the default handler's (which would lose the token).
     let mut interrupt = signal(SignalKind::interrupt())?;
+    // A supervisor stopping the run (SIGTERM) gets a token too.
+    let mut terminate = signal(SignalKind::terminate())?;
     let mut state = match (&args.resume, &args.tenant) {
         (Some(token), _) => ResumeToken::parse(token)?,
         (None, Some(tenant)) => ResumeToken {
@@ -125,6 +127,7 @@ pub(crate) async fn run(
         tokio::select! {
             biased;
             _ = interrupt.recv() => break Ok(false),
+            _ = terminate.recv() => break Ok(false),
             () = tokio::time::sleep(pause) => {}
         }
     };
