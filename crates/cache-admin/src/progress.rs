@@ -1,5 +1,6 @@
 //! The purge's progress bar: keys scanned of the tenant's index, deleted,
-//! rate and ETA, on stderr and only on a terminal (indicatif draws nothing
+//! rate and ETA (and a spinner for `ttl-report`, whose reads take seconds
+//! on a large tenant), on stderr and only on a terminal (indicatif draws nothing
 //! when stderr is not one, so scripts and tests see clean output), never
 //! with `--json`.
 
@@ -40,6 +41,27 @@ impl Progress {
             bar,
             started: Instant::now(),
             scanned_at_start: scanned,
+        }
+    }
+
+    /// A spinner saying `message` while a report whose size is unknown is
+    /// read (drawn on the same conditions as the bar).
+    pub(crate) fn spinner(message: &str, visible: bool) -> Self {
+        let target = if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(None, target).with_message(message.to_owned());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}") {
+            bar.set_style(style);
+        }
+        // Ticks on a thread of indicatif's while the caller awaits Redis.
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Self {
+            bar,
+            started: Instant::now(),
+            scanned_at_start: 0,
         }
     }
 

@@ -12,6 +12,7 @@ use crate::cli::{self, Family};
 use crate::connect::Settings;
 use crate::error::AdminError;
 use crate::output::Output;
+use crate::progress::Progress;
 
 /// Upper bounds of the buckets (the last is open), chosen around the
 /// families' TTLs: ACL 10 min, shards 15 to 30 min, vector searches 30 min,
@@ -63,9 +64,15 @@ pub(crate) async fn run(
 ) -> Result<(), AdminError> {
     let tenant = cli::tenant(tenant)?;
     let cache = settings.cache().await?;
+    let progress = Progress::spinner(
+        &format!("reading the TTLs of tenant {tenant}'s keys"),
+        !output.is_json(),
+    );
     let ttls = cache
         .indexed_ttls(&cli::pattern(&tenant, family), settings.scan_count())
-        .await?;
+        .await;
+    progress.finish();
+    let ttls = ttls?;
     let mut report = Report {
         tenant: tenant.as_str(),
         family: family.map_or("all", Family::name),
