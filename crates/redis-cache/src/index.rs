@@ -47,6 +47,7 @@ use redis_connection::fred::interfaces::ClientLike;
 use redis_connection::fred::prelude::Client;
 use redis_connection::fred::types::scripts::Script;
 use redis_connection::fred::types::{ClusterHash, CustomCommand, Key, Value};
+use redis_connection::{Rejection, RejectionKind};
 use shared_types::{KeyPattern, RedisKey};
 
 use crate::error::CacheError;
@@ -313,35 +314,57 @@ impl Store {
         pattern: &KeyPattern,
         count: u32,
     ) -> Result<u64, CacheError> {
-        let index = RedisKey::tenant_index(pattern.tenant());
         let client = self.client().clone();
-        let zscan = CustomCommand::new_static("ZSCAN", ClusterHash::FirstKey, false);
-        let mut cursor = "0".to_owned();
+        let mut cursor = 0;
         let mut deleted = 0;
         loop {
-            let args: Vec<Value> = vec![
-                index.as_str().into(),
-                cursor.as_str().into(),
-                "MATCH".into(),
-                pattern.as_str().into(),
-                "COUNT".into(),
-                Value::Integer(i64::from(count)),
-            ];
-            let (next, page): (String, Vec<Value>) = client
-                .custom(zscan.clone(), args)
-                .await
-                .map_err(|e| self.error(&e))?;
-            // Members and scores alternate.
-            let keys: Vec<Key> = page
-                .into_iter()
-                .step_by(2)
-                .filter_map(|member| member.into_bytes().map(Key::from))
-                .collect();
+            let (next, keys) = self.index_page(&client, pattern, cursor, count).await?;
             deleted += self.unlink_on(&client, keys).await?;
-            if next == "0" {
+            if next == 0 {
                 return Ok(deleted);
             }
             cursor = next;
         }
+    }
+
+    /// One `ZSCAN` page of the tenant's key index from `cursor`: the next
+    /// cursor (0 at the end) and the members matching `pattern`. A small
+    /// index (Redis's listpack encoding, up to 128 members by default) comes
+    /// whole in one page, whatever `count` says.
+    pub(crate) async fn index_page(
+        &self,
+        client: &Client,
+        pattern: &KeyPattern,
+        cursor: u64,
+        count: u32,
+    ) -> Result<(u64, Vec<Key>), CacheError> {
+        let index = RedisKey::tenant_index(pattern.tenant());
+        let zscan = CustomCommand::new_static("ZSCAN", ClusterHash::FirstKey, false);
+        let args: Vec<Value> = vec![
+            index.as_str().into(),
+            cursor.to_string().into(),
+            "MATCH".into(),
+            pattern.as_str().into(),
+            "COUNT".into(),
+            Value::Integer(i64::from(count)),
+        ];
+        let (next, page): (String, Vec<Value>) = client
+            .custom(zscan, args)
+            .await
+            .map_err(|e| self.error(&e))?;
+        // Redis's cursors are unsigned 64-bit integers in decimal.
+        let next = next.parse::<u64>().map_err(|_| {
+            CacheError::Rejected(Rejection::new(
+                RejectionKind::Other,
+                "ZSCAN answered a cursor that is not a number",
+            ))
+        })?;
+        // Members and scores alternate.
+        let keys = page
+            .into_iter()
+            .step_by(2)
+            .filter_map(|member| member.into_bytes().map(Key::from))
+            .collect();
+        Ok((next, keys))
     }
 }

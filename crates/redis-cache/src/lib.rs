@@ -7,8 +7,10 @@
 //! - single and bulk reads and writes (`get`, `set`, `mget`, `mset`), `delete`,
 //!   `exists`, `expire`, `ttl` ([`KeyTtl`]);
 //! - counters and atomic rate-limit windows ([`RateWindow`]);
-//! - pattern deletion with `SCAN` + `UNLINK` (`delete_pattern`,
-//!   `flush_tenant`), never `KEYS`;
+//! - pattern deletion through the tenant's key index (`delete_pattern`,
+//!   `flush_tenant`), or a page at a time for operators' tools that pace,
+//!   stop and resume it ([`PurgeCursor`], `purge_step`), never `KEYS`;
+//! - looking at keys without their values ([`KeyInfo`], `indexed_ttls`);
 //! - statistics ([`CacheStats`], [`ServerStats`]).
 //!
 //! **When Redis is down**, reads degrade to a miss (the caller loads from its
@@ -51,11 +53,13 @@ mod expiry;
 mod flight;
 mod index;
 mod index_memo;
+mod inspect;
 mod l1;
 mod lease;
 mod listener;
 mod load;
 mod mset;
+mod purge_step;
 mod read;
 mod service;
 mod stats;
@@ -67,7 +71,9 @@ pub use config::{CACHE_ENV_VARS, CacheConfig, L1Config, PurgeMode, ReadMode};
 pub use counters::RateWindow;
 pub use error::CacheError;
 pub use expiry::{Expiry, KeyTtl};
+pub use inspect::KeyInfo;
 pub use load::LoadError;
+pub use purge_step::{PurgeCursor, PurgeStep};
 pub use read::{CacheValue, Tier};
 pub use redis_pubsub::EncodeError;
 pub use service::CacheService;

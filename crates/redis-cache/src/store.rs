@@ -279,6 +279,37 @@ impl Store {
         Ok(counts.into_iter().sum())
     }
 
+    /// How many of `keys` exist (`EXISTS`), through `client`, grouped by
+    /// hash slot on a cluster as [`unlink_on`](Self::unlink_on) is.
+    pub(crate) async fn count_existing_on(
+        &self,
+        client: &Client,
+        keys: Vec<Key>,
+    ) -> Result<u64, CacheError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        if !self.is_cluster() {
+            return client.exists(keys).await.map_err(|e| self.error(&e));
+        }
+        let mut groups: BTreeMap<u16, Vec<Key>> = BTreeMap::new();
+        for key in keys {
+            groups
+                .entry(redis_keyslot(key.as_bytes()))
+                .or_default()
+                .push(key);
+        }
+        let pipeline = client.pipeline();
+        for group in groups.into_values() {
+            pipeline
+                .exists::<(), _>(group)
+                .await
+                .map_err(|e| self.error(&e))?;
+        }
+        let counts: Vec<u64> = pipeline.all().await.map_err(|e| self.error(&e))?;
+        Ok(counts.into_iter().sum())
+    }
+
     pub(crate) async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         let n: u64 = self.fast().exists(key).await.map_err(|e| self.error(&e))?;
         Ok(n > 0)

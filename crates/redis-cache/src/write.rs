@@ -306,6 +306,29 @@ impl CacheService {
         announcement: Option<Invalidation>,
         mode: PurgeMode,
     ) -> Result<u64, CacheError> {
+        let store = &self.inner.store;
+        let count = self.inner.config.scan_count;
+        let deletion = async move {
+            match mode {
+                PurgeMode::Index => store.delete_indexed(pattern, count).await,
+                PurgeMode::Scan => {
+                    crate::delete_pattern::delete_pattern(store, pattern.as_str(), count).await
+                }
+            }
+        };
+        self.delete_announced(pattern, announcement, deletion).await
+    }
+
+    /// Runs `deletion` (of keys `pattern` covers) as a change of this
+    /// instance's L1 and announces `announcement` whatever its outcome: the
+    /// one path every pattern deletion takes, whole (`delete_matching`) or
+    /// a page at a time (`purge_step`).
+    pub(crate) async fn delete_announced(
+        &self,
+        pattern: &KeyPattern,
+        announcement: Option<Invalidation>,
+        deletion: impl Future<Output = Result<u64, CacheError>>,
+    ) -> Result<u64, CacheError> {
         let change = self.inner.l1.as_ref().map(|l1| l1.begin_pattern(pattern));
         // Armed before the first deletion: if this future is dropped part-way
         // the announcement still goes out (from a task of its own).
@@ -314,14 +337,7 @@ impl CacheService {
             .publisher
             .as_ref()
             .map(|publisher| self.pending(publisher, announcement.into_iter().collect()));
-        let store = &self.inner.store;
-        let count = self.inner.config.scan_count;
-        let deleted = match mode {
-            PurgeMode::Index => store.delete_indexed(pattern, count).await,
-            PurgeMode::Scan => {
-                crate::delete_pattern::delete_pattern(store, pattern.as_str(), count).await
-            }
-        };
+        let deleted = deletion.await;
         let announced = match pending {
             Some(pending) => pending.send_all().await,
             None => Ok(()),

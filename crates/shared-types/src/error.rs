@@ -71,6 +71,13 @@ pub enum ValidationError {
         /// What is wrong with the value.
         reason: String,
     },
+    /// A string is not a key of any family of this layer
+    /// ([`crate::RedisKey::parse`]).
+    #[error("not a key of this layer: {reason}")]
+    Key {
+        /// Which part did not match (never the input itself).
+        reason: &'static str,
+    },
     /// A string is not one of our invalidation channels.
     #[error("not an invalidation channel: {reason}")]
     Channel {

@@ -38,6 +38,7 @@ mod glob;
 mod id;
 mod invalidation;
 mod key;
+mod key_parse;
 mod pattern;
 mod ttl;
 

@@ -55,6 +55,21 @@ proptest! {
         }
     }
 
+    // Every key's text parses back to the same key, family and tenant
+    // (`RedisKey::parse`, what the cache-admin CLI reads operators' keys with).
+    #[test]
+    fn every_key_parses_back_to_itself(
+        t in tenant(), u in user(), s in shard(), q in query_hash(), h in token_hash(),
+    ) {
+        for key in all_keys(&t, &u, &s, &q, &h) {
+            let parsed = RedisKey::parse(key.as_str());
+            prop_assert_eq!(parsed.as_ref(), Ok(&key));
+            let parsed = parsed.unwrap();
+            prop_assert_eq!(parsed.family(), key.family());
+            prop_assert_eq!(parsed.tenant_str(), t.as_str());
+        }
+    }
+
     // For two different tenants, no key of one matches any pattern of the other.
     #[test]
     fn patterns_never_cross_tenants(
