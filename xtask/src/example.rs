@@ -1,8 +1,6 @@
 //! Running the cache's usage example against a throwaway redis-server, so
 //! that CI proves the README's example command works.
 
-use std::process::Command;
-
 use crate::cmd::{Result, workspace_root};
 use crate::redis::TempRedis;
 
@@ -13,7 +11,7 @@ pub(crate) fn run_usage_example() -> Result {
         "$ REDIS_PORT={} cargo run -p redis-cache --example usage",
         redis.port()
     );
-    let status = Command::new("cargo")
+    let status = crate::cmd::command("cargo")
         .args(["run", "--quiet", "-p", "redis-cache", "--example", "usage"])
         .env("REDIS_PORT", redis.port().to_string())
         .env_remove("REDIS_URL")

@@ -2,7 +2,7 @@
 //! soak and the benchmarks share.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::cmd::{Result, run, workspace_root};
 
@@ -26,7 +26,7 @@ pub(crate) fn release_binaries() -> Result<PathBuf> {
 /// Cargo's target directory for this workspace, as `cargo metadata` reports
 /// it: `CARGO_TARGET_DIR` and `build.target-dir` included.
 pub(crate) fn dir() -> Result<PathBuf> {
-    let output = Command::new("cargo")
+    let output = crate::cmd::command("cargo")
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .current_dir(workspace_root())
         .stderr(Stdio::inherit())

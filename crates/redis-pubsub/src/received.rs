@@ -29,7 +29,7 @@ pub struct ReceivedInvalidation {
 /// Who sent a received invalidation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sender {
-    /// An instance of this layer: the payload is an [`InvalidationMessage`]
+    /// An instance of this layer: the payload is an [`InvalidationMessage`](crate::InvalidationMessage)
     /// with a valid origin, naming exactly the channel's invalidation.
     Instance {
         /// The sender's origin (see [`crate::InvalidationPublisher::origin`]).
