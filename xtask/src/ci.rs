@@ -9,6 +9,9 @@ pub(crate) fn ci() -> Result {
     ensure_node()?;
     run("cargo", &["fmt", "--all", "--check"])?;
     crate::docs::check()?;
+    // The committed HTTP contract is what the code generates (one debug
+    // build of the two services, which `up --check` below reuses).
+    crate::openapi::openapi(&["--check".to_owned()])?;
     crate::deps::check()?;
     ensure_prometheus()?;
     // The shipped alerting rules: valid, and firing when their unit tests

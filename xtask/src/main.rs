@@ -8,6 +8,7 @@
 //! - `bench [--quick]`: the benchmark harness, in release (see BENCHMARKS.md).
 //! - `soak`: faults under load, every invariant checked (RELIABILITY.md).
 //! - `deps`: no dependency is declared that nothing uses.
+//! - `openapi [--check]`: the services' OpenAPI documents in `docs/openapi/`.
 //! - `docs`: the paths and variables README.md and ARCHITECTURE.md name exist.
 
 // A command-line tool reports to its user on stdout/stderr.
@@ -19,6 +20,7 @@ mod cmd;
 mod deps;
 mod docs;
 mod example;
+mod openapi;
 mod redis;
 mod redis62;
 mod soak;
@@ -47,6 +49,8 @@ commands:
           --duration SECS   load time of each part (default 60; CI: 10)
   deps    no unused dependency (cargo machete, and [workspace.dependencies]
           entries no member inherits)
+  openapi write docs/openapi/{auth-broker,main-api}.json from the code
+          --check   fail, naming the file, where a committed one differs
   docs    every path README.md and ARCHITECTURE.md name exists, and the
           variables README.md documents are the ones the code reads";
 
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(&args[1..]),
         Some("soak") => soak::soak(&args[1..]),
         Some("docs") => docs::check(),
+        Some("openapi") => openapi::openapi(&args[1..]),
         Some("deps") => deps::check(),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
