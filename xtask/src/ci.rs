@@ -71,6 +71,9 @@ pub(crate) fn ci() -> Result {
     crate::soak::soak(&["--duration".to_owned(), "10".to_owned()])?;
     // The README's command that runs the stack, end to end.
     crate::up::up(&["--check".to_owned()])?;
+    // The services answer as their OpenAPI documents say, bad input
+    // included (the same build as `up`; about 30 s of requests).
+    crate::schemathesis::schemathesis()?;
     // Proves every benchmark workload runs and produces numbers; the
     // figures of a quick run are not compared with the targets.
     crate::bench::bench(&["--quick".to_owned()])

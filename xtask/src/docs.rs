@@ -24,10 +24,13 @@ const SOURCE_DIRS: &[&str] = &["crates", "services", "xtask"];
 
 /// Variables that belong to other programs (node, cargo): README.md may
 /// name them without our code reading them, and the reverse.
-/// `REDIS_PASWORD` is README's example of a misspelt variable.
+/// `REDIS_PASWORD` is README's example of a misspelt variable;
+/// `SESSION_TOKEN` is what `cargo xtask schemathesis` hands schemathesis.
 const FOREIGN_VARIABLES: &[&str] = &[
     "NODE_PATH",
+    "SESSION_TOKEN",
     "CARGO_MANIFEST_DIR",
+    "CARGO_PKG_VERSION",
     "CARGO_TARGET_DIR",
     "HTTP_PROXY",
     "REDIS_PASWORD",
