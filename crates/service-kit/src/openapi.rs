@@ -186,3 +186,62 @@ where
 )]
 #[allow(dead_code)] // Only its generated documentation is used: `route` serves it.
 fn openapi_json() {}
+
+#[cfg(test)]
+mod tests {
+    use shared_types::{MAX_ID_LEN, validate_id};
+
+    use super::ID_PATTERN;
+
+    /// The characters of `ID_PATTERN`'s class, ranges expanded, and its
+    /// length bounds.
+    fn pattern_parts() -> (Vec<char>, usize, usize) {
+        let inner = ID_PATTERN
+            .strip_prefix("^[")
+            .and_then(|p| p.strip_suffix('$'))
+            .expect("^[class]{min,max}$");
+        let (class, bounds) = inner.split_once("]{").expect("a class, then bounds");
+        let (min, max) = bounds
+            .strip_suffix('}')
+            .and_then(|b| b.split_once(','))
+            .expect("{min,max}");
+        let chars: Vec<char> = class.chars().collect();
+        let mut set = Vec::new();
+        let mut i = 0;
+        while i < chars.len() {
+            // `a-z` is a range; a `-` at the end of the class is itself.
+            if i + 2 < chars.len() && chars[i + 1] == '-' {
+                set.extend(chars[i]..=chars[i + 2]);
+                i += 3;
+            } else {
+                set.push(chars[i]);
+                i += 1;
+            }
+        }
+        (set, min.parse().unwrap(), max.parse().unwrap())
+    }
+
+    // The pattern the documents give every id accepts exactly what
+    // shared-types' id rules accept: each ASCII character alone, and the
+    // length bounds.
+    #[test]
+    fn the_documented_id_pattern_matches_the_id_rules() {
+        let (class, min, max) = pattern_parts();
+        for byte in 0u8..=127 {
+            let c = char::from(byte);
+            assert_eq!(
+                validate_id("id", &c.to_string()).is_ok(),
+                class.contains(&c),
+                "{c:?}"
+            );
+        }
+        assert_eq!((min, max), (1, MAX_ID_LEN));
+        assert!(validate_id("id", "").is_err());
+        assert!(validate_id("id", &"a".repeat(MAX_ID_LEN)).is_ok());
+        assert!(validate_id("id", &"a".repeat(MAX_ID_LEN + 1)).is_err());
+        assert!(
+            validate_id("id", "é").is_err(),
+            "non-ASCII is outside the class"
+        );
+    }
+}

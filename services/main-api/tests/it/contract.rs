@@ -101,3 +101,43 @@ async fn a_method_a_path_lacks_is_a_json_405_with_allow() {
         );
     }
 }
+
+// Every id the documents describe (path parameters and body fields named
+// `*_id`, and invalidate's `id`) carries the id rules' pattern, which
+// service-kit's unit test holds to shared-types: a client generating
+// requests from the documents generates valid ids.
+#[test]
+fn every_documented_id_has_the_id_rules_pattern() {
+    fn visit(value: &serde_json::Value, found: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                // A parameter: {"name": "tenant_id", "schema": {...}}.
+                if let Some(name) = map.get("name").and_then(|n| n.as_str())
+                    && name.ends_with("_id")
+                {
+                    found.push(map["schema"]["pattern"].as_str().unwrap_or("").to_owned());
+                }
+                // A body's properties.
+                if let Some(props) = map.get("properties").and_then(|p| p.as_object()) {
+                    for (name, schema) in props {
+                        if (name.ends_with("_id") || name == "id") && name != "session_id" {
+                            found.push(schema["pattern"].as_str().unwrap_or("").to_owned());
+                        }
+                    }
+                }
+                map.values().for_each(|v| visit(v, found));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| visit(v, found)),
+            _ => {}
+        }
+    }
+    for name in ["main-api", "auth-broker"] {
+        let document: serde_json::Value = serde_json::from_str(&committed(name)).unwrap();
+        let mut found = Vec::new();
+        visit(&document, &mut found);
+        assert!(found.len() >= 4, "{name}: {found:?}");
+        for pattern in found {
+            assert_eq!(pattern, service_kit::openapi::ID_PATTERN, "{name}");
+        }
+    }
+}
