@@ -9,8 +9,9 @@ pub(crate) fn ci() -> Result {
     ensure_node()?;
     run("cargo", &["fmt", "--all", "--check"])?;
     crate::docs::check()?;
-    // The committed HTTP contract is what the code generates (one debug
-    // build of the two services, which `up --check` below reuses).
+    // The committed HTTP contract is what the code generates. Its debug
+    // build of the two services is the one `up --check` makes below, which
+    // then finds it done: moved earlier, not added.
     crate::openapi::openapi(&["--check".to_owned()])?;
     crate::deps::check()?;
     ensure_prometheus()?;
