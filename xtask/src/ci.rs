@@ -26,6 +26,12 @@ fn ci_steps(clock: &mut StepClock) -> Result {
         crate::docs::check()?;
         crate::deps::check()
     })?;
+    // The committed HTTP contract is what the code generates. Its debug
+    // build of the two services is the one `up --check` makes below, which
+    // then finds it done: moved earlier, not added.
+    clock.step("openapi --check", || {
+        crate::openapi::openapi(&["--check".to_owned()])
+    })?;
     // The shipped alerting rules: valid, and firing when their unit tests
     // say (deploy/prometheus/alerts.test.yml).
     clock.step("promtool", || {
@@ -97,6 +103,9 @@ fn ci_steps(clock: &mut StepClock) -> Result {
     })?;
     // The README's command that runs the stack, end to end.
     clock.step("up --check", || crate::up::up(&["--check".to_owned()]))?;
+    // The services answer as their OpenAPI documents say, bad input
+    // included (the same build as `up`; about 30 s of requests).
+    clock.step("schemathesis", crate::schemathesis::schemathesis)?;
     // Proves every benchmark workload runs and produces numbers; the
     // figures of a quick run are not compared with the targets.
     clock.step("bench --quick", || {

@@ -24,11 +24,18 @@ const SOURCE_DIRS: &[&str] = &["crates", "services", "xtask"];
 
 /// Variables that belong to other programs (node, cargo): README.md may
 /// name them without our code reading them, and the reverse.
-/// `REDIS_PASWORD` is README's example of a misspelt variable.
+/// `REDIS_PASWORD` is README's example of a misspelt variable;
+/// `SESSION_TOKEN` is what `cargo xtask schemathesis` hands schemathesis.
 const FOREIGN_VARIABLES: &[&str] = &[
     "NODE_PATH",
+    "SESSION_TOKEN",
     "CARGO_MANIFEST_DIR",
+    "CARGO_PKG_VERSION",
     "CARGO_TARGET_DIR",
+    // Set by cargo for xtask; xtask keeps them from the cargo it runs.
+    "CARGO_BIN_NAME",
+    "CARGO_CRATE_NAME",
+    "CARGO_PRIMARY_PACKAGE",
     "HTTP_PROXY",
     "REDIS_PASWORD",
 ];

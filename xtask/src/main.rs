@@ -8,6 +8,8 @@
 //! - `bench [--quick]`: the benchmark harness, in release (see BENCHMARKS.md).
 //! - `soak`: faults under load, every invariant checked (RELIABILITY.md).
 //! - `deps`: no dependency is declared that nothing uses.
+//! - `openapi [--check]`: the services' OpenAPI documents in `docs/openapi/`.
+//! - `schemathesis`: the services checked against their OpenAPI documents.
 //! - `docs`: the paths and variables README.md and ARCHITECTURE.md name exist.
 
 // A command-line tool reports to its user on stdout/stderr.
@@ -19,8 +21,10 @@ mod cmd;
 mod deps;
 mod docs;
 mod example;
+mod openapi;
 mod redis;
 mod redis62;
+mod schemathesis;
 mod soak;
 mod target;
 mod test_names;
@@ -48,6 +52,10 @@ commands:
           --duration SECS   load time of each part (default 60; CI: 10)
   deps    no unused dependency (cargo machete, and [workspace.dependencies]
           entries no member inherits)
+  openapi write docs/openapi/{auth-broker,main-api}.json from the code
+          --check   fail, naming the file, where a committed one differs
+  schemathesis  start the stack and run schemathesis (PyPI, installed into
+          target/schemathesis/) against both services, every check on
   docs    every path README.md and ARCHITECTURE.md name exists, and the
           variables README.md documents are the ones the code reads";
 
@@ -61,6 +69,8 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(&args[1..]),
         Some("soak") => soak::soak(&args[1..]),
         Some("docs") => docs::check(),
+        Some("openapi") => openapi::openapi(&args[1..]),
+        Some("schemathesis") => schemathesis::schemathesis(),
         Some("deps") => deps::check(),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");

@@ -44,15 +44,20 @@ pub(crate) fn ensure_prometheus() -> Result {
 /// `PATH` and apt is available; else fails with `missing` (how to install
 /// them by hand).
 fn ensure_from_apt(programs: &[&str], packages: &[&str], missing: &str) -> Result {
-    if programs.iter().all(|p| on_path(p)) {
+    // No programs to look for: the caller already knows the packages are missing.
+    if !programs.is_empty() && programs.iter().all(|p| on_path(p)) {
         return Ok(());
     }
     if !on_path("apt-get") {
         return Err(missing.to_owned());
     }
+    let what = if programs.is_empty() {
+        packages.join(" ")
+    } else {
+        programs.join(" or ")
+    };
     println!(
-        "{} missing: installing {} with apt-get",
-        programs.join(" or "),
+        "{what} missing: installing {} with apt-get",
         packages.join(" ")
     );
     let mut args = vec!["install", "-y", "--no-install-recommends"];
@@ -85,4 +90,52 @@ fn ensure_from_crates_io(crate_name: &str, (program, args): (&str, &[&str])) -> 
     }
     println!("{crate_name} is missing: installing it");
     run("cargo", &["install", "--locked", "--debug", crate_name])
+}
+
+/// The schemathesis version `cargo xtask schemathesis` runs: pinned, so
+/// that a new release cannot change what CI checks without a commit.
+const SCHEMATHESIS_VERSION: &str = "4.32.5";
+
+/// schemathesis (PyPI) in a virtual environment under `target/`, installed
+/// where it is missing or another version; returns the program's path.
+pub(crate) fn ensure_schemathesis() -> Result<std::path::PathBuf> {
+    let venv = crate::target::dir()?.join("schemathesis").join("venv");
+    let program = venv.join("bin").join("schemathesis");
+    let installed = std::process::Command::new(&program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .contains(&format!("version {SCHEMATHESIS_VERSION}"))
+        });
+    if installed {
+        return Ok(program);
+    }
+    // Debian's python3 leaves venv (and its pip) to a package of its own.
+    if !succeeds("python3", &["-m", "venv", "--help"])
+        || !succeeds("python3", &["-c", "import ensurepip"])
+    {
+        ensure_from_apt(
+            &[],
+            &["python3-venv"],
+            "python3 with venv is needed for schemathesis: install python3 and python3-venv",
+        )?;
+    }
+    println!(
+        "schemathesis {SCHEMATHESIS_VERSION} is missing: installing it into {}",
+        venv.display()
+    );
+    let venv_arg = venv.display().to_string();
+    run("python3", &["-m", "venv", "--clear", &venv_arg])?;
+    let pip = venv.join("bin").join("pip").display().to_string();
+    run(
+        &pip,
+        &[
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            &format!("schemathesis=={SCHEMATHESIS_VERSION}"),
+        ],
+    )?;
+    Ok(program)
 }

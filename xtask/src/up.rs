@@ -24,7 +24,7 @@ const AUTH_ADDR: &str = "127.0.0.1:8081";
 const API_ADDR: &str = "127.0.0.1:8080";
 
 /// Children, stopped (SIGTERM, then kill) on drop.
-struct Stack {
+pub(crate) struct Stack {
     children: Vec<(&'static str, Child)>,
 }
 
@@ -44,7 +44,7 @@ impl Stack {
 
     /// Polls `ready` until it holds, for at most 30 s, failing at once when
     /// a service exits meanwhile.
-    fn wait_until(&mut self, what: &str, mut ready: impl FnMut() -> bool) -> Result {
+    pub(crate) fn wait_until(&mut self, what: &str, mut ready: impl FnMut() -> bool) -> Result {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !ready() {
             self.check_running()?;
@@ -87,6 +87,47 @@ impl Drop for Stack {
 
 pub(crate) fn up(args: &[String]) -> Result {
     let check = args.iter().any(|a| a == "--check");
+    let mut running = start(check, &[])?;
+    if check {
+        return walk_through(
+            &mut running.stack,
+            &running.auth_addr,
+            &running.api_addr,
+            &running.token,
+        );
+    }
+    print_walk_through(&running.auth_addr, &running.api_addr, &running.token);
+    loop {
+        for (name, child) in &mut running.stack.children {
+            if let Ok(Some(status)) = child.try_wait() {
+                println!("{name} exited ({status}); stopping the stack");
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The stack, started and ready; stopped on drop (services first, then a
+/// redis-server started for it).
+pub(crate) struct Running {
+    /// The services (dropped before `_redis`: fields drop in order).
+    pub(crate) stack: Stack,
+    /// A redis-server started for the stack, if none answered.
+    _redis: Option<TempRedis>,
+    /// auth-broker's `host:port`.
+    pub(crate) auth_addr: String,
+    /// main-api's `host:port`.
+    pub(crate) api_addr: String,
+    /// The internal API token the services were given.
+    pub(crate) token: String,
+}
+
+/// Starts the stack as `up` does, and waits until both services are ready.
+/// `check` (as `up --check`): a fresh redis-server unless `REDIS_URL` is
+/// set (never one found on 6379), and free ports unless the address
+/// variables are set. `env` is given to both services on top.
+pub(crate) fn start(check: bool, env: &[(&str, &str)]) -> Result<Running> {
     // Declared before the stack, so it is dropped after: services stop first.
     let mut redis_guard: Option<TempRedis> = None;
     let mut stack = Stack {
@@ -149,6 +190,7 @@ pub(crate) fn up(args: &[String]) -> Result {
                 "LOG_FORMAT",
                 std::env::var("LOG_FORMAT").unwrap_or_else(|_| "pretty".to_owned()),
             )
+            .envs(env.iter().copied())
             .spawn()
             .map_err(|e| format!("could not start {name}: {e}"))?;
         stack.children.push((name, child));
@@ -164,19 +206,13 @@ pub(crate) fn up(args: &[String]) -> Result {
             http(addr, "GET", "/health/ready", None, None).is_some_and(|(s, _)| s == 200)
         })?;
     }
-    if check {
-        return walk_through(&mut stack, &auth_addr, &api_addr, &token);
-    }
-    print_walk_through(&auth_addr, &api_addr, &token);
-    loop {
-        for (name, child) in &mut stack.children {
-            if let Ok(Some(status)) = child.try_wait() {
-                println!("{name} exited ({status}); stopping the stack");
-                return Ok(());
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    Ok(Running {
+        stack,
+        _redis: redis_guard,
+        auth_addr,
+        api_addr,
+        token,
+    })
 }
 
 fn print_walk_through(auth: &str, api: &str, token: &str) {
@@ -283,7 +319,7 @@ fn redis_answers(url: &str) -> bool {
 }
 
 /// A minimal HTTP/1.1 exchange: status and body, or `None` if nothing answers.
-fn http(
+pub(crate) fn http(
     addr: &str,
     method: &str,
     path: &str,

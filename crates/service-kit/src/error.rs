@@ -7,9 +7,9 @@ use std::time::Duration;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use redis_cache::CacheError;
-use serde_json::json;
 use tracing::{debug, error, info, warn};
 
+use crate::openapi::{ErrorBody, ErrorDetail};
 use crate::throttle::LogThrottle;
 
 /// An error answer.
@@ -68,6 +68,15 @@ impl ApiError {
     /// 404.
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    }
+
+    /// 405: the path exists, the method does not (the router adds `Allow`).
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this method is not allowed on this path",
+        )
     }
 
     /// 413.
@@ -181,7 +190,12 @@ impl From<CacheError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(retry) = self.retry_after {
             // Whole seconds, rounded up: retrying early would fail again.

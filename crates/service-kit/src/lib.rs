@@ -8,6 +8,8 @@
 //!   rejections are 400/413/415 in that shape;
 //! - [`Platform`]: connection manager + pub/sub + two-tier cache + metrics;
 //! - [`health::routes`]: `/health/live`, `/health/ready`, `/health`, `/metrics`;
+//! - [`openapi`]: what both services' OpenAPI documents share, and the
+//!   route serving a document at `/openapi.json`;
 //! - [`with_common_layers`]: request ids, access logs without secrets, a
 //!   concurrency limit (and a share of it per tenant, taken by
 //!   [`Authenticated`]), a request timeout, a body limit, HTTP metrics;
@@ -24,6 +26,7 @@ mod fairness;
 pub mod health;
 mod metrics;
 mod middleware;
+pub mod openapi;
 mod platform;
 mod readiness;
 mod serve;
@@ -39,6 +42,7 @@ pub use error::ApiError;
 pub use extract::{JsonBody, JsonDocument, PathParams};
 pub use metrics::Metrics;
 pub use middleware::{HttpLimits, MAX_HEADER_BYTES, with_common_layers};
+pub use openapi::{ErrorBody, ErrorDetail};
 pub use platform::{Platform, StartError};
 pub use redis_connection::{ConfigError, Env};
 pub use serve::{ServiceError, Shutdown, run_service, service_main, shutdown_signal};

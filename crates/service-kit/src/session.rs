@@ -5,6 +5,7 @@ use redis_cache::CacheService;
 use serde::{Deserialize, Serialize};
 use shared_types::{RedisKey, TenantId, UserId};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::token::SessionToken;
@@ -15,21 +16,27 @@ pub const ADMIN_ROLE: &str = "admin";
 
 /// A session, as stored (JSON) at `auth:tenant:{t}:session:{token hash}`.
 /// It never contains the token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Session {
     /// The token's SHA-256, hex: names the session without revealing the token.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub session_id: String,
     /// The tenant the session belongs to.
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._@+-]{1,128}$", example = "acme")]
     pub tenant_id: TenantId,
     /// The user.
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._@+-]{1,128}$", example = "alice")]
     pub user_id: UserId,
     /// The user's roles (`admin` may invalidate cached data).
+    #[schema(example = json!(["admin"]))]
     pub roles: Vec<String>,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     /// Expiry time; Redis expires the key at the same moment.
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: OffsetDateTime,
 }
 

@@ -5,6 +5,8 @@
 //! - `GET /v1/sessions/current`, `DELETE /v1/sessions/current` (bearer token).
 //! - `DELETE /v1/tenants/{t}/users/{u}/sessions` (internal): revoke them all.
 //! - `GET /health/live`, `/health/ready`, `/health`, `/metrics`.
+//! - `GET /openapi.json`: [`openapi`], the HTTP contract (committed as
+//!   `docs/openapi/auth-broker.json`).
 //!
 //! Internal endpoints need `Authorization: Bearer <INTERNAL_API_TOKEN>`.
 
@@ -18,6 +20,7 @@ use service_kit::{
     HttpLimits, InternalToken, ServiceError, Shutdown, run_service, with_common_layers,
 };
 use tokio::net::TcpListener;
+use utoipa::OpenApi as _;
 
 pub use config::Config;
 pub use state::{AppState, SessionPolicy};
@@ -36,9 +39,36 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
             delete(sessions::revoke_user),
         )
         .merge(service_kit::health::routes())
+        .merge(service_kit::openapi::route(&openapi()))
         .fallback(|| async { service_kit::ApiError::not_found() })
+        .method_not_allowed_fallback(|| async { service_kit::ApiError::method_not_allowed() })
         .with_state(state);
     with_common_layers(routes, limits, metrics)
+}
+
+/// The operations of this service, derived from its handlers.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    sessions::create,
+    sessions::current,
+    sessions::revoke_current,
+    sessions::revoke_user,
+))]
+struct Operations;
+
+/// auth-broker's OpenAPI 3.1 document: what `GET /openapi.json` serves and
+/// `docs/openapi/auth-broker.json` holds (`cargo xtask openapi` writes it).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    service_kit::openapi::document(
+        Operations::openapi(),
+        "auth-broker",
+        "Sessions: creation (internal, rate-limited), reading, revocation. \
+         Internal operations take `Authorization: Bearer <INTERNAL_API_TOKEN>`; \
+         the others a session token. Every error is \
+         `{\"error\": {\"code\", \"message\"}}`. Any operation may also answer \
+         400 `headers_too_large` when the request's headers exceed 16 KiB, and \
+         405 `method_not_allowed` (with `Allow`) for a method a path does not have.",
+    )
 }
 
 /// Starts the Redis layer, serves on `listener` until `shutdown`, then

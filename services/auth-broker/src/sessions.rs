@@ -30,13 +30,13 @@ use axum::http::StatusCode;
 use redis_cache::Expiry;
 use redis_connection::fred::interfaces::{KeysInterface, SetsInterface, TransactionInterface};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use service_kit::{
-    ApiError, Authenticated, InternalCaller, JsonBody, PathParams, Session, SessionToken,
+    ApiError, Authenticated, ErrorBody, InternalCaller, JsonBody, PathParams, Session, SessionToken,
 };
 use shared_types::{CounterName, Invalidation, RedisKey, TenantId, TokenHash, TtlPolicy, UserId};
 use time::OffsetDateTime;
 use tracing::info;
+use utoipa::ToSchema;
 
 use crate::state::AppState;
 
@@ -44,24 +44,60 @@ use crate::state::AppState;
 const MAX_ROLES: usize = 32;
 const MAX_ROLE_LEN: usize = 64;
 
-#[derive(Debug, Deserialize)]
+/// A session to create.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateSession {
+    /// The tenant.
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._@+-]{1,128}$", example = "acme")]
     tenant_id: TenantId,
+    /// The user.
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._@+-]{1,128}$", example = "alice")]
     user_id: UserId,
+    /// The user's roles (`admin` may invalidate cached data and manage any
+    /// profile of the tenant): at most 32, each 1 to 64 characters.
     #[serde(default)]
+    #[schema(max_items = 32, inline, value_type = Vec<Role>, example = json!(["admin"]))]
     roles: Vec<String>,
 }
 
+/// A role name: 1 to 64 characters of `A-Z a-z 0-9 - _ . :`.
+#[derive(ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9._:-]{1,64}$")]
+#[allow(dead_code)] // A schema only: roles are kept as strings.
+pub(crate) struct Role(String);
+
 /// The answer to a creation: the only time the token is ever shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Created {
+    /// The session token, `{tenant_id}~{43 base64url characters}`: send it
+    /// as `Authorization: Bearer <token>`. Shown only here.
+    #[schema(pattern = "^[A-Za-z0-9._@+-]{1,128}~[A-Za-z0-9_-]{43}$")]
     token: String,
     #[serde(flatten)]
     session: Session,
 }
 
-/// `POST /v1/sessions` (internal).
+/// Creates a session (internal), rate-limited per tenant and user.
+///
+/// The token is returned once; Redis keeps only its SHA-256.
+#[utoipa::path(
+    post,
+    path = "/v1/sessions",
+    tag = "sessions",
+    security(("internal_token" = [])),
+    request_body = CreateSession,
+    responses(
+        (status = 201, description = "Created", body = Created),
+        (status = 400, description = "An id or role breaks its rules, the body is not JSON, or has unknown fields", body = ErrorBody),
+        (status = 401, description = "No valid internal token", body = ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many sessions created for this tenant and user in the window", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the window resets"))),
+        (status = 503, description = "Redis cannot answer (`unavailable`, `redis_refused`), or `overloaded`, `timeout`", body = ErrorBody),
+    )
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     _internal: InternalCaller,
@@ -113,12 +149,40 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, axum::Json(Created { token, session })))
 }
 
-/// `GET /v1/sessions/current`: the caller's session, without its token.
+/// The caller's session, without its token.
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/current",
+    tag = "sessions",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The session", body = Session),
+        (status = 401, description = "No valid session token (missing, malformed, unknown, expired or revoked)", body = ErrorBody),
+        (status = 429, description = "`tenant_busy`: the session's tenant has all its requests in flight", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Redis cannot answer (`unavailable`, `redis_refused`), or `overloaded`, `timeout`", body = ErrorBody),
+    )
+)]
 pub(crate) async fn current(auth: Authenticated) -> axum::Json<Session> {
     axum::Json(auth.session)
 }
 
-/// `DELETE /v1/sessions/current`: revokes the caller's session everywhere.
+/// Revokes the caller's session everywhere.
+///
+/// Within a second every instance of every service refuses its token.
+#[utoipa::path(
+    delete,
+    path = "/v1/sessions/current",
+    tag = "sessions",
+    security(("session" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "No valid session token", body = ErrorBody),
+        (status = 429, description = "`tenant_busy`: the session's tenant has all its requests in flight", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Redis cannot answer (`unavailable`, `redis_refused`), or `overloaded`, `timeout`", body = ErrorBody),
+    )
+)]
 pub(crate) async fn revoke_current(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -135,13 +199,35 @@ pub(crate) struct UserPath {
     user_id: UserId,
 }
 
-/// `DELETE /v1/tenants/{t}/users/{u}/sessions` (internal): revokes every
-/// session of a user; answers how many were live.
+/// The answer to a revocation of a user's sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Revoked {
+    /// Sessions that were live and are now revoked.
+    revoked: u64,
+}
+
+/// Revokes every session of a user (internal); answers how many were live.
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant_id}/users/{user_id}/sessions",
+    tag = "sessions",
+    security(("internal_token" = [])),
+    params(
+        ("tenant_id" = String, Path, description = "The tenant", pattern = "^[A-Za-z0-9._@+-]{1,128}$", example = "acme"),
+        ("user_id" = String, Path, description = "The user", pattern = "^[A-Za-z0-9._@+-]{1,128}$", example = "alice"),
+    ),
+    responses(
+        (status = 200, description = "Revoked", body = Revoked),
+        (status = 400, description = "An id in the path breaks the id rules", body = ErrorBody),
+        (status = 401, description = "No valid internal token", body = ErrorBody),
+        (status = 503, description = "Redis cannot answer (`unavailable`, `redis_refused`), or `overloaded`, `timeout`", body = ErrorBody),
+    )
+)]
 pub(crate) async fn revoke_user(
     State(state): State<AppState>,
     _internal: InternalCaller,
     PathParams(path): PathParams<UserPath>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<axum::Json<Revoked>, ApiError> {
     let set = RedisKey::user_sessions(&path.tenant_id, &path.user_id);
     let pool = state.platform.manager.pool();
     // Every member's session was written before the member was added (see
@@ -168,7 +254,7 @@ pub(crate) async fn revoke_user(
             .map_err(|_| ApiError::unavailable())?;
     }
     info!(tenant.id = %path.tenant_id, revoked, "user sessions revoked");
-    Ok(axum::Json(json!({"revoked": revoked})))
+    Ok(axum::Json(Revoked { revoked }))
 }
 
 /// Deletes one session and tells every instance; returns 1 if it was live.

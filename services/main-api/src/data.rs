@@ -9,7 +9,8 @@ use redis_cache::{Expiry, Tier};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use service_kit::{
-    ApiError, Authenticated, JsonDocument, PathParams, require_tenant, require_user_or_admin,
+    ApiError, Authenticated, ErrorBody, JsonDocument, PathParams, require_tenant,
+    require_user_or_admin,
 };
 use shared_types::{RedisKey, ShardId, TenantId, TtlPolicy, UserId};
 
@@ -47,6 +48,29 @@ impl ProfilePath {
     }
 }
 
+/// Reads a shard's structured data.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant_id}/shards/{shard_id}/structured",
+    tag = "data",
+    security(("session" = [])),
+    params(
+        ("tenant_id" = String, Path, description = "The tenant; the session's own", pattern = "^[A-Za-z0-9._@+-]{1,128}$", example = "acme"),
+        ("shard_id" = String, Path, description = "The shard", pattern = "^[A-Za-z0-9._@+-]{1,128}$", example = "eu-1"),
+    ),
+    responses(
+        (status = 200, description = "The stored document, byte for byte", body = serde_json::Value,
+            headers(("x-cache" = String, description = "Which tier answered: `hit-l1` or `hit-l2`"))),
+        (status = 404, description = "Nothing stored", body = ErrorBody,
+            headers(("x-cache" = String, description = "`miss`"))),
+        (status = 400, description = "An id in the path breaks the id rules", body = ErrorBody),
+        (status = 401, description = "No valid session token", body = ErrorBody),
+        (status = 403, description = "The session belongs to another tenant", body = ErrorBody),
+        (status = 429, description = "`tenant_busy`: the session's tenant has all its requests in flight", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Redis cannot answer (`unavailable`, `redis_refused`), or `overloaded`, `timeout`", body = ErrorBody),
+    )
+)]
 pub(crate) async fn get_shard(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -55,6 +79,30 @@ pub(crate) async fn get_shard(
     read(&state, &path.key(&auth)?).await
 }
 
+/// Stores a shard's structured data (shard TTL policy).
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{tenant_id}/shards/{shard_id}/structured",
+    tag = "data",
+    security(("session" = [])),
+    params(
+        ("tenant_id" = String, Path, description = "The tenant; the session's own", pattern = "^[A-Za-z0-9._@+-]{1,128}$", example = "acme"),
+        ("shard_id" = String, Path, description = "The shard", pattern = "^[A-Za-z0-9._@+-]{1,128}$", example = "eu-1"),
+    ),
+    request_body(content = serde_json::Value, content_type = "application/json",
+        description = "Any JSON document (nesting at most 128 levels), stored as sent"),
+    responses(
+        (status = 204, description = "Stored; every instance drops its old copy"),
+        (status = 400, description = "An id in the path breaks the id rules, or the body is not JSON, not UTF-8, or nests deeper than 128 levels", body = ErrorBody),
+        (status = 401, description = "No valid session token", body = ErrorBody),
+        (status = 403, description = "The session belongs to another tenant", body = ErrorBody),
+        (status = 413, description = "The document is larger than `CACHE_MAX_VALUE_BYTES`", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 429, description = "`tenant_busy`: the session's tenant has all its requests in flight", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Redis cannot answer (`unavailable`, `redis_refused`), or `overloaded`, `timeout`", body = ErrorBody),
+    )
+)]
 pub(crate) async fn put_shard(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -65,6 +113,26 @@ pub(crate) async fn put_shard(
     write(&state, &path.key(&auth)?, &document, policy).await
 }
 
+/// Deletes a shard's structured data everywhere.
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant_id}/shards/{shard_id}/structured",
+    tag = "data",
+    security(("session" = [])),
+    params(
+        ("tenant_id" = String, Path, description = "The tenant; the session's own", pattern = "^[A-Za-z0-9._@+-]{1,128}$", example = "acme"),
+        ("shard_id" = String, Path, description = "The shard", pattern = "^[A-Za-z0-9._@+-]{1,128}$", example = "eu-1"),
+    ),
+    responses(
+        (status = 204, description = "Deleted everywhere (also when nothing was stored)"),
+        (status = 400, description = "An id in the path breaks the id rules", body = ErrorBody),
+        (status = 401, description = "No valid session token", body = ErrorBody),
+        (status = 403, description = "The session belongs to another tenant", body = ErrorBody),
+        (status = 429, description = "`tenant_busy`: the session's tenant has all its requests in flight", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Redis cannot answer (`unavailable`, `redis_refused`), or `overloaded`, `timeout`", body = ErrorBody),
+    )
+)]
 pub(crate) async fn delete_shard(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -73,6 +141,29 @@ pub(crate) async fn delete_shard(
     remove(&state, &path.key(&auth)?).await
 }
 
+/// Reads a user's profile.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant_id}/users/{user_id}/profile",
+    tag = "data",
+    security(("session" = [])),
+    params(
+        ("tenant_id" = String, Path, description = "The tenant; the session's own", pattern = "^[A-Za-z0-9._@+-]{1,128}$", example = "acme"),
+        ("user_id" = String, Path, description = "The user: the session's own, unless the session has the role `admin`", pattern = "^[A-Za-z0-9._@+-]{1,128}$", example = "alice"),
+    ),
+    responses(
+        (status = 200, description = "The stored document, byte for byte", body = serde_json::Value,
+            headers(("x-cache" = String, description = "Which tier answered: `hit-l1` or `hit-l2`"))),
+        (status = 404, description = "Nothing stored", body = ErrorBody,
+            headers(("x-cache" = String, description = "`miss`"))),
+        (status = 400, description = "An id in the path breaks the id rules", body = ErrorBody),
+        (status = 401, description = "No valid session token", body = ErrorBody),
+        (status = 403, description = "Another tenant's session, or another user's without the role `admin`", body = ErrorBody),
+        (status = 429, description = "`tenant_busy`: the session's tenant has all its requests in flight", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Redis cannot answer (`unavailable`, `redis_refused`), or `overloaded`, `timeout`", body = ErrorBody),
+    )
+)]
 pub(crate) async fn get_profile(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -81,6 +172,30 @@ pub(crate) async fn get_profile(
     read(&state, &path.key(&auth)?).await
 }
 
+/// Stores a user's profile (profile TTL policy).
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{tenant_id}/users/{user_id}/profile",
+    tag = "data",
+    security(("session" = [])),
+    params(
+        ("tenant_id" = String, Path, description = "The tenant; the session's own", pattern = "^[A-Za-z0-9._@+-]{1,128}$", example = "acme"),
+        ("user_id" = String, Path, description = "The user: the session's own, unless the session has the role `admin`", pattern = "^[A-Za-z0-9._@+-]{1,128}$", example = "alice"),
+    ),
+    request_body(content = serde_json::Value, content_type = "application/json",
+        description = "Any JSON document (nesting at most 128 levels), stored as sent"),
+    responses(
+        (status = 204, description = "Stored; every instance drops its old copy"),
+        (status = 400, description = "An id in the path breaks the id rules, or the body is not JSON, not UTF-8, or nests deeper than 128 levels", body = ErrorBody),
+        (status = 401, description = "No valid session token", body = ErrorBody),
+        (status = 403, description = "Another tenant's session, or another user's without the role `admin`", body = ErrorBody),
+        (status = 413, description = "The document is larger than `CACHE_MAX_VALUE_BYTES`", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 429, description = "`tenant_busy`: the session's tenant has all its requests in flight", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Redis cannot answer (`unavailable`, `redis_refused`), or `overloaded`, `timeout`", body = ErrorBody),
+    )
+)]
 pub(crate) async fn put_profile(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -96,6 +211,26 @@ pub(crate) async fn put_profile(
     .await
 }
 
+/// Deletes a user's profile everywhere.
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant_id}/users/{user_id}/profile",
+    tag = "data",
+    security(("session" = [])),
+    params(
+        ("tenant_id" = String, Path, description = "The tenant; the session's own", pattern = "^[A-Za-z0-9._@+-]{1,128}$", example = "acme"),
+        ("user_id" = String, Path, description = "The user: the session's own, unless the session has the role `admin`", pattern = "^[A-Za-z0-9._@+-]{1,128}$", example = "alice"),
+    ),
+    responses(
+        (status = 204, description = "Deleted everywhere (also when nothing was stored)"),
+        (status = 400, description = "An id in the path breaks the id rules", body = ErrorBody),
+        (status = 401, description = "No valid session token", body = ErrorBody),
+        (status = 403, description = "Another tenant's session, or another user's without the role `admin`", body = ErrorBody),
+        (status = 429, description = "`tenant_busy`: the session's tenant has all its requests in flight", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Redis cannot answer (`unavailable`, `redis_refused`), or `overloaded`, `timeout`", body = ErrorBody),
+    )
+)]
 pub(crate) async fn delete_profile(
     State(state): State<AppState>,
     auth: Authenticated,

@@ -5,6 +5,8 @@
 //! - `GET|PUT|DELETE /v1/tenants/{t}/users/{u}/profile` (user `u`, or role `admin`)
 //! - `POST /v1/tenants/{t}/cache/invalidate` (role `admin`)
 //! - `GET /health/live`, `/health/ready`, `/health`, `/metrics`
+//! - `GET /openapi.json`: [`openapi`], the HTTP contract (committed as
+//!   `docs/openapi/main-api.json`)
 //!
 //! [`app`] builds the router (tests drive it in-process); [`run`] serves it
 //! until a shutdown signal, then closes the Redis layer.
@@ -18,6 +20,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use service_kit::{HttpLimits, ServiceError, Shutdown, run_service, with_common_layers};
 use tokio::net::TcpListener;
+use utoipa::OpenApi as _;
 
 pub use config::Config;
 pub use state::AppState;
@@ -43,9 +46,46 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
             post(invalidate::invalidate),
         )
         .merge(service_kit::health::routes())
+        .merge(service_kit::openapi::route(&openapi()))
         .fallback(|| async { service_kit::ApiError::not_found() })
+        .method_not_allowed_fallback(|| async { service_kit::ApiError::method_not_allowed() })
         .with_state(state);
     with_common_layers(routes, limits, metrics)
+}
+
+/// The operations of this service, derived from its handlers.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    data::get_shard,
+    data::put_shard,
+    data::delete_shard,
+    data::get_profile,
+    data::put_profile,
+    data::delete_profile,
+    invalidate::invalidate,
+))]
+struct Operations;
+
+/// main-api's OpenAPI 3.1 document: what `GET /openapi.json` serves and
+/// `docs/openapi/main-api.json` holds (`cargo xtask openapi` writes it).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut operations = Operations::openapi();
+    if let Some(components) = operations.components.as_mut() {
+        components.schemas.insert(
+            "InvalidateBody".to_owned(),
+            invalidate::InvalidateBody::strict_schema(),
+        );
+    }
+    service_kit::openapi::document(
+        operations,
+        "main-api",
+        "Tenant data (shard structured data, user profiles) served through the \
+         two-tier cache, for callers holding an auth-broker session \
+         (`Authorization: Bearer <session token>`). Every error is \
+         `{\"error\": {\"code\", \"message\"}}`. Any operation may also answer \
+         400 `headers_too_large` when the request's headers exceed 16 KiB, and \
+         405 `method_not_allowed` (with `Allow`) for a method a path does not have.",
+    )
 }
 
 /// Starts the Redis layer, serves on `listener` until `shutdown`, then

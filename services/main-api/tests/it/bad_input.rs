@@ -241,6 +241,14 @@ async fn bad_bodies_answer_400_415_or_413_and_store_nothing() {
             StatusCode::BAD_REQUEST,
         ),
         (
+            "invalidate: an id its kind does not take",
+            Method::POST,
+            invalidate,
+            Some("application/json"),
+            br#"{"kind":"tenant","id":"eu-1"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
             "invalidate: text/plain",
             Method::POST,
             invalidate,

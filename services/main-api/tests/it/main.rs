@@ -4,6 +4,7 @@
 mod api;
 mod bad_input;
 mod compose;
+mod contract;
 mod e2e;
 mod env;
 mod fairness;
