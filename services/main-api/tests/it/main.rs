@@ -3,6 +3,7 @@
 
 mod api;
 mod bad_input;
+mod command_latency;
 mod compose;
 mod e2e;
 mod env;
@@ -10,6 +11,7 @@ mod fairness;
 mod interop;
 mod memory;
 mod observability;
+mod otel;
 mod partition;
 mod procs;
 mod prometheus;
