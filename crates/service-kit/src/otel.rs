@@ -108,7 +108,7 @@ fn sampler(choice: SamplerChoice) -> Sampler {
         SamplerChoice::ParentBasedRatio(r) => {
             Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r)))
         }
-        _ => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        SamplerChoice::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
     }
 }
 

@@ -9,9 +9,9 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::Status;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::Span;
-use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 const REQUEST_ID: &str = "x-request-id";
@@ -19,8 +19,13 @@ const REQUEST_ID: &str = "x-request-id";
 /// The request's span. Its fields hold no path, query, header value or
 /// body: the route template stands for the path, since paths hold tenant,
 /// user and shard ids, and every log line inside the request carries these
-/// fields. With export on, the trace alone also gets `url.path` (without
-/// the query), and the caller's `traceparent` becomes the span's parent.
+/// fields.
+///
+/// With export on, the span is also the OpenTelemetry server span: named
+/// `METHOD route`, child of the caller's `traceparent`, with the semantic
+/// conventions' attributes set on the trace only (`url.path`, without the
+/// query, never reaches a log line). With export off it is the plain log
+/// span, and reads no `traceparent`.
 pub(crate) fn request_span(request: &Request) -> Span {
     let id = request
         .headers()
@@ -32,6 +37,10 @@ pub(crate) fn request_span(request: &Request) -> Span {
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str);
     let method = request.method().as_str();
+    if !crate::otel::enabled() {
+        return tracing::info_span!("http", request_id = %id, method = %method, route = %route);
+    }
+    // `otel.*` are tracing-opentelemetry's names for the span's name and kind.
     let span = tracing::info_span!(
         "http",
         request_id = %id,
@@ -39,27 +48,27 @@ pub(crate) fn request_span(request: &Request) -> Span {
         route = %route,
         otel.name = %format_args!("{method} {route}"),
         otel.kind = "server",
-        http.request.method = %method,
-        http.route = %route,
-        http.response.status_code = Empty,
-        otel.status_code = Empty,
     );
-    if crate::otel::enabled() {
-        let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
-        let _ = span.set_parent(parent);
-        span.set_attribute("url.path", request.uri().path().to_owned());
-        span.set_attribute("url.scheme", "http");
-    }
+    let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
+    let _ = span.set_parent(parent);
+    span.set_attribute("http.request.method", method.to_owned());
+    span.set_attribute("http.route", route.to_owned());
+    span.set_attribute("url.path", request.uri().path().to_owned());
+    span.set_attribute("url.scheme", "http");
     span
 }
 
-/// Records the status on the request's span; a 5xx marks it an error (the
-/// server failed), a 4xx does not (the client did), as the conventions say.
+/// Records the status on the request's span (export on); a 5xx marks it an
+/// error (the server failed), a 4xx does not (the client did), as the
+/// conventions say for server spans.
 pub(crate) fn record_response(response: &Response<Body>, _latency: Duration, span: &Span) {
+    if !crate::otel::enabled() {
+        return;
+    }
     let status = response.status();
-    span.record("http.response.status_code", status.as_u16());
+    span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
     if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
+        span.set_status(Status::error(status.as_str().to_owned()));
     }
 }
 
