@@ -40,13 +40,19 @@ pub(crate) fn request_span(request: &Request) -> Span {
     if !crate::otel::enabled() {
         return tracing::info_span!("http", request_id = %id, method = %method, route = %route);
     }
-    // `otel.*` are tracing-opentelemetry's names for the span's name and kind.
+    // `otel.*` are tracing-opentelemetry's names for the span's name and
+    // kind; without a route the conventions name the span by its method.
+    let name = if route == "unmatched" {
+        method.to_owned()
+    } else {
+        format!("{method} {route}")
+    };
     let span = tracing::info_span!(
         "http",
         request_id = %id,
         method = %method,
         route = %route,
-        otel.name = %format_args!("{method} {route}"),
+        otel.name = %name,
         otel.kind = "server",
     );
     let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
