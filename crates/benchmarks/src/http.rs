@@ -3,6 +3,11 @@
 //! `GET /health/live` of the same process in the same run. Target: at least
 //! 0.5x the health route's requests per second; p50 and p99 printed.
 //!
+//! The same route is also measured on a second main-api process with
+//! OpenTelemetry tracing on (every request sampled, spans exported over
+//! OTLP/HTTP to a local receiver that accepts and discards them) against
+//! the first, tracing off. Target: at least 0.8x.
+//!
 //! main-api and auth-broker run as real processes (release builds, which
 //! `cargo xtask bench` makes beside this binary) on a redis-server of their
 //! own. The two routes are measured alternately, so that whatever else the
@@ -19,6 +24,7 @@ use crate::report::{Figure, Row, Status};
 
 const WORKLOAD: &str = "7. HTTP: main-api structured route (from L1) vs `/health/live`, wrk";
 const TOKEN: &str = "bench-internal-token-0123456789abcdef";
+const TRACED: &str = "7. HTTP: structured route, tracing on (OTLP, sampled 100 %) vs off, wrk";
 
 /// What one wrk run reported.
 #[derive(Debug, Default, Clone, Copy)]
@@ -55,6 +61,14 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
         &env("AUTH_BROKER_ADDR", &broker_addr),
     );
     let api = ServiceProcess::start(&api_bin, &api_addr, &env("MAIN_API_ADDR", &api_addr));
+    let sink = otlp_sink().await?;
+    let traced_addr = format!("127.0.0.1:{}", free_port());
+    let mut traced_env = env("MAIN_API_ADDR", &traced_addr);
+    traced_env.extend([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{sink}")),
+        ("OTEL_TRACES_SAMPLER", "always_on".to_owned()),
+    ]);
+    let traced = ServiceProcess::start(&api_bin, &traced_addr, &traced_env);
 
     // `ServiceProcess::start` returned once each answered /health/ready.
     let client = reqwest::Client::new();
@@ -72,7 +86,9 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
         .as_str()
         .ok_or("no token in the session")?
         .to_owned();
-    let data = format!("{}/v1/tenants/bench/shards/s1/structured", api.url());
+    let path = "/v1/tenants/bench/shards/s1/structured";
+    let data = format!("{}{path}", api.url());
+    let traced_data = format!("{}{path}", traced.url());
     let doc = serde_json::Value::String("x".repeat(480));
     let put = client
         .put(&data)
@@ -83,36 +99,19 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
     if !put.is_ok_and(|r| r.status().as_u16() == 204) {
         return Err("seeding the shard failed".to_owned());
     }
-    // Read until it is served from L1 (the first read fills it).
-    let mut from_l1 = false;
-    for _ in 0..50 {
-        let response = client
-            .get(&data)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if response
-            .headers()
-            .get("x-cache")
-            .is_some_and(|v| v == "hit-l1")
-        {
-            from_l1 = true;
-            break;
-        }
-    }
-    if !from_l1 {
-        return Err("the shard never came from L1".to_owned());
+    for url in [&data, &traced_data] {
+        warm_l1(&client, url, &token).await?;
     }
 
     let window = mode.pick(8, 1);
     let rounds = mode.pick(3, 1);
     let health = format!("{}/health/live", api.url());
     let auth = format!("Authorization: Bearer {token}");
-    let (mut health_runs, mut data_runs) = (Vec::new(), Vec::new());
+    let (mut health_runs, mut data_runs, mut traced_runs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         health_runs.push(wrk(&health, None, window).await?);
         data_runs.push(wrk(&data, Some(&auth), window).await?);
+        traced_runs.push(wrk(&traced_data, Some(&auth), window).await?);
     }
     let mean = |runs: &[Wrk]| {
         let n = u32::try_from(runs.len()).unwrap_or(1);
@@ -122,8 +121,9 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
             p99: runs.iter().map(|r| r.p99).sum::<Duration>() / n,
         }
     };
-    let (health, data) = (mean(&health_runs), mean(&data_runs));
+    let (health, data, traced) = (mean(&health_runs), mean(&data_runs), mean(&traced_runs));
     let ratio = data.rps / health.rps;
+    let traced_ratio = traced.rps / data.rps;
     Ok(vec![
         Row::new("http.structured", WORKLOAD, Figure::rate(data.rps))
             .baseline(Figure::rate(health.rps), ratio)
@@ -142,7 +142,79 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
             "7. HTTP: structured route p99 latency",
             Figure::time(data.p99),
         ),
+        Row::new("http.traced", TRACED, Figure::rate(traced.rps))
+            .baseline(Figure::rate(data.rps), traced_ratio)
+            .target(">= 0.8x tracing off", Status::met_if(traced_ratio >= 0.8))
+            .note(format!(
+                "same route on a second main-api exporting every span; traced p50 {:?} p99 {:?}",
+                traced.p50, traced.p99
+            )),
     ])
+}
+
+/// Reads `url` until it is served from L1 (the first read fills it).
+async fn warm_l1(client: &reqwest::Client, url: &str, token: &str) -> Result<(), String> {
+    for _ in 0..50 {
+        let response = client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if response
+            .headers()
+            .get("x-cache")
+            .is_some_and(|v| v == "hit-l1")
+        {
+            return Ok(());
+        }
+    }
+    Err("the shard never came from L1".to_owned())
+}
+
+/// A local OTLP/HTTP receiver that reads each request and answers 200
+/// with an empty body (an empty protobuf response): the exporter's cost is
+/// measured, not a collector's. Returns its address.
+async fn otlp_sink() -> Result<std::net::SocketAddr, String> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("binding the OTLP sink: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut stream = BufReader::new(stream);
+                loop {
+                    // Headers, then as many body bytes as Content-Length says.
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if stream.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                    let reply = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+                    if stream.get_mut().write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
 }
 
 fn skipped(reason: &str) -> Row {

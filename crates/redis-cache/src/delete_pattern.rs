@@ -16,6 +16,7 @@
 //! UNLINKs are grouped by hash slot (see `Store::unlink_on`). The next page is
 //! fetched while the current one is being unlinked.
 
+use redis_connection::RedisOp;
 use redis_connection::fred::interfaces::{ClientLike, KeysInterface};
 use redis_connection::fred::types::Key;
 use redis_connection::fred::types::config::{Options, Server};
@@ -53,8 +54,10 @@ async fn walk_node(
         ..Options::default()
     });
     let page = |cursor: String| async {
-        scanner
-            .scan_page::<(String, Vec<Key>), _, _>(cursor, pattern, Some(count), None)
+        let scan =
+            scanner.scan_page::<(String, Vec<Key>), _, _>(cursor, pattern, Some(count), None);
+        store
+            .timed(RedisOp::SCAN, scan)
             .await
             .map_err(|e| store.error(&e))
     };

@@ -43,6 +43,7 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use redis_connection::RedisOp;
 use redis_connection::fred::interfaces::ClientLike;
 use redis_connection::fred::prelude::Client;
 use redis_connection::fred::types::scripts::Script;
@@ -348,8 +349,8 @@ impl Store {
             "COUNT".into(),
             Value::Integer(i64::from(count)),
         ];
-        let (next, page): (String, Vec<Value>) = client
-            .custom(zscan, args)
+        let (next, page): (String, Vec<Value>) = self
+            .timed(RedisOp::ZSCAN, client.custom(zscan, args))
             .await
             .map_err(|e| self.error(&e))?;
         // Redis's cursors are unsigned 64-bit integers in decimal.

@@ -4,11 +4,15 @@
 
 use redis_connection::fred::interfaces::{ClientLike, KeysInterface, SortedSetsInterface};
 use redis_connection::fred::types::{ClusterHash, CustomCommand, Value};
+use redis_connection::{CommandFamily, RedisOp};
 use shared_types::{KeyPattern, RedisKey, TenantId};
 
 use crate::error::CacheError;
 use crate::expiry::KeyTtl;
 use crate::service::CacheService;
+
+/// The size of a sorted set (the tenant's key index, or any zset inspected).
+const ZCARD: RedisOp = RedisOp::new("ZCARD", CommandFamily::Members);
 
 /// What Redis holds under a key, without its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,17 +50,25 @@ impl CacheService {
         let store = &self.inner.store;
         let client = store.client();
         let type_of = CustomCommand::new_static("TYPE", ClusterHash::FirstKey, false);
-        let redis_type: Result<String, CacheError> = client
-            .custom(type_of, vec![Value::from(key.as_str())])
+        let redis_type: Result<String, CacheError> = store
+            .timed(
+                RedisOp::new("TYPE", CommandFamily::Get),
+                client.custom(type_of, vec![Value::from(key.as_str())]),
+            )
             .await
             .map_err(|e| store.error(&e));
         let redis_type = self.counted(redis_type)?;
         let size = match redis_type.as_str() {
-            "string" => client.strlen(key.as_str()).await,
-            "zset" => client.zcard(key.as_str()).await,
+            "string" => {
+                let strlen = RedisOp::new("STRLEN", CommandFamily::Get);
+                store.timed(strlen, client.strlen(key.as_str())).await
+            }
+            "zset" => store.timed(ZCARD, client.zcard(key.as_str())).await,
             "set" => {
                 let scard = CustomCommand::new_static("SCARD", ClusterHash::FirstKey, false);
-                client.custom(scard, vec![Value::from(key.as_str())]).await
+                let op = RedisOp::new("SCARD", CommandFamily::Members);
+                let command = client.custom(scard, vec![Value::from(key.as_str())]);
+                store.timed(op, command).await
             }
             _ => Ok(0),
         };
@@ -91,8 +103,7 @@ impl CacheService {
         let store = &self.inner.store;
         let index = RedisKey::tenant_index(tenant);
         let members = store
-            .client()
-            .zcard(index.as_str())
+            .timed(ZCARD, store.client().zcard(index.as_str()))
             .await
             .map_err(|e| store.error(&e));
         self.counted(members)
@@ -130,6 +141,7 @@ impl CacheService {
             let (next, keys) =
                 self.counted(store.index_page(&client, pattern, cursor, count).await)?;
             if !keys.is_empty() {
+                let n = keys.len();
                 let pipeline = client.pipeline();
                 for key in keys {
                     pipeline
@@ -137,7 +149,10 @@ impl CacheService {
                         .await
                         .map_err(|e| store.error(&e))?;
                 }
-                let page: Vec<i64> = pipeline.all().await.map_err(|e| store.error(&e))?;
+                let page: Vec<i64> = store
+                    .timed_n(RedisOp::PTTL, n, pipeline.all())
+                    .await
+                    .map_err(|e| store.error(&e))?;
                 ttls.extend(page.into_iter().map(KeyTtl::from_pttl));
             }
             if next == 0 {

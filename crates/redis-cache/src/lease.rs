@@ -31,6 +31,7 @@
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use redis_connection::RedisOp;
 use redis_connection::fred::interfaces::{ClientLike, KeysInterface};
 use redis_connection::fred::types::config::Options;
 use redis_connection::fred::types::scripts::Script;
@@ -100,12 +101,15 @@ impl Lease {
             }
         };
         let fast = client.with_options(&options);
-        let claim = fast.set::<Value, _, _>(
-            key.as_str(),
-            token.clone(),
-            Some(Expiration::PX(millis(LEASE_TTL))),
-            Some(SetOptions::NX),
-            false,
+        let claim = store.timed(
+            RedisOp::SET,
+            fast.set::<Value, _, _>(
+                key.as_str(),
+                token.clone(),
+                Some(Expiration::PX(millis(LEASE_TTL))),
+                Some(SetOptions::NX),
+                false,
+            ),
         );
         // join! queues the index update first.
         let (indexed, claimed) = futures::join!(indexed, claim);

@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use redis_connection::RedisOp;
 use redis_connection::fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
 use redis_connection::fred::prelude::Client;
 use redis_connection::fred::types::{Key, Value};
@@ -91,7 +92,8 @@ impl Store {
             );
             let fast = &fast;
             async move {
-                fast.eval::<i64, _, _, _>(MSET_LUA, keys, args)
+                let eval = fast.eval::<i64, _, _, _>(MSET_LUA, keys, args);
+                self.timed(RedisOp::EVAL, eval)
                     .await
                     .map_err(|e| self.error(&e))
             }
@@ -112,7 +114,10 @@ impl Store {
         // whichever one is being replaced; queued, it waits for it (bounded
         // by the command timeout).
         let writes = entries.into_iter().map(|(key, value, ttl)| {
-            client.set::<(), _, _>(key, value, Some(px(ttl)), None, false)
+            self.timed(
+                RedisOp::SET,
+                client.set::<(), _, _>(key, value, Some(px(ttl)), None, false),
+            )
         });
         for written in futures::future::join_all(writes).await {
             written.map_err(|e| self.error(&e))?;

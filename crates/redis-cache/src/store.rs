@@ -22,7 +22,9 @@ use redis_connection::fred::types::config::{Options, Server};
 use redis_connection::fred::types::scripts::Script;
 use redis_connection::fred::types::{Expiration, FromValue, InfoKind, Key, Value};
 use redis_connection::fred::util::redis_keyslot;
-use redis_connection::{ConnectionError, RedisConnectionManager, Rejection, RejectionKind};
+use redis_connection::{
+    ConnectionError, RedisConnectionManager, RedisOp, Rejection, RejectionKind,
+};
 
 use crate::error::CacheError;
 use crate::index_memo::IndexMemo;
@@ -60,6 +62,27 @@ impl Store {
         self.client().with_options(&fail_fast())
     }
 
+    /// Runs `command` (one Redis command of `op`) timed into the command
+    /// latency histogram, in a `redis` span (see `CommandStats::timed`).
+    pub(crate) fn timed<F: Future>(
+        &self,
+        op: RedisOp,
+        command: F,
+    ) -> impl Future<Output = F::Output> {
+        self.manager.commands().timed(op, 1, command)
+    }
+
+    /// [`timed`](Self::timed) for `n` commands of `op` sent together.
+    pub(crate) fn timed_n<F: Future>(
+        &self,
+        op: RedisOp,
+        n: usize,
+        command: F,
+    ) -> impl Future<Output = F::Output> {
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        self.manager.commands().timed(op, n, command)
+    }
+
     pub(crate) fn manager(&self) -> &RedisConnectionManager {
         &self.manager
     }
@@ -79,7 +102,9 @@ impl Store {
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
-        self.fast().get(key).await.map_err(|e| self.error(&e))
+        self.timed(RedisOp::GET, self.fast().get(key))
+            .await
+            .map_err(|e| self.error(&e))
     }
 
     /// `GET` and `PTTL` of `key` in one round trip: the value and how long
@@ -90,8 +115,10 @@ impl Store {
         // pipeline, which would flush the socket after each (see mset.rs):
         // one write instead of two on the hottest L2 path.
         let client = self.client().with_options(&fail_fast());
-        let (value, ttl) =
-            futures::join!(client.get::<Value, _>(key), client.pttl::<Value, _>(key));
+        let (value, ttl) = futures::join!(
+            self.timed(RedisOp::GET, client.get::<Value, _>(key)),
+            self.timed(RedisOp::PTTL, client.pttl::<Value, _>(key))
+        );
         self.fetched(value, ttl)
     }
 
@@ -164,8 +191,7 @@ impl Store {
         }
         if !self.is_cluster() {
             return self
-                .fast()
-                .mget(keys.to_vec())
+                .timed(RedisOp::MGET, self.fast().mget(keys.to_vec()))
                 .await
                 .map_err(|e| self.error(&e));
         }
@@ -178,7 +204,10 @@ impl Store {
                 .await
                 .map_err(|e| self.error(&e))?;
         }
-        let replies: Vec<Vec<Option<Bytes>>> = pipeline.all().await.map_err(|e| self.error(&e))?;
+        let replies: Vec<Vec<Option<Bytes>>> = self
+            .timed_n(RedisOp::MGET, groups.len(), pipeline.all())
+            .await
+            .map_err(|e| self.error(&e))?;
         let mut out = vec![None; keys.len()];
         for (indices, values) in groups.values().zip(replies) {
             for (&i, value) in indices.iter().zip(values) {
@@ -226,14 +255,18 @@ impl Store {
         args: Vec<Value>,
     ) -> Result<(R, bool), CacheError> {
         let fast = client.with_options(&fail_fast());
-        match fast
-            .evalsha::<R, _, _, _>(script.sha1().clone(), keys.clone(), args.clone())
+        let first = fast.evalsha::<R, _, _, _>(script.sha1().clone(), keys.clone(), args.clone());
+        match self
+            .timed(RedisOp::EVALSHA, first)
             .await
             .map_err(|e| self.error(&e))
         {
             Err(CacheError::Rejected(r)) if r.kind() == RejectionKind::NoScript => {
-                script.load(client).await.map_err(|e| self.error(&e))?;
-                fast.evalsha(script.sha1().clone(), keys, args)
+                self.timed(RedisOp::SCRIPT_LOAD, script.load(client))
+                    .await
+                    .map_err(|e| self.error(&e))?;
+                let again = fast.evalsha(script.sha1().clone(), keys, args);
+                self.timed(RedisOp::EVALSHA, again)
                     .await
                     .map(|reply| (reply, true))
                     .map_err(|e| self.error(&e))
@@ -259,7 +292,10 @@ impl Store {
             return Ok(0);
         }
         if !self.is_cluster() {
-            return client.unlink(keys).await.map_err(|e| self.error(&e));
+            return self
+                .timed(RedisOp::UNLINK, client.unlink(keys))
+                .await
+                .map_err(|e| self.error(&e));
         }
         let mut groups: BTreeMap<u16, Vec<Key>> = BTreeMap::new();
         for key in keys {
@@ -269,13 +305,17 @@ impl Store {
                 .push(key);
         }
         let pipeline = client.pipeline();
+        let commands = groups.len();
         for group in groups.into_values() {
             pipeline
                 .unlink::<(), _>(group)
                 .await
                 .map_err(|e| self.error(&e))?;
         }
-        let counts: Vec<u64> = pipeline.all().await.map_err(|e| self.error(&e))?;
+        let counts: Vec<u64> = self
+            .timed_n(RedisOp::UNLINK, commands, pipeline.all())
+            .await
+            .map_err(|e| self.error(&e))?;
         Ok(counts.into_iter().sum())
     }
 
@@ -311,7 +351,10 @@ impl Store {
     }
 
     pub(crate) async fn exists(&self, key: &str) -> Result<bool, CacheError> {
-        let n: u64 = self.fast().exists(key).await.map_err(|e| self.error(&e))?;
+        let n: u64 = self
+            .timed(RedisOp::EXISTS, self.fast().exists(key))
+            .await
+            .map_err(|e| self.error(&e))?;
         Ok(n > 0)
     }
 
@@ -325,11 +368,13 @@ impl Store {
         value: Bytes,
         ttl: Duration,
     ) -> Result<(), CacheError> {
-        client
-            .with_options(&fail_fast())
-            .set::<(), _, _>(key, value, Some(px(ttl)), None, false)
-            .await
-            .map_err(|e| self.error(&e))
+        let fast = client.with_options(&fail_fast());
+        self.timed(
+            RedisOp::SET,
+            fast.set::<(), _, _>(key, value, Some(px(ttl)), None, false),
+        )
+        .await
+        .map_err(|e| self.error(&e))
     }
 
     /// `PEXPIRE` through `client`, failing fast while disconnected (sent on
@@ -340,20 +385,20 @@ impl Store {
         key: &str,
         ttl: Duration,
     ) -> Result<bool, CacheError> {
-        client
-            .with_options(&fail_fast())
-            .pexpire(key, millis(ttl), None)
+        let fast = client.with_options(&fail_fast());
+        self.timed(RedisOp::PEXPIRE, fast.pexpire(key, millis(ttl), None))
             .await
             .map_err(|e| self.error(&e))
     }
 
     pub(crate) async fn pttl(&self, key: &str) -> Result<i64, CacheError> {
-        self.fast().pttl(key).await.map_err(|e| self.error(&e))
+        self.timed(RedisOp::PTTL, self.fast().pttl(key))
+            .await
+            .map_err(|e| self.error(&e))
     }
 
     pub(crate) async fn incr_by(&self, key: &str, by: i64) -> Result<i64, CacheError> {
-        self.fast()
-            .incr_by(key, by)
+        self.timed(RedisOp::INCRBY, self.fast().incr_by(key, by))
             .await
             .map_err(|e| self.error(&e))
     }
@@ -381,9 +426,12 @@ impl Store {
                 ..Options::default()
             };
             let client = self.client().with_options(&options);
-            let n: u64 = client.dbsize().await.map_err(|e| self.error(&e))?;
-            let info: String = client
-                .info(Some(InfoKind::Memory))
+            let n: u64 = self
+                .timed(RedisOp::DBSIZE, client.dbsize())
+                .await
+                .map_err(|e| self.error(&e))?;
+            let info: String = self
+                .timed(RedisOp::INFO, client.info(Some(InfoKind::Memory)))
                 .await
                 .map_err(|e| self.error(&e))?;
             keys += n;

@@ -8,6 +8,10 @@
 //!   command, connection status ([`ConnectionStatus`], [`ConnectionEvent`]),
 //!   health checks ([`HealthReport`]) and a graceful [`shutdown`].
 //! - [`RedisSubscriber`]: a dedicated pub/sub connection with its own status.
+//! - [`CommandStats`]: the latency of the commands our crates send, by
+//!   [`CommandFamily`], and a `redis` trace span per command
+//!   ([`CommandStats::timed`], reached through
+//!   [`RedisConnectionManager::commands`]).
 //! - [`ConnectionError`]: tells "Redis is unavailable" from "Redis said no".
 //! - [`Env`] and [`ConfigError`]: the typed reader of environment variables
 //!   that redis-cache and service-kit read their variables through too, and
@@ -35,6 +39,7 @@
 //! [`shutdown`]: RedisConnectionManager::shutdown
 
 mod cluster_probe;
+mod commands;
 mod config;
 mod env;
 mod error;
@@ -51,6 +56,7 @@ mod supervisor;
 mod tls;
 mod url;
 
+pub use commands::{COMMAND_LATENCY_BUCKETS, CommandFamily, CommandStats, FamilySnapshot, RedisOp};
 pub use config::{ReconnectConfig, RedisConfig, TlsOptions, Topology};
 pub use env::ENV_VARS;
 pub use error::{ConnectionError, Rejection, RejectionKind};

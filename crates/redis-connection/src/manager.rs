@@ -9,6 +9,7 @@ use fred::types::config::Server;
 use tokio::sync::{broadcast, watch};
 use tracing::info;
 
+use crate::commands::CommandStats;
 use crate::config::RedisConfig;
 use crate::error::ConnectionError;
 use crate::health::{HealthReport, HealthStatus, assess, ping};
@@ -37,6 +38,8 @@ struct Inner {
     builder: Builder,
     pool: Pool,
     supervisor: Supervisor,
+    /// Latency of the commands sent through this manager, by family.
+    commands: CommandStats,
 }
 
 impl std::fmt::Debug for Inner {
@@ -99,8 +102,15 @@ impl RedisConnectionManager {
                 builder,
                 pool,
                 supervisor,
+                commands: CommandStats::default(),
             }),
         })
+    }
+
+    /// Latency histograms of the commands sent through this manager (see
+    /// [`CommandStats::timed`]).
+    pub fn commands(&self) -> &CommandStats {
+        &self.inner.commands
     }
 
     /// Waits until every pooled client is connected, or fails as

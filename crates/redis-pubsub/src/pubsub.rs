@@ -9,7 +9,7 @@ use bytes::Bytes;
 use redis_connection::fred::clients::Client;
 use redis_connection::fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use redis_connection::fred::types::config::Options;
-use redis_connection::{ConnectionError, RedisConnectionManager, RedisSubscriber};
+use redis_connection::{ConnectionError, RedisConnectionManager, RedisOp, RedisSubscriber};
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -401,9 +401,13 @@ impl PubSub {
             fail_fast: true,
             ..Options::default()
         };
-        let receivers: u64 = client
-            .with_options(&options)
-            .publish(channel, payload)
+        let client = client.with_options(&options);
+        let publish = client.publish(channel, payload);
+        let receivers: u64 = self
+            .inner
+            .manager
+            .commands()
+            .timed(RedisOp::PUBLISH, 1, publish)
             .await
             .map_err(|e| self.error(&e))?;
         bump(&self.inner.shared.counters.published);

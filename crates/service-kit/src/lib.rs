@@ -14,11 +14,16 @@
 //!   concurrency limit (and a share of it per tenant, taken by
 //!   [`Authenticated`]), a request timeout, a body limit, HTTP metrics;
 //! - sessions ([`Session`], [`SessionToken`], [`authenticate`]);
+//! - [`OtelConfig`] and [`telemetry::init_with`]: OpenTelemetry traces over
+//!   OTLP/HTTP from the standard `OTEL_*` variables (off without an
+//!   endpoint), with a span per request, per cache operation and per Redis
+//!   command, and W3C `traceparent` taken from callers;
 //! - [`serve`]: hyper under our own accept loop, with a header-read timeout,
 //!   a connection cap and a shutdown deadline ([`ServerLimits`]), stopped by
 //!   [`shutdown_signal`].
 
 mod auth;
+mod command_metrics;
 mod config;
 mod error;
 mod extract;
@@ -27,6 +32,8 @@ pub mod health;
 mod metrics;
 mod middleware;
 pub mod openapi;
+mod otel;
+mod otel_config;
 mod platform;
 mod readiness;
 mod serve;
@@ -35,6 +42,7 @@ mod session;
 pub mod telemetry;
 mod throttle;
 mod token;
+mod trace_span;
 
 pub use auth::{Authenticated, InternalCaller, InternalToken};
 pub use config::{CommonConfig, HTTP_ENV_VARS, likely_typos};
@@ -43,6 +51,7 @@ pub use extract::{JsonBody, JsonDocument, PathParams};
 pub use metrics::Metrics;
 pub use middleware::{HttpLimits, MAX_HEADER_BYTES, with_common_layers};
 pub use openapi::{ErrorBody, ErrorDetail};
+pub use otel_config::{OTEL_ENV_VARS, OtelConfig, SamplerChoice};
 pub use platform::{Platform, StartError};
 pub use redis_connection::{ConfigError, Env};
 pub use serve::{ServiceError, Shutdown, run_service, service_main, shutdown_signal};

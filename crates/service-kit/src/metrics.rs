@@ -74,7 +74,8 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with the cache statistics and the
-    /// Redis gauges brought up to date first.
+    /// Redis gauges brought up to date first, and the Redis command latency
+    /// histogram (`redis_command_duration_seconds{family}`) at the end.
     pub fn render(&self, cache: &CacheStats, redis: &RedisConnectionManager) -> String {
         let redis_up = redis.is_connected();
         let (connected, configured) = redis.pool_connections();
@@ -121,6 +122,7 @@ impl Metrics {
                 gauge!("cache_invalidation_delay_seconds")
                     .set(u64_gauge(cache.last_invalidation_delay_ms) / 1000.0);
             }
+            counter!("otel_spans_dropped_total").absolute(crate::otel::dropped_spans());
             gauge!("redis_up").set(flag(redis_up));
             gauge!("redis_pool_connections", "state" => "connected")
                 .set(u64_gauge(connected as u64));
@@ -128,7 +130,9 @@ impl Metrics {
                 .set(u64_gauge(configured as u64));
         });
         self.handle.run_upkeep();
-        self.handle.render()
+        let mut text = self.handle.render();
+        text.push_str(&crate::command_metrics::render(redis.commands()));
+        text
     }
 }
 
@@ -216,6 +220,10 @@ fn describe() {
         "cache_invalidation_delay_seconds",
         Unit::Seconds,
         "Publish-to-apply delay of the last applied invalidation of another instance (absent before the first)"
+    );
+    describe_counter!(
+        "otel_spans_dropped_total",
+        "Trace spans dropped because the OTLP export queue (OTEL_BSP_MAX_QUEUE_SIZE) was full: the collector is slow or unreachable"
     );
     describe_gauge!(
         "redis_up",

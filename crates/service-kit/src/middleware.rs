@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::middleware::{self, Next};
@@ -92,8 +92,6 @@ impl HttpLimits {
     }
 }
 
-const REQUEST_ID: &str = "x-request-id";
-
 /// Largest total size of a request's headers. Real requests carry a few
 /// hundred bytes; a flood of header bytes is refused before any work.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -129,26 +127,8 @@ pub fn with_common_layers(router: Router, limits: HttpLimits, metrics: Metrics) 
                 // (the outage is logged once by the connection layer); a
                 // 500 is logged where it is made (`ApiError::internal`).
                 .on_failure(DefaultOnFailure::new().level(Level::DEBUG))
-                .make_span_with(|request: &Request| {
-                    let id = request
-                        .headers()
-                        .get(REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    // The route template, not the path: every line logged
-                    // inside a request carries this span, and paths hold
-                    // tenant, user and shard ids.
-                    let route = request
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map_or("unmatched", MatchedPath::as_str);
-                    tracing::info_span!(
-                        "http",
-                        request_id = %id,
-                        method = %request.method(),
-                        route = %route,
-                    )
-                }),
+                .make_span_with(crate::trace_span::request_span)
+                .on_response(crate::trace_span::record_response),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

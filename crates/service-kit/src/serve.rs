@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
 use crate::config::{CommonConfig, likely_typos};
+use crate::otel_config::OtelConfig;
 use crate::platform::Platform;
 use crate::server::serve;
 use redis_connection::{ConfigError, Env};
@@ -66,8 +67,32 @@ where
             return ExitCode::from(2);
         }
     };
+    let otel = match OtelConfig::from_env(&Env::process(), name) {
+        Ok(otel) => otel,
+        Err(error) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("{name}: {error}");
+            }
+            return ExitCode::from(2);
+        }
+    };
     let settings = common(&config);
-    crate::telemetry::init(settings.log_format);
+    // Kept until the service has stopped: dropping it sends the last spans.
+    let _telemetry = match crate::telemetry::init_with(settings.log_format, &otel) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("{name}: {error}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(endpoint) = &otel.traces_endpoint {
+        // The endpoint only: headers may hold an API key.
+        info!(service = name, endpoint = %endpoint, sampler = ?otel.sampler, "exporting traces over OTLP/HTTP");
+    }
     let set: Vec<String> = std::env::vars_os()
         .filter_map(|(name, _)| name.into_string().ok())
         .collect();

@@ -1,23 +1,98 @@
-//! Structured logs: `LOG_FORMAT=json|pretty`, filtered by `RUST_LOG`.
+//! Structured logs (`LOG_FORMAT=json|pretty`, filtered by `RUST_LOG`) and,
+//! when an OTLP endpoint is set, OpenTelemetry traces (see `otel.rs`).
+//!
+//! The two have separate filters: `RUST_LOG` decides what is logged, while
+//! traces always get the HTTP request spans (INFO) and the cache-operation
+//! and Redis-command spans (DEBUG, targets `redis_cache` and `redis`),
+//! whatever the log level. Without an endpoint no span beyond the logs' is
+//! made.
 
-use tracing_subscriber::EnvFilter;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::{Level, Metadata};
+use tracing_subscriber::filter::{EnvFilter, FilterFn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry};
 
-/// Installs the global subscriber. `format` is `json` or `pretty`; the
-/// filter comes from `RUST_LOG` (default `info`). Safe to call twice.
+use crate::otel_config::OtelConfig;
+
+/// Keeps the tracer provider alive; on drop, sends what is queued (for at
+/// most a second: an unreachable collector must not hold up an exit).
+#[derive(Debug, Default)]
+#[must_use = "dropping it stops trace export"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            let _ = provider.shutdown_with_timeout(std::time::Duration::from_secs(1));
+        }
+    }
+}
+
+/// Installs the global subscriber with logs only. `format` is `json` or
+/// `pretty`; the filter comes from `RUST_LOG` (default `info`). Safe to
+/// call twice.
 pub fn init(format: &str) {
+    install(format, None);
+}
+
+/// Installs the global subscriber: logs as [`init`] does, plus trace export
+/// when `otel` has an endpoint.
+///
+/// # Errors
+/// The OTLP exporter could not be built (e.g. a header that is not a valid
+/// HTTP header). The message never holds a header's value.
+pub fn init_with(format: &str, otel: &OtelConfig) -> Result<Telemetry, String> {
+    let provider = match &otel.traces_endpoint {
+        Some(endpoint) => Some(
+            crate::otel::provider(otel, endpoint)
+                .map_err(|_| "the OTLP trace exporter could not be built (check OTEL_EXPORTER_OTLP_HEADERS and the endpoint)".to_owned())?,
+        ),
+        None => None,
+    };
+    install(format, provider.as_ref());
+    Ok(Telemetry { provider })
+}
+
+fn install(format: &str, provider: Option<&SdkTracerProvider>) {
     let directives = std::env::var("RUST_LOG").unwrap_or_default();
     let filter = EnvFilter::try_new(with_quiet_fred(&directives))
         .unwrap_or_else(|_| EnvFilter::new(with_quiet_fred("info")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = if format == "json" {
-        builder
-            .json()
+    let fmt = tracing_subscriber::fmt::layer();
+    let logs = if format == "json" {
+        fmt.json()
             .flatten_event(true)
             .with_current_span(true)
-            .try_init()
+            .with_filter(filter)
+            .boxed()
     } else {
-        builder.try_init()
+        fmt.with_filter(filter).boxed()
     };
+    let traces = provider.map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("redis-layer"))
+            .with_location(false)
+            .with_threads(false)
+            .with_filter(FilterFn::new(|metadata: &Metadata<'_>| traced(metadata)))
+    });
+    let _ = Registry::default().with(logs).with(traces).try_init();
+}
+
+/// What traces carry: spans at INFO and above, and the DEBUG spans of
+/// cache operations and Redis commands; events (log lines) only at WARN
+/// and above, as span events.
+fn traced(metadata: &Metadata<'_>) -> bool {
+    if metadata.is_span() {
+        *metadata.level() <= Level::INFO
+            || metadata.target() == "redis"
+            || metadata.target().starts_with("redis_cache")
+    } else {
+        *metadata.level() <= Level::WARN
+    }
 }
 
 /// `directives` (default `info`), with fred's own log lines limited to

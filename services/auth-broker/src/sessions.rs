@@ -28,6 +28,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use redis_cache::Expiry;
+use redis_connection::RedisOp;
 use redis_connection::fred::interfaces::{KeysInterface, SetsInterface, TransactionInterface};
 use serde::{Deserialize, Serialize};
 use service_kit::{
@@ -233,8 +234,9 @@ pub(crate) async fn revoke_user(
     // Every member's session was written before the member was added (see
     // the module docs), so revoking the members read here revokes them all;
     // a hash added meanwhile is not among them and stays in the set.
-    let members: Vec<String> = pool
-        .smembers(set.as_str())
+    let commands = state.platform.manager.commands();
+    let members: Vec<String> = commands
+        .timed(RedisOp::SMEMBERS, 1, pool.smembers(set.as_str()))
         .await
         .map_err(|_| ApiError::unavailable())?;
     let mut revoked = 0;
@@ -248,8 +250,8 @@ pub(crate) async fn revoke_user(
     // drop a session created meanwhile from it. On an error above, the
     // members not yet revoked are still there for the next attempt.
     if !members.is_empty() {
-        let _: i64 = pool
-            .srem(set.as_str(), members)
+        let _: i64 = commands
+            .timed(RedisOp::SREM, 1, pool.srem(set.as_str(), members))
             .await
             .map_err(|_| ApiError::unavailable())?;
     }
@@ -276,15 +278,24 @@ async fn remember(state: &AppState, session: &Session, hash: &TokenHash) -> Resu
         tx.pexpire::<(), _>(set.as_str(), ttl_ms, None).await?;
         tx.exec::<()>(true).await
     };
-    queued.await.map_err(|_| ApiError::unavailable())
+    // MULTI, SADD, PEXPIRE, EXEC: one transaction, one observation.
+    let commands = state.platform.manager.commands();
+    commands
+        .timed(RedisOp::TRANSACTION, 1, queued)
+        .await
+        .map_err(|_| ApiError::unavailable())
 }
 
 /// Removes a revoked session from its user's set.
 async fn forget(state: &AppState, session: &Session, hash: &TokenHash) -> Result<(), ApiError> {
     let set = RedisKey::user_sessions(&session.tenant_id, &session.user_id);
     let pool = state.platform.manager.pool();
-    let _: i64 = pool
-        .srem(set.as_str(), hash.as_str())
+    let srem = pool.srem(set.as_str(), hash.as_str());
+    let _: i64 = state
+        .platform
+        .manager
+        .commands()
+        .timed(RedisOp::SREM, 1, srem)
         .await
         .map_err(|_| ApiError::unavailable())?;
     Ok(())

@@ -3,6 +3,7 @@
 
 mod api;
 mod bad_input;
+mod command_latency;
 mod compose;
 mod contract;
 mod e2e;
@@ -11,6 +12,7 @@ mod fairness;
 mod interop;
 mod memory;
 mod observability;
+mod otel;
 mod partition;
 mod procs;
 mod prometheus;

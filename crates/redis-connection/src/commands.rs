@@ -1,0 +1,291 @@
+//! What every Redis command our code sends costs: a latency histogram by
+//! command family, and a trace span per command.
+//!
+//! The histogram is kept here, in atomics on the connection manager, rather
+//! than through a `metrics` recorder: a service's recorder is its own (not a
+//! global one, so that several services can share a test process) and is
+//! only installed around the code that renders `/metrics`, while commands
+//! run on every task. The service renders [`CommandStats::snapshot`] next to
+//! its other metrics.
+//!
+//! Labels are a fixed set of families (never keys, never arguments), so the
+//! series count is bounded whatever the traffic.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use tracing::Instrument;
+
+/// Upper bounds (seconds) of the latency buckets: a local Redis answers in
+/// tens of microseconds, a remote one in a millisecond or two, and the
+/// command timeout (500 ms by default) caps the rest.
+pub const COMMAND_LATENCY_BUCKETS: [f64; 12] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
+];
+
+/// A group of Redis commands that cost alike: the histogram's label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CommandFamily {
+    /// `GET`, `MGET`, `EXISTS`.
+    Get,
+    /// `SET` (with `PX`, `NX`).
+    Set,
+    /// `UNLINK`.
+    Del,
+    /// `PTTL`, `PEXPIRE`.
+    Ttl,
+    /// `INCRBY`.
+    Incr,
+    /// `SCAN`, `ZSCAN`.
+    Scan,
+    /// `EVAL`, `EVALSHA`, `SCRIPT LOAD`.
+    Script,
+    /// `PUBLISH`.
+    Publish,
+    /// Set members: `SADD`, `SREM`, `SMEMBERS`.
+    Members,
+    /// `MULTI` ... `EXEC`, counted once.
+    Transaction,
+    /// `DBSIZE`, `INFO`, `PING`.
+    Server,
+}
+
+impl CommandFamily {
+    /// Every family, in the order they are rendered.
+    pub const ALL: [Self; 11] = [
+        Self::Get,
+        Self::Set,
+        Self::Del,
+        Self::Ttl,
+        Self::Incr,
+        Self::Scan,
+        Self::Script,
+        Self::Publish,
+        Self::Members,
+        Self::Transaction,
+        Self::Server,
+    ];
+
+    /// The label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Get => "get",
+            Self::Set => "set",
+            Self::Del => "del",
+            Self::Ttl => "ttl",
+            Self::Incr => "incr",
+            Self::Scan => "scan",
+            Self::Script => "script",
+            Self::Publish => "publish",
+            Self::Members => "members",
+            Self::Transaction => "transaction",
+            Self::Server => "server",
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::ALL.iter().position(|f| *f == self).unwrap_or(0)
+    }
+}
+
+/// One Redis command as the histogram and the traces name it: the
+/// command's name (`db.operation.name`) and its family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedisOp {
+    name: &'static str,
+    family: CommandFamily,
+}
+
+impl RedisOp {
+    /// A command `name` (as Redis spells it) of `family`.
+    pub const fn new(name: &'static str, family: CommandFamily) -> Self {
+        Self { name, family }
+    }
+
+    /// The command's name.
+    pub fn name(self) -> &'static str {
+        self.name
+    }
+
+    /// The command's family.
+    pub fn family(self) -> CommandFamily {
+        self.family
+    }
+
+    /// `GET`.
+    pub const GET: Self = Self::new("GET", CommandFamily::Get);
+    /// `MGET`.
+    pub const MGET: Self = Self::new("MGET", CommandFamily::Get);
+    /// `EXISTS`.
+    pub const EXISTS: Self = Self::new("EXISTS", CommandFamily::Get);
+    /// `SET`.
+    pub const SET: Self = Self::new("SET", CommandFamily::Set);
+    /// `UNLINK`.
+    pub const UNLINK: Self = Self::new("UNLINK", CommandFamily::Del);
+    /// `PTTL`.
+    pub const PTTL: Self = Self::new("PTTL", CommandFamily::Ttl);
+    /// `PEXPIRE`.
+    pub const PEXPIRE: Self = Self::new("PEXPIRE", CommandFamily::Ttl);
+    /// `INCRBY`.
+    pub const INCRBY: Self = Self::new("INCRBY", CommandFamily::Incr);
+    /// `SCAN`.
+    pub const SCAN: Self = Self::new("SCAN", CommandFamily::Scan);
+    /// `ZSCAN`.
+    pub const ZSCAN: Self = Self::new("ZSCAN", CommandFamily::Scan);
+    /// `EVAL`.
+    pub const EVAL: Self = Self::new("EVAL", CommandFamily::Script);
+    /// `EVALSHA`.
+    pub const EVALSHA: Self = Self::new("EVALSHA", CommandFamily::Script);
+    /// `SCRIPT LOAD`.
+    pub const SCRIPT_LOAD: Self = Self::new("SCRIPT LOAD", CommandFamily::Script);
+    /// `PUBLISH`.
+    pub const PUBLISH: Self = Self::new("PUBLISH", CommandFamily::Publish);
+    /// `SMEMBERS`.
+    pub const SMEMBERS: Self = Self::new("SMEMBERS", CommandFamily::Members);
+    /// `SREM`.
+    pub const SREM: Self = Self::new("SREM", CommandFamily::Members);
+    /// `MULTI` ... `EXEC`: one transaction.
+    pub const TRANSACTION: Self = Self::new("MULTI", CommandFamily::Transaction);
+    /// `DBSIZE`.
+    pub const DBSIZE: Self = Self::new("DBSIZE", CommandFamily::Server);
+    /// `INFO`.
+    pub const INFO: Self = Self::new("INFO", CommandFamily::Server);
+}
+
+/// One family's histogram, as last read.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct FamilySnapshot {
+    /// The family.
+    pub family: CommandFamily,
+    /// Cumulative counts: `buckets[i]` commands took at most
+    /// `COMMAND_LATENCY_BUCKETS[i]` seconds.
+    pub buckets: Vec<u64>,
+    /// Commands observed.
+    pub count: u64,
+    /// Their total duration, in seconds.
+    pub sum_seconds: f64,
+}
+
+/// Latency histograms of the commands sent through one connection manager.
+#[derive(Debug, Default)]
+pub struct CommandStats {
+    families: [Histogram; CommandFamily::ALL.len()],
+}
+
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Per bucket (not cumulative), plus one past the last bound.
+    buckets: [AtomicU64; COMMAND_LATENCY_BUCKETS.len() + 1],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl CommandStats {
+    /// Records `n` commands of `family` that took `elapsed` (commands sent
+    /// together and answered together each took the whole round trip).
+    pub fn observe(&self, family: CommandFamily, elapsed: Duration, n: u64) {
+        let h = &self.families[family.index()];
+        let secs = elapsed.as_secs_f64();
+        let bucket = COMMAND_LATENCY_BUCKETS
+            .iter()
+            .position(|bound| secs <= *bound)
+            .unwrap_or(COMMAND_LATENCY_BUCKETS.len());
+        h.buckets[bucket].fetch_add(n, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        h.sum_nanos
+            .fetch_add(nanos.saturating_mul(n), Ordering::Relaxed);
+        h.count.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Every family's histogram, in [`CommandFamily::ALL`]'s order; families
+    /// never used are included (all zero), so a dashboard sees each series
+    /// from the start.
+    pub fn snapshot(&self) -> Vec<FamilySnapshot> {
+        CommandFamily::ALL
+            .iter()
+            .map(|&family| {
+                let h = &self.families[family.index()];
+                let mut running = 0;
+                let buckets = h.buckets[..COMMAND_LATENCY_BUCKETS.len()]
+                    .iter()
+                    .map(|b| {
+                        running += b.load(Ordering::Relaxed);
+                        running
+                    })
+                    .collect();
+                #[allow(clippy::cast_precision_loss)]
+                let sum_seconds = h.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+                FamilySnapshot {
+                    family,
+                    buckets,
+                    count: h.count.load(Ordering::Relaxed),
+                    sum_seconds,
+                }
+            })
+            .collect()
+    }
+
+    /// Runs `command` (a fred future that sends one command of `op`, or
+    /// `n` of them sent together) in a `redis` span and records its latency.
+    ///
+    /// The span (target `redis`, level DEBUG) carries only the operation's
+    /// name and `db.system.name`: never a key (keys name tenants and
+    /// sessions) or a value. A command dropped before its reply (its
+    /// caller gave up) is not recorded.
+    ///
+    /// Not an `async fn`: its state would hold `command` twice (before and
+    /// after wrapping it), and fred's command futures are large; this adds
+    /// a span and an `Instant` to the caller's future. The clock starts
+    /// here, right before the caller first polls (and so sends) it.
+    pub fn timed<F: Future>(
+        &self,
+        op: RedisOp,
+        n: u64,
+        command: F,
+    ) -> impl Future<Output = F::Output> {
+        let span = tracing::debug_span!(
+            target: "redis",
+            "redis",
+            otel.name = op.name,
+            otel.kind = "client",
+            db.system.name = "redis",
+            db.operation.name = op.name,
+        );
+        let start = Instant::now();
+        command
+            .instrument(span)
+            .inspect(move |_| self.observe(op.family, start.elapsed(), n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Each observation lands in the first bucket whose bound it does not
+    // exceed, and buckets read cumulatively.
+    #[test]
+    fn observations_fill_cumulative_buckets_by_family() {
+        let stats = CommandStats::default();
+        stats.observe(CommandFamily::Get, Duration::from_micros(40), 1);
+        stats.observe(CommandFamily::Get, Duration::from_millis(2), 2);
+        stats.observe(CommandFamily::Get, Duration::from_secs(2), 1);
+        let get = stats
+            .snapshot()
+            .into_iter()
+            .find(|s| s.family == CommandFamily::Get)
+            .unwrap();
+        assert_eq!(get.count, 4);
+        assert_eq!(get.buckets[0], 1);
+        assert_eq!(get.buckets[4], 1, "1 ms bound");
+        assert_eq!(get.buckets[5], 3, "2.5 ms bound");
+        assert_eq!(*get.buckets.last().unwrap(), 3, "2 s is past every bound");
+        assert!((get.sum_seconds - 2.00404).abs() < 1e-6);
+        let set = &stats.snapshot()[1];
+        assert_eq!((set.family, set.count), (CommandFamily::Set, 0));
+    }
+}
