@@ -75,12 +75,13 @@ fn ci_steps(clock: &mut StepClock) -> Result {
         )
     })?;
     // Without its `tls` feature, redis-connection must refuse rediss://
-    // rather than connect in plain text: run that build's unit tests.
-    clock.step("no-tls build", || {
+    // rather than connect in plain text: the refusal is unit-tested in the
+    // default build (`validate_for(false)`); this keeps that build compiling.
+    clock.step("no-tls check", || {
         run(
             "cargo",
             &[
-                "test",
+                "check",
                 "-p",
                 "redis-connection",
                 "--no-default-features",

@@ -335,6 +335,14 @@ impl RedisConfig {
     /// # Errors
     /// A [`ConfigError`] naming the field's environment variable.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_for(cfg!(feature = "tls"))
+    }
+
+    /// [`validate`](Self::validate) for a build with (`tls_built`) or
+    /// without TLS support: one function, so that the default build's unit
+    /// tests cover the refusal of TLS without it, and CI needs no second
+    /// build of fred's dependency tree just to run that test.
+    fn validate_for(&self, tls_built: bool) -> Result<(), ConfigError> {
         let bad = |variable: &str, reason: &str| Err(ConfigError::new(variable, reason));
         if !(1..=256).contains(&self.pool_size) {
             return bad("REDIS_POOL_SIZE", "must be between 1 and 256");
@@ -384,7 +392,7 @@ impl RedisConfig {
         if nodes.iter().any(|(_, port)| *port == 0) {
             return bad("REDIS_PORT", "must be between 1 and 65535");
         }
-        if self.tls.is_some() && !cfg!(feature = "tls") {
+        if self.tls.is_some() && !tls_built {
             return bad(
                 "REDIS_TLS",
                 "TLS was requested but this build has no TLS support \
@@ -413,17 +421,20 @@ mod tests {
         assert!(with_tls().validate().is_ok());
     }
 
-    // Without TLS support, asking for TLS is a configuration error, never a
-    // silent plain-text connection (CI runs this with --no-default-features).
-    #[cfg(not(feature = "tls"))]
+    // Without TLS support, asking for TLS (in code or with a rediss:// URL)
+    // is a configuration error, never a silent plain-text connection.
     #[test]
     fn tls_refused_without_feature() {
-        let err = with_tls().validate().unwrap_err();
+        let err = with_tls().validate_for(false).unwrap_err();
         assert_eq!(err.variable, "REDIS_TLS", "{err}");
         let err = RedisConfig::from_url("rediss://example.com:6380")
-            .and_then(|c| c.validate())
+            .and_then(|c| c.validate_for(false))
             .unwrap_err();
         assert!(err.to_string().contains("no TLS support"), "{err}");
+        // The same configuration is fine for a build with TLS support.
+        assert!(with_tls().validate_for(true).is_ok());
+        #[cfg(not(feature = "tls"))]
+        assert!(with_tls().validate().is_err());
     }
 
     // Nonsensical values are refused by validate() too, for configs built in code.
