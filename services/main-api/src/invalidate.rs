@@ -3,6 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use service_kit::{ADMIN_ROLE, ApiError, Authenticated, JsonBody, PathParams, require_tenant};
@@ -28,19 +29,32 @@ pub(crate) async fn invalidate(
     auth: Authenticated,
     PathParams(path): PathParams<TenantPath>,
     JsonBody(body): JsonBody<InvalidateBody>,
-) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
+) -> Result<Response, ApiError> {
     require_tenant(&auth.session, &path.tenant_id)?;
     if !auth.session.has_role(ADMIN_ROLE) {
         return Err(ApiError::forbidden(
             "invalidating cached data needs the admin role",
         ));
     }
-    let invalidation = to_invalidation(path.tenant_id, &body)?;
+    let invalidation = to_invalidation(path.tenant_id.clone(), &body)?;
+    if let Invalidation::Tenant { .. } = invalidation {
+        // A large tenant is purged by a background job (see `jobs.rs`).
+        let threshold = state.jobs.config().threshold;
+        let total = state
+            .platform
+            .cache
+            .tenant_indexed_keys(&path.tenant_id)
+            .await?;
+        if total > threshold {
+            return crate::jobs::start_tenant_purge(&state.jobs, path.tenant_id, total).await;
+        }
+    }
     let deleted = state.platform.cache.invalidate(&invalidation).await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(json!({"deleted": deleted})),
-    ))
+    )
+        .into_response())
 }
 
 fn to_invalidation(tenant_id: TenantId, body: &InvalidateBody) -> Result<Invalidation, ApiError> {
