@@ -18,11 +18,11 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobConfig {
     /// A tenant purge of more indexed keys than this runs as a background
-    /// job (`CACHE_PURGE_JOB_THRESHOLD`, default 10 000); at or below it the
+    /// job (`MAIN_API_PURGE_JOB_THRESHOLD`, default 10 000); at or below it the
     /// request purges synchronously, as before.
     pub threshold: u64,
     /// Most index entries a job reads (and keys it deletes) per second
-    /// (`CACHE_PURGE_JOB_RATE`, default 20 000), so that a purge leaves Redis
+    /// (`MAIN_API_PURGE_JOB_RATE`, default 20 000), so that a purge leaves Redis
     /// to the other tenants.
     pub rate: u32,
 }
@@ -49,8 +49,13 @@ impl Config {
         })?;
         let defaults = JobConfig::default();
         let jobs = JobConfig {
-            threshold: env.number("CACHE_PURGE_JOB_THRESHOLD", defaults.threshold, 0, u64::MAX)?,
-            rate: env.number("CACHE_PURGE_JOB_RATE", defaults.rate, 1, 10_000_000)?,
+            threshold: env.number(
+                "MAIN_API_PURGE_JOB_THRESHOLD",
+                defaults.threshold,
+                0,
+                u64::MAX,
+            )?,
+            rate: env.number("MAIN_API_PURGE_JOB_RATE", defaults.rate, 1, 10_000_000)?,
         };
         Ok(Self { common, jobs })
     }

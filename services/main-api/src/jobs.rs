@@ -1,7 +1,7 @@
 //! Tenant purges as background jobs.
 //!
 //! - `POST /v1/tenants/{t}/cache/invalidate {"kind":"tenant"}` on a tenant
-//!   with more indexed keys than `CACHE_PURGE_JOB_THRESHOLD` answers `202`
+//!   with more indexed keys than `MAIN_API_PURGE_JOB_THRESHOLD` answers `202`
 //!   with `{"job": id, "state": "running", "existing": bool}` and
 //!   `Location: /v1/tenants/{t}/cache/jobs/{id}` instead of purging in the
 //!   request ([`start_tenant_purge`]). One job per tenant: while one runs, a

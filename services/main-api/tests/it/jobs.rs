@@ -105,8 +105,8 @@ async fn a_large_tenant_purge_runs_as_a_background_job() {
     let (t1, others) = write_keyspace(&redis).await;
     let broker = start("auth-broker", "AUTH_BROKER_ADDR", &redis);
     let env = [
-        ("CACHE_PURGE_JOB_THRESHOLD", "1000"),
-        ("CACHE_PURGE_JOB_RATE", "10000"),
+        ("MAIN_API_PURGE_JOB_THRESHOLD", "1000"),
+        ("MAIN_API_PURGE_JOB_RATE", "10000"),
     ];
     let api = start_with("main-api", "MAIN_API_ADDR", &redis, &env);
     let client = Client::new();
@@ -187,8 +187,8 @@ async fn a_killed_service_resumes_its_purge_job_on_restart() {
     let broker = start("auth-broker", "AUTH_BROKER_ADDR", &redis);
     // 2 000 keys a second: the job takes about 10 s, time to kill it.
     let env = [
-        ("CACHE_PURGE_JOB_THRESHOLD", "1000"),
-        ("CACHE_PURGE_JOB_RATE", "2000"),
+        ("MAIN_API_PURGE_JOB_THRESHOLD", "1000"),
+        ("MAIN_API_PURGE_JOB_RATE", "2000"),
     ];
     let api = start_with("main-api", "MAIN_API_ADDR", &redis, &env);
     let client = Client::new();
