@@ -8,8 +8,9 @@
 //! reads every job (`JobStore::all_jobs`), and for each one still `running`
 //! waits for its lease to be free (a live runner elsewhere keeps renewing
 //! it, and then keeps the job), takes it and continues from the cursor, so
-//! no job stops silently half-way. A job whose progress cannot be read back
-//! is marked `interrupted` with the counts that could.
+//! no job stops silently half-way. A job whose progress cannot be read
+//! back, or whose tenant has since started another job (which holds the
+//! lease), is marked `interrupted` with the counts it saved.
 //!
 //! **Failures.** A page that fails (Redis unavailable) is retried from the
 //! same cursor, which is harmless; after [`MAX_FAILURES`] failures in a row
@@ -89,7 +90,12 @@ impl Runner {
             match self.store.renew(&progress.tenant, &progress.id).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    warn!(tenant.id = %progress.tenant, job.id = %progress.id, "purge job lease lost; another instance runs it");
+                    // Another job of the tenant took the lease during a
+                    // stall: say this one stopped rather than leave it
+                    // `running` with nobody running it.
+                    warn!(tenant.id = %progress.tenant, job.id = %progress.id, "purge job lease lost to another job; interrupted");
+                    progress.state = JobState::Interrupted;
+                    let _ = self.store.save(&progress).await;
                     return;
                 }
                 Err(error) => {
@@ -151,6 +157,15 @@ impl Runner {
                 Ok(Claim::HeldBy(_) | Claim::Retry) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
+                Ok(Claim::HeldBy(other)) if other != id => {
+                    // Another job of the tenant runs: nobody will continue
+                    // this one.
+                    progress.state = JobState::Interrupted;
+                    warn!(tenant.id = %tenant, job.id = %id, "purge job superseded; marked interrupted");
+                    let _ = self.store.save(&progress).await;
+                    return;
+                }
+                // Its own runner, alive elsewhere, keeps it.
                 Ok(_) => return,
                 Err(error) => {
                     warn!(tenant.id = %tenant, job.id = %id, %error, "purge job lease not read");

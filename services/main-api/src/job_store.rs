@@ -44,8 +44,10 @@ pub(crate) enum JobState {
     Done,
     /// Redis failed repeatedly; `deleted` says what the job did before.
     Failed,
-    /// The job's saved progress could not be read back, so it was stopped
-    /// where it was; `deleted` says what it did.
+    /// Stopped where it was, and nobody will continue it: its runner lost
+    /// its lease to another job of the tenant (after a stall longer than
+    /// the lease), or its saved progress could not be read back. `deleted`
+    /// says what it did; a new purge request finishes the work.
     Interrupted,
 }
 
@@ -145,17 +147,28 @@ impl JobStore {
         })
     }
 
-    /// Extends the lease if `job` still holds it; `false` when another job
-    /// (another instance, after this one stalled past the TTL) took it.
+    /// Extends the lease if `job` still holds it, or takes it again if it
+    /// expired meanwhile (a page slower than the TTL); `false` when another
+    /// job took it in between.
     pub(crate) async fn renew(&self, tenant: &TenantId, job: &JobId) -> RedisResult<bool> {
         let lease = RedisKey::purge_lease(tenant);
         let holder: Option<String> = self.client.get(lease.as_str()).await?;
-        if holder.as_deref() != Some(job.as_str()) {
-            return Ok(false);
+        match holder {
+            Some(holder) if holder == job.as_str() => {
+                // Expired between the two commands: take it again.
+                let extended: bool = self
+                    .client
+                    .pexpire(lease.as_str(), millis(LEASE_TTL), None)
+                    .await?;
+                if extended {
+                    Ok(true)
+                } else {
+                    Ok(matches!(self.claim(tenant, job).await?, Claim::Taken))
+                }
+            }
+            Some(_) => Ok(false),
+            None => Ok(matches!(self.claim(tenant, job).await?, Claim::Taken)),
         }
-        self.client
-            .pexpire::<bool, _>(lease.as_str(), millis(LEASE_TTL), None)
-            .await
     }
 
     /// Gives the lease up if `job` holds it.
