@@ -147,6 +147,11 @@ define_id!(
     CounterName,
     "counter_name"
 );
+define_id!(
+    /// A background job of a tenant (main-api's purge jobs).
+    JobId,
+    "job_id"
+);
 
 #[cfg(test)]
 mod tests {

@@ -706,6 +706,8 @@ mod tests {
             RedisKey::rate_limit(&tn, &u, &name),
             RedisKey::counter(&tn, &name),
             RedisKey::tenant_index(&tn),
+            RedisKey::purge_job(&tn, &"j1".parse().unwrap()),
+            RedisKey::purge_lease(&tn),
         ];
         assert_eq!(samples.len(), KeyFamily::ALL.len());
         for key in samples {

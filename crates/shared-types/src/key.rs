@@ -8,15 +8,16 @@
 //! - **cache** (`tenant:{t}:...`): data that can be recomputed from a source of
 //!   truth. `tenant:{t}:*` covers exactly one tenant's cached data, and any
 //!   cache invalidation, even of a whole tenant, stays inside it.
-//! - **state** (`auth:...`, `ratelimit:...`, `counter:...`): sessions, the
-//!   sets of a user's sessions, rate-limit windows and counters. They are not
+//! - **state** (`auth:...`, `ratelimit:...`, `counter:...`, `jobs:...`):
+//!   sessions, the sets of a user's sessions, rate-limit windows, counters
+//!   and purge jobs. They are not
 //!   cache: losing them logs users out or resets a limit, so no cache
 //!   invalidation touches them.
 
 use std::fmt;
 
 use crate::digest::{QueryHash, TokenHash};
-use crate::id::{CounterName, ShardId, TenantId, UserId};
+use crate::id::{CounterName, JobId, ShardId, TenantId, UserId};
 use crate::ttl::TtlPolicy;
 
 /// The family of a key: its format, its TTL policy and its invalidation.
@@ -42,11 +43,16 @@ pub enum KeyFamily {
     /// by expiry, that makes a tenant purge cost that tenant's keys only
     /// (bookkeeping of the cache; not itself cache).
     TenantIndex,
+    /// `jobs:tenant:{t}:purge:{job}`: a purge job's progress, a hash (state).
+    PurgeJob,
+    /// `jobs:tenant:{t}:purge-lease`: which purge job of the tenant runs,
+    /// held with an expiry its runner renews (state).
+    PurgeLease,
 }
 
 impl KeyFamily {
     /// Every family, for tables and tests.
-    pub const ALL: [KeyFamily; 9] = [
+    pub const ALL: [KeyFamily; 11] = [
         KeyFamily::ShardStructured,
         KeyFamily::UserProfile,
         KeyFamily::Acl,
@@ -56,6 +62,8 @@ impl KeyFamily {
         KeyFamily::RateLimit,
         KeyFamily::Counter,
         KeyFamily::TenantIndex,
+        KeyFamily::PurgeJob,
+        KeyFamily::PurgeLease,
     ];
 
     /// A short name for logs and metrics labels. Logs carry the family, never
@@ -71,6 +79,8 @@ impl KeyFamily {
             KeyFamily::RateLimit => "ratelimit",
             KeyFamily::Counter => "counter",
             KeyFamily::TenantIndex => "keyindex",
+            KeyFamily::PurgeJob => "purge_job",
+            KeyFamily::PurgeLease => "purge_lease",
         }
     }
 
@@ -85,6 +95,7 @@ impl KeyFamily {
             KeyFamily::RateLimit => "ratelimit:tenant:",
             KeyFamily::Counter => "counter:tenant:",
             KeyFamily::TenantIndex => "keyindex:tenant:",
+            KeyFamily::PurgeJob | KeyFamily::PurgeLease => "jobs:tenant:",
         }
     }
 
@@ -126,7 +137,11 @@ impl KeyFamily {
             KeyFamily::Acl => Some(TtlPolicy::acl()),
             KeyFamily::VectorSearch => Some(TtlPolicy::vector_search()),
             KeyFamily::Session | KeyFamily::UserSessions => Some(TtlPolicy::session()),
-            KeyFamily::RateLimit | KeyFamily::Counter | KeyFamily::TenantIndex => None,
+            KeyFamily::RateLimit
+            | KeyFamily::Counter
+            | KeyFamily::TenantIndex
+            | KeyFamily::PurgeJob
+            | KeyFamily::PurgeLease => None,
         }
     }
 }
@@ -232,6 +247,23 @@ impl RedisKey {
         Self::new(KeyFamily::TenantIndex, format!("keyindex:tenant:{tenant}"))
     }
 
+    /// `jobs:tenant:{t}:purge:{job}`: a purge job's progress (a hash).
+    pub fn purge_job(tenant: &TenantId, job: &JobId) -> Self {
+        Self::new(
+            KeyFamily::PurgeJob,
+            format!("jobs:tenant:{tenant}:purge:{job}"),
+        )
+    }
+
+    /// `jobs:tenant:{t}:purge-lease`: the id of the tenant's running purge
+    /// job, expiring unless its runner renews it (one job per tenant).
+    pub fn purge_lease(tenant: &TenantId) -> Self {
+        Self::new(
+            KeyFamily::PurgeLease,
+            format!("jobs:tenant:{tenant}:purge-lease"),
+        )
+    }
+
     /// The index of the tenant `key` belongs to (see [`tenant_index`](Self::tenant_index)).
     pub fn tenant_index_of(key: &RedisKey) -> Self {
         // The tenant id was validated when `key` was built.
@@ -333,6 +365,14 @@ mod tests {
             (
                 RedisKey::tenant_index(&tenant),
                 "keyindex:tenant:t1".to_owned(),
+            ),
+            (
+                RedisKey::purge_job(&tenant, &"j1".parse().unwrap()),
+                "jobs:tenant:t1:purge:j1".to_owned(),
+            ),
+            (
+                RedisKey::purge_lease(&tenant),
+                "jobs:tenant:t1:purge-lease".to_owned(),
             ),
         ];
         for (key, expected) in cases {

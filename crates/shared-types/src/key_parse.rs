@@ -52,8 +52,10 @@ impl RedisKey {
             }
             ["counter", "tenant", t, n] => RedisKey::counter(&t.parse()?, &n.parse()?),
             ["keyindex", "tenant", t] => RedisKey::tenant_index(&t.parse()?),
+            ["jobs", "tenant", t, "purge", j] => RedisKey::purge_job(&t.parse()?, &j.parse()?),
+            ["jobs", "tenant", t, "purge-lease"] => RedisKey::purge_lease(&t.parse()?),
             ["tenant", ..] => return Err(key_error("not a layout of the cache families")),
-            ["auth" | "ratelimit" | "counter" | "keyindex", ..] => {
+            ["auth" | "ratelimit" | "counter" | "keyindex" | "jobs", ..] => {
                 return Err(key_error("not a layout of the state families"));
             }
             _ => return Err(key_error("unknown prefix")),
@@ -97,6 +99,8 @@ mod tests {
             RedisKey::rate_limit(&t, &u, &n),
             RedisKey::counter(&t, &n),
             RedisKey::tenant_index(&t),
+            RedisKey::purge_job(&t, &"j1".parse().unwrap()),
+            RedisKey::purge_lease(&t),
         ];
         assert_eq!(keys.len(), KeyFamily::ALL.len());
         for key in keys {

@@ -3,6 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use service_kit::{
     ADMIN_ROLE, ApiError, Authenticated, ErrorBody, JsonBody, PathParams, require_tenant,
@@ -70,11 +71,28 @@ impl InvalidateBody {
     }
 }
 
-/// The answer to an invalidation.
+/// The answer to an invalidation: done, or (a tenant larger than
+/// `MAIN_API_PURGE_JOB_THRESHOLD` keys) a background purge job.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct Invalidated {
-    /// Keys deleted from Redis.
-    deleted: u64,
+#[serde(untagged)]
+pub(crate) enum Invalidated {
+    /// Done: Redis changed and every instance was told.
+    Done {
+        /// Keys deleted from Redis.
+        deleted: u64,
+    },
+    /// A purge job of the whole tenant runs in the background; its progress
+    /// is at the response's `Location`.
+    Job {
+        /// The job's id (16 hex digits).
+        #[schema(value_type = String, pattern = "^[0-9a-f]{16}$")]
+        job: shared_types::JobId,
+        /// `running`.
+        state: crate::job_store::JobState,
+        /// Whether the job was already running (one job per tenant at a
+        /// time: a second request answers the running one).
+        existing: bool,
+    },
 }
 
 /// Invalidates cached data of the tenant (role `admin`).
@@ -91,7 +109,8 @@ pub(crate) struct Invalidated {
     ),
     request_body = InvalidateBody,
     responses(
-        (status = 202, description = "Invalidated", body = Invalidated),
+        (status = 202, description = "Invalidated (`deleted`), or, for a tenant with more indexed keys than `MAIN_API_PURGE_JOB_THRESHOLD`, a background purge job (`job`)", body = Invalidated,
+            headers(("Location" = String, description = "For a job: `/v1/tenants/{tenant_id}/cache/jobs/{job}`, its progress"))),
         (status = 400, description = "An id breaks the id rules, the body is not JSON or names no known kind, lacks an id its kind needs, or has other fields", body = ErrorBody),
         (status = 401, description = "No valid session token", body = ErrorBody),
         (status = 403, description = "The session belongs to another tenant, or lacks the role `admin`", body = ErrorBody),
@@ -107,16 +126,32 @@ pub(crate) async fn invalidate(
     auth: Authenticated,
     PathParams(path): PathParams<TenantPath>,
     JsonBody(body): JsonBody<InvalidateBody>,
-) -> Result<(StatusCode, axum::Json<Invalidated>), ApiError> {
+) -> Result<Response, ApiError> {
     require_tenant(&auth.session, &path.tenant_id)?;
     if !auth.session.has_role(ADMIN_ROLE) {
         return Err(ApiError::forbidden(
             "invalidating cached data needs the admin role",
         ));
     }
-    let invalidation = to_invalidation(path.tenant_id, body);
+    let invalidation = to_invalidation(path.tenant_id.clone(), body);
+    if let Invalidation::Tenant { .. } = invalidation {
+        // A large tenant is purged by a background job (see `jobs.rs`).
+        let threshold = state.jobs.config().threshold;
+        let total = state
+            .platform
+            .cache
+            .tenant_indexed_keys(&path.tenant_id)
+            .await?;
+        if total > threshold {
+            return crate::jobs::start_tenant_purge(&state.jobs, path.tenant_id, total).await;
+        }
+    }
     let deleted = state.platform.cache.invalidate(&invalidation).await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(Invalidated { deleted })))
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(Invalidated::Done { deleted }),
+    )
+        .into_response())
 }
 
 fn to_invalidation(tenant_id: TenantId, body: InvalidateBody) -> Invalidation {

@@ -3,7 +3,9 @@
 //!
 //! - `GET|PUT|DELETE /v1/tenants/{t}/shards/{s}/structured`
 //! - `GET|PUT|DELETE /v1/tenants/{t}/users/{u}/profile` (user `u`, or role `admin`)
-//! - `POST /v1/tenants/{t}/cache/invalidate` (role `admin`)
+//! - `POST /v1/tenants/{t}/cache/invalidate` (role `admin`; a large tenant's
+//!   purge becomes a background job)
+//! - `GET /v1/tenants/{t}/cache/jobs/{id}` (role `admin`): a purge job's progress
 //! - `GET /health/live`, `/health/ready`, `/health`, `/metrics`
 //! - `GET /openapi.json`: [`openapi`], the HTTP contract (committed as
 //!   `docs/openapi/main-api.json`)
@@ -14,6 +16,9 @@
 mod config;
 mod data;
 mod invalidate;
+mod job_runner;
+mod job_store;
+mod jobs;
 mod state;
 
 use axum::Router;
@@ -22,7 +27,8 @@ use service_kit::{HttpLimits, ServiceError, Shutdown, run_service, with_common_l
 use tokio::net::TcpListener;
 use utoipa::OpenApi as _;
 
-pub use config::Config;
+pub use config::{Config, JobConfig};
+pub use jobs::Jobs;
 pub use state::AppState;
 
 /// The router, with every layer.
@@ -45,6 +51,10 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
             "/v1/tenants/{tenant_id}/cache/invalidate",
             post(invalidate::invalidate),
         )
+        .route(
+            "/v1/tenants/{tenant_id}/cache/jobs/{job_id}",
+            get(jobs::get_job),
+        )
         .merge(service_kit::health::routes())
         .merge(service_kit::openapi::route(&openapi()))
         .fallback(|| async { service_kit::ApiError::not_found() })
@@ -63,6 +73,7 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
     data::put_profile,
     data::delete_profile,
     invalidate::invalidate,
+    jobs::get_job,
 ))]
 struct Operations;
 
@@ -99,11 +110,15 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), ServiceError> {
     let limits = config.common.http;
+    let job_config = config.jobs;
     run_service(
         "main-api",
         listener,
         &config.common,
-        |platform| app(AppState { platform }, limits),
+        |platform| {
+            let jobs = Jobs::start(&platform, job_config);
+            app(AppState { platform, jobs }, limits)
+        },
         shutdown,
     )
     .await

@@ -10,6 +10,7 @@ mod e2e;
 mod env;
 mod fairness;
 mod interop;
+mod jobs;
 mod memory;
 mod observability;
 mod otel;
@@ -71,7 +72,8 @@ pub(crate) async fn main_api(redis: &RedisServer, extra: &[(&str, &str)]) -> Rou
         .await
         .unwrap();
     healthy(&platform).await;
-    main_api::app(main_api::AppState { platform }, config.common.http)
+    let jobs = main_api::Jobs::start(&platform, config.jobs);
+    main_api::app(main_api::AppState { platform, jobs }, config.common.http)
 }
 
 /// One in-process auth-broker instance.

@@ -1,0 +1,188 @@
+//! Running purge jobs: one page of the tenant's key index at a time
+//! (`CacheService::purge_step`, the engine `cache-admin purge` uses), paced
+//! to the configured rate, the progress saved and the lease renewed after
+//! each page (see `job_store.rs`), and resumed after a restart.
+//!
+//! **Restarts.** A runner killed mid-job leaves its job `running` with the
+//! cursor of its next page, and its lease expiring. On start, an instance
+//! reads every job (`JobStore::all_jobs`), and for each one still `running`
+//! waits for its lease to be free (a live runner elsewhere keeps renewing
+//! it, and then keeps the job), takes it and continues from the cursor, so
+//! no job stops silently half-way. A job whose progress cannot be read
+//! back, or whose tenant has since started another job (which holds the
+//! lease), is marked `interrupted` with the counts it saved.
+//!
+//! **Failures.** A page that fails (Redis unavailable) is retried from the
+//! same cursor, which is harmless; after [`MAX_FAILURES`] failures in a row
+//! the job is marked `failed` with what it deleted.
+
+use std::time::{Duration, Instant};
+
+use redis_cache::CacheService;
+use shared_types::{JobId, KeyPattern, TenantId};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::config::JobConfig;
+use crate::job_store::{Claim, JobState, JobStore, LEASE_TTL, Loaded, Progress};
+
+/// Consecutive failed pages before a job is given up as `failed`.
+const MAX_FAILURES: u32 = 10;
+
+/// Most index entries one page reads: small enough that a page is a few
+/// milliseconds of Redis time, whatever the rate.
+const MAX_PAGE: u32 = 500;
+
+/// Starts, resumes and runs jobs; the tasks end when the last clone of the
+/// owner ([`crate::AppState`]) is dropped.
+#[derive(Debug, Clone)]
+pub(crate) struct Runner {
+    pub(crate) cache: CacheService,
+    pub(crate) store: JobStore,
+    pub(crate) config: JobConfig,
+}
+
+impl Runner {
+    /// Runs `progress` (already claimed and saved) to its end.
+    pub(crate) async fn run(self, mut progress: Progress) {
+        let pattern = KeyPattern::tenant_cache(&progress.tenant);
+        let page = self.config.rate.min(MAX_PAGE);
+        let started = Instant::now();
+        let mut this_run = 0_u64;
+        let mut failures = 0;
+        loop {
+            match self
+                .cache
+                .purge_step(&pattern, progress.cursor, page, false)
+                .await
+            {
+                Ok(step) => {
+                    failures = 0;
+                    progress.scanned += step.scanned;
+                    progress.deleted += step.deleted;
+                    this_run += step.scanned;
+                    match step.next {
+                        Some(next) => progress.cursor = next,
+                        None => progress.state = JobState::Done,
+                    }
+                }
+                Err(error) => {
+                    failures += 1;
+                    warn!(tenant.id = %progress.tenant, job.id = %progress.id, %error, failures, "purge job page failed");
+                    if failures >= MAX_FAILURES {
+                        progress.state = JobState::Failed;
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                }
+            }
+            if let Err(error) = self.store.save(&progress).await {
+                // The page is done; its progress will be saved with the
+                // next one (or the page redone after a restart).
+                warn!(tenant.id = %progress.tenant, job.id = %progress.id, %error, "purge job progress not saved");
+            }
+            if progress.state != JobState::Running {
+                let _ = self.store.release(&progress.tenant, &progress.id).await;
+                info!(tenant.id = %progress.tenant, job.id = %progress.id, state = ?progress.state, scanned = progress.scanned, deleted = progress.deleted, "purge job ended");
+                return;
+            }
+            match self.store.renew(&progress.tenant, &progress.id).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Another job of the tenant took the lease during a
+                    // stall: say this one stopped rather than leave it
+                    // `running` with nobody running it.
+                    warn!(tenant.id = %progress.tenant, job.id = %progress.id, "purge job lease lost to another job; interrupted");
+                    progress.state = JobState::Interrupted;
+                    let _ = self.store.save(&progress).await;
+                    return;
+                }
+                Err(error) => {
+                    warn!(tenant.id = %progress.tenant, job.id = %progress.id, %error, "purge job lease not renewed");
+                }
+            }
+            pace(started, this_run, self.config.rate).await;
+        }
+    }
+
+    /// Finds the jobs a dead process left `running` and resumes them (see
+    /// the module docs).
+    pub(crate) async fn recover(self, tasks: std::sync::Arc<std::sync::Mutex<JoinSet<()>>>) {
+        let jobs = match self.store.all_jobs().await {
+            Ok(jobs) => jobs,
+            Err(error) => {
+                warn!(%error, "purge jobs left running could not be listed");
+                return;
+            }
+        };
+        for (tenant, id) in jobs {
+            let runner = self.clone();
+            let task = async move { runner.resume(tenant, id).await };
+            tasks.lock().expect("jobs lock").spawn(task);
+        }
+    }
+
+    /// Resumes one job if it is still `running` once its lease is free.
+    async fn resume(self, tenant: TenantId, id: JobId) {
+        // A dead runner's lease expires within LEASE_TTL; a live runner
+        // keeps it, and then this instance leaves the job alone.
+        let deadline = Instant::now() + LEASE_TTL * 3;
+        loop {
+            let mut progress = match self.store.load(&tenant, &id).await {
+                Ok(Loaded::Found(progress)) if progress.state == JobState::Running => progress,
+                Ok(Loaded::Damaged { scanned, deleted }) => {
+                    let mut progress = Progress::new(id.clone(), tenant.clone(), 0);
+                    progress.state = JobState::Interrupted;
+                    progress.scanned = scanned;
+                    progress.deleted = deleted;
+                    warn!(tenant.id = %tenant, job.id = %id, "purge job unreadable; marked interrupted");
+                    let _ = self.store.save(&progress).await;
+                    return;
+                }
+                Ok(_) => return,
+                Err(error) => {
+                    warn!(tenant.id = %tenant, job.id = %id, %error, "purge job not read");
+                    return;
+                }
+            };
+            match self.store.claim(&tenant, &id).await {
+                Ok(Claim::Taken) => {
+                    progress.resumed += 1;
+                    info!(tenant.id = %tenant, job.id = %id, scanned = progress.scanned, deleted = progress.deleted, "purge job resumed");
+                    let _ = self.store.save(&progress).await;
+                    self.run(progress).await;
+                    return;
+                }
+                Ok(Claim::HeldBy(_) | Claim::Retry) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Ok(Claim::HeldBy(other)) if other != id => {
+                    // Another job of the tenant runs: nobody will continue
+                    // this one.
+                    progress.state = JobState::Interrupted;
+                    warn!(tenant.id = %tenant, job.id = %id, "purge job superseded; marked interrupted");
+                    let _ = self.store.save(&progress).await;
+                    return;
+                }
+                // Its own runner, alive elsewhere, keeps it.
+                Ok(_) => return,
+                Err(error) => {
+                    warn!(tenant.id = %tenant, job.id = %id, %error, "purge job lease not read");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps until `done` index entries since `started` are within `rate` a
+/// second.
+async fn pace(started: Instant, done: u64, rate: u32) {
+    #[allow(clippy::cast_precision_loss)]
+    let due = Duration::from_secs_f64(done as f64 / f64::from(rate.max(1)));
+    let elapsed = started.elapsed();
+    if due > elapsed {
+        tokio::time::sleep(due - elapsed).await;
+    }
+}
