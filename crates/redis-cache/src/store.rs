@@ -297,16 +297,10 @@ impl Store {
                 .await
                 .map_err(|e| self.error(&e));
         }
-        let mut groups: BTreeMap<u16, Vec<Key>> = BTreeMap::new();
-        for key in keys {
-            groups
-                .entry(redis_keyslot(key.as_bytes()))
-                .or_default()
-                .push(key);
-        }
+        let groups = keys_by_slot(keys);
         let pipeline = client.pipeline();
         let commands = groups.len();
-        for group in groups.into_values() {
+        for group in groups {
             pipeline
                 .unlink::<(), _>(group)
                 .await
@@ -330,23 +324,24 @@ impl Store {
             return Ok(0);
         }
         if !self.is_cluster() {
-            return client.exists(keys).await.map_err(|e| self.error(&e));
+            return self
+                .timed(RedisOp::EXISTS, client.exists(keys))
+                .await
+                .map_err(|e| self.error(&e));
         }
-        let mut groups: BTreeMap<u16, Vec<Key>> = BTreeMap::new();
-        for key in keys {
-            groups
-                .entry(redis_keyslot(key.as_bytes()))
-                .or_default()
-                .push(key);
-        }
+        let groups = keys_by_slot(keys);
         let pipeline = client.pipeline();
-        for group in groups.into_values() {
+        let commands = groups.len();
+        for group in groups {
             pipeline
                 .exists::<(), _>(group)
                 .await
                 .map_err(|e| self.error(&e))?;
         }
-        let counts: Vec<u64> = pipeline.all().await.map_err(|e| self.error(&e))?;
+        let counts: Vec<u64> = self
+            .timed_n(RedisOp::EXISTS, commands, pipeline.all())
+            .await
+            .map_err(|e| self.error(&e))?;
         Ok(counts.into_iter().sum())
     }
 
@@ -493,6 +488,19 @@ fn fetched(value: Value, pttl: Option<i64>) -> Option<Fetched> {
         other => other.into_bytes(),
     };
     bytes.map(|bytes| Fetched { bytes, ttl })
+}
+
+/// `keys` grouped by cluster hash slot (one multi-key command per slot on
+/// a cluster), each group in the order given, groups in slot order.
+fn keys_by_slot(keys: Vec<Key>) -> Vec<Vec<Key>> {
+    let mut groups: BTreeMap<u16, Vec<Key>> = BTreeMap::new();
+    for key in keys {
+        groups
+            .entry(redis_keyslot(key.as_bytes()))
+            .or_default()
+            .push(key);
+    }
+    groups.into_values().collect()
 }
 
 /// Groups key indices by cluster hash slot, keeping each group in order.
