@@ -127,12 +127,11 @@ pub(crate) async fn invalidate(
     PathParams(path): PathParams<TenantPath>,
     JsonBody(body): JsonBody<InvalidateBody>,
 ) -> Result<Response, ApiError> {
-    require_tenant(&auth.session, &path.tenant_id)?;
-    if !auth.session.has_role(ADMIN_ROLE) {
-        return Err(ApiError::forbidden(
-            "invalidating cached data needs the admin role",
-        ));
-    }
+    require_tenant_admin(
+        &auth,
+        &path.tenant_id,
+        "invalidating cached data needs the admin role",
+    )?;
     let invalidation = to_invalidation(path.tenant_id.clone(), body);
     if let Invalidation::Tenant { .. } = invalidation {
         // A large tenant is purged by a background job (see `jobs.rs`).
@@ -152,6 +151,22 @@ pub(crate) async fn invalidate(
         axum::Json(Invalidated::Done { deleted }),
     )
         .into_response())
+}
+
+/// The session is of `tenant` (else 403, as [`require_tenant`]) and has
+/// the role `admin` (else 403 with `why`): what every cache operation of a
+/// whole tenant needs.
+pub(crate) fn require_tenant_admin(
+    auth: &Authenticated,
+    tenant: &TenantId,
+    why: &'static str,
+) -> Result<(), ApiError> {
+    require_tenant(&auth.session, tenant)?;
+    if auth.session.has_role(ADMIN_ROLE) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(why))
+    }
 }
 
 fn to_invalidation(tenant_id: TenantId, body: InvalidateBody) -> Invalidation {

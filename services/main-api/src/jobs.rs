@@ -22,15 +22,13 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use service_kit::{
-    ADMIN_ROLE, ApiError, Authenticated, ErrorBody, PathParams, Platform, require_tenant,
-};
+use service_kit::{ApiError, Authenticated, ErrorBody, PathParams, Platform};
 use shared_types::{JobId, TenantId};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::config::JobConfig;
-use crate::invalidate::Invalidated;
+use crate::invalidate::{Invalidated, require_tenant_admin};
 use crate::job_runner::Runner;
 use crate::job_store::{Claim, JobState, JobStore, Loaded, Progress};
 use crate::state::AppState;
@@ -171,10 +169,7 @@ pub(crate) async fn get_job(
     auth: Authenticated,
     PathParams(path): PathParams<JobPath>,
 ) -> Result<axum::Json<Progress>, ApiError> {
-    require_tenant(&auth.session, &path.tenant_id)?;
-    if !auth.session.has_role(ADMIN_ROLE) {
-        return Err(ApiError::forbidden("purge jobs need the admin role"));
-    }
+    require_tenant_admin(&auth, &path.tenant_id, "purge jobs need the admin role")?;
     let store = &state.jobs.runner.store;
     // The key names the tenant: another tenant's id is simply not found.
     match store
