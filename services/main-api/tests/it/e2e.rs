@@ -256,7 +256,12 @@ async fn propagation_and_revocation(
     };
     // A PUT on 1 is seen by 2, from Redis then from its L1; a new PUT within 1 s.
     assert_eq!(put(one, 1).await.0, StatusCode::NO_CONTENT);
-    assert_eq!(get(two).await.1, "hit-l2");
+    let (status, tier, body) = get(two).await;
+    assert_eq!(
+        (status, tier.as_str()),
+        (StatusCode::OK, "hit-l2"),
+        "instance 2's first read: {body}"
+    );
     // 1's announcement of its PUT may reach 2 just after that read and
     // (rightly) keep it out of 2's L1: a later read fills it.
     wait_for(
@@ -408,15 +413,14 @@ async fn slow_clients_cannot_exhaust_the_service() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn core_flow_on_a_cluster() {
     let cluster = test_support::RedisCluster::start(3, 0).await;
+    // A 1 s command timeout: a cluster on a loaded CI machine can take
+    // longer than these tests' 300 ms to answer a first read.
+    const CLUSTER_EXTRA: &[(&str, &str)] =
+        &[("RUST_LOG", "info"), ("REDIS_COMMAND_TIMEOUT_MS", "1000")];
     let env = || vec![("REDIS_URL", cluster.seed_url())];
-    let broker = start_on(
-        "auth-broker",
-        "AUTH_BROKER_ADDR",
-        env(),
-        &[("RUST_LOG", "info")],
-    );
-    let one = start_on("main-api", "MAIN_API_ADDR", env(), &[("RUST_LOG", "info")]);
-    let two = start_on("main-api", "MAIN_API_ADDR", env(), &[("RUST_LOG", "info")]);
+    let broker = start_on("auth-broker", "AUTH_BROKER_ADDR", env(), CLUSTER_EXTRA);
+    let one = start_on("main-api", "MAIN_API_ADDR", env(), CLUSTER_EXTRA);
+    let two = start_on("main-api", "MAIN_API_ADDR", env(), CLUSTER_EXTRA);
     let client = Client::new();
     let token = new_session(&client, &broker, "alice").await;
     propagation_and_revocation(&client, &broker, &one, &two, &token).await;
