@@ -222,7 +222,7 @@ fn skipped(reason: &str) -> Row {
 }
 
 /// main-api and auth-broker, built beside this binary.
-fn binaries() -> Option<(PathBuf, PathBuf)> {
+pub(crate) fn binaries() -> Option<(PathBuf, PathBuf)> {
     let dir = std::env::current_exe().ok()?.parent()?.to_owned();
     let (api, broker) = (dir.join("main-api"), dir.join("auth-broker"));
     (api.is_file() && broker.is_file()).then_some((api, broker))
