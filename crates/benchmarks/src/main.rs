@@ -40,6 +40,7 @@ mod propagation;
 mod purge;
 mod purge_job;
 mod report;
+mod services;
 mod settings;
 mod stampede;
 

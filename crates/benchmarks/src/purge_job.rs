@@ -19,19 +19,19 @@ use std::time::{Duration, Instant};
 
 use redis_cache::Expiry;
 use serde_json::{Value, json};
-use test_support::{RedisServer, ServiceProcess, free_port};
+use test_support::RedisServer;
 
 use crate::fixture::{Doc, Mode, TTL, connect, redis_only, shard_key};
 use crate::latency::Latencies;
 use crate::report::{Figure, Row, Status, per_second};
+use crate::services::{self, Services};
 
 const WORKLOAD: &str = "11. Purge job: other tenant's p99 during a tenant purge job vs without";
 const TARGET: &str = "<= 2x p99 without a purge";
-const TOKEN: &str = "bench-internal-token-0123456789abcdef";
 const CLIENTS: usize = 8;
 
 pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
-    let Some((api_bin, broker_bin)) = crate::http::binaries() else {
+    let Some(binaries) = services::binaries() else {
         return Ok(vec![Row::skipped(
             "purge_job.p99",
             WORKLOAD,
@@ -52,28 +52,17 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
             .map_err(|e| format!("mset: {e}"))?;
     }
 
-    let env = |addr_var: &'static str, addr: &str| {
-        vec![
-            (addr_var, addr.to_owned()),
-            ("REDIS_URL", redis.url()),
-            ("INTERNAL_API_TOKEN", TOKEN.to_owned()),
-            ("LOG_FORMAT", "json".to_owned()),
-            ("RUST_LOG", "warn".to_owned()),
-            ("MAIN_API_PURGE_JOB_THRESHOLD", "1000".to_owned()),
-        ]
-    };
-    let api_addr = format!("127.0.0.1:{}", free_port());
-    let broker_addr = format!("127.0.0.1:{}", free_port());
-    let _broker = ServiceProcess::start(
-        &broker_bin,
-        &broker_addr,
-        &env("AUTH_BROKER_ADDR", &broker_addr),
+    let services = Services::start(
+        &redis,
+        &binaries,
+        &[("MAIN_API_PURGE_JOB_THRESHOLD", "1000")],
     );
-    let api = ServiceProcess::start(&api_bin, &api_addr, &env("MAIN_API_ADDR", &api_addr));
     let client = reqwest::Client::new();
-    let admin = session(&client, &broker_addr, "big", &["admin"]).await?;
-    let user = session(&client, &broker_addr, "other", &[]).await?;
-    let base = api.url();
+    let admin = services
+        .session(&client, "big", "bench", &["admin"])
+        .await?;
+    let user = services.session(&client, "other", "bench", &[]).await?;
+    let base = services.api.url();
 
     // Without a purge, the purge, without again: the first window as long
     // as the purge is expected to take at the default rate (20 000 a second).
@@ -126,29 +115,6 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
 
 fn ratio(ours: Duration, baseline: Duration) -> f64 {
     ours.as_secs_f64() / baseline.as_secs_f64().max(1e-9)
-}
-
-/// A session's token for `user` of `tenant`.
-async fn session(
-    client: &reqwest::Client,
-    broker: &str,
-    tenant: &str,
-    roles: &[&str],
-) -> Result<String, String> {
-    let session: Value = client
-        .post(format!("http://{broker}/v1/sessions"))
-        .bearer_auth(TOKEN)
-        .json(&json!({"tenant_id": tenant, "user_id": "bench", "roles": roles}))
-        .send()
-        .await
-        .map_err(|e| format!("creating a session: {e}"))?
-        .json()
-        .await
-        .map_err(|e| format!("reading the session: {e}"))?;
-    session["token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| "no token in the session".to_owned())
 }
 
 /// Starts the purge of tenant `big` and polls it until it ends; its last

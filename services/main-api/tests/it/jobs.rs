@@ -189,20 +189,32 @@ async fn a_large_tenant_purge_runs_as_a_background_job() {
     );
 }
 
-// A service SIGKILLed mid-job: the restarted service takes the job over
-// from its saved cursor once the dead runner's lease expires, and ends it
-// `done` with every t1 key gone and no other tenant's key touched.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_service_resumes_its_purge_job_on_restart() {
+/// 2 000 keys a second: a job takes about 10 s, time to kill it.
+const SLOW: [(&str, &str); 2] = [
+    ("MAIN_API_PURGE_JOB_THRESHOLD", "1000"),
+    ("MAIN_API_PURGE_JOB_RATE", "2000"),
+];
+
+/// What [`start_then_kill`] leaves: t1's job started, its service killed.
+struct Killed {
+    redis: RedisServer,
+    t1: Vec<RedisKey>,
+    others: Vec<RedisKey>,
+    _broker: ServiceProcess,
+    client: Client,
+    admin: String,
+    id: String,
+    /// t1's keys left after the kill (some).
+    left: usize,
+}
+
+/// Starts t1's purge job on a slow main-api, and SIGKILLs the service once
+/// the job has deleted something.
+async fn start_then_kill() -> Killed {
     let redis = RedisServer::builder().password(PASSWORD).start().await;
     let (t1, others) = write_keyspace(&redis).await;
     let broker = start("auth-broker", "AUTH_BROKER_ADDR", &redis);
-    // 2 000 keys a second: the job takes about 10 s, time to kill it.
-    let env = [
-        ("MAIN_API_PURGE_JOB_THRESHOLD", "1000"),
-        ("MAIN_API_PURGE_JOB_RATE", "2000"),
-    ];
-    let api = start_with("main-api", "MAIN_API_ADDR", &redis, &env);
+    let api = start_with("main-api", "MAIN_API_ADDR", &redis, &SLOW);
     let client = Client::new();
     let admin = new_session_as(&client, &broker, "t1", "root", &["admin"]).await;
     let id = start_purge(&client, &api, &admin).await;
@@ -219,16 +231,36 @@ async fn a_killed_service_resumes_its_purge_job_on_restart() {
     assert!(killed.success());
     let left = existing(&redis, &t1);
     assert!(left > 0, "the job ended before the kill");
+    Killed {
+        redis,
+        t1,
+        others,
+        _broker: broker,
+        client,
+        admin,
+        id,
+        left,
+    }
+}
 
-    let api = start_with("main-api", "MAIN_API_ADDR", &redis, &env);
-    let done = wait_until_done(&client, &api, &admin, &id).await;
+// A service SIGKILLed mid-job: the restarted service takes the job over
+// from its saved cursor once the dead runner's lease expires, and ends it
+// `done` with every t1 key gone and no other tenant's key touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_service_resumes_its_purge_job_on_restart() {
+    let killed = start_then_kill().await;
+    let redis = &killed.redis;
+
+    let api = start_with("main-api", "MAIN_API_ADDR", redis, &SLOW);
+    let (client, admin) = (&killed.client, &killed.admin);
+    let done = wait_until_done(client, &api, admin, &killed.id).await;
     assert_eq!(done["state"], "done", "{done}");
     assert!(done["resumed"].as_u64() >= Some(1), "{done}");
     // A page deleted but not yet saved when the process died is redone,
     // finding its keys gone: `deleted` may count fewer than were deleted.
     assert!(done["deleted"].as_u64().unwrap() <= LARGE as u64, "{done}");
-    assert_eq!(existing(&redis, &t1), 0);
-    assert_eq!(existing(&redis, &others), others.len());
+    assert_eq!(existing(redis, &killed.t1), 0);
+    assert_eq!(existing(redis, &killed.others), killed.others.len());
 }
 
 // A service SIGKILLed mid-job whose saved progress is then damaged: the
@@ -237,36 +269,22 @@ async fn a_killed_service_resumes_its_purge_job_on_restart() {
 // `running` with nobody running it; a new purge request finishes the work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_saved_progress_is_damaged_is_reported_interrupted_with_what_it_deleted() {
-    let redis = RedisServer::builder().password(PASSWORD).start().await;
-    let (t1, others) = write_keyspace(&redis).await;
-    let broker = start("auth-broker", "AUTH_BROKER_ADDR", &redis);
-    let env = [
-        ("MAIN_API_PURGE_JOB_THRESHOLD", "1000"),
-        ("MAIN_API_PURGE_JOB_RATE", "2000"),
-    ];
-    let api = start_with("main-api", "MAIN_API_ADDR", &redis, &env);
-    let client = Client::new();
-    let admin = new_session_as(&client, &broker, "t1", "root", &["admin"]).await;
-    let id = start_purge(&client, &api, &admin).await;
-    wait_for(
-        "the job to make progress",
-        Duration::from_secs(10),
-        || async { job(&client, &api, &admin, &id).await.1["deleted"].as_u64() > Some(0) },
-    )
-    .await;
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &api.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let left = existing(&redis, &t1);
-    assert!(left > 0, "the job ended before the kill");
+    let Killed {
+        redis,
+        t1,
+        others,
+        _broker,
+        client,
+        admin,
+        id,
+        left,
+    } = start_then_kill().await;
     let key = RedisKey::purge_job(&TenantId::new("t1").unwrap(), &id.parse().unwrap());
     let saved = redis.cmd(&["HGET", key.as_str(), "deleted"]);
     let saved: u64 = saved.as_string().unwrap().parse().unwrap();
     redis.cmd(&["HSET", key.as_str(), "cursor", "not-a-cursor"]);
 
-    let api = start_with("main-api", "MAIN_API_ADDR", &redis, &env);
+    let api = start_with("main-api", "MAIN_API_ADDR", &redis, &SLOW);
     // Damaged, the job reads as an error until the resumer marks it, once
     // the dead runner's lease has expired.
     wait_for("the job to be marked", Duration::from_secs(30), || async {
