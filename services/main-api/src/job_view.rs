@@ -5,7 +5,7 @@
 use serde::Serialize;
 use shared_types::{JobId, TenantId};
 
-/// A job's state.
+/// A job's state, as `GET .../jobs/{id}` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum JobState {
