@@ -14,16 +14,15 @@
 //! machine does falls on both. wrk shares the two cores with main-api, as a
 //! load balancer would not: the ratio, not the absolute rate, is the figure.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use test_support::{RedisServer, ServiceProcess, free_port};
 
 use crate::fixture::Mode;
 use crate::report::{Figure, Row, Status};
+use crate::services::{self, Services};
 
 const WORKLOAD: &str = "7. HTTP: main-api structured route (from L1) vs `/health/live`, wrk";
-const TOKEN: &str = "bench-internal-token-0123456789abcdef";
 const TRACED: &str = "7. HTTP: structured route, tracing on (OTLP, sampled 100 %) vs off, wrk";
 
 /// What one wrk run reported.
@@ -35,7 +34,7 @@ struct Wrk {
 }
 
 pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
-    let Some((api_bin, broker_bin)) = binaries() else {
+    let Some(binaries) = services::binaries() else {
         return Ok(vec![skipped(
             "the main-api and auth-broker release binaries are missing (run `cargo xtask bench`)",
         )]);
@@ -44,48 +43,20 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
         return Ok(vec![skipped("wrk is not installed (apt-get install wrk)")]);
     }
     let redis = RedisServer::start().await;
-    let env = |addr_var: &'static str, addr: &str| {
-        vec![
-            (addr_var, addr.to_owned()),
-            ("REDIS_URL", redis.url()),
-            ("INTERNAL_API_TOKEN", TOKEN.to_owned()),
-            ("LOG_FORMAT", "json".to_owned()),
-            ("RUST_LOG", "warn".to_owned()),
-        ]
-    };
-    let api_addr = format!("127.0.0.1:{}", free_port());
-    let broker_addr = format!("127.0.0.1:{}", free_port());
-    let _broker = ServiceProcess::start(
-        &broker_bin,
-        &broker_addr,
-        &env("AUTH_BROKER_ADDR", &broker_addr),
-    );
-    let api = ServiceProcess::start(&api_bin, &api_addr, &env("MAIN_API_ADDR", &api_addr));
+    // `Services::start` returned once each answered /health/ready.
+    let services = Services::start(&redis, &binaries, &[]);
+    let api = &services.api;
     let sink = otlp_sink().await?;
     let traced_addr = format!("127.0.0.1:{}", free_port());
-    let mut traced_env = env("MAIN_API_ADDR", &traced_addr);
+    let mut traced_env = services::env(&redis, "MAIN_API_ADDR", &traced_addr);
     traced_env.extend([
         ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{sink}")),
         ("OTEL_TRACES_SAMPLER", "always_on".to_owned()),
     ]);
-    let traced = ServiceProcess::start(&api_bin, &traced_addr, &traced_env);
+    let traced = ServiceProcess::start(&binaries.0, &traced_addr, &traced_env);
 
-    // `ServiceProcess::start` returned once each answered /health/ready.
     let client = reqwest::Client::new();
-    let session: serde_json::Value = client
-        .post(format!("http://{broker_addr}/v1/sessions"))
-        .bearer_auth(TOKEN)
-        .json(&serde_json::json!({"tenant_id": "bench", "user_id": "wrk", "roles": []}))
-        .send()
-        .await
-        .map_err(|e| format!("creating a session: {e}"))?
-        .json()
-        .await
-        .map_err(|e| format!("reading the session: {e}"))?;
-    let token = session["token"]
-        .as_str()
-        .ok_or("no token in the session")?
-        .to_owned();
+    let token = services.session(&client, "bench", "wrk", &[]).await?;
     let path = "/v1/tenants/bench/shards/s1/structured";
     let data = format!("{}{path}", api.url());
     let traced_data = format!("{}{path}", traced.url());
@@ -219,13 +190,6 @@ async fn otlp_sink() -> Result<std::net::SocketAddr, String> {
 
 fn skipped(reason: &str) -> Row {
     Row::skipped("http.structured", WORKLOAD, ">= 0.5x health rps", reason)
-}
-
-/// main-api and auth-broker, built beside this binary.
-fn binaries() -> Option<(PathBuf, PathBuf)> {
-    let dir = std::env::current_exe().ok()?.parent()?.to_owned();
-    let (api, broker) = (dir.join("main-api"), dir.join("auth-broker"));
-    (api.is_file() && broker.is_file()).then_some((api, broker))
 }
 
 fn on_path(program: &str) -> bool {

@@ -12,7 +12,7 @@
 //! - `--quick`: each workload for about a second, to prove it works (CI).
 //!   Its figures are not meant to be compared with the targets.
 //! - `--only`: run some workloads (ids: l2, l1, bulk, pattern, propagation,
-//!   stampede, http, outage, purge, settings), for profiling one.
+//!   stampede, http, outage, purge, purge_job, settings), for profiling one.
 //!
 //! Exits non-zero when a workload failed or produced no numbers, so that
 //! CI proves every workload ran; whether targets were met never fails the
@@ -38,7 +38,9 @@ mod pattern;
 mod probe;
 mod propagation;
 mod purge;
+mod purge_job;
 mod report;
+mod services;
 mod settings;
 mod stampede;
 
@@ -61,7 +63,7 @@ struct Workload {
     run: Run,
 }
 
-const WORKLOADS: [Workload; 10] = [
+const WORKLOADS: [Workload; 11] = [
     Workload {
         id: "l2",
         name: "1. L2 throughput",
@@ -108,6 +110,11 @@ const WORKLOADS: [Workload; 10] = [
         run: |mode| purge::run(mode).boxed(),
     },
     Workload {
+        id: "purge_job",
+        name: "11. Purge job",
+        run: |mode| purge_job::run(mode).boxed(),
+    },
+    Workload {
         id: "settings",
         name: "10. Connection settings",
         run: |mode| settings::run(mode).boxed(),
@@ -122,7 +129,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: benchmarks [--quick] [--out DIR] [--only ID[,ID...]]
-ids: l2, l1, bulk, pattern, propagation, stampede, http, outage, purge, settings";
+ids: l2, l1, bulk, pattern, propagation, stampede, http, outage, purge, purge_job, settings";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {

@@ -10,6 +10,8 @@
 //! - pattern deletion through the tenant's key index (`delete_pattern`,
 //!   `flush_tenant`), or a page at a time for operators' tools that pace,
 //!   stop and resume it ([`PurgeCursor`], `purge_step`), never `KEYS`;
+//! - tenant purges as resumable jobs: their progress, their lease and the
+//!   registry of running jobs ([`PurgeJobs`], from `purge_jobs`);
 //! - looking at keys without their values ([`KeyInfo`], `indexed_ttls`);
 //! - statistics ([`CacheStats`], [`ServerStats`]).
 //!
@@ -59,6 +61,7 @@ mod lease;
 mod listener;
 mod load;
 mod mset;
+mod purge_jobs;
 mod purge_step;
 mod read;
 mod service;
@@ -73,6 +76,9 @@ pub use error::CacheError;
 pub use expiry::{Expiry, KeyTtl};
 pub use inspect::KeyInfo;
 pub use load::LoadError;
+pub use purge_jobs::{
+    Claim, FINISHED_TTL, JobProgress, JobState, LEASE_TTL, LoadedJob, PurgeJobs, RUNNING,
+};
 pub use purge_step::{PurgeCursor, PurgeStep};
 pub use read::{CacheValue, Tier};
 pub use redis_pubsub::EncodeError;

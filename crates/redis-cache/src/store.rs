@@ -58,7 +58,7 @@ impl Store {
 
     /// The manager's current client (see `RedisConnectionManager::client`:
     /// one connection at a time), failing fast while disconnected.
-    fn fast(&self) -> WithOptions<Client> {
+    pub(crate) fn fast(&self) -> WithOptions<Client> {
         self.client().with_options(&fail_fast())
     }
 

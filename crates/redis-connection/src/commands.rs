@@ -29,7 +29,7 @@ pub const COMMAND_LATENCY_BUCKETS: [f64; 12] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CommandFamily {
-    /// `GET`, `MGET`, `EXISTS`.
+    /// `GET`, `MGET`, `EXISTS`, `HGETALL`.
     Get,
     /// `SET` (with `PX`, `NX`).
     Set,
@@ -121,6 +121,8 @@ impl RedisOp {
     pub const MGET: Self = Self::new("MGET", CommandFamily::Get);
     /// `EXISTS`.
     pub const EXISTS: Self = Self::new("EXISTS", CommandFamily::Get);
+    /// `HGETALL`.
+    pub const HGETALL: Self = Self::new("HGETALL", CommandFamily::Get);
     /// `SET`.
     pub const SET: Self = Self::new("SET", CommandFamily::Set);
     /// `UNLINK`.
@@ -143,6 +145,8 @@ impl RedisOp {
     pub const SCRIPT_LOAD: Self = Self::new("SCRIPT LOAD", CommandFamily::Script);
     /// `PUBLISH`.
     pub const PUBLISH: Self = Self::new("PUBLISH", CommandFamily::Publish);
+    /// `SADD`.
+    pub const SADD: Self = Self::new("SADD", CommandFamily::Members);
     /// `SMEMBERS`.
     pub const SMEMBERS: Self = Self::new("SMEMBERS", CommandFamily::Members);
     /// `SREM`.

@@ -88,7 +88,7 @@ pub(crate) enum Invalidated {
         #[schema(value_type = String, pattern = "^[0-9a-f]{16}$")]
         job: shared_types::JobId,
         /// `running`.
-        state: crate::job_store::JobState,
+        state: crate::job_view::JobState,
         /// Whether the job was already running (one job per tenant at a
         /// time: a second request answers the running one).
         existing: bool,

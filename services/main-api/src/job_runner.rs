@@ -1,16 +1,19 @@
 //! Running purge jobs: one page of the tenant's key index at a time
 //! (`CacheService::purge_step`, the engine `cache-admin purge` uses), paced
 //! to the configured rate, the progress saved and the lease renewed after
-//! each page (see `job_store.rs`), and resumed after a restart.
+//! each page (in Redis: `redis_cache::PurgeJobs`), and resumed after a
+//! restart.
 //!
 //! **Restarts.** A runner killed mid-job leaves its job `running` with the
 //! cursor of its next page, and its lease expiring. On start, an instance
-//! reads every job (`JobStore::all_jobs`), and for each one still `running`
+//! reads the registry of running jobs (`PurgeJobs::running`: one `SMEMBERS`,
+//! whatever the keyspace), and for each one still `running`
 //! waits for its lease to be free (a live runner elsewhere keeps renewing
 //! it, and then keeps the job), takes it and continues from the cursor, so
 //! no job stops silently half-way. A job whose progress cannot be read
 //! back, or whose tenant has since started another job (which holds the
-//! lease), is marked `interrupted` with the counts it saved.
+//! lease), is marked `interrupted` with the counts it saved. A registry
+//! entry whose job is missing or ended is forgotten.
 //!
 //! **Failures.** A page that fails (Redis unavailable) is retried from the
 //! same cursor, which is harmless; after [`MAX_FAILURES`] failures in a row
@@ -18,13 +21,15 @@
 
 use std::time::{Duration, Instant};
 
-use redis_cache::CacheService;
+use redis_cache::{
+    CacheService, Claim, JobProgress as Progress, JobState, LEASE_TTL, LoadedJob as Loaded,
+    PurgeJobs,
+};
 use shared_types::{JobId, KeyPattern, TenantId};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::config::JobConfig;
-use crate::job_store::{Claim, JobState, JobStore, LEASE_TTL, Loaded, Progress};
 
 /// Consecutive failed pages before a job is given up as `failed`.
 const MAX_FAILURES: u32 = 10;
@@ -38,7 +43,7 @@ const MAX_PAGE: u32 = 500;
 #[derive(Debug, Clone)]
 pub(crate) struct Runner {
     pub(crate) cache: CacheService,
-    pub(crate) store: JobStore,
+    pub(crate) store: PurgeJobs,
     pub(crate) config: JobConfig,
 }
 
@@ -109,7 +114,7 @@ impl Runner {
     /// Finds the jobs a dead process left `running` and resumes them (see
     /// the module docs).
     pub(crate) async fn recover(self, tasks: std::sync::Arc<std::sync::Mutex<JoinSet<()>>>) {
-        let jobs = match self.store.all_jobs().await {
+        let jobs = match self.store.running().await {
             Ok(jobs) => jobs,
             Err(error) => {
                 warn!(%error, "purge jobs left running could not be listed");
@@ -123,7 +128,9 @@ impl Runner {
         }
     }
 
-    /// Resumes one job if it is still `running` once its lease is free.
+    /// Resumes one job if it is still `running` once its lease is free;
+    /// one whose progress is damaged is marked `interrupted` once its lease
+    /// is free (so that no runner is still writing it), and the lease let go.
     async fn resume(self, tenant: TenantId, id: JobId) {
         // A dead runner's lease expires within LEASE_TTL; a live runner
         // keeps it, and then this instance leaves the job alone.
@@ -133,20 +140,30 @@ impl Runner {
                 Ok(Loaded::Found(progress)) if progress.state == JobState::Running => progress,
                 Ok(Loaded::Damaged { scanned, deleted }) => {
                     let mut progress = Progress::new(id.clone(), tenant.clone(), 0);
-                    progress.state = JobState::Interrupted;
                     progress.scanned = scanned;
                     progress.deleted = deleted;
-                    warn!(tenant.id = %tenant, job.id = %id, "purge job unreadable; marked interrupted");
-                    let _ = self.store.save(&progress).await;
+                    // Marked below, as interrupted, whoever holds the lease.
+                    progress.state = JobState::Interrupted;
+                    progress
+                }
+                Ok(_) => {
+                    // Missing (expired) or ended: the registry lists it
+                    // from a crash between the two writes.
+                    let _ = self.store.forget(&tenant, &id).await;
                     return;
                 }
-                Ok(_) => return,
                 Err(error) => {
                     warn!(tenant.id = %tenant, job.id = %id, %error, "purge job not read");
                     return;
                 }
             };
             match self.store.claim(&tenant, &id).await {
+                Ok(Claim::Taken) if progress.state == JobState::Interrupted => {
+                    warn!(tenant.id = %tenant, job.id = %id, deleted = progress.deleted, "purge job unreadable; marked interrupted");
+                    let _ = self.store.save(&progress).await;
+                    let _ = self.store.release(&tenant, &id).await;
+                    return;
+                }
                 Ok(Claim::Taken) => {
                     progress.resumed += 1;
                     info!(tenant.id = %tenant, job.id = %id, scanned = progress.scanned, deleted = progress.deleted, "purge job resumed");
@@ -154,7 +171,7 @@ impl Runner {
                     self.run(progress).await;
                     return;
                 }
-                Ok(Claim::HeldBy(_) | Claim::Retry) if Instant::now() < deadline => {
+                Ok(Claim::HeldBy(_)) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
                 Ok(Claim::HeldBy(other)) if other != id => {

@@ -12,7 +12,7 @@
 //!   progress `{"id","tenant","state","scanned","deleted","total","resumed"}`,
 //!   or 404 for an unknown id or another tenant's.
 //!
-//! Jobs live in Redis (`job_store.rs`) and run in this process's background
+//! Jobs live in Redis (`redis_cache::PurgeJobs`) and run in this process's background
 //! tasks (`job_runner.rs`), which end when the service stops; a restarted
 //! instance resumes what they left.
 
@@ -30,8 +30,9 @@ use tracing::{info, warn};
 use crate::config::JobConfig;
 use crate::invalidate::{Invalidated, require_tenant_admin};
 use crate::job_runner::Runner;
-use crate::job_store::{Claim, JobState, JobStore, Loaded, Progress};
+use crate::job_view::{JobState, Progress};
 use crate::state::AppState;
+use redis_cache::{Claim, JobProgress, LoadedJob};
 
 /// The purge jobs of this instance: how to start them, and their tasks.
 #[derive(Debug, Clone)]
@@ -48,7 +49,7 @@ impl Jobs {
     pub fn start(platform: &Platform, config: JobConfig) -> Self {
         let runner = Runner {
             cache: platform.cache.clone(),
-            store: JobStore::new(platform.manager.client().clone()),
+            store: platform.cache.purge_jobs(),
             config,
         };
         let jobs = Self {
@@ -81,25 +82,20 @@ pub(crate) async fn start_tenant_purge(
     total: u64,
 ) -> Result<Response, ApiError> {
     let store = &jobs.runner.store;
-    // A job that ends between SET NX and GET frees the lease: try again.
-    for _ in 0..3 {
-        let id = new_job_id();
-        match store.claim(&tenant, &id).await.map_err(unavailable)? {
-            Claim::Taken => {
-                let progress = Progress::new(id.clone(), tenant.clone(), total);
-                if let Err(error) = store.save(&progress).await {
-                    let _ = store.release(&tenant, &id).await;
-                    return Err(unavailable(error));
-                }
-                info!(tenant.id = %tenant, job.id = %id, total, "purge job started");
-                jobs.spawn(jobs.runner.clone().run(progress));
-                return Ok(accepted(&tenant, &id, false));
+    let id = new_job_id();
+    match store.claim(&tenant, &id).await.map_err(unavailable)? {
+        Claim::Taken => {
+            let progress = JobProgress::new(id.clone(), tenant.clone(), total);
+            if let Err(error) = store.save(&progress).await {
+                let _ = store.release(&tenant, &id).await;
+                return Err(unavailable(error));
             }
-            Claim::HeldBy(running) => return Ok(accepted(&tenant, &running, true)),
-            Claim::Retry => {}
+            info!(tenant.id = %tenant, job.id = %id, total, "purge job started");
+            jobs.spawn(jobs.runner.clone().run(progress));
+            Ok(accepted(&tenant, &id, false))
         }
+        Claim::HeldBy(running) => Ok(accepted(&tenant, &running, true)),
     }
-    Err(ApiError::unavailable())
 }
 
 fn accepted(tenant: &TenantId, id: &JobId, existing: bool) -> Response {
@@ -177,8 +173,8 @@ pub(crate) async fn get_job(
         .await
         .map_err(unavailable)?
     {
-        Loaded::Found(progress) => Ok(axum::Json(progress)),
-        Loaded::Missing => Err(ApiError::not_found()),
-        Loaded::Damaged { .. } => Err(ApiError::internal(&"purge job unreadable")),
+        LoadedJob::Found(progress) => Ok(axum::Json(progress.into())),
+        LoadedJob::Missing => Err(ApiError::not_found()),
+        LoadedJob::Damaged { .. } => Err(ApiError::internal(&"purge job unreadable")),
     }
 }

@@ -17,7 +17,7 @@ mod config;
 mod data;
 mod invalidate;
 mod job_runner;
-mod job_store;
+mod job_view;
 mod jobs;
 mod state;
 

@@ -10,6 +10,7 @@ mod outage;
 mod own_changes;
 mod patterns;
 mod purge;
+mod purge_jobs;
 mod ttl;
 mod two_tier;
 mod values;
