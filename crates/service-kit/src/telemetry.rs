@@ -115,6 +115,16 @@ fn install(format: &str, provider: Option<&SdkTracerProvider>) {
             .with_tracer(provider.tracer("redis-layer"))
             .with_location(false)
             .with_threads(false)
+            // Per-span work nobody reads (measured in workload 7, see
+            // BENCHMARKS.md): busy/idle times are two clock reads and an
+            // extension lock at every poll of the request's future, and two
+            // attributes to encode; the target is one more attribute; and
+            // activating the OpenTelemetry context at every poll serves
+            // OpenTelemetry-native instrumentation, of which we have none
+            // (parents come from the tracing span tree).
+            .with_tracked_inactivity(false)
+            .with_target(false)
+            .with_context_activation(false)
             .with_filter(FilterFn::new(|metadata: &Metadata<'_>| traced(metadata)))
     });
     let _ = Registry::default().with(logs).with(traces).try_init();

@@ -12,7 +12,7 @@ use test_support::{RedisServer, ServiceProcess, wait_for};
 
 use crate::INTERNAL;
 use crate::otlp_receiver::{ReceivedSpan as Received, receiver};
-use crate::procs::{PASSWORD, SHARD, start_with};
+use crate::procs::{PASSWORD, SHARD, metrics_text, start_with};
 
 fn traceparent(trace: &str, span: &str) -> String {
     format!("00-{trace}-{span}-01")
@@ -231,15 +231,9 @@ async fn a_black_hole_collector_never_slows_or_fails_requests() {
 }
 
 async fn dropped(client: &Client, api: &ServiceProcess) -> u64 {
-    let text = client
-        .get(format!("{}/metrics", api.url()))
-        .send()
+    metrics_text(client, api)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|l| l.strip_prefix("otel_spans_dropped_total ")?.parse().ok())
         .unwrap_or(0)
 }

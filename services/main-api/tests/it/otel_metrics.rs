@@ -7,11 +7,11 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
 use opentelemetry_proto::tonic::metrics::v1::{HistogramDataPoint, NumberDataPoint};
-use reqwest::{Client, StatusCode};
+use reqwest::Client;
 use test_support::{RedisServer, wait_for};
 
 use crate::otlp_receiver::{Received, attribute, receiver};
-use crate::procs::{PASSWORD, start_with};
+use crate::procs::{PASSWORD, get_live, metrics_text, start_with};
 
 /// The labels of the series the test drives.
 const SERIES: [(&str, &str); 3] = [
@@ -116,30 +116,15 @@ async fn otlp_metrics_carry_the_same_numbers_as_the_prometheus_endpoint() {
     })
     .await;
 
-    const REQUESTS: i64 = 7;
-    for _ in 0..REQUESTS {
-        let live = client
-            .get(format!("{}/health/live", api.url()))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(live.status(), StatusCode::OK);
-    }
+    get_live(&client, &api, 7).await;
     wait_for(
         "the request count over OTLP",
         Duration::from_secs(20),
-        || async { last_counter(&received, "http_requests_total") == Some(REQUESTS) },
+        || async { last_counter(&received, "http_requests_total") == Some(7) },
     )
     .await;
 
-    let text = client
-        .get(format!("{}/metrics", api.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&client, &api).await;
     assert_eq!(
         scraped(&text, "http_requests_total", ""),
         Some(7.0),

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use reqwest::{Client, StatusCode};
+use reqwest::Client;
 use test_support::tls::{write_server_files, write_unrelated_ca};
 use test_support::{RedisServer, wait_for};
 
 use crate::otlp_receiver::tls_receiver;
-use crate::procs::{PASSWORD, start_with};
+use crate::procs::{PASSWORD, get_live, start_with};
 
 // Spans and metrics reach an https collector whose certificate is signed
 // by the CA named in OTEL_EXPORTER_OTLP_CERTIFICATE.
@@ -34,12 +34,7 @@ async fn spans_and_metrics_reach_an_https_collector_trusted_through_its_ca_file(
             ("RUST_LOG", "info"),
         ],
     );
-    let live = Client::new()
-        .get(format!("{}/health/live", api.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(live.status(), StatusCode::OK);
+    get_live(&Client::new(), &api, 1).await;
     let received = receiver.received;
     wait_for(
         "the request span and metrics over https",
@@ -78,15 +73,7 @@ async fn an_untrusted_https_collector_gets_nothing_and_requests_still_succeed() 
             ("RUST_LOG", "info"),
         ],
     );
-    let client = Client::new();
-    for _ in 0..20 {
-        let live = client
-            .get(format!("{}/health/live", api.url()))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(live.status(), StatusCode::OK);
-    }
+    get_live(&Client::new(), &api, 20).await;
     let received = receiver.received;
     wait_for(
         "the exporters' handshakes to be refused",
