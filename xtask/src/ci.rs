@@ -77,17 +77,16 @@ fn ci_steps(clock: &mut StepClock) -> Result {
     // Without its `tls` feature, redis-connection must refuse rediss://
     // rather than connect in plain text: the refusal is unit-tested in the
     // default build (`validate_for(false)`); this keeps that build compiling.
+    // The same for service-kit's `otlp-tls` (https OTLP endpoints), whose
+    // refusal is unit-tested in the default build (`OtelConfig::read`).
     clock.step("no-tls check", || {
-        run(
-            "cargo",
-            &[
-                "check",
-                "-p",
-                "redis-connection",
-                "--no-default-features",
-                "--lib",
-            ],
-        )
+        for krate in ["redis-connection", "service-kit"] {
+            run(
+                "cargo",
+                &["check", "-p", krate, "--no-default-features", "--lib"],
+            )?;
+        }
+        Ok(())
     })?;
     // The advisory database cannot be fetched from CI machines; see README.
     clock.step("cargo deny", || {

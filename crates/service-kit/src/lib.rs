@@ -14,10 +14,12 @@
 //!   concurrency limit (and a share of it per tenant, taken by
 //!   [`Authenticated`]), a request timeout, a body limit, HTTP metrics;
 //! - sessions ([`Session`], [`SessionToken`], [`authenticate`]);
-//! - [`OtelConfig`] and [`telemetry::init_with`]: OpenTelemetry traces over
-//!   OTLP/HTTP from the standard `OTEL_*` variables (off without an
-//!   endpoint), with a span per request, per cache operation and per Redis
-//!   command, and W3C `traceparent` taken from callers;
+//! - [`OtelConfig`] and [`telemetry::init_with`]: OpenTelemetry traces and
+//!   metrics over OTLP/HTTP (or https, with the `otlp-tls` feature) from
+//!   the standard `OTEL_*` variables (off without an endpoint), with a span
+//!   per request, per cache operation and per Redis command, W3C
+//!   `traceparent` taken from callers, and the `/metrics` series pushed as
+//!   the same numbers;
 //! - [`serve`]: hyper under our own accept loop, with a header-read timeout,
 //!   a connection cap and a shutdown deadline ([`ServerLimits`]), stopped by
 //!   [`shutdown_signal`].
@@ -30,10 +32,15 @@ mod extract;
 mod fairness;
 pub mod health;
 mod metrics;
+mod metrics_bridge;
 mod middleware;
 pub mod openapi;
 mod otel;
 mod otel_config;
+mod otel_headers;
+mod otel_metrics;
+#[cfg(feature = "otlp-tls")]
+mod otlp_client;
 mod platform;
 mod readiness;
 mod serve;

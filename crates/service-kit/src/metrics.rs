@@ -1,8 +1,12 @@
 //! Prometheus metrics: HTTP requests and latency by route and status, the
-//! cache statistics, and whether Redis is up.
+//! cache statistics, and whether Redis is up; the same recordings go to
+//! OpenTelemetry instruments when metrics are exported over OTLP (see
+//! `metrics_bridge.rs`).
 //!
 //! Each service instance owns its recorder (no global recorder), so several
-//! instances can live in one test process without mixing their numbers.
+//! instances can live in one test process without mixing their numbers on
+//! `/metrics` (over OTLP, the instances of one process share the process's
+//! meter).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,12 +19,12 @@ use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
     with_local_recorder,
 };
-use metrics_exporter_prometheus::{
-    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
-};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use redis_cache::CacheStats;
 use redis_connection::RedisConnectionManager;
 use tracing::info;
+
+use crate::metrics_bridge::Fanout;
 
 /// Latency buckets in seconds: sub-millisecond L1 answers to slow outliers.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -30,7 +34,7 @@ const LATENCY_BUCKETS: [f64; 14] = [
 /// One service's metrics.
 #[derive(Clone)]
 pub struct Metrics {
-    recorder: Arc<PrometheusRecorder>,
+    recorder: Arc<Fanout>,
     handle: PrometheusHandle,
 }
 
@@ -47,7 +51,8 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A fresh recorder.
+    /// A fresh recorder, feeding the process's OTLP export too when there
+    /// is one.
     ///
     /// # Panics
     /// Never: the bucket list is non-empty.
@@ -60,8 +65,9 @@ impl Metrics {
             .expect("non-empty buckets")
             .build_recorder();
         let handle = recorder.handle();
+        let meter = crate::otel_metrics::exporting().map(|(meter, _)| meter.clone());
         let metrics = Self {
-            recorder: Arc::new(recorder),
+            recorder: Arc::new(Fanout::new(recorder, meter, &LATENCY_BUCKETS)),
             handle,
         };
         metrics.record(describe);
@@ -77,6 +83,17 @@ impl Metrics {
     /// Redis gauges brought up to date first, and the Redis command latency
     /// histogram (`redis_command_duration_seconds{family}`) at the end.
     pub fn render(&self, cache: &CacheStats, redis: &RedisConnectionManager) -> String {
+        self.refresh(cache, redis);
+        self.handle.run_upkeep();
+        let mut text = self.handle.render();
+        text.push_str(&crate::command_metrics::render(redis.commands()));
+        text
+    }
+
+    /// Brings the metrics read from elsewhere (the cache statistics, the
+    /// Redis gauges, the dropped spans) up to date: at each scrape, and
+    /// once per OTLP export interval (see `platform.rs`).
+    pub(crate) fn refresh(&self, cache: &CacheStats, redis: &RedisConnectionManager) {
         let redis_up = redis.is_connected();
         let (connected, configured) = redis.pool_connections();
         self.record(|| {
@@ -129,10 +146,6 @@ impl Metrics {
             gauge!("redis_pool_connections", "state" => "configured")
                 .set(u64_gauge(configured as u64));
         });
-        self.handle.run_upkeep();
-        let mut text = self.handle.render();
-        text.push_str(&crate::command_metrics::render(redis.commands()));
-        text
     }
 }
 

@@ -21,6 +21,7 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, Span, SpanData,
     SpanExporter, SpanProcessor,
 };
+use redis_connection::ConfigError;
 use secrecy::ExposeSecret;
 
 use crate::otel_config::{OtelConfig, SamplerChoice};
@@ -49,24 +50,66 @@ const MAX_EXPORT_BATCH: usize = 512;
 /// How often a partial batch is sent.
 const SCHEDULED_DELAY: Duration = Duration::from_millis(500);
 
-/// Builds the tracer provider for `config` (whose endpoint is set).
+/// The HTTP client both exporters use: with TLS (see `otlp_client.rs`)
+/// in a build with the `otlp-tls` feature, else the exporter's own.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpClient(#[cfg(feature = "otlp-tls")] otlp_reqwest::blocking::Client);
+
+impl HttpClient {
+    /// The client for `config`'s endpoints.
+    ///
+    /// # Errors
+    /// The TLS settings are bad (see `otlp_client.rs`).
+    pub(crate) fn new(config: &OtelConfig) -> Result<Self, ConfigError> {
+        #[cfg(feature = "otlp-tls")]
+        return Ok(Self(crate::otlp_client::client(config)?));
+        #[cfg(not(feature = "otlp-tls"))]
+        {
+            let _ = config;
+            Ok(Self())
+        }
+    }
+
+    /// `builder` set up as every OTLP exporter of ours is: this client,
+    /// `endpoint`, the timeout and the headers of `config`.
+    pub(crate) fn configure<B: WithExportConfig + WithHttpConfig>(
+        &self,
+        builder: B,
+        config: &OtelConfig,
+        endpoint: &str,
+    ) -> B {
+        let headers = config
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
+            .collect();
+        let builder = builder
+            .with_endpoint(endpoint)
+            .with_timeout(config.timeout)
+            .with_headers(headers);
+        #[cfg(feature = "otlp-tls")]
+        return builder.with_http_client(self.0.clone());
+        #[cfg(not(feature = "otlp-tls"))]
+        builder
+    }
+}
+
+/// Builds the tracer provider for `config` (whose traces endpoint is
+/// `endpoint`).
 ///
 /// # Errors
 /// The exporter could not be built (a bad header name or value).
 pub(crate) fn provider(
     config: &OtelConfig,
     endpoint: &str,
+    client: &HttpClient,
 ) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
-    let headers = config
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
-        .collect();
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_endpoint(endpoint)
-        .with_timeout(config.timeout)
-        .with_headers(headers)
+    let exporter = client
+        .configure(
+            opentelemetry_otlp::SpanExporter::builder().with_http(),
+            config,
+            endpoint,
+        )
         .build()?;
     let in_queue = Arc::new(AtomicUsize::new(0));
     let batch = BatchSpanProcessor::builder(Leaving {

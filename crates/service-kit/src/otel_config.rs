@@ -1,16 +1,22 @@
-//! [`OtelConfig`]: where traces go, read once from the standard `OTEL_*`
-//! variables (the names every OpenTelemetry SDK reads, so an operator's
-//! collector settings carry over).
+//! [`OtelConfig`]: where traces and metrics go, read once from the
+//! standard `OTEL_*` variables (the names every OpenTelemetry SDK reads, so
+//! an operator's collector settings carry over).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use redis_connection::{ConfigError, Env};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
+
+use crate::otel_headers::parse_headers;
 
 /// The `OTEL_*` variables [`OtelConfig::from_env`] reads.
-pub const OTEL_ENV_VARS: [&str; 8] = [
+pub const OTEL_ENV_VARS: [&str; 11] = [
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    "OTEL_METRIC_EXPORT_INTERVAL",
     "OTEL_EXPORTER_OTLP_HEADERS",
     "OTEL_EXPORTER_OTLP_TIMEOUT",
     "OTEL_SERVICE_NAME",
@@ -40,13 +46,22 @@ pub enum SamplerChoice {
     ParentBasedRatio(f64),
 }
 
-/// Trace export settings. Export is off unless an endpoint is set.
+/// Trace and metric export settings. Each signal's export is off unless
+/// an endpoint is set for it.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct OtelConfig {
     /// The full OTLP/HTTP traces URL (`.../v1/traces`), or `None`: no
     /// export, and no tracing cost beyond the logs'.
     pub traces_endpoint: Option<String>,
+    /// The full OTLP/HTTP metrics URL (`.../v1/metrics`), or `None`: the
+    /// metrics are on `/metrics` only.
+    pub metrics_endpoint: Option<String>,
+    /// How often the metrics are exported.
+    pub metric_interval: Duration,
+    /// A PEM file of CA certificates trusted for `https://` endpoints, on
+    /// top of the system's roots.
+    pub certificate: Option<PathBuf>,
     /// `service.name` of every span.
     pub service_name: String,
     /// Which traces are kept.
@@ -64,6 +79,9 @@ impl std::fmt::Debug for OtelConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OtelConfig")
             .field("traces_endpoint", &self.traces_endpoint)
+            .field("metrics_endpoint", &self.metrics_endpoint)
+            .field("metric_interval", &self.metric_interval)
+            .field("certificate", &self.certificate)
             .field("service_name", &self.service_name)
             .field("sampler", &self.sampler)
             .field("headers", &self.headers.len())
@@ -82,17 +100,40 @@ impl OtelConfig {
         env: &Env<F>,
         service: &str,
     ) -> Result<Self, ConfigError> {
-        let traces_endpoint = match env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-            // The signal's own variable is the full URL, as the spec says.
-            Some(url) => Some(http_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &url)?),
-            None => match env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-                Some(base) => {
-                    let base = http_url("OTEL_EXPORTER_OTLP_ENDPOINT", &base)?;
-                    Some(format!("{}/v1/traces", base.trim_end_matches('/')))
-                }
-                None => None,
-            },
+        Self::read(env, service, cfg!(feature = "otlp-tls"))
+    }
+
+    /// [`from_env`](Self::from_env) for a build with (`tls_built`) or
+    /// without TLS in the exporter, so that both are tested in one build.
+    fn read<F: Fn(&str) -> Option<String>>(
+        env: &Env<F>,
+        service: &str,
+        tls_built: bool,
+    ) -> Result<Self, ConfigError> {
+        let endpoint = |signal: &str, path: &str| -> Result<Option<String>, ConfigError> {
+            // The signal's own variable is the full URL, as the spec says;
+            // the base one gets the signal's path.
+            let own = format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT");
+            if let Some(url) = env.get(&own) {
+                return Ok(Some(otlp_url(&own, &url, tls_built)?));
+            }
+            let Some(base) = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") else {
+                return Ok(None);
+            };
+            let base = otlp_url("OTEL_EXPORTER_OTLP_ENDPOINT", &base, tls_built)?;
+            Ok(Some(format!("{}/{path}", base.trim_end_matches('/'))))
         };
+        let traces_endpoint = endpoint("TRACES", "v1/traces")?;
+        let metrics_endpoint = endpoint("METRICS", "v1/metrics")?;
+        // The spec's default is a minute; the floor keeps a typo from
+        // turning export into a busy loop.
+        let metric_interval = env.millis(
+            "OTEL_METRIC_EXPORT_INTERVAL",
+            Duration::from_secs(60),
+            50,
+            3_600_000,
+        )?;
+        let certificate = env.get("OTEL_EXPORTER_OTLP_CERTIFICATE").map(PathBuf::from);
         let service_name = env
             .get("OTEL_SERVICE_NAME")
             .unwrap_or_else(|| service.to_owned());
@@ -139,6 +180,9 @@ impl OtelConfig {
         let max_queue = env.number("OTEL_BSP_MAX_QUEUE_SIZE", 2048, 1, 1_000_000)?;
         Ok(Self {
             traces_endpoint,
+            metrics_endpoint,
+            metric_interval,
+            certificate,
             service_name,
             sampler,
             headers,
@@ -148,79 +192,32 @@ impl OtelConfig {
     }
 }
 
-/// `value` if it is an `http://` URL. `https://` needs a TLS-enabled
-/// exporter, which this build leaves out to keep compile times down: send
-/// to a collector (or agent) next to the service instead.
-fn http_url(name: &str, value: &str) -> Result<String, ConfigError> {
+/// `value` if it is an `http://` URL, or an `https://` one in a build with
+/// TLS in the exporter (`tls_built`, the `otlp-tls` feature). Without it an
+/// https endpoint is refused rather than tried in plain text.
+fn otlp_url(name: &str, value: &str, tls_built: bool) -> Result<String, ConfigError> {
     let trimmed = value.trim();
-    if trimmed.starts_with("https://") {
+    let scheme = ["http://", "https://"]
+        .into_iter()
+        .find(|s| trimmed.starts_with(s));
+    match scheme {
+        Some(scheme) if trimmed.len() > scheme.len() => {}
+        _ => return Err(ConfigError::new(name, "must be an http:// or https:// URL")),
+    }
+    if scheme == Some("https://") && !tls_built {
         return Err(ConfigError::new(
             name,
-            "https is not supported by this build; point it at a local OpenTelemetry collector over http://",
+            "https is not supported by this build (built without service-kit's otlp-tls feature); use http:// to a local OpenTelemetry collector",
         ));
     }
-    if !trimmed.starts_with("http://") || trimmed.len() <= "http://".len() {
-        return Err(ConfigError::new(name, "must be an http:// URL"));
-    }
     Ok(trimmed.to_owned())
-}
-
-/// `key1=value1,key2=value2` (values percent-encoded, as the spec says):
-/// names in clear, values kept secret. A bad entry is reported by its
-/// position only, since a value may be an API key.
-fn parse_headers(text: &SecretString) -> Result<Vec<(String, SecretString)>, ConfigError> {
-    const NAME: &str = "OTEL_EXPORTER_OTLP_HEADERS";
-    let mut headers = Vec::new();
-    for (i, entry) in text.expose_secret().split(',').enumerate() {
-        if entry.trim().is_empty() {
-            continue;
-        }
-        let Some((key, value)) = entry.split_once('=') else {
-            return Err(ConfigError::new(
-                NAME,
-                format!("entry {} is not key=value", i + 1),
-            ));
-        };
-        let key = key.trim();
-        let valid_name = !key.is_empty()
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-        if !valid_name {
-            return Err(ConfigError::new(
-                NAME,
-                format!("entry {} has no valid header name", i + 1),
-            ));
-        }
-        let value = percent_decode(value.trim()).ok_or_else(|| {
-            ConfigError::new(NAME, format!("entry {} has a bad percent-encoding", i + 1))
-        })?;
-        headers.push((key.to_owned(), SecretString::from(value)));
-    }
-    Ok(headers)
-}
-
-/// Decodes `%XX` escapes; `None` for a broken escape or non-UTF-8 result.
-fn percent_decode(value: &str) -> Option<String> {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = value.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+
+    use secrecy::ExposeSecret;
 
     use super::*;
 
@@ -229,7 +226,7 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        OtelConfig::from_env(&Env::from_fn(|name| map.get(name).cloned()), "svc")
+        OtelConfig::read(&Env::from_fn(|name| map.get(name).cloned()), "svc", true)
     }
 
     // Unset endpoint: export off; the defaults are the spec's.
@@ -237,13 +234,15 @@ mod tests {
     fn without_an_endpoint_export_is_off() {
         let config = read(&[]).unwrap();
         assert_eq!(config.traces_endpoint, None);
+        assert_eq!(config.metrics_endpoint, None);
+        assert_eq!(config.metric_interval, Duration::from_secs(60));
         assert_eq!(config.service_name, "svc");
         assert_eq!(config.sampler, SamplerChoice::ParentBasedAlwaysOn);
         assert_eq!(config.max_queue, 2048);
     }
 
-    // The base endpoint gets /v1/traces; the traces endpoint is used as is
-    // and wins.
+    // The base endpoint gets /v1/traces and /v1/metrics; a signal's own
+    // endpoint is used as is and wins.
     #[test]
     fn endpoints_follow_the_otlp_specification() {
         let base = read(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/")]).unwrap();
@@ -251,14 +250,38 @@ mod tests {
             base.traces_endpoint.as_deref(),
             Some("http://c:4318/v1/traces")
         );
-        let both = read(&[
+        assert_eq!(
+            base.metrics_endpoint.as_deref(),
+            Some("http://c:4318/v1/metrics")
+        );
+        let own = read(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
             ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:1/x"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "https://m:1/y"),
         ])
         .unwrap();
-        assert_eq!(both.traces_endpoint.as_deref(), Some("http://t:1/x"));
-        let tls = read(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4318")]);
-        assert_eq!(tls.unwrap_err().variable, "OTEL_EXPORTER_OTLP_ENDPOINT");
+        assert_eq!(own.traces_endpoint.as_deref(), Some("http://t:1/x"));
+        assert_eq!(own.metrics_endpoint.as_deref(), Some("https://m:1/y"));
+        let only_metrics = read(&[("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:1")]).unwrap();
+        assert_eq!(only_metrics.traces_endpoint, None);
+        let bad = read(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "c:4318")]);
+        assert_eq!(bad.unwrap_err().variable, "OTEL_EXPORTER_OTLP_ENDPOINT");
+        let slow = read(&[("OTEL_METRIC_EXPORT_INTERVAL", "1")]);
+        assert_eq!(slow.unwrap_err().variable, "OTEL_METRIC_EXPORT_INTERVAL");
+    }
+
+    // A build without TLS in the exporter refuses https endpoints by name
+    // (never a silent plain-text export); a build with it takes them.
+    #[test]
+    fn https_endpoints_are_refused_only_without_tls_built_in() {
+        let env = |name: &str| {
+            (name == "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").then(|| "https://c:4318".to_owned())
+        };
+        let refused = OtelConfig::read(&Env::from_fn(env), "svc", false).unwrap_err();
+        assert_eq!(refused.variable, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT");
+        assert!(refused.reason.contains("otlp-tls"), "{}", refused.reason);
+        let taken = OtelConfig::read(&Env::from_fn(env), "svc", true).unwrap();
+        assert_eq!(taken.metrics_endpoint.as_deref(), Some("https://c:4318"));
     }
 
     // Sampler names and the ratio argument are validated.

@@ -39,6 +39,41 @@ pub struct Platform {
     pub metrics: Metrics,
     /// The readiness verdict probes share.
     pub(crate) readiness: Arc<Readiness>,
+    /// Ends the OTLP metrics refresher (if any) when the last clone goes.
+    _refresher: Option<Arc<Refresher>>,
+}
+
+/// A task that brings the metrics read from elsewhere (cache statistics,
+/// Redis gauges) up to date once per OTLP export interval: nothing scrapes
+/// `/metrics` for the OTLP export, so without it those series would only
+/// move when Prometheus happened to scrape. Aborted on drop.
+#[derive(Debug)]
+struct Refresher(tokio::task::AbortHandle);
+
+impl Drop for Refresher {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Refresher {
+    fn start(
+        metrics: &Metrics,
+        cache: &CacheService,
+        manager: &RedisConnectionManager,
+    ) -> Option<Self> {
+        let (_, interval) = crate::otel_metrics::exporting()?;
+        let (metrics, cache, manager) = (metrics.clone(), cache.clone(), manager.clone());
+        let mut ticks = tokio::time::interval(*interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let task = tokio::spawn(async move {
+            loop {
+                ticks.tick().await;
+                metrics.refresh(&cache.stats(), &manager);
+            }
+        });
+        Some(Self(task.abort_handle()))
+    }
 }
 
 impl Platform {
@@ -55,12 +90,15 @@ impl Platform {
         let pubsub = PubSub::new(manager.clone()).await?;
         let config = cache.with_read_mode(ReadMode::Strict);
         let cache = CacheService::two_tier(manager.clone(), config, pubsub.clone()).await?;
+        let metrics = Metrics::new();
+        let refresher = Refresher::start(&metrics, &cache, &manager).map(Arc::new);
         Ok(Self {
             manager,
             pubsub,
             cache,
-            metrics: Metrics::new(),
+            metrics,
             readiness: Arc::default(),
+            _refresher: refresher,
         })
     }
 

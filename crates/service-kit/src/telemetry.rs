@@ -1,5 +1,6 @@
 //! Structured logs (`LOG_FORMAT=json|pretty`, filtered by `RUST_LOG`) and,
-//! when an OTLP endpoint is set, OpenTelemetry traces (see `otel.rs`).
+//! when an OTLP endpoint is set, OpenTelemetry traces (see `otel.rs`) and
+//! metrics (see `otel_metrics.rs`).
 //!
 //! The two have separate filters: `RUST_LOG` decides what is logged, while
 //! traces always get the HTTP request spans (INFO) and the cache-operation
@@ -7,8 +8,12 @@
 //! whatever the log level. Without an endpoint no span beyond the logs' is
 //! made.
 
+use std::time::Duration;
+
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use redis_connection::ConfigError;
 use tracing::{Level, Metadata};
 use tracing_subscriber::filter::{EnvFilter, FilterFn};
 use tracing_subscriber::layer::SubscriberExt;
@@ -17,18 +22,31 @@ use tracing_subscriber::{Layer, Registry};
 
 use crate::otel_config::OtelConfig;
 
-/// Keeps the tracer provider alive; on drop, sends what is queued (for at
-/// most a second: an unreachable collector must not hold up an exit).
+/// Keeps the tracer and meter providers alive; on drop, sends what is
+/// queued (for at most a second each: an unreachable collector must not
+/// hold up an exit).
 #[derive(Debug, Default)]
-#[must_use = "dropping it stops trace export"]
+#[must_use = "dropping it stops trace and metric export"]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    meters: Option<SdkMeterProvider>,
 }
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
         if let Some(provider) = self.provider.take() {
-            let _ = provider.shutdown_with_timeout(std::time::Duration::from_secs(1));
+            let _ = provider.shutdown_with_timeout(Duration::from_secs(1));
+        }
+        if let Some(meters) = self.meters.take() {
+            // The meter provider's shutdown ignores its timeout (it waits up
+            // to 5 s for the last export): wait for it on a thread, a second
+            // at most.
+            let (done, finished) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = meters.shutdown();
+                let _ = done.send(());
+            });
+            let _ = finished.recv_timeout(Duration::from_secs(1));
         }
     }
 }
@@ -41,21 +59,41 @@ pub fn init(format: &str) {
 }
 
 /// Installs the global subscriber: logs as [`init`] does, plus trace export
-/// when `otel` has an endpoint.
+/// when `otel` has a traces endpoint; and starts metric export when it has
+/// a metrics endpoint (service instances made afterwards feed it).
 ///
 /// # Errors
-/// The OTLP exporter could not be built (e.g. a header that is not a valid
-/// HTTP header). The message never holds a header's value.
-pub fn init_with(format: &str, otel: &OtelConfig) -> Result<Telemetry, String> {
+/// The certificate file is bad, or an OTLP exporter could not be built
+/// (e.g. a header that is not a valid HTTP header). The message never holds
+/// a header's value.
+pub fn init_with(format: &str, otel: &OtelConfig) -> Result<Telemetry, ConfigError> {
+    if otel.traces_endpoint.is_none() && otel.metrics_endpoint.is_none() {
+        install(format, None);
+        return Ok(Telemetry::default());
+    }
+    let client = crate::otel::HttpClient::new(otel)?;
+    // The exporters' errors may quote a header value: only the variables
+    // to check are named.
+    let unbuildable = |_| {
+        ConfigError::new(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "the OTLP exporter could not be built (check the headers and the endpoint)",
+        )
+    };
     let provider = match &otel.traces_endpoint {
-        Some(endpoint) => Some(
-            crate::otel::provider(otel, endpoint)
-                .map_err(|_| "the OTLP trace exporter could not be built (check OTEL_EXPORTER_OTLP_HEADERS and the endpoint)".to_owned())?,
-        ),
+        Some(endpoint) => {
+            Some(crate::otel::provider(otel, endpoint, &client).map_err(unbuildable)?)
+        }
+        None => None,
+    };
+    let meters = match &otel.metrics_endpoint {
+        Some(endpoint) => {
+            Some(crate::otel_metrics::provider(otel, endpoint, &client).map_err(unbuildable)?)
+        }
         None => None,
     };
     install(format, provider.as_ref());
-    Ok(Telemetry { provider })
+    Ok(Telemetry { provider, meters })
 }
 
 fn install(format: &str, provider: Option<&SdkTracerProvider>) {
@@ -77,6 +115,16 @@ fn install(format: &str, provider: Option<&SdkTracerProvider>) {
             .with_tracer(provider.tracer("redis-layer"))
             .with_location(false)
             .with_threads(false)
+            // Per-span work nobody reads (measured in workload 7, see
+            // BENCHMARKS.md): busy/idle times are two clock reads and an
+            // extension lock at every poll of the request's future, and two
+            // attributes to encode; the target is one more attribute; and
+            // activating the OpenTelemetry context at every poll serves
+            // OpenTelemetry-native instrumentation, of which we have none
+            // (parents come from the tracing span tree).
+            .with_tracked_inactivity(false)
+            .with_target(false)
+            .with_context_activation(false)
             .with_filter(FilterFn::new(|metadata: &Metadata<'_>| traced(metadata)))
     });
     let _ = Registry::default().with(logs).with(traces).try_init();

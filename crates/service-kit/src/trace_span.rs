@@ -55,8 +55,12 @@ pub(crate) fn request_span(request: &Request) -> Span {
         otel.name = %name,
         otel.kind = "server",
     );
-    let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
-    let _ = span.set_parent(parent);
+    // Most requests carry no traceparent: skip the propagator (and the
+    // span's extension lock that setting a parent takes) for them.
+    if request.headers().contains_key("traceparent") {
+        let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
+        let _ = span.set_parent(parent);
+    }
     span.set_attribute("http.request.method", method.to_owned());
     span.set_attribute("http.route", route.to_owned());
     span.set_attribute("url.path", request.uri().path().to_owned());

@@ -5,21 +5,10 @@ use std::io::{ErrorKind, Read};
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, Method, StatusCode};
-use test_support::{RedisServer, ServiceProcess, wait_for};
+use test_support::{RedisServer, wait_for};
 
-use crate::procs::{PASSWORD, SHARD, new_session, start, start_with};
+use crate::procs::{PASSWORD, SHARD, metrics_text, new_session, start, start_with};
 use crate::server::stalled;
-
-async fn metrics(client: &Client, api: &ServiceProcess) -> String {
-    client
-        .get(format!("{}/metrics", api.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
 
 /// The values `label` takes in `http_requests_total` lines.
 fn label_values(metrics: &str, label: &str) -> std::collections::BTreeSet<String> {
@@ -68,7 +57,7 @@ async fn metric_labels_stay_bounded_under_made_up_methods_and_paths() {
             StatusCode::NOT_FOUND
         );
     }
-    let text = metrics(&client, &api).await;
+    let text = metrics_text(&client, &api).await;
     let methods = label_values(&text, "method");
     let allowed = [
         "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "other",
@@ -171,7 +160,7 @@ async fn shed_timed_out_and_refused_requests_are_counted() {
         .unwrap();
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
 
-    let text = metrics(&client, &api).await;
+    let text = metrics_text(&client, &api).await;
     let route = "/v1/tenants/{tenant_id}/shards/{shard_id}/structured";
     for (method, status, what) in [
         ("GET", "503", "the shed request"),

@@ -4,84 +4,15 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener as StdListener;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::routing::post;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
-use opentelemetry_proto::tonic::trace::v1::Span;
-use prost::Message;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::json;
 use test_support::{RedisServer, ServiceProcess, wait_for};
 
 use crate::INTERNAL;
-use crate::procs::{PASSWORD, SHARD, start_with};
-
-/// A span as received, with the `service.name` of its resource.
-#[derive(Debug, Clone)]
-struct Received {
-    service: String,
-    span: Span,
-}
-
-impl Received {
-    fn attribute(&self, key: &str) -> Option<String> {
-        let kv = self.span.attributes.iter().find(|kv| kv.key == key)?;
-        match kv.value.as_ref()?.value.as_ref()? {
-            Any::StringValue(s) => Some(s.clone()),
-            Any::IntValue(i) => Some(i.to_string()),
-            Any::BoolValue(b) => Some(b.to_string()),
-            Any::DoubleValue(d) => Some(d.to_string()),
-            other => Some(format!("{other:?}")),
-        }
-    }
-}
-
-type Spans = Arc<Mutex<Vec<Received>>>;
-
-/// An OTLP/HTTP receiver on a free port: every span posted to /v1/traces.
-async fn receiver() -> (String, Spans) {
-    async fn accept(State(spans): State<Spans>, body: Bytes) -> StatusCode {
-        let Ok(request) = ExportTraceServiceRequest::decode(body) else {
-            return StatusCode::BAD_REQUEST;
-        };
-        let mut spans = spans.lock().unwrap();
-        for resource in request.resource_spans {
-            let service = resource
-                .resource
-                .iter()
-                .flat_map(|r| &r.attributes)
-                .find(|kv| kv.key == "service.name")
-                .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-                    Any::StringValue(s) => Some(s.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            for scope in resource.scope_spans {
-                for span in scope.spans {
-                    spans.push(Received {
-                        service: service.clone(),
-                        span,
-                    });
-                }
-            }
-        }
-        StatusCode::OK
-    }
-    let spans: Spans = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = Router::new()
-        .route("/v1/traces", post(accept))
-        .with_state(Arc::clone(&spans));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}"), spans)
-}
+use crate::otlp_receiver::{ReceivedSpan as Received, receiver};
+use crate::procs::{PASSWORD, SHARD, metrics_text, start_with};
 
 fn traceparent(trace: &str, span: &str) -> String {
     format!("00-{trace}-{span}-01")
@@ -103,9 +34,10 @@ const API_PARENT: &str = "00f067aa0ba902b8";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_reach_a_real_otlp_receiver_with_parent_links_across_services() {
     let redis = RedisServer::builder().password(PASSWORD).start().await;
-    let (endpoint, spans) = receiver().await;
+    let receiver = receiver().await;
+    let spans = receiver.received.spans;
     let otel = [
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.as_str()),
         ("RUST_LOG", "info"),
     ];
     let broker = start_with("auth-broker", "AUTH_BROKER_ADDR", &redis, &otel);
@@ -247,9 +179,9 @@ async fn spans_reach_a_real_otlp_receiver_with_parent_links_across_services() {
     }
 }
 
-// A collector that accepts connections and never answers: requests are
-// still served at once, and the spans that do not fit the bounded export
-// queue are dropped and counted.
+// A collector that accepts connections and never answers (to span and
+// metric exports alike): requests are still served at once, and the spans
+// that do not fit the bounded export queue are dropped and counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_black_hole_collector_never_slows_or_fails_requests() {
     let redis = RedisServer::builder().password(PASSWORD).start().await;
@@ -270,6 +202,8 @@ async fn a_black_hole_collector_never_slows_or_fails_requests() {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "60000"),
             ("OTEL_BSP_MAX_QUEUE_SIZE", "8"),
+            // Metric exports go to the hole too, many times over the run.
+            ("OTEL_METRIC_EXPORT_INTERVAL", "100"),
             ("RUST_LOG", "info"),
         ],
     );
@@ -297,15 +231,9 @@ async fn a_black_hole_collector_never_slows_or_fails_requests() {
 }
 
 async fn dropped(client: &Client, api: &ServiceProcess) -> u64 {
-    let text = client
-        .get(format!("{}/metrics", api.url()))
-        .send()
+    metrics_text(client, api)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|l| l.strip_prefix("otel_spans_dropped_total ")?.parse().ok())
         .unwrap_or(0)
 }

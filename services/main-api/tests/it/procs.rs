@@ -144,3 +144,27 @@ pub(crate) async fn ready_status(client: &Client, service: &ServiceProcess) -> u
         .await
         .map_or(0, |r| r.status().as_u16())
 }
+
+/// `service`'s Prometheus text from `GET /metrics`.
+pub(crate) async fn metrics_text(client: &Client, service: &ServiceProcess) -> String {
+    client
+        .get(format!("{}/metrics", service.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// `GET /health/live` on `service`, `times` times, each answered 200.
+pub(crate) async fn get_live(client: &Client, service: &ServiceProcess, times: usize) {
+    for _ in 0..times {
+        let live = client
+            .get(format!("{}/health/live", service.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(live.status(), reqwest::StatusCode::OK);
+    }
+}

@@ -12,7 +12,7 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use test_support::{RedisServer, ServiceProcess, free_port, wait_for};
 
-use crate::procs::{PASSWORD, SHARD, new_session, send, start};
+use crate::procs::{PASSWORD, SHARD, metrics_text, new_session, send, start};
 
 /// How long Prometheus may take to start, scrape and evaluate.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -261,14 +261,7 @@ async fn a_real_prometheus_scrapes_the_services_and_the_shipped_rules_and_dashbo
     // Every metric the alerts and the dashboard use is exported, with HELP.
     let mut exposition = String::new();
     for service in [&api, &broker] {
-        exposition += &client
-            .get(format!("{}/metrics", service.url()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        exposition += &metrics_text(&client, service).await;
     }
     let expressions = shipped_expressions();
     assert!(expressions.len() > 15, "{expressions:?}");
