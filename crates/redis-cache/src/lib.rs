@@ -58,6 +58,7 @@ mod l1;
 mod lease;
 mod listener;
 mod load;
+mod members;
 mod mset;
 mod purge_step;
 mod read;
