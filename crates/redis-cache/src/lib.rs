@@ -45,6 +45,7 @@
 //! ```
 
 mod codec;
+mod coherence;
 mod config;
 mod counters;
 mod delete_pattern;

@@ -459,7 +459,13 @@ impl PubSub {
         info!("pub/sub stopped");
     }
 
-    fn check_running(&self) -> Result<(), PubSubError> {
+    /// Counts a message published by someone else's command on our behalf
+    /// (see `InvalidationPublisher::encode`).
+    pub(crate) fn record_published(&self) {
+        bump(&self.inner.shared.counters.published);
+    }
+
+    pub(crate) fn check_running(&self) -> Result<(), PubSubError> {
         if self.inner.shut_down.load(Ordering::SeqCst) {
             Err(PubSubError::Shutdown)
         } else {
