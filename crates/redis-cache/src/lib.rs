@@ -57,7 +57,6 @@ mod index_memo;
 mod inspect;
 mod l1;
 mod lease;
-mod listener;
 mod load;
 mod members;
 mod mset;

@@ -2,16 +2,21 @@
 //! instance's L1 (ARCHITECTURE.md, "The two-tier cache: how an
 //! invalidation travels").
 //!
-//! Here so far: announcing a change with its write
-//! ([`atomic_write`]: one script on a single server, and for single-key
-//! changes on a cluster; [`announce`]: after the change's reply where no
-//! script can hold both, and whatever the outcome). Still elsewhere (issue
-//! 17, item 1, to move here): applying remote changes (`listener.rs`), the
-//! epochs against resurrection (`l1/`), what to do on gaps (flushing on a
-//! resubscribe or lag, `listener.rs`), and the wire format
-//! (redis-pubsub's `wire.rs`).
+//! Here so far:
+//! - announcing a change with its write ([`atomic_write`]: one script for
+//!   a change of one key, on a single server and on a cluster;
+//!   [`announce`]: after the change's reply where no script can hold both,
+//!   and whatever the outcome);
+//! - applying remote changes to the L1, and what to do on a gap (today:
+//!   flush the L1 on a resubscribe or a lag) ([`listener`]).
+//!
+//! Still elsewhere (issue 17, item 1, to move here): the epochs against
+//! resurrection (`l1/mod.rs`, which they guard), and the wire format with
+//! its version (redis-pubsub's `wire.rs`, which redis-pubsub's typed
+//! `invalidate` also needs).
 
 mod announce;
 mod atomic_write;
+pub(crate) mod listener;
 
 pub(crate) use atomic_write::KeyChange;
