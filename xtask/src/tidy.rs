@@ -78,10 +78,21 @@ pub(crate) fn tidy() -> Result {
 fn fred_boundary() -> Result<Vec<String>> {
     println!("$ (check) fred is named only by the Redis-access files");
     let root = workspace_root();
-    let mut files = Vec::new();
+    let mut found = Vec::new();
+    let is_source = |path: &Path| {
+        path.extension().is_some_and(|e| e == "rs")
+            || path.file_name().is_some_and(|n| n == "Cargo.toml")
+    };
     for dir in ROOTS {
-        source_files(&root, &root.join(dir), &mut files)?;
+        crate::test_names::files_under(&root.join(dir), &is_source, &mut found)?;
     }
+    let mut files: Vec<String> = found
+        .iter()
+        .map(|path| {
+            let relative = path.strip_prefix(&root).unwrap_or(path);
+            relative.to_string_lossy().replace('\\', "/")
+        })
+        .collect();
     files.sort();
     let mut problems = Vec::new();
     for path in &files {
@@ -156,29 +167,6 @@ fn declares_fred(manifest: &str) -> bool {
         let line = line.trim_start();
         line.starts_with("fred ") || line.starts_with("fred.") || line.starts_with("fred=")
     })
-}
-
-/// Every `.rs` file and `Cargo.toml` under `dir`, as paths from `root`,
-/// skipping build output.
-fn source_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result {
-    let entries = fs::read_dir(dir).map_err(|e| format!("list {}: {e}", dir.display()))?;
-    for entry in entries {
-        let path = entry
-            .map_err(|e| format!("list {}: {e}", dir.display()))?
-            .path();
-        if path.is_dir() {
-            if path.file_name().is_some_and(|n| n == "target") {
-                continue;
-            }
-            source_files(root, &path, out)?;
-        } else if path.extension().is_some_and(|e| e == "rs")
-            || path.file_name().is_some_and(|n| n == "Cargo.toml")
-        {
-            let relative = path.strip_prefix(root).unwrap_or(&path);
-            out.push(relative.to_string_lossy().replace('\\', "/"));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
