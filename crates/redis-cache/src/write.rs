@@ -6,9 +6,10 @@
 //! announcement (the order that lets a reader anywhere only ever refill
 //! from the new state): a change of one key and its `PUBLISH` are one
 //! script, atomic in Redis, on a single server and on a cluster
-//! (`coherence/atomic_write.rs`); a pattern's deletion and an `mset` on a
-//! cluster are announced after their outcome; an `mset` on a single server
-//! queues its `PUBLISH`es behind its scripts on one connection. A change is
+//! (`coherence/atomic_write.rs`), and an `mset`'s keys with their
+//! announcements in its scripts on a single server (`coherence/batch.rs`);
+//! a pattern's deletion and an `mset` on a cluster are announced after
+//! their outcome. A change is
 //! announced whatever its outcome (success, error, timeout, or the caller
 //! dropping the future): a command that timed out may still run, and an
 //! extra invalidation only costs other instances one L2 read.
@@ -19,7 +20,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde::Serialize;
 use shared_types::{Invalidation, KeyPattern, RedisKey, Scope, TenantId};
 use tracing::instrument;
@@ -137,65 +137,6 @@ impl CacheService {
             }
         }
         announced
-    }
-
-    /// The writes of `mset`, with the tenant indexes first and the
-    /// announcements last: on one connection on a single server (so Redis
-    /// runs them in that order whatever the outcome), after the writes'
-    /// outcome on a cluster.
-    async fn mset_announced(
-        &self,
-        encoded: &[(&RedisKey, Bytes, Duration)],
-    ) -> (Result<(), CacheError>, Result<(), CacheError>) {
-        let store = &self.inner.store;
-        let client = store.client().clone();
-        let indexed: Vec<(&RedisKey, Duration)> =
-            encoded.iter().map(|(key, _, ttl)| (*key, *ttl)).collect();
-        let batch = encoded
-            .iter()
-            .map(|(key, bytes, ttl)| (key.as_str(), bytes.clone(), *ttl))
-            .collect();
-        let writes = async {
-            let (index, written) = futures::join!(
-                store.index_many_on(&client, &indexed),
-                store.mset_on(&client, batch)
-            );
-            written?;
-            index?.confirm(store);
-            Ok(())
-        };
-        // Without pub/sub there is nothing to announce; building the
-        // futures anyway (each holds a fred publish, several KB, boxed by
-        // join_all) cost a Redis-only mset of 1 000 keys more than its
-        // pipeline did (BENCHMARKS.md, workload 3).
-        let Some(publisher) = &self.inner.publisher else {
-            return (writes.await, Ok(()));
-        };
-        let invalidations: Vec<Invalidation> = encoded
-            .iter()
-            .filter_map(|(key, _, _)| Invalidation::for_key(key))
-            .collect();
-        if store.is_cluster() {
-            let pending = self.pending(publisher, invalidations);
-            let written = writes.await;
-            return (written, pending.send_all().await);
-        }
-        let announce = futures::future::join_all(
-            invalidations
-                .iter()
-                .map(|invalidation| publisher.invalidate_on(&client, invalidation)),
-        );
-        // join! polls the writes first: fred queues them before the PUBLISHes.
-        let (written, published) = futures::join!(writes, announce);
-        // Every publication counted; the first error reported.
-        let mut announced = Ok(());
-        for published in published {
-            let sent = self.sent(published);
-            if announced.is_ok() {
-                announced = sent;
-            }
-        }
-        (written, announced)
     }
 
     /// Deletes `key` (everywhere, on a two-tier cache); `true` when it

@@ -118,7 +118,7 @@ impl PendingAnnouncements {
     }
 
     /// The change was announced with it (atomically): nothing to send.
-    fn disarm(mut self) {
+    pub(crate) fn disarm(mut self) {
         self.invalidations.clear();
     }
 }

@@ -5,6 +5,7 @@
 //! Here so far:
 //! - announcing a change with its write ([`atomic_write`]: one script for
 //!   a change of one key, on a single server and on a cluster;
+//!   [`batch`]: an `mset`'s, in its scripts on a single server;
 //!   [`announce`]: after the change's reply where no script can hold both,
 //!   and whatever the outcome);
 //! - applying remote changes to the L1, and what to do on a gap (today:
@@ -17,6 +18,8 @@
 
 mod announce;
 mod atomic_write;
+mod batch;
 pub(crate) mod listener;
 
 pub(crate) use atomic_write::KeyChange;
+pub(crate) use batch::Messages;

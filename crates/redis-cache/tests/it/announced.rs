@@ -2,21 +2,26 @@
 //! reads the key the moment an announcement arrives finds the write done,
 //! on a single server and on a cluster, even when Redis has forgotten the
 //! write's script (every write below follows a `SCRIPT FLUSH`, as after a
-//! restart, so each one goes through the `NOSCRIPT` reload).
+//! restart, so each one goes through the `NOSCRIPT` reload). The same for
+//! an `mset`'s keys.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis_cache::CacheService;
+use redis_cache::{CacheService, Expiry};
 use test_support::{RawClient, RedisCluster, RedisServer, Reply, wait_for};
 
 use crate::shard_key;
 
 const TTL: Duration = Duration::from_secs(600);
 
-/// Keys written, each set, expired and deleted once.
+/// Keys written, each set, expired and deleted once; as many again by one
+/// `mset`.
 const ROUNDS: usize = 12;
+
+/// The value of every key of the `mset`.
+const MSET_VALUE: u32 = 100;
 
 /// What the subscriber found on one announcement: the shard named by the
 /// channel, the key's value read at once, and the value the writer's
@@ -61,8 +66,9 @@ fn subscriber(
 }
 
 /// Sets, expires and deletes `ROUNDS` keys through `cache`, each after
-/// `flush_scripts`, and checks what the subscriber on `addr` found: one
-/// announcement per write, each finding the write done.
+/// `flush_scripts`, then writes `ROUNDS` more keys with one `mset`, and
+/// checks what the subscriber on `addr` found: one announcement per key
+/// written, each finding the write done.
 async fn check_announcements(
     cache: &CacheService,
     addr: &str,
@@ -93,6 +99,22 @@ async fn check_announcements(
             .await;
         }
     }
+    flush_scripts();
+    *expected.lock().unwrap() = Some(MSET_VALUE.to_string());
+    let batch: Vec<_> = (0..ROUNDS)
+        .map(|round| {
+            let key = shard_key("t", &format!("m{round}"));
+            (key, MSET_VALUE, Expiry::After(TTL))
+        })
+        .collect();
+    cache.mset(&batch).await.unwrap();
+    writes += ROUNDS;
+    wait_for(
+        "the mset's announcements",
+        Duration::from_secs(5),
+        || async { seen.lock().unwrap().len() >= writes },
+    )
+    .await;
     let seen = seen.lock().unwrap().clone();
     for (shard, value, expected) in &seen {
         assert_eq!(
@@ -134,8 +156,9 @@ async fn a_subscriber_never_hears_of_a_write_before_it_is_visible_on_a_cluster()
     let cache =
         test_support::fixtures::two_tier(config, test_support::fixtures::two_tier_config()).await;
     let owners: BTreeMap<String, u16> = (0..ROUNDS)
-        .map(|round| {
-            let key = shard_key("t", &format!("s{round}"));
+        .flat_map(|round| [format!("s{round}"), format!("m{round}")])
+        .map(|shard| {
+            let key = shard_key("t", &shard);
             (key.as_str().to_owned(), cluster.node_for_key(key.as_str()))
         })
         .collect();
