@@ -36,7 +36,6 @@ const FRED_ALLOWED: &[&str] = &[
     "crates/redis-cache/src/mset.rs",
     "crates/redis-cache/src/store.rs",
     "crates/redis-pubsub/src/home.rs",
-    "crates/redis-pubsub/src/invalidation.rs",
     "crates/redis-pubsub/src/pubsub.rs",
     "crates/redis-pubsub/src/pump.rs",
     "crates/benchmarks/",

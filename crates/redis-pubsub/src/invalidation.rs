@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis_connection::fred::clients::Client;
 use shared_types::{ALL_INVALIDATIONS_PATTERN, Invalidation};
 use tracing::{info, warn};
 
@@ -177,39 +176,6 @@ impl InvalidationPublisher {
     /// own ([`PubSubStats`](crate::PubSubStats)'s `published`).
     pub fn record_published(&self) {
         self.pubsub.record_published();
-    }
-
-    /// [`invalidate`](Self::invalidate) through `client`, ordered after
-    /// what the caller sent on it just before: see
-    /// [`PubSub::publish_bytes_on`].
-    ///
-    /// # Errors
-    /// As [`invalidate`](Self::invalidate).
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # use redis_connection::RedisConnectionManager;
-    /// # use redis_pubsub::{PubSub, PubSubError};
-    /// # async fn example(pubsub: PubSub, manager: RedisConnectionManager) -> Result<(), PubSubError> {
-    /// use shared_types::{Invalidation, TenantId};
-    ///
-    /// let publisher = pubsub.publisher();
-    /// let tenant = Invalidation::Tenant { tenant_id: TenantId::new("acme").unwrap() };
-    /// // Goes out on the pool's connection, after what was sent on it before.
-    /// let receivers = publisher.invalidate_on(manager.client(), &tenant).await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn invalidate_on(
-        &self,
-        client: &Client,
-        invalidation: &Invalidation,
-    ) -> Result<u64, PubSubError> {
-        let (channel, payload) = message(&self.origin, invalidation)?;
-        self.pubsub
-            .publish_bytes_on(client, &channel, payload)
-            .await
     }
 }
 
