@@ -7,6 +7,7 @@ mod cluster;
 mod counters;
 mod foreign;
 mod l1_bounds;
+mod members;
 mod outage;
 mod own_changes;
 mod patterns;
