@@ -11,6 +11,8 @@
 //! - `openapi [--check]`: the services' OpenAPI documents in `docs/openapi/`.
 //! - `schemathesis`: the services checked against their OpenAPI documents.
 //! - `docs`: the paths and variables README.md and ARCHITECTURE.md name exist.
+//! - `tidy`: the architecture invariants a search can check (fred only in
+//!   the Redis-access files, the documents' paths, test names).
 
 // A command-line tool reports to its user on stdout/stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -28,6 +30,7 @@ mod schemathesis;
 mod soak;
 mod target;
 mod test_names;
+mod tidy;
 mod tools;
 mod up;
 
@@ -57,7 +60,9 @@ commands:
   schemathesis  start the stack and run schemathesis (PyPI, installed into
           target/schemathesis/) against both services, every check on
   docs    every path README.md and ARCHITECTURE.md name exists, and the
-          variables README.md documents are the ones the code reads";
+          variables README.md documents are the ones the code reads
+  tidy    the invariants of ARCHITECTURE.md a search can check: fred named
+          only by the Redis-access files, docs, test names";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -72,6 +77,7 @@ fn main() -> ExitCode {
         Some("openapi") => openapi::openapi(&args[1..]),
         Some("schemathesis") => schemathesis::schemathesis(),
         Some("deps") => deps::check(),
+        Some("tidy") => tidy::tidy(),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())

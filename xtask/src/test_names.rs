@@ -21,7 +21,7 @@ pub(crate) fn check() -> Result {
     let root = workspace_root();
     let mut files = Vec::new();
     for dir in ROOTS {
-        rust_files(&root.join(dir), &mut files)?;
+        files_under(&root.join(dir), &is_rust, &mut files)?;
     }
     files.sort();
     let mut offenders = Vec::new();
@@ -43,8 +43,18 @@ pub(crate) fn check() -> Result {
     ))
 }
 
-/// Every `.rs` file under `dir`, skipping build output.
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result {
+/// Whether `path` is a Rust source file.
+fn is_rust(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "rs")
+}
+
+/// Every file under `dir` that `keep` accepts, skipping build output
+/// (also the walk of `tidy.rs`).
+pub(crate) fn files_under(
+    dir: &Path,
+    keep: &dyn Fn(&Path) -> bool,
+    out: &mut Vec<PathBuf>,
+) -> Result {
     let entries = fs::read_dir(dir).map_err(|e| format!("list {}: {e}", dir.display()))?;
     for entry in entries {
         let path = entry
@@ -54,8 +64,8 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result {
             if path.file_name().is_some_and(|n| n == "target") {
                 continue;
             }
-            rust_files(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "rs") {
+            files_under(&path, keep, out)?;
+        } else if keep(&path) {
             out.push(path);
         }
     }

@@ -82,6 +82,8 @@ end
 "
     };
 }
+/// Shared with the announced-write script (`coherence/atomic_write.rs`).
+pub(crate) use index_fn;
 
 /// `KEYS[1]`: the index; `ARGV`: pairs of (TTL in ms, key).
 const INDEX_LUA: &str = concat!(index_fn!(), "index(KEYS[1], ARGV)\nreturn 1\n");
@@ -200,14 +202,14 @@ impl Store {
     }
 
     /// Whether a write of `key` for `ttl` must update the index.
-    fn needs_index(&self, key: &RedisKey, ttl: Duration) -> bool {
+    pub(crate) fn needs_index(&self, key: &RedisKey, ttl: Duration) -> bool {
         is_indexed(key)
             && !self
                 .memo()
                 .covers(key.as_str(), ttl, self.manager().connection_epoch())
     }
 
-    fn receipt<'k>(&self) -> IndexReceipt<'k> {
+    pub(crate) fn receipt<'k>(&self) -> IndexReceipt<'k> {
         IndexReceipt {
             since: Instant::now(),
             epoch: self.manager().connection_epoch(),
@@ -218,25 +220,21 @@ impl Store {
     /// `SET key value PX ttl` through `client`, indexed for cached data
     /// unless the index already covers the key: on a single server one
     /// script does both; on a cluster the index update (another slot) is
-    /// queued first on the same client. `Ok(true)` when the script had to be
-    /// loaded first (after a Redis restart): the write then ran after
-    /// whatever the caller queued behind it on `client`.
+    /// queued first on the same client. Unannounced: a change other
+    /// instances must hear of goes through `coherence/atomic_write.rs`.
     pub(crate) async fn set_indexed_on(
         &self,
         client: &Client,
         key: &RedisKey,
         value: Bytes,
         ttl: Duration,
-    ) -> Result<bool, CacheError> {
+    ) -> Result<(), CacheError> {
         if !self.needs_index(key, ttl) {
-            return self
-                .set_on(client, key.as_str(), value, ttl)
-                .await
-                .map(|()| false);
+            return self.set_on(client, key.as_str(), value, ttl).await;
         }
         let receipt = self.receipt();
         let index = RedisKey::tenant_index_of(key);
-        let reloaded = if self.is_cluster() {
+        if self.is_cluster() {
             let members = [(key.as_str(), held(ttl))];
             // join! polls (and fred queues) the index update first. Boxed: a
             // script call's future (with its reload path) is several KB.
@@ -245,7 +243,6 @@ impl Store {
                 self.set_on(client, key.as_str(), value, ttl)
             );
             written.and(indexed)?;
-            false
         } else {
             let args = vec![
                 Value::Bytes(value),
@@ -253,57 +250,50 @@ impl Store {
                 Value::Integer(millis(held(ttl)).max(1)),
             ];
             let keys = vec![Key::from(key.as_str()), Key::from(index.as_str())];
-            let (_, reloaded) = self
-                .run_script_tracked::<i64>(client, &SET, keys, args)
-                .await?;
-            reloaded
-        };
+            self.run_script_on::<i64>(client, &SET, keys, args).await?;
+        }
         self.confirm(key, ttl, &receipt);
-        Ok(reloaded)
+        Ok(())
     }
 
     /// `PEXPIRE key ttl` through `client`, indexed for cached data as
-    /// [`set_indexed_on`](Self::set_indexed_on) does: whether the key
-    /// exists, and whether the script had to be loaded first.
+    /// [`set_indexed_on`](Self::set_indexed_on) does; whether the key
+    /// exists.
     pub(crate) async fn pexpire_indexed_on(
         &self,
         client: &Client,
         key: &RedisKey,
         ttl: Duration,
-    ) -> Result<(bool, bool), CacheError> {
+    ) -> Result<bool, CacheError> {
         if !self.needs_index(key, ttl) {
-            return self
-                .pexpire_on(client, key.as_str(), ttl)
-                .await
-                .map(|existed| (existed, false));
+            return self.pexpire_on(client, key.as_str(), ttl).await;
         }
         let receipt = self.receipt();
         let index = RedisKey::tenant_index_of(key);
-        let outcome = if self.is_cluster() {
+        let existed = if self.is_cluster() {
             let members = [(key.as_str(), held(ttl))];
             let (indexed, existed) = futures::join!(
                 Box::pin(self.index_on(client, &index, &members)),
                 self.pexpire_on(client, key.as_str(), ttl)
             );
             indexed?;
-            (existed?, false)
+            existed?
         } else {
             let args = vec![
                 Value::Integer(millis(ttl).max(1)),
                 Value::Integer(millis(held(ttl)).max(1)),
             ];
             let keys = vec![Key::from(key.as_str()), Key::from(index.as_str())];
-            let (existed, reloaded) = self
-                .run_script_tracked::<i64>(client, &PEXPIRE, keys, args)
-                .await?;
-            (existed == 1, reloaded)
+            self.run_script_on::<i64>(client, &PEXPIRE, keys, args)
+                .await?
+                == 1
         };
         self.confirm(key, ttl, &receipt);
-        Ok(outcome)
+        Ok(existed)
     }
 
     /// Remembers that the index holds `key` (written for `ttl`).
-    fn confirm(&self, key: &RedisKey, ttl: Duration, receipt: &IndexReceipt<'_>) {
+    pub(crate) fn confirm(&self, key: &RedisKey, ttl: Duration, receipt: &IndexReceipt<'_>) {
         self.memo()
             .record(key.as_str(), receipt.since, held(ttl), receipt.epoch);
     }

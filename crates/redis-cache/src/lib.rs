@@ -47,6 +47,7 @@
 //! ```
 
 mod codec;
+mod coherence;
 mod config;
 mod counters;
 mod delete_pattern;
@@ -58,8 +59,8 @@ mod index_memo;
 mod inspect;
 mod l1;
 mod lease;
-mod listener;
 mod load;
+mod members;
 mod mset;
 mod purge_jobs;
 mod purge_step;

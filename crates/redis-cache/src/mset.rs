@@ -32,30 +32,37 @@ use redis_connection::fred::interfaces::{ClientLike, KeysInterface, LuaInterface
 use redis_connection::fred::prelude::Client;
 use redis_connection::fred::types::{Key, Value};
 
+use crate::coherence::Messages;
 use crate::error::CacheError;
 use crate::store::{Store, fail_fast, millis, px};
 
 /// Keys per script: at most about a millisecond of server time each.
 pub(crate) const SCRIPT_CHUNK: usize = 250;
 
-/// `KEYS`: the keys; `ARGV`: the values, then the TTLs in milliseconds.
+/// `KEYS`: the keys; `ARGV`: the values, then the TTLs in milliseconds,
+/// then (channel, payload) pairs to publish once the keys are written:
+/// the announcements of these keys, atomic with their writes.
 const MSET_LUA: &str = "\
 local n = #KEYS
 for i = 1, n do
   redis.call('SET', KEYS[i], ARGV[i], 'PX', ARGV[n + i])
 end
+for j = 2 * n + 1, #ARGV, 2 do
+  redis.call('PUBLISH', ARGV[j], ARGV[j + 1])
+end
 return n";
 
 impl Store {
     /// `SET key value PX ttl` for every entry (the last value of a key given
-    /// twice), through `client`: every command is queued on it when the
-    /// future is first polled, so what the caller sends on it next runs
-    /// after them. On failure returns the first error; entries written
-    /// before it stay written.
+    /// twice), through `client`. On a single server, the message `messages`
+    /// holds for a key is published by the script that writes it (a
+    /// cluster ignores them: its writes are single commands). On failure
+    /// returns the first error; entries written before it stay written.
     pub(crate) async fn mset_on(
         &self,
         client: &Client,
         entries: Vec<(&str, Bytes, Duration)>,
+        messages: Option<&Messages<'_>>,
     ) -> Result<(), CacheError> {
         let entries = last_of_each_key(entries);
         if entries.is_empty() {
@@ -64,17 +71,18 @@ impl Store {
         if self.is_cluster() {
             self.mset_each(client, entries).await
         } else {
-            self.mset_scripted(client, entries).await
+            self.mset_scripted(client, entries, messages).await
         }
     }
 
-    /// One `EVAL` per chunk. `EVAL`, not `EVALSHA`: an `EVALSHA` refused
-    /// with `NOSCRIPT` would be retried *after* what the caller queued
-    /// behind it (the batch's announcements), and the script is short.
+    /// One `EVAL` per chunk, publishing the chunk's keys' messages. `EVAL`,
+    /// not `EVALSHA`: the script is short, and one round trip even on the
+    /// first use after a restart.
     async fn mset_scripted(
         &self,
         client: &Client,
         entries: Vec<(&str, Bytes, Duration)>,
+        messages: Option<&Messages<'_>>,
     ) -> Result<(), CacheError> {
         let fast = client.with_options(&fail_fast());
         let chunks = entries.chunks(SCRIPT_CHUNK).map(|chunk| {
@@ -90,6 +98,12 @@ impl Store {
                     .iter()
                     .map(|(_, _, ttl)| Value::Integer(millis(*ttl).max(1))),
             );
+            for (key, _, _) in chunk {
+                if let Some((channel, payload)) = messages.and_then(|m| m.get(key)) {
+                    args.push(Value::from(channel.as_str()));
+                    args.push(Value::Bytes(payload.clone()));
+                }
+            }
             let fast = &fast;
             async move {
                 let eval = fast.eval::<i64, _, _, _>(MSET_LUA, keys, args);

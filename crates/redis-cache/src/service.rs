@@ -124,7 +124,7 @@ impl CacheService {
         let l1 = config.l1.map(|l1| Arc::new(L1::new(l1)));
         let tally = Arc::new(Tally::default());
         let publisher = pubsub.publisher();
-        let listener = tokio::spawn(crate::listener::run(
+        let listener = tokio::spawn(crate::coherence::listener::run(
             feed,
             l1.clone(),
             tally.clone(),

@@ -239,21 +239,6 @@ impl Store {
         keys: Vec<Key>,
         args: Vec<Value>,
     ) -> Result<R, CacheError> {
-        self.run_script_tracked(client, script, keys, args)
-            .await
-            .map(|(reply, _)| reply)
-    }
-
-    /// [`run_script_on`](Self::run_script_on), also saying whether the
-    /// script had to be loaded and run again: it then ran after anything the
-    /// caller queued behind the first `EVALSHA` on `client`.
-    pub(crate) async fn run_script_tracked<R: FromValue>(
-        &self,
-        client: &Client,
-        script: &Script,
-        keys: Vec<Key>,
-        args: Vec<Value>,
-    ) -> Result<(R, bool), CacheError> {
         let fast = client.with_options(&fail_fast());
         let first = fast.evalsha::<R, _, _, _>(script.sha1().clone(), keys.clone(), args.clone());
         match self
@@ -268,10 +253,9 @@ impl Store {
                 let again = fast.evalsha(script.sha1().clone(), keys, args);
                 self.timed(RedisOp::EVALSHA, again)
                     .await
-                    .map(|reply| (reply, true))
                     .map_err(|e| self.error(&e))
             }
-            result => result.map(|reply| (reply, false)),
+            result => result,
         }
     }
 

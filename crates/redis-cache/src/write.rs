@@ -2,11 +2,14 @@
 //! updates this instance's L1 and is published, so that other instances drop
 //! their copies.
 //!
-//! **Order in Redis.** Redis processes the change before the announcement
-//! (the order that lets a reader anywhere only ever refill from the new
-//! state): for one key on a single server, both are sent together on one
-//! connection, in that order (`write_announced`); on a cluster, and for
-//! patterns, the announcement follows the change's outcome. A change is
+//! **Order in Redis.** Redis makes the change visible no later than the
+//! announcement (the order that lets a reader anywhere only ever refill
+//! from the new state): a change of one key and its `PUBLISH` are one
+//! script, atomic in Redis, on a single server and on a cluster
+//! (`coherence/atomic_write.rs`), and an `mset`'s keys with their
+//! announcements in its scripts on a single server (`coherence/batch.rs`);
+//! a pattern's deletion and an `mset` on a cluster are announced after
+//! their outcome. A change is
 //! announced whatever its outcome (success, error, timeout, or the caller
 //! dropping the future): a command that timed out may still run, and an
 //! extra invalidation only costs other instances one L2 read.
@@ -15,26 +18,20 @@
 //! the outcome is known or lost ([`OwnChange`]), so no outcome leaves the old
 //! value behind.
 
-use std::pin::pin;
-use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
-use bytes::Bytes;
-use redis_connection::fred::prelude::Client;
-use redis_connection::fred::types::Key;
-use redis_pubsub::{InvalidationPublisher, PubSubError};
 use serde::Serialize;
 use shared_types::{Invalidation, KeyPattern, RedisKey, Scope, TenantId};
 use tracing::instrument;
 
 use crate::codec;
+use crate::coherence::KeyChange;
 use crate::config::PurgeMode;
 use crate::error::CacheError;
 use crate::expiry::{Expiry, KeyTtl};
 use crate::l1::OwnChange;
 use crate::service::CacheService;
-use crate::stats::{Tally, add, bump};
+use crate::stats::add;
 
 impl CacheService {
     /// Writes `value` under `key`, with a TTL from `expiry` (a
@@ -76,22 +73,18 @@ impl CacheService {
         let bytes = codec::encode(value, self.inner.config.max_value_bytes)?;
         let ttl = expiry.into().resolve();
         let change = self.l1_for(key).map(|l1| l1.begin(key));
-        let store = &self.inner.store;
-        let value = bytes.clone();
         let announcement = self.announcement_for(key);
+        let write = KeyChange::Set {
+            value: bytes.clone(),
+            ttl,
+        };
         // Boxed: the joint future is several times the size of a plain
         // SET's, and moving it whole on every poll costs more than the box.
-        let (written, announced) = Box::pin(
-            self.write_announced(announcement.clone(), |client| async move {
-                store.set_indexed_on(&client, key, value, ttl).await
-            }),
-        )
-        .await;
-        let reloaded = self.write_result(written, 1)?;
+        let (written, announced) = Box::pin(self.change_key(key, write, announcement)).await;
+        self.write_result(written, 1)?;
         if let Some(change) = change {
             change.succeeded_with(bytes, ttl);
         }
-        self.announce_again_if(reloaded, announcement).await?;
         announced
     }
 
@@ -146,65 +139,6 @@ impl CacheService {
         announced
     }
 
-    /// The writes of `mset`, with the tenant indexes first and the
-    /// announcements last: on one connection on a single server (so Redis
-    /// runs them in that order whatever the outcome), after the writes'
-    /// outcome on a cluster.
-    async fn mset_announced(
-        &self,
-        encoded: &[(&RedisKey, Bytes, Duration)],
-    ) -> (Result<(), CacheError>, Result<(), CacheError>) {
-        let store = &self.inner.store;
-        let client = store.client().clone();
-        let indexed: Vec<(&RedisKey, Duration)> =
-            encoded.iter().map(|(key, _, ttl)| (*key, *ttl)).collect();
-        let batch = encoded
-            .iter()
-            .map(|(key, bytes, ttl)| (key.as_str(), bytes.clone(), *ttl))
-            .collect();
-        let writes = async {
-            let (index, written) = futures::join!(
-                store.index_many_on(&client, &indexed),
-                store.mset_on(&client, batch)
-            );
-            written?;
-            index?.confirm(store);
-            Ok(())
-        };
-        // Without pub/sub there is nothing to announce; building the
-        // futures anyway (each holds a fred publish, several KB, boxed by
-        // join_all) cost a Redis-only mset of 1 000 keys more than its
-        // pipeline did (BENCHMARKS.md, workload 3).
-        let Some(publisher) = &self.inner.publisher else {
-            return (writes.await, Ok(()));
-        };
-        let invalidations: Vec<Invalidation> = encoded
-            .iter()
-            .filter_map(|(key, _, _)| Invalidation::for_key(key))
-            .collect();
-        if store.is_cluster() {
-            let pending = self.pending(publisher, invalidations);
-            let written = writes.await;
-            return (written, pending.send_all().await);
-        }
-        let announce = futures::future::join_all(
-            invalidations
-                .iter()
-                .map(|invalidation| publisher.invalidate_on(&client, invalidation)),
-        );
-        // join! polls the writes first: fred queues them before the PUBLISHes.
-        let (written, published) = futures::join!(writes, announce);
-        // Every publication counted; the first error reported.
-        let mut announced = Ok(());
-        for published in published {
-            let sent = self.sent(published);
-            if announced.is_ok() {
-                announced = sent;
-            }
-        }
-        (written, announced)
-    }
-
     /// Deletes `key` (everywhere, on a two-tier cache); `true` when it
     /// existed in Redis.
     ///
@@ -239,9 +173,7 @@ impl CacheService {
         announcement: Option<Invalidation>,
     ) -> Result<u64, CacheError> {
         let change = self.l1_for(key).map(|l1| l1.begin(key));
-        let (deleted, announced) = self
-            .write_announced(announcement, |client| self.unlink_on(client, key))
-            .await;
+        let (deleted, announced) = self.change_key(key, KeyChange::Unlink, announcement).await;
         let deleted = self.delete_result(deleted)?;
         if let Some(change) = change {
             change.succeeded();
@@ -479,19 +411,15 @@ impl CacheService {
     /// # }
     /// ```
     pub async fn expire(&self, key: &RedisKey, ttl: Duration) -> Result<bool, CacheError> {
-        let store = &self.inner.store;
         let change = self.l1_for(key).map(|l1| l1.begin(key));
         let announcement = self.announcement_for(key);
         let (existed, announced) = self
-            .write_announced(announcement.clone(), |client| async move {
-                store.pexpire_indexed_on(&client, key, ttl).await
-            })
+            .change_key(key, KeyChange::Expire { ttl }, announcement)
             .await;
-        let (existed, reloaded) = self.counted(existed)?;
+        let existed = self.counted(existed)? > 0;
         if let Some(change) = change {
             change.succeeded();
         }
-        self.announce_again_if(reloaded, announcement).await?;
         announced?;
         Ok(existed)
     }
@@ -524,76 +452,10 @@ impl CacheService {
             .map(KeyTtl::from_pttl)
     }
 
-    /// Runs `write` (given the client to send it on) and publishes
-    /// `invalidation`, the write first. On a single server both go on one
-    /// connection, the message queued right behind the write: Redis
-    /// processes them in that order, so an instance acting on the message
-    /// already reads the new state, and the caller waits one round trip
-    /// instead of two; the message goes whatever the write's outcome. On a
-    /// cluster the two may go to different nodes, so the message waits for
-    /// the write's outcome (and still goes if the caller's future is dropped
-    /// first).
-    async fn write_announced<T, F>(
-        &self,
-        invalidation: Option<Invalidation>,
-        write: impl FnOnce(Client) -> F,
-    ) -> (Result<T, CacheError>, Result<(), CacheError>)
-    where
-        F: Future<Output = Result<T, CacheError>>,
-    {
-        let client = self.inner.store.client().clone();
-        let Some((publisher, invalidation)) = self.inner.publisher.as_ref().zip(invalidation)
-        else {
-            return (write(client).await, Ok(()));
-        };
-        if self.inner.store.is_cluster() {
-            let pending = self.pending(publisher, vec![invalidation]);
-            let written = write(client).await;
-            return (written, pending.send_all().await);
-        }
-        let mut write = pin!(write(client.clone()));
-        // fred queues a command when its future is first polled: after this
-        // poll the write is ahead of anything sent next on `client`.
-        let first = futures::poll!(write.as_mut());
-        let announce = async { self.sent(publisher.invalidate_on(&client, &invalidation).await) };
-        match first {
-            Poll::Ready(written) => (written, announce.await),
-            Poll::Pending => futures::join!(write, announce),
-        }
-    }
-
-    /// Announcements that go out even if the caller stops waiting first.
-    fn pending(
-        &self,
-        publisher: &InvalidationPublisher,
-        invalidations: Vec<Invalidation>,
-    ) -> PendingAnnouncements {
-        PendingAnnouncements {
-            publisher: publisher.clone(),
-            invalidations,
-            tally: self.inner.tally.clone(),
-        }
-    }
-
     /// What a change of `key` announces: nothing on a Redis-only cache, or
     /// for families no other instance holds.
     fn announcement_for(&self, key: &RedisKey) -> Option<Invalidation> {
         self.inner.bus.as_ref().and(Invalidation::for_key(key))
-    }
-
-    /// `UNLINK` of one key through `client`.
-    async fn unlink_on(&self, client: Client, key: &RedisKey) -> Result<u64, CacheError> {
-        self.inner
-            .store
-            .unlink_on(&client, vec![Key::from(key.as_str())])
-            .await
-    }
-
-    /// Counts a publication: an error, or one invalidation sent.
-    fn sent(&self, published: Result<u64, PubSubError>) -> Result<(), CacheError> {
-        self.counted(published.map_err(CacheError::from))?;
-        bump(&self.inner.tally.invalidations_sent);
-        Ok(())
     }
 
     fn write_result<T>(&self, result: Result<T, CacheError>, n: u64) -> Result<T, CacheError> {
@@ -602,85 +464,9 @@ impl CacheService {
         Ok(written)
     }
 
-    /// Publishes `announcement` once more when the write had to load its
-    /// script first: the write then ran after the announcement queued
-    /// behind it, and an instance that reread the key in between holds the
-    /// old value.
-    async fn announce_again_if(
-        &self,
-        reloaded: bool,
-        announcement: Option<Invalidation>,
-    ) -> Result<(), CacheError> {
-        match (reloaded, announcement, &self.inner.publisher) {
-            (true, Some(invalidation), Some(publisher)) => {
-                self.sent(publisher.invalidate(&invalidation).await)
-            }
-            _ => Ok(()),
-        }
-    }
-
     fn delete_result(&self, result: Result<u64, CacheError>) -> Result<u64, CacheError> {
         let deleted = self.counted(result)?;
         add(&self.inner.tally.deletes, deleted);
         Ok(deleted)
-    }
-}
-
-/// Invalidations that must be published once the change they announce has
-/// an outcome. [`send_all`](Self::send_all) publishes them; dropped before
-/// that (the caller's future was dropped mid-change), they are published
-/// from a task of their own.
-struct PendingAnnouncements {
-    publisher: InvalidationPublisher,
-    invalidations: Vec<Invalidation>,
-    tally: Arc<Tally>,
-}
-
-impl PendingAnnouncements {
-    /// Publishes every invalidation; the first error, if any.
-    async fn send_all(mut self) -> Result<(), CacheError> {
-        let tally = self.tally.clone();
-        let published = futures::future::join_all(
-            self.invalidations
-                .iter()
-                .map(|invalidation| self.publisher.invalidate(invalidation)),
-        )
-        .await;
-        // Sent (or refused by Redis): nothing is left for the drop to do.
-        self.invalidations.clear();
-        let mut outcome = Ok(());
-        for published in published {
-            match published {
-                Ok(_) => bump(&tally.invalidations_sent),
-                Err(error) => {
-                    bump(&tally.errors);
-                    if outcome.is_ok() {
-                        outcome = Err(CacheError::from(error));
-                    }
-                }
-            }
-        }
-        outcome
-    }
-}
-
-impl Drop for PendingAnnouncements {
-    fn drop(&mut self) {
-        if self.invalidations.is_empty() {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let (publisher, tally) = (self.publisher.clone(), self.tally.clone());
-        let invalidations = std::mem::take(&mut self.invalidations);
-        runtime.spawn(async move {
-            for invalidation in &invalidations {
-                match publisher.invalidate(invalidation).await {
-                    Ok(_) => bump(&tally.invalidations_sent),
-                    Err(_) => bump(&tally.errors),
-                }
-            }
-        });
     }
 }

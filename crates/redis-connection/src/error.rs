@@ -204,6 +204,17 @@ impl ConnectionError {
         }
     }
 
+    /// Classifies the text of a Redis error reply (`OOM command not
+    /// allowed ...`) exactly as [`from_fred`](Self::from_fred) classifies
+    /// that reply arriving from the server: for code that holds a reply's
+    /// text but no fred error (a relayed reply, the tests of the crates
+    /// that map these errors), so that it need not name fred.
+    pub fn from_server_reply(reply: &str) -> Self {
+        let error = FredError::new(ErrorKind::Unknown, reply.to_owned());
+        // A reply is never a timeout: the duration is never reported.
+        Self::from_fred(&error, Duration::ZERO)
+    }
+
     /// "Redis is unavailable" for a reason of our own, with no fred error
     /// behind it.
     pub(crate) fn unavailable(reason: impl Into<String>) -> Self {

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis_connection::fred::clients::Client;
+use bytes::Bytes;
 use shared_types::{ALL_INVALIDATIONS_PATTERN, Invalidation};
 use tracing::{info, warn};
 
@@ -142,37 +142,40 @@ impl InvalidationPublisher {
         self.pubsub.publish_bytes(&channel, payload).await
     }
 
-    /// [`invalidate`](Self::invalidate) through `client`, ordered after
-    /// what the caller sent on it just before: see
-    /// [`PubSub::publish_bytes_on`].
+    /// The channel and payload [`invalidate`](Self::invalidate) would
+    /// publish for `invalidation`, for a caller that publishes them inside
+    /// the script that makes the change, so that Redis runs both at once
+    /// (redis-cache's announced writes). Count each one published with
+    /// [`record_published`](Self::record_published).
     ///
     /// # Errors
-    /// As [`invalidate`](Self::invalidate).
+    /// [`PubSubError::Shutdown`] after [`PubSub::shutdown`];
+    /// [`PubSubError::Encode`] when the payload cannot be built.
     ///
     /// # Examples
     ///
     /// ```no_run
-    /// # use redis_connection::RedisConnectionManager;
     /// # use redis_pubsub::{PubSub, PubSubError};
-    /// # async fn example(pubsub: PubSub, manager: RedisConnectionManager) -> Result<(), PubSubError> {
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
     /// use shared_types::{Invalidation, TenantId};
     ///
     /// let publisher = pubsub.publisher();
     /// let tenant = Invalidation::Tenant { tenant_id: TenantId::new("acme").unwrap() };
-    /// // Goes out on the pool's connection, after what was sent on it before.
-    /// let receivers = publisher.invalidate_on(manager.client(), &tenant).await?;
+    /// let (channel, payload) = publisher.encode(&tenant)?;
+    /// assert_eq!(channel, "cache:invalidate:tenant:acme");
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn invalidate_on(
-        &self,
-        client: &Client,
-        invalidation: &Invalidation,
-    ) -> Result<u64, PubSubError> {
-        let (channel, payload) = message(&self.origin, invalidation)?;
-        self.pubsub
-            .publish_bytes_on(client, &channel, payload)
-            .await
+    pub fn encode(&self, invalidation: &Invalidation) -> Result<(String, Bytes), PubSubError> {
+        self.pubsub.check_running()?;
+        message(&self.origin, invalidation)
+    }
+
+    /// Counts one message published through [`encode`](Self::encode)'s
+    /// channel and payload, as [`invalidate`](Self::invalidate) counts its
+    /// own ([`PubSubStats`](crate::PubSubStats)'s `published`).
+    pub fn record_published(&self) {
+        self.pubsub.record_published();
     }
 }
 

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis_connection::fred::clients::Client;
 use redis_connection::fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use redis_connection::fred::types::config::Options;
 use redis_connection::{ConnectionError, RedisConnectionManager, RedisOp, RedisSubscriber};
@@ -362,37 +361,6 @@ impl PubSub {
     /// # }
     /// ```
     pub async fn publish_bytes(&self, channel: &str, payload: Bytes) -> Result<u64, PubSubError> {
-        self.publish_bytes_on(self.inner.manager.client(), channel, payload)
-            .await
-    }
-
-    /// Publishes raw bytes on `channel` through `client` (a client of the
-    /// same Redis, e.g. one of the pool's). Redis processes one connection's
-    /// commands in order, so a command the caller sent on `client` just
-    /// before (its future polled first, not necessarily awaited) is done
-    /// before the message goes out: a write and its announcement in one
-    /// round trip. Not on a cluster, where the two may go to different nodes.
-    ///
-    /// # Errors
-    /// [`PubSubError::Unavailable`] when Redis cannot take it.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # use redis_connection::RedisConnectionManager;
-    /// # use redis_pubsub::{PubSub, PubSubError};
-    /// # async fn example(pubsub: PubSub, manager: RedisConnectionManager) -> Result<(), PubSubError> {
-    /// let payload = bytes::Bytes::from_static(b"changed");
-    /// let receivers = pubsub.publish_bytes_on(manager.client(), "events", payload).await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn publish_bytes_on(
-        &self,
-        client: &Client,
-        channel: &str,
-        payload: Bytes,
-    ) -> Result<u64, PubSubError> {
         if channel.is_empty() {
             return Err(PubSubError::InvalidName("channel names must not be empty"));
         }
@@ -401,7 +369,7 @@ impl PubSub {
             fail_fast: true,
             ..Options::default()
         };
-        let client = client.with_options(&options);
+        let client = self.inner.manager.client().with_options(&options);
         let publish = client.publish(channel, payload);
         let receivers: u64 = self
             .inner
@@ -459,7 +427,13 @@ impl PubSub {
         info!("pub/sub stopped");
     }
 
-    fn check_running(&self) -> Result<(), PubSubError> {
+    /// Counts a message published by someone else's command on our behalf
+    /// (see `InvalidationPublisher::encode`).
+    pub(crate) fn record_published(&self) {
+        bump(&self.inner.shared.counters.published);
+    }
+
+    pub(crate) fn check_running(&self) -> Result<(), PubSubError> {
         if self.inner.shut_down.load(Ordering::SeqCst) {
             Err(PubSubError::Shutdown)
         } else {

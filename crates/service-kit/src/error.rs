@@ -211,7 +211,6 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use redis_connection::ConnectionError;
-    use redis_connection::fred::error::{Error as FredError, ErrorKind};
 
     use super::*;
 
@@ -220,13 +219,8 @@ mod tests {
     #[test]
     fn refusals_are_503_and_bugs_are_500() {
         // Through redis-connection's classification, as a reply reaches us.
-        let refused = |m: &str| {
-            let fred = FredError::new(ErrorKind::Unknown, m.to_owned());
-            ApiError::from(CacheError::from(ConnectionError::from_fred(
-                &fred,
-                Duration::from_millis(5),
-            )))
-        };
+        let refused =
+            |m: &str| ApiError::from(CacheError::from(ConnectionError::from_server_reply(m)));
         for message in [
             "OOM command not allowed when used memory > 'maxmemory'.",
             "MISCONF Redis is configured to save RDB snapshots",

@@ -28,8 +28,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use redis_cache::Expiry;
-use redis_connection::RedisOp;
-use redis_connection::fred::interfaces::{KeysInterface, SetsInterface, TransactionInterface};
 use serde::{Deserialize, Serialize};
 use service_kit::{
     ApiError, Authenticated, ErrorBody, InternalCaller, JsonBody, PathParams, Session, SessionToken,
@@ -230,15 +228,11 @@ pub(crate) async fn revoke_user(
     PathParams(path): PathParams<UserPath>,
 ) -> Result<axum::Json<Revoked>, ApiError> {
     let set = RedisKey::user_sessions(&path.tenant_id, &path.user_id);
-    let pool = state.platform.manager.pool();
+    let cache = &state.platform.cache;
     // Every member's session was written before the member was added (see
     // the module docs), so revoking the members read here revokes them all;
     // a hash added meanwhile is not among them and stays in the set.
-    let commands = state.platform.manager.commands();
-    let members: Vec<String> = commands
-        .timed(RedisOp::SMEMBERS, 1, pool.smembers(set.as_str()))
-        .await
-        .map_err(|_| ApiError::unavailable())?;
+    let members = cache.members(&set).await?;
     let mut revoked = 0;
     for member in &members {
         // Only our own writes fill the set; anything else is just removed.
@@ -249,12 +243,7 @@ pub(crate) async fn revoke_user(
     // Only the members revoked here leave the set: deleting the set would
     // drop a session created meanwhile from it. On an error above, the
     // members not yet revoked are still there for the next attempt.
-    if !members.is_empty() {
-        let _: i64 = commands
-            .timed(RedisOp::SREM, 1, pool.srem(set.as_str(), members))
-            .await
-            .map_err(|_| ApiError::unavailable())?;
-    }
+    cache.remove_members(&set, members).await?;
     info!(tenant.id = %path.tenant_id, revoked, "user sessions revoked");
     Ok(axum::Json(Revoked { revoked }))
 }
@@ -271,33 +260,19 @@ async fn revoke(state: &AppState, tenant: &TenantId, hash: &TokenHash) -> Result
 /// Adds a session to its user's set, which lives as long as the newest session.
 async fn remember(state: &AppState, session: &Session, hash: &TokenHash) -> Result<(), ApiError> {
     let set = RedisKey::user_sessions(&session.tenant_id, &session.user_id);
-    let ttl_ms = i64::try_from(state.sessions.ttl.as_millis()).unwrap_or(i64::MAX);
-    let tx = state.platform.manager.client().multi();
-    let queued = async {
-        tx.sadd::<(), _, _>(set.as_str(), hash.as_str()).await?;
-        tx.pexpire::<(), _>(set.as_str(), ttl_ms, None).await?;
-        tx.exec::<()>(true).await
-    };
-    // MULTI, SADD, PEXPIRE, EXEC: one transaction, one observation.
-    let commands = state.platform.manager.commands();
-    commands
-        .timed(RedisOp::TRANSACTION, 1, queued)
-        .await
-        .map_err(|_| ApiError::unavailable())
+    let cache = &state.platform.cache;
+    Ok(cache
+        .add_member(&set, hash.as_str(), state.sessions.ttl)
+        .await?)
 }
 
 /// Removes a revoked session from its user's set.
 async fn forget(state: &AppState, session: &Session, hash: &TokenHash) -> Result<(), ApiError> {
     let set = RedisKey::user_sessions(&session.tenant_id, &session.user_id);
-    let pool = state.platform.manager.pool();
-    let srem = pool.srem(set.as_str(), hash.as_str());
-    let _: i64 = state
-        .platform
-        .manager
-        .commands()
-        .timed(RedisOp::SREM, 1, srem)
-        .await
-        .map_err(|_| ApiError::unavailable())?;
+    let cache = &state.platform.cache;
+    cache
+        .remove_members(&set, vec![hash.as_str().to_owned()])
+        .await?;
     Ok(())
 }
 

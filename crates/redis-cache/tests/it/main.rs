@@ -1,11 +1,13 @@
 //! Integration tests of redis-cache, against real redis-server processes.
 
+mod announced;
 mod basics;
 mod bulk;
 mod cluster;
 mod counters;
 mod foreign;
 mod l1_bounds;
+mod members;
 mod outage;
 mod own_changes;
 mod patterns;

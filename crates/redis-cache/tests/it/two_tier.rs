@@ -519,11 +519,11 @@ async fn writes_run_before_their_announcement_on_one_connection() {
 }
 
 // When Redis has forgotten a write's script (SCRIPT FLUSH, as after a
-// restart), the write runs only once the script is loaded again, after the
-// announcement already queued behind it: the write is then announced once
-// more, after it, so no instance keeps a value it reread in between.
+// restart), the write runs only once the script is loaded again; its
+// announcement, in the same script, still follows it (see announced.rs for
+// what a subscriber reads on each announcement).
 #[tokio::test]
-async fn a_write_whose_script_was_reloaded_is_announced_again_after_it() {
+async fn a_write_whose_script_was_reloaded_is_announced_after_it() {
     let redis = RedisServer::start().await;
     let (a, b) = pair(&redis).await;
     let key = shard_key("t", "reloaded");

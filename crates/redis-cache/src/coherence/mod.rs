@@ -1,0 +1,25 @@
+//! Cache coherence: how a change made by one instance reaches every other
+//! instance's L1 (ARCHITECTURE.md, "The two-tier cache: how an
+//! invalidation travels").
+//!
+//! Here so far:
+//! - announcing a change with its write ([`atomic_write`]: one script for
+//!   a change of one key, on a single server and on a cluster;
+//!   [`batch`]: an `mset`'s, in its scripts on a single server;
+//!   [`announce`]: after the change's reply where no script can hold both,
+//!   and whatever the outcome);
+//! - applying remote changes to the L1, and what to do on a gap (today:
+//!   flush the L1 on a resubscribe or a lag) ([`listener`]).
+//!
+//! Still elsewhere (issue 17, item 1, to move here): the epochs against
+//! resurrection (`l1/mod.rs`, which they guard), and the wire format with
+//! its version (redis-pubsub's `wire.rs`, which redis-pubsub's typed
+//! `invalidate` also needs).
+
+mod announce;
+mod atomic_write;
+mod batch;
+pub(crate) mod listener;
+
+pub(crate) use atomic_write::KeyChange;
+pub(crate) use batch::Messages;
