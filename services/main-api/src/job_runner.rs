@@ -17,7 +17,9 @@
 //!
 //! **Failures.** A page that fails (Redis unavailable) is retried from the
 //! same cursor, which is harmless; after [`MAX_FAILURES`] failures in a row
-//! the job is marked `failed` with what it deleted.
+//! the job is marked `failed` with what it deleted. Recovery after a
+//! restart waits out a Redis that does not answer (retrying with a backoff
+//! of up to 5 s) instead of giving up on the jobs it would resume.
 
 use std::time::{Duration, Instant};
 
@@ -100,7 +102,7 @@ impl Runner {
                     // `running` with nobody running it.
                     warn!(tenant.id = %progress.tenant, job.id = %progress.id, "purge job lease lost to another job; interrupted");
                     progress.state = JobState::Interrupted;
-                    let _ = self.store.save(&progress).await;
+                    self.save_ended(&progress).await;
                     return;
                 }
                 Err(error) => {
@@ -112,13 +114,18 @@ impl Runner {
     }
 
     /// Finds the jobs a dead process left `running` and resumes them (see
-    /// the module docs).
+    /// the module docs). Redis not answering (the service starting during
+    /// an outage) is waited out: giving up here would leave those jobs
+    /// `running` with nobody running them.
     pub(crate) async fn recover(self, tasks: std::sync::Arc<std::sync::Mutex<JoinSet<()>>>) {
-        let jobs = match self.store.running().await {
-            Ok(jobs) => jobs,
-            Err(error) => {
-                warn!(%error, "purge jobs left running could not be listed");
-                return;
+        let mut backoff = Backoff::default();
+        let jobs = loop {
+            match self.store.running().await {
+                Ok(jobs) => break jobs,
+                Err(error) => {
+                    warn!(%error, retry_in = ?backoff.delay(), "purge jobs left running could not be listed");
+                    backoff.wait().await;
+                }
             }
         };
         for (tenant, id) in jobs {
@@ -131,10 +138,14 @@ impl Runner {
     /// Resumes one job if it is still `running` once its lease is free;
     /// one whose progress is damaged is marked `interrupted` once its lease
     /// is free (so that no runner is still writing it), and the lease let go.
+    /// A failed Redis call is retried (with [`Backoff`]), never taken as an
+    /// answer: the job would be left `running` with nobody running it.
     async fn resume(self, tenant: TenantId, id: JobId) {
         // A dead runner's lease expires within LEASE_TTL; a live runner
-        // keeps it, and then this instance leaves the job alone.
-        let deadline = Instant::now() + LEASE_TTL * 3;
+        // keeps it, and then this instance leaves the job alone. Counted
+        // from the first answer, so that an outage does not use it up.
+        let mut deadline = None;
+        let mut backoff = Backoff::default();
         loop {
             let mut progress = match self.store.load(&tenant, &id).await {
                 Ok(Loaded::Found(progress)) if progress.state == JobState::Running => progress,
@@ -153,43 +164,86 @@ impl Runner {
                     return;
                 }
                 Err(error) => {
-                    warn!(tenant.id = %tenant, job.id = %id, %error, "purge job not read");
-                    return;
+                    warn!(tenant.id = %tenant, job.id = %id, %error, retry_in = ?backoff.delay(), "purge job not read");
+                    backoff.wait().await;
+                    continue;
                 }
             };
-            match self.store.claim(&tenant, &id).await {
-                Ok(Claim::Taken) if progress.state == JobState::Interrupted => {
+            let claim = match self.store.claim(&tenant, &id).await {
+                Ok(claim) => claim,
+                Err(error) => {
+                    warn!(tenant.id = %tenant, job.id = %id, %error, retry_in = ?backoff.delay(), "purge job lease not read");
+                    backoff.wait().await;
+                    continue;
+                }
+            };
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + LEASE_TTL * 3);
+            match claim {
+                Claim::Taken if progress.state == JobState::Interrupted => {
                     warn!(tenant.id = %tenant, job.id = %id, deleted = progress.deleted, "purge job unreadable; marked interrupted");
-                    let _ = self.store.save(&progress).await;
+                    self.save_ended(&progress).await;
                     let _ = self.store.release(&tenant, &id).await;
                     return;
                 }
-                Ok(Claim::Taken) => {
+                Claim::Taken => {
                     progress.resumed += 1;
                     info!(tenant.id = %tenant, job.id = %id, scanned = progress.scanned, deleted = progress.deleted, "purge job resumed");
                     let _ = self.store.save(&progress).await;
                     self.run(progress).await;
                     return;
                 }
-                Ok(Claim::HeldBy(_)) if Instant::now() < deadline => {
+                Claim::HeldBy(_) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
-                Ok(Claim::HeldBy(other)) if other != id => {
+                Claim::HeldBy(other) if other != id => {
                     // Another job of the tenant runs: nobody will continue
                     // this one.
                     progress.state = JobState::Interrupted;
                     warn!(tenant.id = %tenant, job.id = %id, "purge job superseded; marked interrupted");
-                    let _ = self.store.save(&progress).await;
+                    self.save_ended(&progress).await;
                     return;
                 }
                 // Its own runner, alive elsewhere, keeps it.
-                Ok(_) => return,
-                Err(error) => {
-                    warn!(tenant.id = %tenant, job.id = %id, %error, "purge job lease not read");
-                    return;
-                }
+                Claim::HeldBy(_) => return,
             }
         }
+    }
+
+    /// Saves a job's final state, retrying until Redis takes it: an ended
+    /// job left saved as `running` would never be looked at again.
+    async fn save_ended(&self, progress: &Progress) {
+        let mut backoff = Backoff::default();
+        while let Err(error) = self.store.save(progress).await {
+            warn!(tenant.id = %progress.tenant, job.id = %progress.id, %error, retry_in = ?backoff.delay(), "purge job state not saved");
+            backoff.wait().await;
+        }
+    }
+}
+
+/// Delays between retries of a Redis call the runner cannot do without:
+/// from 100 ms, doubling, at most 5 s.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            next: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay the next [`wait`](Self::wait) sleeps.
+    fn delay(&self) -> Duration {
+        self.next
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(Duration::from_secs(5));
     }
 }
 

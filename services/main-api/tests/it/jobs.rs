@@ -263,6 +263,33 @@ async fn a_killed_service_resumes_its_purge_job_on_restart() {
     assert_eq!(existing(redis, &killed.others), killed.others.len());
 }
 
+// A service that restarts while Redis does not answer (frozen for longer
+// than the command timeout, so its first reads of the registry and of the
+// job fail): it keeps trying rather than leave the job `running` with
+// nobody running it, and resumes it once Redis answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_is_resumed_by_a_service_that_restarts_while_redis_does_not_answer() {
+    let killed = start_then_kill().await;
+    let redis = &killed.redis;
+
+    redis.pause();
+    let api = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // The fault lasts several command timeouts (300 ms) of the
+            // service starting meanwhile.
+            std::thread::sleep(Duration::from_millis(1500));
+            redis.resume();
+        });
+        start_with("main-api", "MAIN_API_ADDR", redis, &SLOW)
+    });
+    let (client, admin) = (&killed.client, &killed.admin);
+    let done = wait_until_done(client, &api, admin, &killed.id).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert!(done["resumed"].as_u64() >= Some(1), "{done}");
+    assert_eq!(existing(redis, &killed.t1), 0);
+    assert_eq!(existing(redis, &killed.others), killed.others.len());
+}
+
 // A service SIGKILLed mid-job whose saved progress is then damaged: the
 // restarted service cannot resume from it, so it reports the job
 // `interrupted` with the counts that were saved, never leaving it
