@@ -96,7 +96,11 @@ pub(crate) fn up(args: &[String]) -> Result {
             &running.token,
         );
     }
-    print_walk_through(&running.auth_addr, &running.api_addr, &running.token);
+    let shown = shown_token(&running.token, running.token_from_env);
+    println!(
+        "{}",
+        walk_through_text(&running.auth_addr, &running.api_addr, shown)
+    );
     loop {
         for (name, child) in &mut running.stack.children {
             if let Ok(Some(status)) = child.try_wait() {
@@ -121,6 +125,9 @@ pub(crate) struct Running {
     pub(crate) api_addr: String,
     /// The internal API token the services were given.
     pub(crate) token: String,
+    /// Whether `token` is the operator's (`INTERNAL_API_TOKEN` was set):
+    /// then it is a secret, and nothing prints it.
+    token_from_env: bool,
 }
 
 /// Starts the stack as `up` does, and waits until both services are ready.
@@ -163,7 +170,9 @@ pub(crate) fn start(check: bool, env: &[(&str, &str)]) -> Result<Running> {
             redis.port()
         );
     }
-    let token = std::env::var("INTERNAL_API_TOKEN").unwrap_or_else(|_| random_token());
+    let operator_token = std::env::var("INTERNAL_API_TOKEN").ok();
+    let token_from_env = operator_token.is_some();
+    let token = operator_token.unwrap_or_else(random_token);
     // The operator's addresses when set; else the defaults, or free ports
     // under --check (CI may run beside anything holding 8080).
     let addr = |var: &str, default: &str| -> Result<String> {
@@ -212,18 +221,34 @@ pub(crate) fn start(check: bool, env: &[(&str, &str)]) -> Result<Running> {
         auth_addr,
         api_addr,
         token,
+        token_from_env,
     })
 }
 
-fn print_walk_through(auth: &str, api: &str, token: &str) {
-    println!(
+/// What the walk-through shows for the internal token: the generated
+/// development token, or, for the operator's own (`from_env`), the variable
+/// that holds it.
+fn shown_token(token: &str, from_env: bool) -> &str {
+    if from_env {
+        "$INTERNAL_API_TOKEN"
+    } else {
+        token
+    }
+}
+
+/// The curl walk-through `up` prints. `token` is what the first command
+/// shows as the internal token: the generated development token itself, or
+/// `$INTERNAL_API_TOKEN` when the operator set that variable (a secret of
+/// theirs, never printed; their shell expands it).
+fn walk_through_text(auth: &str, api: &str, token: &str) -> String {
+    format!(
         "
 auth-broker: http://{auth}    main-api: http://{api}
 metrics:     http://{api}/metrics    readiness: http://{api}/health/ready
 
 # 1. create a session (internal endpoint)
 TOKEN=$(curl -s -X POST http://{auth}/v1/sessions \\
-  -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
+  -H \"Authorization: Bearer {token}\" -H 'Content-Type: application/json' \\
   -d '{{\"tenant_id\":\"acme\",\"user_id\":\"alice\",\"roles\":[\"admin\"]}}' | sed -E 's/.*\"token\":\"([^\"]+)\".*/\\1/')
 
 # 2. put and get a shard (x-cache says which tier answered)
@@ -236,7 +261,7 @@ curl -i -X DELETE http://{auth}/v1/sessions/current -H \"Authorization: Bearer $
 
 Ctrl-C stops everything.
 "
-    );
+    )
 }
 
 /// The walk-through, run and checked (for `--check`).
@@ -380,5 +405,17 @@ mod tests {
             assert_eq!(redact(url), shown, "{url}");
         }
         assert!(!redact("redis://u:p%40ss@h").contains("p%40ss"));
+    }
+
+    // The operator's INTERNAL_API_TOKEN is a secret: the walk-through names
+    // the variable instead; a token generated for the run is shown.
+    #[test]
+    fn an_operators_internal_token_is_never_printed() {
+        let secret = "operator-secret-0123456789";
+        let text = walk_through_text("a:1", "b:2", shown_token(secret, true));
+        assert!(!text.contains(secret), "{text}");
+        assert!(text.contains("Bearer $INTERNAL_API_TOKEN"), "{text}");
+        let text = walk_through_text("a:1", "b:2", shown_token(secret, false));
+        assert!(text.contains(&format!("Bearer {secret}")), "{text}");
     }
 }
