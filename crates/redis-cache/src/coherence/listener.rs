@@ -31,6 +31,9 @@ pub(crate) async fn run(
     redis: Store,
 ) {
     let mut subscribed_before = false;
+    // Whether the feed is subscribed now: a replay that ends while it is
+    // not (a lag noticed after a disconnect) must not trust the L1 again.
+    let mut subscribed = false;
     let mut cursor = Cursor::default();
     let mut sweep = tokio::time::interval(SWEEP_PERIOD);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -54,7 +57,9 @@ pub(crate) async fn run(
                 let scope = received.invalidation.scope();
                 // Its place in the stream, own messages included: the
                 // stream holds every instance's announcements in order.
-                let step = received.position.as_ref().and_then(|position| {
+                // Without an L1 there is nothing to keep coherent.
+                let position = l1.as_ref().and(received.position.as_ref());
+                let step = position.and_then(|position| {
                     let id = EntryId::parse(&position.id)?;
                     Some(cursor.step(id, EntryId::parse(&position.prev)?))
                 });
@@ -63,7 +68,7 @@ pub(crate) async fn run(
                         // The replay applies this message too.
                         l1.set_live(false);
                         cursor.catch_up(&redis, l1, &tally).await;
-                        l1.set_live(true);
+                        l1.set_live(subscribed);
                     }
                     continue;
                 }
@@ -123,8 +128,10 @@ pub(crate) async fn run(
                     l1.set_live(true);
                 }
                 subscribed_before = true;
+                subscribed = true;
             }
             InvalidationEvent::Disconnected => {
+                subscribed = false;
                 if let Some(l1) = &l1 {
                     l1.set_live(false);
                 }
@@ -137,7 +144,7 @@ pub(crate) async fn run(
                 if let Some(l1) = &l1 {
                     l1.set_live(false);
                     cursor.catch_up(&redis, l1, &tally).await;
-                    l1.set_live(true);
+                    l1.set_live(subscribed);
                 }
                 warn!(
                     missed,
