@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use redis_cache::CacheService;
+use redis_cache::{CacheService, Retention};
 use shared_types::RedisKey;
 use test_support::{RedisServer, wait_for};
 
@@ -235,4 +235,67 @@ async fn redis_restarted_empty_flushes_the_l1() {
     assert_eq!(a.get::<String>(&key).await.unwrap(), None);
     // A later resubscribe may replay the new, empty stream: nothing in it.
     assert_eq!(a.stats().invalidations_replayed, 0);
+}
+
+/// An instance whose announcements keep `retention` of the stream.
+async fn keeping(redis: &RedisServer, retention: Retention) -> CacheService {
+    let config = test_support::fixtures::two_tier_config().with_invalidation_retention(retention);
+    crate::two_tier_on(redis, |_| {}, config).await
+}
+
+// The stream keeps at most the retention's number of entries: trimming is
+// by whole stream nodes (`MAXLEN ~`), exact here with one entry a node.
+#[tokio::test]
+async fn the_stream_keeps_no_more_entries_than_the_retention() {
+    let redis = RedisServer::start().await;
+    redis.cmd(&["CONFIG", "SET", "stream-node-max-entries", "1"]);
+    let a = keeping(
+        &redis,
+        Retention {
+            window: Duration::from_secs(600),
+            entries: 10,
+        },
+    )
+    .await;
+    for i in 0..50 {
+        a.set(&shard_key("t", &format!("k{i}")), &i, TTL)
+            .await
+            .unwrap();
+    }
+    let kept = redis.cmd(&["XLEN", STREAM]).as_int().unwrap();
+    assert!((10..=11).contains(&kept), "kept {kept} entries");
+}
+
+// Entries older than the retention's window (by their ids, Redis's clock)
+// are trimmed by later announcements.
+#[tokio::test]
+async fn the_stream_drops_entries_older_than_the_window() {
+    let redis = RedisServer::start().await;
+    redis.cmd(&["CONFIG", "SET", "stream-node-max-entries", "1"]);
+    let a = keeping(
+        &redis,
+        Retention {
+            window: Duration::from_secs(1),
+            entries: 100_000,
+        },
+    )
+    .await;
+    a.set(&shard_key("t", "first"), &0, TTL).await.unwrap();
+    let first = entry_ids(&redis)[0].clone();
+    let mut i = 0;
+    wait_for(
+        "the first entry to be trimmed",
+        Duration::from_secs(5),
+        || {
+            i += 1;
+            let (a, redis, first) = (&a, &redis, &first);
+            let key = shard_key("t", &format!("later{i}"));
+            async move {
+                a.set(&key, &1, TTL).await.unwrap();
+                !entry_ids(redis).contains(first)
+            }
+        },
+    )
+    .await;
+    assert!(redis.cmd(&["XLEN", STREAM]).as_int().unwrap() >= 1);
 }
