@@ -12,7 +12,8 @@
 //! - `--quick`: each workload for about a second, to prove it works (CI).
 //!   Its figures are not meant to be compared with the targets.
 //! - `--only`: run some workloads (ids: l2, l1, bulk, pattern, propagation,
-//!   stampede, http, outage, purge, purge_job, settings), for profiling one.
+//!   stampede, http, outage, purge, purge_job, settings, replay), for
+//!   profiling one.
 //!
 //! Exits non-zero when a workload failed or produced no numbers, so that
 //! CI proves every workload ran; whether targets were met never fails the
@@ -39,6 +40,7 @@ mod probe;
 mod propagation;
 mod purge;
 mod purge_job;
+mod replay;
 mod report;
 mod services;
 mod settings;
@@ -63,7 +65,7 @@ struct Workload {
     run: Run,
 }
 
-const WORKLOADS: [Workload; 11] = [
+const WORKLOADS: [Workload; 12] = [
     Workload {
         id: "l2",
         name: "1. L2 throughput",
@@ -119,6 +121,11 @@ const WORKLOADS: [Workload; 11] = [
         name: "10. Connection settings",
         run: |mode| settings::run(mode).boxed(),
     },
+    Workload {
+        id: "replay",
+        name: "12. Replay after a subscriber outage",
+        run: |mode| replay::run(mode).boxed(),
+    },
 ];
 
 #[derive(Debug)]
@@ -129,7 +136,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: benchmarks [--quick] [--out DIR] [--only ID[,ID...]]
-ids: l2, l1, bulk, pattern, propagation, stampede, http, outage, purge, purge_job, settings";
+ids: l2, l1, bulk, pattern, propagation, stampede, http, outage, purge, purge_job, settings, replay";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {

@@ -12,6 +12,7 @@
 //! | `CACHE_L1_MAX_VALUE_BYTES` | `65536` | largest value (JSON bytes) the L1 holds (64 KiB); larger ones are read from Redis every time |
 //! | `CACHE_L1_TENANT_SHARE` | `25` | most of the L1 (percent of its bytes and of its entries) one tenant may hold |
 //! | `CACHE_L1_TTL_SECS` | `30` | longest an entry stays in L1 (never longer than its Redis TTL); the most stale an L1 read can be while Redis is down |
+//! | `CACHE_INVALIDATION_RETENTION` | `600s,100000` | how much of the invalidation stream Redis keeps for instances to replay after a gap: a window (`600s`, `10m`) and/or a number of entries, comma-separated; whichever bound is reached first trims |
 
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use shared_types::TtlPolicy;
 use redis_connection::{ConfigError, Env};
 
 /// Every variable [`CacheConfig::from_env`] reads.
-pub const CACHE_ENV_VARS: [&str; 9] = [
+pub const CACHE_ENV_VARS: [&str; 10] = [
     "CACHE_MAX_VALUE_BYTES",
     "CACHE_STRICT_READS",
     "CACHE_PURGE_MODE",
@@ -30,6 +31,7 @@ pub const CACHE_ENV_VARS: [&str; 9] = [
     "CACHE_L1_MAX_VALUE_BYTES",
     "CACHE_L1_TENANT_SHARE",
     "CACHE_L1_TTL_SECS",
+    "CACHE_INVALIDATION_RETENTION",
 ];
 
 /// What a read does when Redis is unavailable.
@@ -134,6 +136,53 @@ impl L1Config {
     }
 }
 
+/// How much of the invalidation stream Redis keeps: entries older than
+/// `window` or beyond the newest `entries` are trimmed (approximately, a
+/// macro node at a time, as `XADD … MAXLEN ~` does). An instance whose gap
+/// reaches past what is kept flushes its L1 instead of replaying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Oldest entry kept, by the age Redis's entry ids give it.
+    pub window: Duration,
+    /// Most entries kept.
+    pub entries: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(600),
+            entries: 100_000,
+        }
+    }
+}
+
+impl Retention {
+    /// Reads `600s`, `10m`, `100000` or `10m,100000`: a window (seconds
+    /// or minutes) and/or a number of entries; what is not given keeps
+    /// its default.
+    fn parse(text: &str) -> Result<Self, String> {
+        let mut retention = Self::default();
+        for part in text.split(',').map(str::trim) {
+            let number = |digits: &str| {
+                digits
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("`{part}` is not a positive number"))
+            };
+            if let Some(secs) = part.strip_suffix('s') {
+                retention.window = Duration::from_secs(number(secs)?);
+            } else if let Some(mins) = part.strip_suffix('m') {
+                retention.window = Duration::from_secs(number(mins)?.saturating_mul(60));
+            } else {
+                retention.entries = number(part)?;
+            }
+        }
+        Ok(retention)
+    }
+}
+
 /// Limits and behaviour of a cache instance.
 ///
 /// Built from [`CacheConfig::default`] or [`CacheConfig::from_env`], then
@@ -166,6 +215,9 @@ pub struct CacheConfig {
     pub shard_ttl: TtlPolicy,
     /// The in-process L1; `None` for Redis only.
     pub l1: Option<L1Config>,
+    /// How much of the invalidation stream this instance's announcements
+    /// keep in Redis.
+    pub invalidation_retention: Retention,
 }
 
 impl Default for CacheConfig {
@@ -177,6 +229,7 @@ impl Default for CacheConfig {
             purge_mode: PurgeMode::Index,
             shard_ttl: TtlPolicy::shard_structured(),
             l1: Some(L1Config::default()),
+            invalidation_retention: Retention::default(),
         }
     }
 }
@@ -221,6 +274,13 @@ impl CacheConfig {
     #[must_use]
     pub fn with_l1(mut self, l1: Option<L1Config>) -> Self {
         self.l1 = l1;
+        self
+    }
+
+    /// How much of the invalidation stream is kept.
+    #[must_use]
+    pub fn with_invalidation_retention(mut self, retention: Retention) -> Self {
+        self.invalidation_retention = retention;
         self
     }
 
@@ -301,6 +361,10 @@ impl CacheConfig {
             ttl_cap: env.secs("CACHE_L1_TTL_SECS", default.ttl_cap, 1, 86_400)?,
         };
         config.l1 = (l1.max_entries > 0).then_some(l1);
+        if let Some(text) = env.text("CACHE_INVALIDATION_RETENTION")? {
+            config.invalidation_retention = Retention::parse(&text)
+                .map_err(|e| ConfigError::new("CACHE_INVALIDATION_RETENTION", e))?;
+        }
         Ok(config)
     }
 }
@@ -330,8 +394,22 @@ mod tests {
             ("CACHE_L1_MAX_VALUE_BYTES", "4096"),
             ("CACHE_L1_TENANT_SHARE", "10%"),
             ("CACHE_L1_TTL_SECS", "5"),
+            ("CACHE_INVALIDATION_RETENTION", "2m,500"),
         ])
         .unwrap();
+        assert_eq!(
+            c.invalidation_retention,
+            Retention {
+                window: Duration::from_secs(120),
+                entries: 500
+            }
+        );
+        let entries_only = from(&[("CACHE_INVALIDATION_RETENTION", "42")]).unwrap();
+        assert_eq!(entries_only.invalidation_retention.entries, 42);
+        assert_eq!(
+            entries_only.invalidation_retention.window,
+            Duration::from_secs(600)
+        );
         assert_eq!(c.max_value_bytes, 2048);
         assert_eq!(c.read_mode, ReadMode::Strict);
         assert_eq!(c.purge_mode, PurgeMode::Scan);
@@ -367,6 +445,9 @@ mod tests {
             ("CACHE_L1_TENANT_SHARE", "0"),
             ("CACHE_L1_TENANT_SHARE", "101"),
             ("CACHE_L1_TENANT_SHARE", "a quarter"),
+            ("CACHE_INVALIDATION_RETENTION", "0s"),
+            ("CACHE_INVALIDATION_RETENTION", "ten minutes"),
+            ("CACHE_INVALIDATION_RETENTION", "10m,"),
         ] {
             let err = from(&[(variable, value)]).unwrap_err();
             assert_eq!(err.variable, variable, "{variable}={value}: {err:?}");

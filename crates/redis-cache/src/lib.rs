@@ -71,7 +71,7 @@ mod store;
 mod throttle;
 mod write;
 
-pub use config::{CACHE_ENV_VARS, CacheConfig, L1Config, PurgeMode, ReadMode};
+pub use config::{CACHE_ENV_VARS, CacheConfig, L1Config, PurgeMode, ReadMode, Retention};
 pub use counters::RateWindow;
 pub use error::CacheError;
 pub use expiry::{Expiry, KeyTtl};

@@ -32,25 +32,38 @@ use redis_connection::fred::interfaces::{ClientLike, KeysInterface, LuaInterface
 use redis_connection::fred::prelude::Client;
 use redis_connection::fred::types::{Key, Value};
 
-use crate::coherence::Messages;
+use crate::coherence::{INVALIDATION_STREAM, Messages, retention_args, stream_fn};
 use crate::error::CacheError;
 use crate::store::{Store, fail_fast, millis, px};
 
 /// Keys per script: at most about a millisecond of server time each.
 pub(crate) const SCRIPT_CHUNK: usize = 250;
 
-/// `KEYS`: the keys; `ARGV`: the values, then the TTLs in milliseconds,
-/// then (channel, payload) pairs to publish once the keys are written:
-/// the announcements of these keys, atomic with their writes.
+/// `KEYS`: the keys; `ARGV`: the values, then the TTLs in milliseconds.
 const MSET_LUA: &str = "\
 local n = #KEYS
 for i = 1, n do
   redis.call('SET', KEYS[i], ARGV[i], 'PX', ARGV[n + i])
 end
-for j = 2 * n + 1, #ARGV, 2 do
-  redis.call('PUBLISH', ARGV[j], ARGV[j + 1])
-end
 return n";
+
+/// [`MSET_LUA`] with announcements: `KEYS`: the keys, then the
+/// invalidation stream; `ARGV`: the values, the TTLs in milliseconds, the
+/// stream's max entries and window in ms, then (channel, payload) pairs to
+/// append and publish once the keys are written: the announcements of
+/// these keys, atomic with their writes.
+const MSET_ANNOUNCED_LUA: &str = concat!(
+    stream_fn!(),
+    r"
+local n = #KEYS - 1
+for i = 1, n do
+  redis.call('SET', KEYS[i], ARGV[i], 'PX', ARGV[n + i])
+end
+for j = 2 * n + 3, #ARGV, 2 do
+  announce(KEYS[n + 1], ARGV[2 * n + 1], tonumber(ARGV[2 * n + 2]), ARGV[j], ARGV[j + 1])
+end
+return n"
+);
 
 impl Store {
     /// `SET key value PX ttl` for every entry (the last value of a key given
@@ -86,7 +99,7 @@ impl Store {
     ) -> Result<(), CacheError> {
         let fast = client.with_options(&fail_fast());
         let chunks = entries.chunks(SCRIPT_CHUNK).map(|chunk| {
-            let keys: Vec<Key> = chunk.iter().map(|(key, _, _)| Key::from(*key)).collect();
+            let mut keys: Vec<Key> = chunk.iter().map(|(key, _, _)| Key::from(*key)).collect();
             let mut args: Vec<Value> = Vec::with_capacity(chunk.len() * 2);
             args.extend(
                 chunk
@@ -98,15 +111,21 @@ impl Store {
                     .iter()
                     .map(|(_, _, ttl)| Value::Integer(millis(*ttl).max(1))),
             );
-            for (key, _, _) in chunk {
-                if let Some((channel, payload)) = messages.and_then(|m| m.get(key)) {
-                    args.push(Value::from(channel.as_str()));
-                    args.push(Value::Bytes(payload.clone()));
+            let mut script = MSET_LUA;
+            if let Some(messages) = messages {
+                script = MSET_ANNOUNCED_LUA;
+                keys.push(Key::from(INVALIDATION_STREAM));
+                args.extend(retention_args(messages.retention));
+                for (key, _, _) in chunk {
+                    if let Some((channel, payload)) = messages.by_key.get(key) {
+                        args.push(Value::from(channel.as_str()));
+                        args.push(Value::Bytes(payload.clone()));
+                    }
                 }
             }
             let fast = &fast;
             async move {
-                let eval = fast.eval::<i64, _, _, _>(MSET_LUA, keys, args);
+                let eval = fast.eval::<i64, _, _, _>(script, keys, args);
                 self.timed(RedisOp::EVAL, eval)
                     .await
                     .map_err(|e| self.error(&e))

@@ -129,6 +129,7 @@ impl CacheService {
             l1.clone(),
             tally.clone(),
             publisher.origin().to_owned(),
+            Store::new(manager.clone()),
         ));
         Ok(Self::build(
             manager,

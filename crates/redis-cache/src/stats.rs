@@ -21,6 +21,8 @@ pub(crate) struct Tally {
     pub(crate) invalidations_received: AtomicU64,
     pub(crate) invalidations_applied: AtomicU64,
     pub(crate) l1_flushes: AtomicU64,
+    pub(crate) l1_replays: AtomicU64,
+    pub(crate) invalidations_replayed: AtomicU64,
     pub(crate) malformed_messages: AtomicU64,
     /// Invalidations the feed lost by lagging (each time answered by a flush).
     pub(crate) invalidations_missed: AtomicU64,
@@ -75,6 +77,8 @@ impl Tally {
             invalidations_received: get(&self.invalidations_received),
             invalidations_applied: get(&self.invalidations_applied),
             l1_flushes: get(&self.l1_flushes),
+            l1_replays: get(&self.l1_replays),
+            invalidations_replayed: get(&self.invalidations_replayed),
             malformed_messages: get(&self.malformed_messages),
             invalidations_missed: get(&self.invalidations_missed),
             invalidations_unreadable: get(&self.invalidations_unreadable),
@@ -112,8 +116,15 @@ pub struct CacheStats {
     pub invalidations_received: u64,
     /// Invalidations applied to this instance's L1.
     pub invalidations_applied: u64,
-    /// Whole-L1 flushes caused by a subscriber reconnect or lag.
+    /// Whole-L1 flushes: after a gap the invalidation stream no longer
+    /// held (older than its retention, or Redis lost its data), or that
+    /// could not be read.
     pub l1_flushes: u64,
+    /// Gaps (a subscriber reconnect, a lag, a missed message) caught up by
+    /// replaying the invalidation stream, without a flush.
+    pub l1_replays: u64,
+    /// Invalidations applied from the stream by those replays.
+    pub invalidations_replayed: u64,
     /// Messages on invalidation channels that name no invalidation (the
     /// channel does not parse): ignored.
     pub malformed_messages: u64,
@@ -138,7 +149,8 @@ pub struct CacheStats {
     /// Whether the invalidation feed is live now (a gauge): subscribed, so
     /// that the L1 serves. `false` for a cache without an L1.
     pub invalidation_feed_live: bool,
-    /// Invalidations lost because the feed lagged (each loss flushed the L1).
+    /// Invalidations lost on the channel because the feed lagged (each
+    /// loss replayed from the stream, or flushed the L1).
     pub invalidations_missed: u64,
     /// Invalidations from a newer version of this layer that this one could
     /// not read (a newer wire format or an unknown kind, see

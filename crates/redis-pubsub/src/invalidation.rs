@@ -405,7 +405,8 @@ mod tests {
                 sender: Sender::Instance {
                     origin: "abc".into(),
                     ts: 42
-                }
+                },
+                position: None,
             }))
         );
         let tenant = InvalidationMessage {

@@ -54,6 +54,8 @@ pub use error::{EncodeError, PubSubError};
 pub use invalidation::{InvalidationEvent, InvalidationFeed, InvalidationPublisher};
 pub use message::{PubSubEvent, PubSubMessage, Subscription};
 pub use pubsub::{PubSub, Subscriptions};
-pub use received::{ReceivedInvalidation, Sender, Unreadable, UnreadableInvalidation};
+pub use received::{
+    ReceivedInvalidation, Sender, StreamPosition, Unreadable, UnreadableInvalidation,
+};
 pub use stats::PubSubStats;
 pub use wire::{InvalidationMessage, MAX_INVALIDATION_PAYLOAD, WIRE_VERSION};

@@ -24,6 +24,25 @@ pub struct ReceivedInvalidation {
     pub invalidation: Invalidation,
     /// Who sent it.
     pub sender: Sender,
+    /// Where the announcement stands in the invalidation stream, when the
+    /// script that published it also appended it there (redis-cache's
+    /// coherence); `None` for anything else (a TypeScript service's, an
+    /// older instance's, a plain [`PubSub::invalidate`](crate::PubSub::invalidate)).
+    pub position: Option<StreamPosition>,
+}
+
+/// An announcement's place in the invalidation stream: its entry id and
+/// the id of the entry before it (`0-0` for the first entry of a new
+/// stream). A receiver that last applied `prev` missed nothing; any other
+/// `prev` is a gap, found without reading a clock.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StreamPosition {
+    /// The stream entry id (`<ms>-<seq>`, Redis's).
+    #[serde(rename = "stream_id")]
+    pub id: String,
+    /// The id of the entry before it in the same stream.
+    #[serde(rename = "stream_prev")]
+    pub prev: String,
 }
 
 /// Who sent a received invalidation.
@@ -59,11 +78,13 @@ impl ReceivedInvalidation {
     /// let ours = ReceivedInvalidation {
     ///     invalidation: tenant.clone(),
     ///     sender: Sender::Instance { origin: "a1b2".to_owned(), ts: 1_700_000_000_000 },
+    ///     position: None,
     /// };
     /// assert_eq!(ours.origin(), Some("a1b2"));
     /// let foreign = ReceivedInvalidation {
     ///     invalidation: tenant,
     ///     sender: Sender::Foreign { reason: "not our payload" },
+    ///     position: None,
     /// };
     /// assert_eq!(foreign.origin(), None);
     /// ```
@@ -85,6 +106,7 @@ impl ReceivedInvalidation {
     /// let ours = ReceivedInvalidation {
     ///     invalidation: Invalidation::Tenant { tenant_id: TenantId::new("acme").unwrap() },
     ///     sender: Sender::Instance { origin: "a1b2".to_owned(), ts: 1_700_000_000_000 },
+    ///     position: None,
     /// };
     /// assert_eq!(ours.ts(), Some(1_700_000_000_000));
     /// ```
@@ -107,6 +129,7 @@ impl ReceivedInvalidation {
     /// let ours = ReceivedInvalidation {
     ///     invalidation: Invalidation::Tenant { tenant_id: TenantId::new("acme").unwrap() },
     ///     sender: Sender::Instance { origin: "a1b2".to_owned(), ts: 1_700_000_000_000 },
+    ///     position: None,
     /// };
     /// assert!(ours.is_from("a1b2"));
     /// assert!(!ours.is_from("c3d4"));
@@ -162,9 +185,10 @@ pub(crate) fn decode(message: &PubSubMessage) -> Result<Decoded, &'static str> {
             .ok_or("not an invalidation channel");
     };
     match sender(&message.payload, &invalidation) {
-        Ok(sender) => Ok(Decoded::Readable(ReceivedInvalidation {
+        Ok((sender, position)) => Ok(Decoded::Readable(ReceivedInvalidation {
             invalidation,
             sender,
+            position,
         })),
         Err(version) => Ok(Decoded::Unreadable(UnreadableInvalidation {
             tenant_id: invalidation.tenant().clone(),
@@ -211,6 +235,9 @@ struct Incoming {
     invalidation: Invalidation,
     origin: String,
     ts: u64,
+    /// Added by the script that appends the announcement to the stream.
+    #[serde(flatten)]
+    position: Option<StreamPosition>,
 }
 
 /// Only the version of a payload that is not readable as ours: a newer
@@ -222,9 +249,10 @@ struct VersionOnly {
 
 /// Who sent `payload`, published on `channel`'s channel: an instance of
 /// ours only when the payload is ours, valid, and names exactly `channel`.
-/// `Err(version)` when the payload declares a newer wire format.
-fn sender(payload: &[u8], channel: &Invalidation) -> Result<Sender, u64> {
-    let foreign = |reason| Ok(Sender::Foreign { reason });
+/// `Err(version)` when the payload declares a newer wire format. A
+/// payload of ours also gives its place in the stream, if it has one.
+fn sender(payload: &[u8], channel: &Invalidation) -> Result<(Sender, Option<StreamPosition>), u64> {
+    let foreign = |reason| Ok((Sender::Foreign { reason }, None));
     if payload.len() > MAX_INVALIDATION_PAYLOAD {
         return foreign("payload too large");
     }
@@ -245,10 +273,13 @@ fn sender(payload: &[u8], channel: &Invalidation) -> Result<Sender, u64> {
     if ours.invalidation != *channel {
         return foreign("payload does not match its channel");
     }
-    Ok(Sender::Instance {
-        origin: ours.origin,
-        ts: ours.ts,
-    })
+    Ok((
+        Sender::Instance {
+            origin: ours.origin,
+            ts: ours.ts,
+        },
+        ours.position,
+    ))
 }
 
 /// What a payload that is not ours looks like, for the log.
@@ -296,10 +327,38 @@ mod tests {
         }
     }
 
+    // The script that appends an announcement to the invalidation stream
+    // adds the entry's id and its predecessor's to our payload: a receiver
+    // reads them as the message's place in the stream; a payload without
+    // them (an older sender's) has none.
+    #[test]
+    fn a_payload_with_stream_fields_gives_its_place_in_the_stream() {
+        let mut json = serde_json::to_string(&InvalidationMessage {
+            invalidation: shard("t1", "s1"),
+            origin: "abc".into(),
+            ts: 42,
+        })
+        .unwrap();
+        let plain = readable(&message("cache:invalidate:shard:t1:s1", &json)).unwrap();
+        assert_eq!(plain.position, None);
+        json.pop();
+        json.push_str(r#","stream_id":"17-2","stream_prev":"17-1"}"#);
+        let sequenced = readable(&message("cache:invalidate:shard:t1:s1", &json)).unwrap();
+        assert_eq!(sequenced.origin(), Some("abc"));
+        assert_eq!(
+            sequenced.position,
+            Some(StreamPosition {
+                id: "17-2".into(),
+                prev: "17-1".into()
+            })
+        );
+    }
+
     fn foreign(invalidation: Invalidation, reason: &'static str) -> ReceivedInvalidation {
         ReceivedInvalidation {
             invalidation,
             sender: Sender::Foreign { reason },
+            position: None,
         }
     }
 

@@ -115,6 +115,8 @@ impl Metrics {
                 counter!("cache_invalidations_total", "direction" => direction).absolute(n);
             }
             counter!("cache_l1_flushes_total").absolute(cache.l1_flushes);
+            counter!("cache_l1_replays_total").absolute(cache.l1_replays);
+            counter!("cache_invalidations_replayed_total").absolute(cache.invalidations_replayed);
             gauge!("cache_l1_bytes").set(u64_gauge(cache.l1_bytes));
             gauge!("cache_l1_entries").set(u64_gauge(cache.l1_entries));
             let evictions = [
@@ -188,7 +190,15 @@ fn describe() {
     );
     describe_counter!(
         "cache_l1_flushes_total",
-        "Whole-L1 flushes after the invalidation feed re-subscribed or lagged (a fleet-wide rise is a flush storm)"
+        "Whole-L1 flushes after a gap in the invalidations that the invalidation stream no longer held (older than CACHE_INVALIDATION_RETENTION, or Redis lost its data)"
+    );
+    describe_counter!(
+        "cache_l1_replays_total",
+        "Gaps in the invalidations (a re-subscribe, a lag, a missed message) caught up from the invalidation stream without flushing the L1"
+    );
+    describe_counter!(
+        "cache_invalidations_replayed_total",
+        "Invalidations applied to the L1 from the invalidation stream by replays"
     );
     describe_gauge!(
         "cache_l1_bytes",

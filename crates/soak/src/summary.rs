@@ -193,6 +193,7 @@ pub(crate) fn instances_table(instances: &[Instance]) -> Table {
             "coalesced",
             "invalidations sent / applied",
             "L1 flushes",
+            "L1 replays (invalidations replayed)",
             "errors",
             "fred redeliveries",
         ],
@@ -217,6 +218,7 @@ pub(crate) fn instances_table(instances: &[Instance]) -> Table {
             s.coalesced_waits.to_string(),
             format!("{} / {}", s.invalidations_sent, s.invalidations_applied),
             s.l1_flushes.to_string(),
+            format!("{} ({})", s.l1_replays, s.invalidations_replayed),
             s.errors.to_string(),
             redeliveries.to_string(),
         ]);

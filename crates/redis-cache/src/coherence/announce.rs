@@ -10,9 +10,12 @@ use redis_pubsub::{InvalidationPublisher, PubSubError};
 use shared_types::{Invalidation, RedisKey};
 
 use super::atomic_write::{Announcement, KeyChange};
+use crate::config::Retention;
 use crate::error::CacheError;
+use crate::mset::SCRIPT_CHUNK;
 use crate::service::CacheService;
-use crate::stats::{Tally, bump};
+use crate::stats::{Tally, add, bump};
+use crate::store::Store;
 
 impl CacheService {
     /// Runs `change` of `key` and publishes `invalidation` (if any) with
@@ -44,7 +47,11 @@ impl CacheService {
             }
         };
         let pending = self.pending(publisher, vec![invalidation]);
-        let announcement = Announcement { channel, payload };
+        let announcement = Announcement {
+            channel,
+            payload,
+            retention: self.inner.config.invalidation_retention,
+        };
         match store
             .change_announced(&client, key, change, announcement)
             .await
@@ -67,6 +74,8 @@ impl CacheService {
     ) -> PendingAnnouncements {
         PendingAnnouncements {
             publisher: publisher.clone(),
+            store: self.inner.store.clone(),
+            retention: self.inner.config.invalidation_retention,
             invalidations,
             tally: self.inner.tally.clone(),
         }
@@ -86,35 +95,27 @@ impl CacheService {
 /// from a task of their own.
 pub(crate) struct PendingAnnouncements {
     publisher: InvalidationPublisher,
+    /// Where they are appended to the invalidation stream and published.
+    store: Store,
+    retention: Retention,
     invalidations: Vec<Invalidation>,
     tally: Arc<Tally>,
 }
 
 impl PendingAnnouncements {
-    /// Publishes every invalidation; the first error, if any.
+    /// Appends every invalidation to the stream and publishes it (one
+    /// script); the error, if any.
     pub(crate) async fn send_all(mut self) -> Result<(), CacheError> {
-        let tally = self.tally.clone();
-        let published = futures::future::join_all(
-            self.invalidations
-                .iter()
-                .map(|invalidation| self.publisher.invalidate(invalidation)),
+        let invalidations = std::mem::take(&mut self.invalidations);
+        let outcome = sequenced(
+            &self.publisher,
+            &self.store,
+            self.retention,
+            &invalidations,
+            &self.tally,
         )
         .await;
-        // Sent (or refused by Redis): nothing is left for the drop to do.
-        self.invalidations.clear();
-        let mut outcome = Ok(());
-        for published in published {
-            match published {
-                Ok(_) => bump(&tally.invalidations_sent),
-                Err(error) => {
-                    bump(&tally.errors);
-                    if outcome.is_ok() {
-                        outcome = Err(CacheError::from(error));
-                    }
-                }
-            }
-        }
-        outcome
+        outcome.inspect_err(|_| bump(&self.tally.errors))
     }
 
     /// The change was announced with it (atomically): nothing to send.
@@ -132,14 +133,43 @@ impl Drop for PendingAnnouncements {
             return;
         };
         let (publisher, tally) = (self.publisher.clone(), self.tally.clone());
+        let (store, retention) = (self.store.clone(), self.retention);
         let invalidations = std::mem::take(&mut self.invalidations);
         runtime.spawn(async move {
-            for invalidation in &invalidations {
-                match publisher.invalidate(invalidation).await {
-                    Ok(_) => bump(&tally.invalidations_sent),
-                    Err(_) => bump(&tally.errors),
-                }
+            if sequenced(&publisher, &store, retention, &invalidations, &tally)
+                .await
+                .is_err()
+            {
+                bump(&tally.errors);
             }
         });
     }
+}
+
+/// Encodes `invalidations` under `publisher`'s origin, appends them to the
+/// invalidation stream and publishes them, in one script (one chunk at a
+/// time: a script holds the server while it runs); counts each sent.
+async fn sequenced(
+    publisher: &InvalidationPublisher,
+    store: &Store,
+    retention: Retention,
+    invalidations: &[Invalidation],
+    tally: &Tally,
+) -> Result<(), CacheError> {
+    let mut messages = Vec::with_capacity(invalidations.len());
+    for invalidation in invalidations {
+        messages.push(publisher.encode(invalidation).map_err(CacheError::from)?);
+    }
+    let client = store.client().clone();
+    for chunk in messages.chunks(SCRIPT_CHUNK) {
+        let n = chunk.len() as u64;
+        store
+            .announce_sequenced(&client, retention, chunk.to_vec())
+            .await?;
+        for _ in 0..n {
+            publisher.record_published();
+        }
+        add(&tally.invalidations_sent, n);
+    }
+    Ok(())
 }

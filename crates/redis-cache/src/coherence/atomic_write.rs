@@ -5,12 +5,17 @@
 //! earlier design queued the `PUBLISH` behind the write on one connection,
 //! which a `NOSCRIPT` reload of the write's script turned around).
 //!
-//! The script names only the changed key (and, on a single server, the
-//! tenant's key index), never the channel: `PUBLISH` touches no key, so on
-//! a cluster the script is single-slot and runs on the key's primary, from
-//! where Redis forwards the message to every node. On a cluster the index
-//! lives in another slot and is updated by its own script, queued first on
-//! the same connection (as for an unannounced write): still one round trip.
+//! The script also appends the announcement to the invalidation stream
+//! (`stream.rs`), which names a key of its own. On a single server the
+//! script names the changed key, the stream and the tenant's key index,
+//! and all of it is one step. On a cluster the key, the stream and the
+//! index are in different slots (keys carry no hash tag) and no script can
+//! hold them: the change runs as an unannounced write (its index update
+//! queued first, one round trip), and the announcement (stream and
+//! `PUBLISH`, one script on the stream's node) follows its reply, as for a
+//! pattern. Subscribers still never hear of a change before it is visible;
+//! what the cluster gives up is atomicity (a process that dies between the
+//! two leaves the change unannounced) and one round trip.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -21,18 +26,23 @@ use redis_connection::fred::types::scripts::Script;
 use redis_connection::fred::types::{Key, Value};
 use shared_types::RedisKey;
 
+use super::stream::{INVALIDATION_STREAM, retention_args, stream_fn};
+use crate::config::Retention;
 use crate::error::CacheError;
 use crate::index::{held, index_fn};
 use crate::store::{Store, millis};
 
-/// `KEYS[1]`: the key; `KEYS[2]` (optional): its tenant's index.
-/// `ARGV`: the change (`set`, `pexpire` or `unlink`), the channel, the
-/// payload, the TTL in ms, how long the index holds the key in ms, the
-/// value. Answers the change's reply (1 for `set`). The `PUBLISH` comes
-/// right after the change, before the index update: should the index key
-/// hold another type (a stray writer), the change is still announced.
+/// `KEYS[1]`: the key; `KEYS[2]`: the invalidation stream; `KEYS[3]`
+/// (optional): the key's tenant's index. `ARGV`: the change (`set`,
+/// `pexpire` or `unlink`), the channel, the payload, the TTL in ms, how
+/// long the index holds the key in ms, the value, the stream's max entries
+/// and window in ms. Answers the change's reply (1 for `set`). The
+/// announcement (append to the stream, `PUBLISH`) comes right after the
+/// change, before the index update: should the index key hold another
+/// type (a stray writer), the change is still announced.
 const ANNOUNCED_LUA: &str = concat!(
     index_fn!(),
+    stream_fn!(),
     r"
 local reply = 1
 if ARGV[1] == 'set' then
@@ -42,9 +52,9 @@ elseif ARGV[1] == 'pexpire' then
 else
   reply = redis.call('UNLINK', KEYS[1])
 end
-redis.call('PUBLISH', ARGV[2], ARGV[3])
-if #KEYS > 1 then
-  index(KEYS[2], {ARGV[5], KEYS[1]})
+announce(KEYS[2], ARGV[7], tonumber(ARGV[8]), ARGV[2], ARGV[3])
+if #KEYS > 2 then
+  index(KEYS[3], {ARGV[5], KEYS[1]})
 end
 return reply
 "
@@ -81,11 +91,13 @@ impl KeyChange {
     }
 }
 
-/// A message to publish with a change: its channel and payload.
+/// A message to publish with a change: its channel and payload, and how
+/// much of the invalidation stream it keeps.
 #[derive(Debug)]
 pub(crate) struct Announcement {
     pub(crate) channel: String,
     pub(crate) payload: Bytes,
+    pub(crate) retention: Retention,
 }
 
 impl Store {
@@ -110,12 +122,14 @@ impl Store {
         }
     }
 
-    /// `change` of `key` and `announcement`'s `PUBLISH`, atomically (one
-    /// script through `client`, loaded again after `NOSCRIPT`); the
-    /// change's reply as [`change_on`](Self::change_on) gives it. A key of
-    /// cached data the index does not cover yet is indexed: in the same
-    /// script on a single server, by a script queued just before on a
-    /// cluster.
+    /// `change` of `key` and `announcement` (appended to the invalidation
+    /// stream and published), atomically on a single server (one script
+    /// through `client`, loaded again after `NOSCRIPT`); the change's reply
+    /// as [`change_on`](Self::change_on) gives it. On a cluster the stream
+    /// is in another slot than the key: the announcement follows the
+    /// change's reply. A key of cached data the index does not cover yet is
+    /// indexed: in the same script on a single server, as
+    /// [`change_on`](Self::change_on) does on a cluster.
     pub(crate) async fn change_announced(
         &self,
         client: &Client,
@@ -123,6 +137,17 @@ impl Store {
         change: KeyChange,
         announcement: Announcement,
     ) -> Result<u64, CacheError> {
+        if self.is_cluster() {
+            let reply = self.change_on(client, key, change).await?;
+            let Announcement {
+                channel,
+                payload,
+                retention,
+            } = announcement;
+            self.announce_sequenced(client, retention, vec![(channel, payload)])
+                .await?;
+            return Ok(reply);
+        }
         let ttl = change.ttl();
         let indexed = ttl.filter(|ttl| self.needs_index(key, *ttl));
         let receipt = self.receipt();
@@ -132,6 +157,7 @@ impl Store {
             KeyChange::Set { value, .. } => Value::Bytes(value),
             KeyChange::Expire { .. } | KeyChange::Unlink => Value::Bytes(Bytes::new()),
         };
+        let [maxlen, window] = retention_args(announcement.retention);
         let args = vec![
             Value::from(op),
             Value::from(announcement.channel),
@@ -139,32 +165,16 @@ impl Store {
             ms(ttl),
             ms(indexed.map(held)),
             value,
+            maxlen,
+            window,
         ];
-        let mut keys = vec![Key::from(key.as_str())];
-        let reply = match indexed {
-            Some(ttl) if self.is_cluster() => {
-                let index = RedisKey::tenant_index_of(key);
-                let members = [(key.as_str(), held(ttl))];
-                // join! polls (and fred queues) the index update first.
-                // Boxed: a script call's future is several KB.
-                let (indexed, changed) = futures::join!(
-                    Box::pin(self.index_on(client, &index, &members)),
-                    Box::pin(self.run_script_on::<i64>(client, &ANNOUNCED, keys, args))
-                );
-                let changed = changed?;
-                indexed?;
-                changed
-            }
-            Some(_) => {
-                keys.push(Key::from(RedisKey::tenant_index_of(key).as_str()));
-                self.run_script_on::<i64>(client, &ANNOUNCED, keys, args)
-                    .await?
-            }
-            None => {
-                self.run_script_on::<i64>(client, &ANNOUNCED, keys, args)
-                    .await?
-            }
-        };
+        let mut keys = vec![Key::from(key.as_str()), Key::from(INVALIDATION_STREAM)];
+        if indexed.is_some() {
+            keys.push(Key::from(RedisKey::tenant_index_of(key).as_str()));
+        }
+        let reply = self
+            .run_script_on::<i64>(client, &ANNOUNCED, keys, args)
+            .await?;
         if let Some(ttl) = indexed {
             self.confirm(key, ttl, &receipt);
         }

@@ -1,6 +1,6 @@
 //! The announcements of an `mset`: on a single server each key's
-//! `PUBLISH` runs in the script that writes it (`mset.rs`), atomic in
-//! Redis; on a cluster, where the keys span slots and each is its own
+//! announcement (append to the invalidation stream, `PUBLISH`) runs in the
+//! script that writes it (`mset.rs`), atomic in Redis; on a cluster, where the keys span slots and each is its own
 //! `SET`, they follow the writes' outcome. Either way they are published
 //! again on their own when the writes fail (some may have run).
 
@@ -11,13 +11,18 @@ use bytes::Bytes;
 use redis_connection::fred::prelude::Client;
 use shared_types::{Invalidation, RedisKey};
 
+use crate::config::Retention;
 use crate::error::CacheError;
 use crate::service::CacheService;
 use crate::stats::add;
 
 /// The announcement (channel, payload) of each key of an `mset` that has
-/// one, for the scripts that write them.
-pub(crate) type Messages<'a> = HashMap<&'a str, (String, Bytes)>;
+/// one, for the scripts that write them (and append them to the
+/// invalidation stream, keeping `retention`).
+pub(crate) struct Messages<'a> {
+    pub(crate) by_key: HashMap<&'a str, (String, Bytes)>,
+    pub(crate) retention: Retention,
+}
 
 impl CacheService {
     /// The writes of `mset`, with the tenant indexes first, and their
@@ -52,11 +57,14 @@ impl CacheService {
             .iter()
             .filter_map(|(key, _, _)| Some((*key, Invalidation::for_key(key)?)))
             .collect();
-        let mut messages = Messages::with_capacity(announced.len());
+        let mut messages = Messages {
+            by_key: HashMap::with_capacity(announced.len()),
+            retention: self.inner.config.invalidation_retention,
+        };
         if !store.is_cluster() {
             for (key, invalidation) in &announced {
                 match publisher.encode(invalidation) {
-                    Ok(message) => messages.insert(key.as_str(), message),
+                    Ok(message) => messages.by_key.insert(key.as_str(), message),
                     // Shut down: nothing can be published.
                     Err(error) => {
                         return (
@@ -67,7 +75,7 @@ impl CacheService {
                 };
             }
         }
-        let sent = messages.len() as u64;
+        let sent = messages.by_key.len() as u64;
         let pending = self.pending(publisher, announced.into_iter().map(|(_, i)| i).collect());
         if store.is_cluster() {
             let written = self.mset_writes(client, indexed, batch, None).await;

@@ -1,6 +1,9 @@
 //! Applying invalidations from other instances, and from any other client
 //! publishing on the invalidation channels (the TypeScript services), to
-//! this instance's L1, and keeping the L1 swept.
+//! this instance's L1, and keeping the L1 swept. Messages of ours carry
+//! their place in the invalidation stream: the listener follows it, and on
+//! a gap (a resubscribe, a lag, a predecessor that is not the last entry
+//! applied) replays the stream instead of flushing (`replay.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +12,11 @@ use redis_pubsub::{InvalidationEvent, InvalidationFeed};
 use shared_types::Invalidation;
 use tracing::{debug, info, warn};
 
+use super::replay::{Cursor, Step};
+use super::stream::EntryId;
 use crate::l1::L1;
 use crate::stats::{Tally, add, bump, store, unix_ms};
+use crate::store::Store;
 
 /// How often expired L1 entries are reclaimed.
 const SWEEP_PERIOD: Duration = Duration::from_secs(1);
@@ -22,8 +28,13 @@ pub(crate) async fn run(
     l1: Option<Arc<L1>>,
     tally: Arc<Tally>,
     own_origin: String,
+    redis: Store,
 ) {
     let mut subscribed_before = false;
+    // Whether the feed is subscribed now: a replay that ends while it is
+    // not (a lag noticed after a disconnect) must not trust the L1 again.
+    let mut subscribed = false;
+    let mut cursor = Cursor::default();
     let mut sweep = tokio::time::interval(SWEEP_PERIOD);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -44,6 +55,23 @@ pub(crate) async fn run(
                 // (a TypeScript service's, redis-cli's, garbage) is
                 // nobody's own and is applied.
                 let scope = received.invalidation.scope();
+                // Its place in the stream, own messages included: the
+                // stream holds every instance's announcements in order.
+                // Without an L1 there is nothing to keep coherent.
+                let position = l1.as_ref().and(received.position.as_ref());
+                let step = position.and_then(|position| {
+                    let id = EntryId::parse(&position.id)?;
+                    Some(cursor.step(id, EntryId::parse(&position.prev)?))
+                });
+                if step == Some(Step::Gap) {
+                    if let Some(l1) = &l1 {
+                        // The replay applies this message too.
+                        l1.set_live(false);
+                        cursor.catch_up(&redis, l1, &tally).await;
+                        l1.set_live(subscribed);
+                    }
+                    continue;
+                }
                 // Our own changes were applied before they were sent, except
                 // those whose outcome we never learnt: Redis delivers their
                 // announcement only after running them.
@@ -88,18 +116,22 @@ pub(crate) async fn run(
             }
             InvalidationEvent::Subscribed => {
                 if let Some(l1) = &l1 {
-                    // Invalidations sent while we were not subscribed are lost:
-                    // nothing in the L1 can be trusted. Flush, then trust again.
-                    l1.flush();
                     if subscribed_before {
-                        bump(&tally.l1_flushes);
-                        info!("invalidation feed re-subscribed; L1 flushed");
+                        // Invalidations sent while we were not subscribed
+                        // were lost on the channel, not in the stream.
+                        cursor.catch_up(&redis, l1, &tally).await;
+                    } else {
+                        // Starting: nothing in the L1 predates this.
+                        cursor = Cursor::start(&redis).await;
+                        l1.flush();
                     }
                     l1.set_live(true);
                 }
                 subscribed_before = true;
+                subscribed = true;
             }
             InvalidationEvent::Disconnected => {
+                subscribed = false;
                 if let Some(l1) = &l1 {
                     l1.set_live(false);
                 }
@@ -110,10 +142,14 @@ pub(crate) async fn run(
             InvalidationEvent::Lagged { missed } => {
                 add(&tally.invalidations_missed, missed);
                 if let Some(l1) = &l1 {
-                    l1.flush();
-                    bump(&tally.l1_flushes);
+                    l1.set_live(false);
+                    cursor.catch_up(&redis, l1, &tally).await;
+                    l1.set_live(subscribed);
                 }
-                warn!(missed, "invalidation feed lagged; L1 flushed");
+                warn!(
+                    missed,
+                    "invalidation feed lagged; caught up from the stream"
+                );
             }
             // Future events of the feed: none can be ignored safely without
             // knowing it, so the L1 is not trusted with them.

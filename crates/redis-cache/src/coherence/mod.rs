@@ -8,8 +8,12 @@
 //!   [`batch`]: an `mset`'s, in its scripts on a single server;
 //!   [`announce`]: after the change's reply where no script can hold both,
 //!   and whatever the outcome);
-//! - applying remote changes to the L1, and what to do on a gap (today:
-//!   flush the L1 on a resubscribe or a lag) ([`listener`]).
+//! - the invalidation stream every announcement is appended to, in the
+//!   script that publishes it ([`stream`]);
+//! - applying remote changes to the L1 ([`listener`]), and on a gap (a
+//!   resubscribe, a lag, a message whose predecessor in the stream is not
+//!   the last one applied) replaying the stream from the last applied
+//!   entry, flushing only when the stream no longer holds it ([`replay`]).
 //!
 //! Still elsewhere (issue 17, item 1, to move here): the epochs against
 //! resurrection (`l1/mod.rs`, which they guard), and the wire format with
@@ -20,6 +24,9 @@ mod announce;
 mod atomic_write;
 mod batch;
 pub(crate) mod listener;
+mod replay;
+mod stream;
 
 pub(crate) use atomic_write::KeyChange;
 pub(crate) use batch::Messages;
+pub(crate) use stream::{INVALIDATION_STREAM, retention_args, stream_fn};

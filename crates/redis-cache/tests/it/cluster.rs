@@ -342,11 +342,13 @@ async fn two_tier_changes_and_tenant_isolation() {
     );
 }
 
-// A reconnect of A's subscriber flushes A's L1 on a cluster too: with the
-// subscribed connections killed on every node, an invalidation from B is
-// lost to A; once A re-subscribes it does not serve the old value.
+// A reconnect of A's subscriber on a cluster: with the subscribed
+// connections killed on every node, an invalidation from B is lost to A's
+// channel; once A re-subscribes it replays it from the invalidation stream
+// (on whichever node owns the stream's slot), serves no old value, and
+// keeps the rest of its L1.
 #[tokio::test]
-async fn reconnect_flushes_l1() {
+async fn a_reconnect_on_a_cluster_replays_from_the_stream() {
     let cluster = RedisCluster::start(3, 0).await;
     // A reconnects slowly, so its outage is wide enough to invalidate into.
     let a = instance(&cluster, |c| {
@@ -356,14 +358,26 @@ async fn reconnect_flushes_l1() {
     .await;
     let b = instance(&cluster, |_| {}).await;
     let key = shard_key("t", "s");
+    let kept = shard_key("t", &scattered(7));
     let name = key.as_str();
     b.set(&key, &"old", TTL).await.unwrap();
+    b.set(&kept, &"kept", TTL).await.unwrap();
+    wait_for("A to hear B's writes", Duration::from_secs(2), || async {
+        a.stats().invalidations_received >= 2
+    })
+    .await;
     assert_eq!(a.get::<String>(&key).await.unwrap().as_deref(), Some("old"));
+    assert_eq!(
+        a.get::<String>(&kept).await.unwrap().as_deref(),
+        Some("kept")
+    );
+    let hits = a.stats().l1_hits;
     assert_eq!(
         a.get::<String>(&key).await.unwrap().as_deref(),
         Some("old"),
         "in A's L1"
     );
+    assert_eq!(a.stats().l1_hits, hits + 1);
 
     let killed: i64 = cluster
         .primaries()
@@ -391,7 +405,14 @@ async fn reconnect_flushes_l1() {
     })
     .await;
     assert_eq!(a.get::<String>(&key).await.unwrap().as_deref(), Some("new"));
-    assert!(a.stats().l1_flushes >= 1);
+    let hits = a.stats().l1_hits;
+    assert_eq!(
+        a.get::<String>(&kept).await.unwrap().as_deref(),
+        Some("kept")
+    );
+    assert_eq!(a.stats().l1_hits, hits + 1, "the rest of A's L1 is kept");
+    assert_eq!(a.stats().l1_flushes, 0);
+    assert!(a.stats().l1_replays >= 1 && a.stats().invalidations_replayed >= 1);
 }
 
 // No resurrection on a cluster: a load that started before an invalidation

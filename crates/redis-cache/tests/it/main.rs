@@ -13,6 +13,7 @@ mod own_changes;
 mod patterns;
 mod purge;
 mod purge_jobs;
+mod replay;
 mod ttl;
 mod two_tier;
 mod values;

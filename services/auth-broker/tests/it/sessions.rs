@@ -231,6 +231,7 @@ async fn health_and_metrics() {
         "cache_misses_total",
         "cache_invalidations_total",
         "cache_l1_flushes_total",
+        "cache_l1_replays_total",
         "cache_l1_bytes",
         "cache_l1_entries",
         "cache_l1_evictions_total{cause=\"tenant_share\"}",

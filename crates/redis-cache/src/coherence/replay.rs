@@ -1,0 +1,204 @@
+//! Catching up after a gap: instead of flushing its L1 when it may have
+//! missed invalidations (a resubscribe, a lag, a message whose `stream_prev`
+//! is not the last entry it applied), an instance reads the invalidation
+//! stream from the last entry it applied and applies what follows. Only
+//! when the stream no longer holds that entry (trimmed: the gap is older
+//! than the retention; or gone: Redis lost its data) does it flush.
+//!
+//! Whether the stream still holds the gap is read from entry ids alone:
+//! the first entry at or after our last one must be that entry itself, or
+//! name it as its predecessor (`p`). No clock is compared.
+
+use shared_types::Invalidation;
+use tracing::{info, warn};
+
+use super::stream::{Entry, EntryId};
+use crate::l1::L1;
+use crate::stats::{Tally, add, bump};
+use crate::store::Store;
+
+/// Entries read per `XRANGE`.
+const PAGE: u32 = 1000;
+
+/// The last stream entry this instance applied, and what it does with a
+/// message's place in the stream.
+#[derive(Debug, Default)]
+pub(crate) struct Cursor {
+    /// `None`: not known (the stream could not be read); the next
+    /// sequenced message sets it. [`EntryId::ZERO`]: the stream was empty.
+    last: Option<EntryId>,
+}
+
+/// What a message's place in the stream says.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The next entry after the last applied one (or the first we know of).
+    Next,
+    /// At or before the last applied one: already applied by a replay.
+    Seen,
+    /// Entries between the last applied one and this one were missed.
+    Gap,
+}
+
+impl Cursor {
+    /// Where the stream ends now, for an instance starting with an empty
+    /// L1 (nothing before it matters).
+    pub(crate) async fn start(store: &Store) -> Self {
+        match store.stream_last().await {
+            Ok(last) => Self {
+                last: Some(last.unwrap_or(EntryId::ZERO)),
+            },
+            Err(error) => {
+                warn!(%error, "could not read the invalidation stream's end");
+                Self { last: None }
+            }
+        }
+    }
+
+    /// Takes a message at `id` whose predecessor was `prev`.
+    pub(crate) fn step(&mut self, id: EntryId, prev: EntryId) -> Step {
+        match self.last {
+            None => {
+                self.last = Some(id);
+                Step::Next
+            }
+            Some(last) if prev == last => {
+                self.last = Some(id);
+                Step::Next
+            }
+            Some(last) if id <= last => Step::Seen,
+            Some(_) => Step::Gap,
+        }
+    }
+
+    /// Applies to `l1` every entry after the last applied one; flushes it
+    /// when the stream no longer holds that entry or cannot be read.
+    /// Returns whether it replayed (`false`: flushed).
+    pub(crate) async fn catch_up(&mut self, store: &Store, l1: &L1, tally: &Tally) -> bool {
+        match self.replay(store, l1, tally).await {
+            Ok(Some(replayed)) => {
+                bump(&tally.l1_replays);
+                add(&tally.invalidations_replayed, replayed);
+                info!(replayed, "caught up from the invalidation stream; L1 kept");
+                true
+            }
+            Ok(None) => {
+                self.flush(store, l1, tally).await;
+                info!("the invalidation stream no longer holds the gap; L1 flushed");
+                false
+            }
+            Err(error) => {
+                self.flush(store, l1, tally).await;
+                warn!(%error, "could not read the invalidation stream; L1 flushed");
+                false
+            }
+        }
+    }
+
+    async fn flush(&mut self, store: &Store, l1: &L1, tally: &Tally) {
+        // Where the stream ends before the flush: what follows is applied
+        // live or replayed from there.
+        *self = Self::start(store).await;
+        l1.flush();
+        bump(&tally.l1_flushes);
+    }
+
+    /// `Some(how many applied)`, or `None` when the gap is not in the
+    /// stream any more.
+    async fn replay(
+        &mut self,
+        store: &Store,
+        l1: &L1,
+        tally: &Tally,
+    ) -> Result<Option<u64>, crate::CacheError> {
+        let Some(mut last) = self.last else {
+            return Ok(None);
+        };
+        let mut first_page = true;
+        let mut applied = 0;
+        loop {
+            let entries = store.stream_from(last, PAGE).await?;
+            if first_page {
+                first_page = false;
+                let holds_gap = entries
+                    .first()
+                    .is_some_and(|first| first.id == last || first.prev == last);
+                // Empty with a last entry applied: the stream is gone
+                // (Redis lost its data). Empty as it was: nothing missed.
+                let still_empty = entries.is_empty() && last == EntryId::ZERO;
+                if !holds_gap && !still_empty {
+                    return Ok(None);
+                }
+            }
+            let full = entries.len() >= PAGE as usize;
+            for entry in entries.iter().filter(|entry| entry.id > last) {
+                apply(l1, entry, tally);
+                applied += 1;
+            }
+            if let Some(end) = entries.last() {
+                last = last.max(end.id);
+            }
+            self.last = Some(last);
+            if !full {
+                return Ok(Some(applied));
+            }
+        }
+    }
+}
+
+/// Applies one replayed entry: what its channel names; a channel this
+/// version cannot read (a newer kind, from a rolling deploy) drops its
+/// tenant, or the whole L1 when not even the tenant reads.
+fn apply(l1: &L1, entry: &Entry, tally: &Tally) {
+    match Invalidation::from_channel(&entry.channel) {
+        Ok(invalidation) => l1.invalidate(&invalidation.scope()),
+        Err(_) => {
+            bump(&tally.invalidations_unreadable);
+            match tenant_of(&entry.channel) {
+                Some(tenant_id) => l1.invalidate(&Invalidation::Tenant { tenant_id }.scope()),
+                None => l1.flush(),
+            }
+        }
+    }
+}
+
+/// The tenant a channel `cache:invalidate:{kind}:{tenantId}:...` names.
+fn tenant_of(channel: &str) -> Option<shared_types::TenantId> {
+    let rest = channel.strip_prefix(shared_types::CHANNEL_PREFIX)?;
+    rest.split(':').nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(ms: u64) -> EntryId {
+        EntryId { ms, seq: 0 }
+    }
+
+    // A message whose predecessor is the last applied entry moves the
+    // cursor; one already applied is seen; any other predecessor is a gap,
+    // decided by ids alone.
+    #[test]
+    fn a_message_is_next_seen_or_a_gap_by_its_ids() {
+        let mut cursor = Cursor { last: Some(id(5)) };
+        assert_eq!(cursor.step(id(6), id(5)), Step::Next);
+        assert_eq!(cursor.step(id(6), id(5)), Step::Seen);
+        assert_eq!(cursor.step(id(4), id(3)), Step::Seen);
+        assert_eq!(cursor.step(id(9), id(8)), Step::Gap);
+        assert_eq!(cursor.last, Some(id(6)));
+        let mut unknown = Cursor { last: None };
+        assert_eq!(unknown.step(id(9), id(8)), Step::Next);
+        assert_eq!(unknown.last, Some(id(9)));
+    }
+
+    // The tenant of a channel of an unknown kind is still read.
+    #[test]
+    fn an_unknown_kinds_channel_still_names_its_tenant() {
+        assert_eq!(
+            tenant_of("cache:invalidate:newkind:t1:x").map(|t| t.as_str().to_owned()),
+            Some("t1".to_owned())
+        );
+        assert_eq!(tenant_of("other:channel"), None);
+    }
+}
