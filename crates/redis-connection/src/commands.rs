@@ -6,13 +6,16 @@
 //! global one, so that several services can share a test process) and is
 //! only installed around the code that renders `/metrics`, while commands
 //! run on every task. The service renders [`CommandStats::snapshot`] next to
-//! its other metrics.
+//! its other metrics, and may have each observation forwarded as it is
+//! made ([`CommandStats::forward_to`]: how the histogram also reaches
+//! OpenTelemetry, whose histograms take observations, not snapshots).
 //!
 //! Labels are a fixed set of families (never keys, never arguments), so the
 //! series count is bounded whatever the traffic.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -174,10 +177,32 @@ pub struct FamilySnapshot {
     pub sum_seconds: f64,
 }
 
+/// Told of every observation [`CommandStats`] makes, as it makes it.
+pub trait CommandObserver: Send + Sync + 'static {
+    /// `n` commands of `family` took `elapsed` each.
+    fn observe(&self, family: CommandFamily, elapsed: Duration, n: u64);
+}
+
 /// Latency histograms of the commands sent through one connection manager.
 #[derive(Debug, Default)]
 pub struct CommandStats {
     families: [Histogram; CommandFamily::ALL.len()],
+    forward: Forward,
+}
+
+/// The observer observations are forwarded to, once one is set: a single
+/// atomic read per command while none is.
+#[derive(Default)]
+struct Forward(OnceLock<Arc<dyn CommandObserver>>);
+
+impl std::fmt::Debug for Forward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Forward(set)"
+        } else {
+            "Forward(none)"
+        })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -203,6 +228,15 @@ impl CommandStats {
         h.sum_nanos
             .fetch_add(nanos.saturating_mul(n), Ordering::Relaxed);
         h.count.fetch_add(n, Ordering::Relaxed);
+        if let Some(observer) = self.forward.0.get() {
+            observer.observe(family, elapsed, n);
+        }
+    }
+
+    /// Forwards every observation from now on to `observer` too. Only the
+    /// first observer set is kept; returns whether `observer` is it.
+    pub fn forward_to(&self, observer: Arc<dyn CommandObserver>) -> bool {
+        self.forward.0.set(observer).is_ok()
     }
 
     /// Every family's histogram, in [`CommandFamily::ALL`]'s order; families
@@ -291,5 +325,32 @@ mod tests {
         assert!((get.sum_seconds - 2.00404).abs() < 1e-6);
         let set = &stats.snapshot()[1];
         assert_eq!((set.family, set.count), (CommandFamily::Set, 0));
+    }
+
+    /// Remembers what it was told.
+    #[derive(Default)]
+    struct Seen(std::sync::Mutex<Vec<(CommandFamily, Duration, u64)>>);
+
+    impl CommandObserver for Seen {
+        fn observe(&self, family: CommandFamily, elapsed: Duration, n: u64) {
+            self.0.lock().unwrap().push((family, elapsed, n));
+        }
+    }
+
+    // Observations made after an observer is set reach it as they are, and
+    // only the first observer set is kept.
+    #[test]
+    fn observations_are_forwarded_to_the_first_observer() {
+        let stats = CommandStats::default();
+        stats.observe(CommandFamily::Get, Duration::from_micros(40), 1);
+        let seen = Arc::new(Seen::default());
+        assert!(stats.forward_to(seen.clone()));
+        assert!(!stats.forward_to(Arc::new(Seen::default())));
+        stats.observe(CommandFamily::Publish, Duration::from_micros(300), 2);
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            [(CommandFamily::Publish, Duration::from_micros(300), 2)]
+        );
+        assert_eq!(stats.snapshot()[0].count, 1, "the histogram still counts");
     }
 }

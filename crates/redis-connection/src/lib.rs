@@ -56,7 +56,9 @@ mod supervisor;
 mod tls;
 mod url;
 
-pub use commands::{COMMAND_LATENCY_BUCKETS, CommandFamily, CommandStats, FamilySnapshot, RedisOp};
+pub use commands::{
+    COMMAND_LATENCY_BUCKETS, CommandFamily, CommandObserver, CommandStats, FamilySnapshot, RedisOp,
+};
 pub use config::{ReconnectConfig, RedisConfig, TlsOptions, Topology};
 pub use env::ENV_VARS;
 pub use error::{ConnectionError, Rejection, RejectionKind};

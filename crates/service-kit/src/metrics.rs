@@ -20,11 +20,13 @@ use metrics::{
     with_local_recorder,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use opentelemetry::trace::FutureExt as _;
 use redis_cache::CacheStats;
 use redis_connection::RedisConnectionManager;
 use tracing::info;
 
 use crate::metrics_bridge::Fanout;
+use crate::trace_span::ServerSpan;
 
 /// Latency buckets in seconds: sub-millisecond L1 answers to slow outliers.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -278,7 +280,8 @@ pub(crate) struct Tracking {
 }
 
 /// Middleware: counts each request and times it, by route template (never
-/// the raw path, which holds ids), method and status.
+/// the raw path, which holds ids), method and status; with trace export
+/// on, the request's server span covers the same ground (`trace_span.rs`).
 ///
 /// Every label has few values whatever clients send: the route is one of
 /// the router's templates or `unmatched`, the method one of the standard
@@ -298,10 +301,9 @@ pub(crate) async fn track(
     request: Request,
     next: Next,
 ) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let matched = request.extensions().get::<MatchedPath>();
+    let server_span = ServerSpan::start(&request, matched.map(MatchedPath::as_str));
+    let route = matched.map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = method_label(request.method());
     let request_id = access_log
         .then(|| {
@@ -313,7 +315,15 @@ pub(crate) async fn track(
         })
         .flatten();
     let start = Instant::now();
-    let response = next.run(request).await;
+    let response = match &server_span {
+        // Current while the request is handled: the cache-operation and
+        // Redis-command spans are its children.
+        Some(span) => next.run(request).with_context(span.context()).await,
+        None => next.run(request).await,
+    };
+    if let Some(span) = server_span {
+        span.end(&response);
+    }
     let status = response.status().as_u16().to_string();
     let elapsed = start.elapsed().as_secs_f64();
     if access_log {

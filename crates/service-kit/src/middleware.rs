@@ -127,8 +127,7 @@ pub fn with_common_layers(router: Router, limits: HttpLimits, metrics: Metrics) 
                 // (the outage is logged once by the connection layer); a
                 // 500 is logged where it is made (`ApiError::internal`).
                 .on_failure(DefaultOnFailure::new().level(Level::DEBUG))
-                .make_span_with(crate::trace_span::request_span)
-                .on_response(crate::trace_span::record_response),
+                .make_span_with(crate::trace_span::request_span),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

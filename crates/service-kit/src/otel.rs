@@ -9,16 +9,17 @@
 //! counts, `otel_spans_dropped_total`) those that would overflow, before
 //! the SDK's queue could.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use opentelemetry::Context;
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, Span, SpanData,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, Span, SpanData,
     SpanExporter, SpanProcessor,
 };
 use redis_connection::ConfigError;
@@ -30,19 +31,23 @@ use crate::otel_config::{OtelConfig, SamplerChoice};
 /// tracer provider is one per process).
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
-/// Whether spans are exported, so that the HTTP layer only reads
-/// `traceparent` when it matters.
-static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The tracer, once spans are exported: the HTTP layer starts each
+/// request's server span with it (see `trace_span.rs`), and does nothing
+/// for traces while there is none.
+static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 
 /// Spans dropped so far because the export queue was full.
 pub(crate) fn dropped_spans() -> u64 {
     DROPPED.load(Ordering::Relaxed)
 }
 
-/// Whether this process exports traces.
-pub(crate) fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
+/// The tracer of this process's exported traces, if it exports any.
+pub(crate) fn tracer() -> Option<&'static SdkTracer> {
+    TRACER.get()
 }
+
+/// The instrumentation scope of every span of ours.
+pub(crate) const TRACER_NAME: &str = "redis-layer";
 
 /// Largest batch per export request.
 const MAX_EXPORT_BATCH: usize = 512;
@@ -138,7 +143,8 @@ pub(crate) fn provider(
                 .build(),
         )
         .build();
-    ENABLED.store(true, Ordering::Relaxed);
+    // A second call (a test building two) keeps the first tracer.
+    let _ = TRACER.set(provider.tracer(TRACER_NAME));
     Ok(provider)
 }
 

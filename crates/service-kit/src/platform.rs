@@ -87,6 +87,7 @@ impl Platform {
     /// Configuration errors only.
     pub async fn start(redis: RedisConfig, cache: CacheConfig) -> Result<Self, StartError> {
         let manager = RedisConnectionManager::connect_lazy(redis)?;
+        crate::command_metrics::export_over_otlp(manager.commands());
         let pubsub = PubSub::new(manager.clone()).await?;
         let config = cache.with_read_mode(ReadMode::Strict);
         let cache = CacheService::two_tier(manager.clone(), config, pubsub.clone()).await?;

@@ -3,10 +3,11 @@
 //! metrics (see `otel_metrics.rs`).
 //!
 //! The two have separate filters: `RUST_LOG` decides what is logged, while
-//! traces always get the HTTP request spans (INFO) and the cache-operation
-//! and Redis-command spans (DEBUG, targets `redis_cache` and `redis`),
-//! whatever the log level. Without an endpoint no span beyond the logs' is
-//! made.
+//! traces always get the cache-operation and Redis-command spans (DEBUG,
+//! targets `redis_cache` and `redis`), whatever the log level. The HTTP
+//! request's server span is made by `trace_span.rs` through the
+//! OpenTelemetry API, not from the request's log span, which traces skip.
+//! Without an endpoint no span beyond the logs' is made.
 
 use std::time::Duration;
 
@@ -112,7 +113,7 @@ fn install(format: &str, provider: Option<&SdkTracerProvider>) {
     };
     let traces = provider.map(|provider| {
         tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("redis-layer"))
+            .with_tracer(provider.tracer(crate::otel::TRACER_NAME))
             .with_location(false)
             .with_threads(false)
             // Per-span work nobody reads (measured in workload 7, see
@@ -130,11 +131,15 @@ fn install(format: &str, provider: Option<&SdkTracerProvider>) {
     let _ = Registry::default().with(logs).with(traces).try_init();
 }
 
-/// What traces carry: spans at INFO and above, and the DEBUG spans of
-/// cache operations and Redis commands; events (log lines) only at WARN
-/// and above, as span events.
+/// What traces carry through tracing-opentelemetry: spans at INFO and
+/// above but the request's log span (the request's trace span is made
+/// directly, see `trace_span.rs`), and the DEBUG spans of cache operations
+/// and Redis commands; events (log lines) only at WARN and above, as span
+/// events of the cache-operation or Redis-command span they happen in.
 fn traced(metadata: &Metadata<'_>) -> bool {
-    if metadata.is_span() {
+    if crate::trace_span::is_log_span(metadata) {
+        false
+    } else if metadata.is_span() {
         *metadata.level() <= Level::INFO
             || metadata.target() == "redis"
             || metadata.target().starts_with("redis_cache")

@@ -1,31 +1,39 @@
-//! The span of each HTTP request: what every log line inside a request
-//! carries, and, with trace export on, the server span of the OpenTelemetry
-//! HTTP semantic conventions, child of the caller's W3C `traceparent`.
-
-use std::time::Duration;
+//! The spans of each HTTP request: the log span every log line inside a
+//! request carries, and, with trace export on, the server span of the
+//! OpenTelemetry HTTP semantic conventions, child of the caller's W3C
+//! `traceparent`.
+//!
+//! Why two, and why the server span is made through the OpenTelemetry API
+//! rather than from the log span by tracing-opentelemetry (measured in
+//! workload 7, BENCHMARKS.md "Tracing on vs off"): through the bridge, the
+//! log span's fields became attributes next to their semantic-convention
+//! twins (three more to convert and encode per span), each convention
+//! attribute set afterwards was a subscriber and registry look-up and a
+//! lock, and every poll of the request's future took the span's extension
+//! lock and read the clock. Made directly, the server span is built once
+//! with its attributes, and is made current (an OpenTelemetry context) at
+//! each poll so that the cache-operation and Redis-command spans, which
+//! tracing-opentelemetry makes, find it as their parent.
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::Status;
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing::{Metadata, Span};
 
 const REQUEST_ID: &str = "x-request-id";
 
-/// The request's span. Its fields hold no path, query, header value or
+/// The log span's name, which trace export leaves out (see [`is_log_span`]).
+const LOG_SPAN: &str = "http";
+
+/// The request's log span. Its fields hold no path, query, header value or
 /// body: the route template stands for the path, since paths hold tenant,
 /// user and shard ids, and every log line inside the request carries these
-/// fields.
-///
-/// With export on, the span is also the OpenTelemetry server span: named
-/// `METHOD route`, child of the caller's `traceparent`, with the semantic
-/// conventions' attributes set on the trace only (`url.path`, without the
-/// query, never reaches a log line). With export off it is the plain log
-/// span, and reads no `traceparent`.
+/// fields. It never becomes a trace span (see [`ServerSpan`]).
 pub(crate) fn request_span(request: &Request) -> Span {
     let id = request
         .headers()
@@ -37,49 +45,93 @@ pub(crate) fn request_span(request: &Request) -> Span {
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str);
     let method = request.method().as_str();
-    if !crate::otel::enabled() {
-        return tracing::info_span!("http", request_id = %id, method = %method, route = %route);
-    }
-    // `otel.*` are tracing-opentelemetry's names for the span's name and
-    // kind; without a route the conventions name the span by its method.
-    let name = if route == "unmatched" {
-        method.to_owned()
-    } else {
-        format!("{method} {route}")
-    };
-    let span = tracing::info_span!(
-        "http",
-        request_id = %id,
-        method = %method,
-        route = %route,
-        otel.name = %name,
-        otel.kind = "server",
-    );
-    // Most requests carry no traceparent: skip the propagator (and the
-    // span's extension lock that setting a parent takes) for them.
-    if request.headers().contains_key("traceparent") {
-        let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
-        let _ = span.set_parent(parent);
-    }
-    span.set_attribute("http.request.method", method.to_owned());
-    span.set_attribute("http.route", route.to_owned());
-    span.set_attribute("url.path", request.uri().path().to_owned());
-    span.set_attribute("url.scheme", "http");
-    span
+    tracing::info_span!(LOG_SPAN, request_id = %id, method = %method, route = %route)
 }
 
-/// Records the status on the request's span (export on); a 5xx marks it an
-/// error (the server failed), a 4xx does not (the client did), as the
-/// conventions say for server spans.
-pub(crate) fn record_response(response: &Response<Body>, _latency: Duration, span: &Span) {
-    if !crate::otel::enabled() {
-        return;
+/// Whether `metadata` is the request's log span, which trace export skips:
+/// the request's trace span is its [`ServerSpan`].
+pub(crate) fn is_log_span(metadata: &Metadata<'_>) -> bool {
+    metadata.name() == LOG_SPAN && metadata.target() == module_path!()
+}
+
+/// The OpenTelemetry server span of one request, current (as the
+/// OpenTelemetry context) while the request is handled.
+pub(crate) struct ServerSpan(Context);
+
+impl ServerSpan {
+    /// Starts the server span of `request` (whose route template is
+    /// `route`), when traces are exported: named `METHOD route`, child of
+    /// the caller's `traceparent` if it sent one, with the conventions'
+    /// attributes (`url.path` without the query, and only on the trace).
+    pub(crate) fn start(request: &Request, route: Option<&str>) -> Option<Self> {
+        let tracer = crate::otel::tracer()?;
+        let method = method_name(request.method());
+        // Without a route the conventions name the span by its method.
+        let name = match route {
+            Some(route) => format!("{method} {route}"),
+            None => method.to_owned(),
+        };
+        // Most requests carry no traceparent: skip the propagator for them.
+        let parent = if request.headers().contains_key("traceparent") {
+            TraceContextPropagator::new().extract(&Headers(request.headers()))
+        } else {
+            Context::new()
+        };
+        let mut attributes = Vec::with_capacity(5);
+        attributes.push(KeyValue::new("http.request.method", method));
+        if let Some(route) = route {
+            attributes.push(KeyValue::new("http.route", route.to_owned()));
+        }
+        attributes.push(KeyValue::new("url.path", request.uri().path().to_owned()));
+        attributes.push(KeyValue::new("url.scheme", "http"));
+        let span = tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Server)
+            .with_attributes(attributes)
+            .start_with_context(tracer, &parent);
+        Some(Self(parent.with_span(span)))
     }
-    let status = response.status();
-    span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
-    if status.is_server_error() {
-        span.set_status(Status::error(status.as_str().to_owned()));
+
+    /// The context to make current while the request is handled.
+    pub(crate) fn context(&self) -> Context {
+        self.0.clone()
     }
+
+    /// Records the status and ends the span; a 5xx marks it an error (the
+    /// server failed), a 4xx does not (the client did), as the conventions
+    /// say for server spans.
+    pub(crate) fn end(self, response: &Response<Body>) {
+        let span = self.0.span();
+        let status = response.status();
+        span.set_attribute(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status.as_u16()),
+        ));
+        if status.is_server_error() {
+            span.set_status(Status::error(status.as_str().to_owned()));
+        }
+        span.end();
+    }
+}
+
+/// The method as the conventions spell it: a known method's name, else
+/// `_OTHER` (any token is a method to hyper; the attribute stays bounded).
+fn method_name(method: &Method) -> &'static str {
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(m, _)| m == method)
+        .map_or("_OTHER", |(_, name)| name)
 }
 
 /// Request headers as the propagator reads them.
@@ -92,5 +144,17 @@ impl Extractor for Headers<'_> {
 
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(axum::http::HeaderName::as_str).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Known methods keep their name; any other token is one bounded value.
+    #[test]
+    fn unknown_methods_are_named_other_on_the_trace() {
+        assert_eq!(method_name(&Method::PUT), "PUT");
+        assert_eq!(method_name(&Method::from_bytes(b"BREW").unwrap()), "_OTHER");
     }
 }

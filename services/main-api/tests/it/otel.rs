@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::net::TcpListener as StdListener;
 use std::time::{Duration, Instant};
 
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::json;
 use test_support::{RedisServer, ServiceProcess, wait_for};
@@ -126,6 +127,14 @@ async fn spans_reach_a_real_otlp_receiver_with_parent_links_across_services() {
     );
 
     let all = spans.lock().unwrap().clone();
+    // One span per request: the request's log span is not a second one.
+    let servers = all
+        .iter()
+        .filter(|r| r.service == "main-api" && hex(&r.span.trace_id) == TRACE)
+        .filter(|r| r.span.kind == SpanKind::Server as i32)
+        .count();
+    assert_eq!(servers, 1, "main-api's server spans in the trace");
+    assert!(!all.iter().any(|r| r.span.name == "http"));
     let by_id: HashMap<Vec<u8>, &Received> =
         all.iter().map(|r| (r.span.span_id.clone(), r)).collect();
     let descends_from_request = |r: &Received| {

@@ -7,11 +7,11 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
 use opentelemetry_proto::tonic::metrics::v1::{HistogramDataPoint, NumberDataPoint};
-use reqwest::Client;
+use reqwest::{Client, Method, StatusCode};
 use test_support::{RedisServer, wait_for};
 
 use crate::otlp_receiver::{Received, attribute, receiver};
-use crate::procs::{PASSWORD, get_live, metrics_text, start_with};
+use crate::procs::{PASSWORD, SHARD, get_live, metrics_text, new_session, send, start, start_with};
 
 /// The labels of the series the test drives.
 const SERIES: [(&str, &str); 3] = [
@@ -154,5 +154,107 @@ async fn otlp_metrics_carry_the_same_numbers_as_the_prometheus_endpoint() {
             Some(expected),
             "bucket le={bound}"
         );
+    }
+}
+
+/// The last point received of `redis_command_duration_seconds` for
+/// `family`.
+fn last_command_point(received: &Received, family: &str) -> Option<HistogramDataPoint> {
+    let metrics = received.metrics.lock().unwrap();
+    metrics
+        .iter()
+        .filter(|m| m.service == "main-api" && m.metric.name == "redis_command_duration_seconds")
+        .filter_map(|m| match &m.metric.data {
+            Some(Data::Histogram(h)) => h
+                .data_points
+                .iter()
+                .find(|p| attribute(&p.attributes, "family").as_deref() == Some(family)),
+            _ => None,
+        })
+        .next_back()
+        .cloned()
+}
+
+/// `redis_command_duration_seconds_{suffix}{family="family"...}` in
+/// Prometheus text, `extra` being more of the label set (`le`).
+fn scraped_command(text: &str, suffix: &str, family: &str, extra: &str) -> Option<f64> {
+    let prefix = format!("redis_command_duration_seconds_{suffix}{{family=\"{family}\"{extra}}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+}
+
+/// Whether the OTLP point and the scrape hold the same histogram: the same
+/// count and sum, and bucket by bucket the same cumulative counts at the
+/// same bounds.
+fn same_histogram(point: &HistogramDataPoint, text: &str, family: &str) -> bool {
+    #[allow(clippy::cast_precision_loss)]
+    let count = point.count as f64;
+    if scraped_command(text, "count", family, "") != Some(count) {
+        return false;
+    }
+    let Some(sum) = scraped_command(text, "sum", family, "") else {
+        return false;
+    };
+    if (point.sum.unwrap_or(f64::NAN) - sum).abs() > 1e-6 {
+        return false;
+    }
+    let mut cumulative = 0;
+    point.explicit_bounds.len() == 12
+        && point
+            .explicit_bounds
+            .iter()
+            .zip(&point.bucket_counts)
+            .all(|(bound, in_bucket)| {
+                cumulative += in_bucket;
+                #[allow(clippy::cast_precision_loss)]
+                let expected = cumulative as f64;
+                scraped_command(text, "bucket", family, &format!(",le=\"{bound}\""))
+                    == Some(expected)
+            })
+}
+
+// The Redis command latency histogram reaches the OTLP receiver with the
+// numbers /metrics shows: after reads of a missing shard (a GET and a
+// PTTL each), the `get` and `ttl` families' counts, sums and buckets over
+// OTLP are those of the scrape, at the same bounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_metrics_carry_the_redis_command_latency_histogram() {
+    let redis = RedisServer::builder().password(PASSWORD).start().await;
+    let receiver = receiver().await;
+    let broker = start("auth-broker", "AUTH_BROKER_ADDR", &redis);
+    let api = start_with(
+        "main-api",
+        "MAIN_API_ADDR",
+        &redis,
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                &format!("{}/v1/metrics", receiver.url),
+            ),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+        ],
+    );
+    let received = receiver.received;
+    let client = Client::new();
+    let token = new_session(&client, &broker, "alice").await;
+    let url = format!("{}{SHARD}", api.url());
+    for _ in 0..4 {
+        let (status, _, _) = send(&client, Method::GET, url.clone(), &token, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    for family in ["get", "ttl"] {
+        // Scraped and pushed at different moments: wait until an export
+        // taken after the reads matches a scrape.
+        wait_for(
+            &format!("the {family} family over OTLP as on /metrics"),
+            Duration::from_secs(20),
+            || async {
+                let text = metrics_text(&client, &api).await;
+                last_command_point(&received, family)
+                    .is_some_and(|p| p.count >= 4 && same_histogram(&p, &text, family))
+            },
+        )
+        .await;
     }
 }
