@@ -24,12 +24,12 @@
 use std::time::{Duration, Instant};
 
 use redis_cache::{
-    CacheService, Claim, JobProgress as Progress, JobState, LEASE_TTL, LoadedJob as Loaded,
-    PurgeJobs,
+    CacheError, CacheService, Claim, JobProgress as Progress, JobState, LEASE_TTL,
+    LoadedJob as Loaded, PurgeJobs,
 };
 use shared_types::{JobId, KeyPattern, TenantId};
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::JobConfig;
 
@@ -123,8 +123,9 @@ impl Runner {
             match self.store.running().await {
                 Ok(jobs) => break jobs,
                 Err(error) => {
-                    warn!(%error, retry_in = ?backoff.delay(), "purge jobs left running could not be listed");
-                    backoff.wait().await;
+                    backoff
+                        .wait_after(&error, None, "purge jobs left running could not be listed")
+                        .await;
                 }
             }
         };
@@ -164,16 +165,18 @@ impl Runner {
                     return;
                 }
                 Err(error) => {
-                    warn!(tenant.id = %tenant, job.id = %id, %error, retry_in = ?backoff.delay(), "purge job not read");
-                    backoff.wait().await;
+                    backoff
+                        .wait_after(&error, Some((&tenant, &id)), "purge job not read")
+                        .await;
                     continue;
                 }
             };
             let claim = match self.store.claim(&tenant, &id).await {
                 Ok(claim) => claim,
                 Err(error) => {
-                    warn!(tenant.id = %tenant, job.id = %id, %error, retry_in = ?backoff.delay(), "purge job lease not read");
-                    backoff.wait().await;
+                    backoff
+                        .wait_after(&error, Some((&tenant, &id)), "purge job lease not read")
+                        .await;
                     continue;
                 }
             };
@@ -214,8 +217,10 @@ impl Runner {
     async fn save_ended(&self, progress: &Progress) {
         let mut backoff = Backoff::default();
         while let Err(error) = self.store.save(progress).await {
-            warn!(tenant.id = %progress.tenant, job.id = %progress.id, %error, retry_in = ?backoff.delay(), "purge job state not saved");
-            backoff.wait().await;
+            let job = Some((&progress.tenant, &progress.id));
+            backoff
+                .wait_after(&error, job, "purge job state not saved")
+                .await;
         }
     }
 }
@@ -236,12 +241,24 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The delay the next [`wait`](Self::wait) sleeps.
-    fn delay(&self) -> Duration {
-        self.next
-    }
-
-    async fn wait(&mut self) {
+    /// Logs `error` (what failed, of which job) and sleeps the next delay.
+    /// Redis being unavailable is logged at DEBUG only: the outage has its
+    /// own WARN, summaries and INFO (`service_kit`'s outage log), and a line
+    /// per retry would repeat it; any other error is a WARN.
+    async fn wait_after(
+        &mut self,
+        error: &CacheError,
+        job: Option<(&TenantId, &JobId)>,
+        what: &'static str,
+    ) {
+        let tenant = job.map(|(tenant, _)| tenant.as_str());
+        let id = job.map(|(_, id)| id.as_str());
+        let retry_in = self.next;
+        if error.is_unavailable() {
+            debug!(tenant.id = tenant, job.id = id, %error, ?retry_in, "{what}; retrying");
+        } else {
+            warn!(tenant.id = tenant, job.id = id, %error, ?retry_in, "{what}; retrying");
+        }
         tokio::time::sleep(self.next).await;
         self.next = (self.next * 2).min(Duration::from_secs(5));
     }
