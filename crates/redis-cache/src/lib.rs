@@ -26,10 +26,10 @@
 //!
 //! **Shared with the TypeScript services** (README, "Sharing Redis with the
 //! TypeScript services"): a value is stored as its JSON text, what
-//! `JSON.parse` reads, under the key layouts both packages build (the one
-//! exception: the lease a `get_or_load` holds on a missing key while it
-//! loads); a two-tier cache applies every message on an invalidation
-//! channel, whoever sent it and whatever its payload.
+//! `JSON.parse` reads, under the key layouts both packages build (the lease
+//! a `get_or_load` holds while it loads is a side key, never the value); a
+//! two-tier cache applies every message on an invalidation channel, whoever
+//! sent it and whatever its payload.
 //!
 //! ```no_run
 //! use redis_cache::{CacheConfig, CacheService};

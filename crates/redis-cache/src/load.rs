@@ -56,11 +56,14 @@ impl CacheService {
     /// every waiter and nothing is cached.
     ///
     /// While Redis is down the loader still runs on a miss and its value is
-    /// returned (not cached). If the key changes in Redis while the loader
-    /// runs (a `set`, delete or invalidation, from any instance, whether or
-    /// not its invalidation has arrived here), the value is returned but not
-    /// cached: it may predate the change (see `lease.rs`). A loader slower
-    /// than the lease (10 s) is not cached either.
+    /// returned (not cached). If the key changes while the loader runs (a
+    /// `set` by any client; a delete, invalidation or purge by any instance
+    /// of this layer, whether or not its invalidation has arrived here; on
+    /// a two-tier cache, any invalidation that arrived here), the value is
+    /// returned but not cached: it may predate the change. A loader slower
+    /// than the lease (10 s) is not cached either. The lease is a side key
+    /// (`lease.rs`): while the loader runs the key is absent for every
+    /// client, never a placeholder.
     ///
     /// # Errors
     /// [`LoadError::Loader`] with the loader's error; [`LoadError::Cache`]
@@ -144,7 +147,8 @@ impl CacheService {
         // Whether the key is absent, so that the load may claim it.
         let absent = match self.inner.store.get_with_ttl(key.as_str()).await {
             Ok(Some(fetched)) => {
-                // Another caller's lease: load without one (not cached).
+                // An older version's lease as the value: load without one
+                // (not cached).
                 let leased = lease::is_lease(&fetched.bytes);
                 let value = match (&l1, epoch) {
                     (Some(l1), Some(epoch)) => {
@@ -195,6 +199,15 @@ impl CacheService {
             let _ = lease.release(&self.inner.store, key).await;
             return loaded;
         };
+        // An invalidation this instance heard of during the load (a client
+        // that deletes the key without knowing its lease, see lease.rs):
+        // the value may predate it.
+        if let (Some(l1), Some(epoch)) = (&l1, epoch)
+            && l1.epoch(key.as_str()) != epoch
+        {
+            let _ = lease.release(&self.inner.store, key).await;
+            return loaded;
+        }
         let value = loaded?;
         let ttl = expiry.resolve();
         match lease

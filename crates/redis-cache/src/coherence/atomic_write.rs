@@ -25,7 +25,9 @@ use crate::error::CacheError;
 use crate::index::{held, index_fn};
 use crate::store::{Store, millis};
 
-/// `KEYS[1]`: the key; `KEYS[2]` (optional): its tenant's index.
+/// `KEYS[1]`: the key; `KEYS[2]` (optional): its tenant's index, or for an
+/// `unlink` the key's load lease (`lease.rs`), removed with the key so that
+/// a load in progress is not written back over the delete.
 /// `ARGV`: the change (`set`, `pexpire` or `unlink`), the channel, the
 /// payload, the TTL in ms, how long the index holds the key in ms, the
 /// value. Answers the change's reply (1 for `set`). The `PUBLISH` comes
@@ -41,9 +43,12 @@ elseif ARGV[1] == 'pexpire' then
   reply = redis.call('PEXPIRE', KEYS[1], ARGV[4])
 else
   reply = redis.call('UNLINK', KEYS[1])
+  if #KEYS > 1 then
+    redis.call('UNLINK', KEYS[2])
+  end
 end
 redis.call('PUBLISH', ARGV[2], ARGV[3])
-if #KEYS > 1 then
+if #KEYS > 1 and ARGV[1] ~= 'unlink' then
   index(KEYS[2], {ARGV[5], KEYS[1]})
 end
 return reply
@@ -106,7 +111,10 @@ impl Store {
             KeyChange::Expire { ttl } => {
                 Ok(u64::from(self.pexpire_indexed_on(client, key, ttl).await?))
             }
-            KeyChange::Unlink => self.unlink_on(client, vec![Key::from(key.as_str())]).await,
+            KeyChange::Unlink => {
+                self.unlink_with_leases_on(client, vec![Key::from(key.as_str())])
+                    .await
+            }
         }
     }
 
@@ -141,6 +149,9 @@ impl Store {
             value,
         ];
         let mut keys = vec![Key::from(key.as_str())];
+        if op == "unlink" {
+            keys.push(Key::from(RedisKey::load_lease_of(key.as_str())));
+        }
         let reply = match indexed {
             Some(ttl) if self.is_cluster() => {
                 let index = RedisKey::tenant_index_of(key);
