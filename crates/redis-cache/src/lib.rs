@@ -60,6 +60,7 @@ mod inspect;
 mod l1;
 mod lease;
 mod load;
+mod load_options;
 mod members;
 mod mset;
 mod purge_jobs;
@@ -76,7 +77,8 @@ pub use counters::RateWindow;
 pub use error::CacheError;
 pub use expiry::{Expiry, KeyTtl};
 pub use inspect::KeyInfo;
-pub use load::LoadError;
+pub use load::{LoadError, LoadOutcome};
+pub use load_options::LoadOptions;
 pub use purge_jobs::{
     Claim, FINISHED_TTL, JobProgress, JobState, LEASE_TTL, LoadedJob, PurgeJobs, RUNNING,
 };

@@ -13,6 +13,7 @@ use crate::error::CacheError;
 use crate::expiry::Expiry;
 use crate::flight::{Role, outcome};
 use crate::lease::{self, Lease};
+use crate::load_options::LoadOptions;
 use crate::read::CacheValue;
 use crate::service::CacheService;
 use crate::stats::bump;
@@ -43,7 +44,28 @@ impl<E> Clone for LoadError<E> {
     }
 }
 
-type Loaded<T, E> = Result<T, LoadError<E>>;
+/// What [`CacheService::get_or_load_with`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoadOutcome<T> {
+    /// The value: cached, or just loaded.
+    pub value: T,
+    /// Whether the value is older than the cache would normally serve.
+    /// Always `false` for now: no option serves a stale value yet.
+    pub stale: bool,
+}
+
+impl<T> LoadOutcome<T> {
+    fn fresh(value: T) -> Self {
+        Self {
+            value,
+            stale: false,
+        }
+    }
+}
+
+/// What a flight's participants share.
+type Loaded<T, E> = Result<LoadOutcome<T>, LoadError<E>>;
 
 impl CacheService {
     /// Reads `key`; on a miss runs `loader`, stores its value in Redis (and
@@ -88,7 +110,6 @@ impl CacheService {
     /// # Ok(())
     /// # }
     /// ```
-    #[instrument(level = "debug", name = "cache.get_or_load", skip_all, fields(cache.family = key.family().name()))]
     pub async fn get_or_load<T, E, F, Fut>(
         &self,
         key: &RedisKey,
@@ -101,10 +122,54 @@ impl CacheService {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
+        let options = LoadOptions::default();
+        let outcome = self.get_or_load_with(key, expiry, &options, loader).await?;
+        Ok(outcome.value)
+    }
+
+    /// [`get_or_load`](Self::get_or_load) with [`LoadOptions`] (negative
+    /// caching), saying whether the value is stale.
+    ///
+    /// # Errors
+    /// As [`get_or_load`](Self::get_or_load).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheService, LoadOptions};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// let options = LoadOptions::default().negative_ttl(Duration::from_secs(10));
+    /// let loaded = cache
+    ///     .get_or_load_with(&key, Duration::from_secs(900), &options, || async {
+    ///         Ok::<_, std::io::Error>(Some("from the database".to_owned()))
+    ///     })
+    ///     .await
+    ///     .expect("this loader never fails");
+    /// assert!(!loaded.stale);
+    /// # }
+    /// ```
+    #[instrument(level = "debug", name = "cache.get_or_load", skip_all, fields(cache.family = key.family().name()))]
+    pub async fn get_or_load_with<T, E, F, Fut>(
+        &self,
+        key: &RedisKey,
+        expiry: impl Into<Expiry>,
+        options: &LoadOptions,
+        loader: F,
+    ) -> Result<LoadOutcome<T>, LoadError<E>>
+    where
+        T: CacheValue + Serialize,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
         if let Some(l1) = self.l1_for(key)
             && let Some(value) = self.l1_hit::<T>(l1, key, false)
         {
-            return Ok(value);
+            return Ok(LoadOutcome::fresh(value));
         }
         let rx = match self.inner.flights.join::<Loaded<T, E>>(key.as_str()) {
             Role::Follower(rx) => {
@@ -114,8 +179,10 @@ impl CacheService {
             Role::Leader(leader) => {
                 let rx = leader.subscribe();
                 let (this, key, expiry) = (self.clone(), key.clone(), expiry.into());
+                let options = options.clone();
                 tokio::spawn(async move {
-                    let result: Loaded<T, E> = this.load_through(&key, expiry, loader).await;
+                    let result: Loaded<T, E> =
+                        this.load_through(&key, expiry, &options, loader).await;
                     leader.finish(Arc::new(result));
                 });
                 rx
@@ -135,6 +202,7 @@ impl CacheService {
         &self,
         key: &RedisKey,
         expiry: Expiry,
+        options: &LoadOptions,
         loader: F,
     ) -> Loaded<T, E>
     where
@@ -157,7 +225,7 @@ impl CacheService {
                     _ => self.decode_hit::<T>(key, &fetched.bytes).await,
                 };
                 if let Some(value) = value {
-                    return Ok(value);
+                    return Ok(LoadOutcome::fresh(value));
                 }
                 // An undecodable value was deleted: claim the key as absent.
                 !leased
@@ -187,7 +255,7 @@ impl CacheService {
         bump(&self.inner.tally.loads);
         let loaded = loader().await.map_err(|e| LoadError::Loader(Arc::new(e)));
         let Some(lease) = lease else {
-            return loaded;
+            return loaded.map(LoadOutcome::fresh);
         };
         let encoded = loaded.as_ref().ok().map(|value| {
             codec::encode(value, self.inner.config.max_value_bytes).inspect_err(
@@ -197,7 +265,7 @@ impl CacheService {
         let Some(Ok(bytes)) = encoded else {
             // Nothing to write: give the key back at once.
             let _ = lease.release(&self.inner.store, key).await;
-            return loaded;
+            return loaded.map(LoadOutcome::fresh);
         };
         // An invalidation this instance heard of during the load (a client
         // that deletes the key without knowing its lease, see lease.rs):
@@ -206,10 +274,14 @@ impl CacheService {
             && l1.epoch(key.as_str()) != epoch
         {
             let _ = lease.release(&self.inner.store, key).await;
-            return loaded;
+            return loaded.map(LoadOutcome::fresh);
         }
         let value = loaded?;
-        let ttl = expiry.resolve();
+        let ttl = match options.negative() {
+            // "Not found" (see LoadOptions::negative_ttl), for a short while.
+            Some(negative) if bytes.as_ref() == b"null" => expiry.resolve().min(negative),
+            _ => expiry.resolve(),
+        };
         match lease
             .fulfil(&self.inner.store, key, bytes.clone(), ttl)
             .await
@@ -232,6 +304,6 @@ impl CacheService {
                 }
             }
         }
-        Ok(value)
+        Ok(LoadOutcome::fresh(value))
     }
 }

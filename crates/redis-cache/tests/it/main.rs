@@ -8,6 +8,7 @@ mod counters;
 mod foreign;
 mod l1_bounds;
 mod members;
+mod negative;
 mod outage;
 mod own_changes;
 mod patterns;
