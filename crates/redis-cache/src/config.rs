@@ -19,6 +19,8 @@ use shared_types::TtlPolicy;
 
 use redis_connection::{ConfigError, Env};
 
+use crate::fail_safe::FailSafePolicy;
+
 /// Every variable [`CacheConfig::from_env`] reads.
 pub const CACHE_ENV_VARS: [&str; 9] = [
     "CACHE_MAX_VALUE_BYTES",
@@ -166,6 +168,9 @@ pub struct CacheConfig {
     pub shard_ttl: TtlPolicy,
     /// The in-process L1; `None` for Redis only.
     pub l1: Option<L1Config>,
+    /// Which key families `get_or_load_with` may serve stale when their
+    /// loader fails (off for all by default; see [`FailSafePolicy`]).
+    pub fail_safe: FailSafePolicy,
 }
 
 impl Default for CacheConfig {
@@ -177,6 +182,7 @@ impl Default for CacheConfig {
             purge_mode: PurgeMode::Index,
             shard_ttl: TtlPolicy::shard_structured(),
             l1: Some(L1Config::default()),
+            fail_safe: FailSafePolicy::default(),
         }
     }
 }
@@ -214,6 +220,13 @@ impl CacheConfig {
     #[must_use]
     pub fn with_shard_ttl(mut self, shard_ttl: TtlPolicy) -> Self {
         self.shard_ttl = shard_ttl;
+        self
+    }
+
+    /// Which key families may be served stale (see [`FailSafePolicy`]).
+    #[must_use]
+    pub fn with_fail_safe(mut self, fail_safe: FailSafePolicy) -> Self {
+        self.fail_safe = fail_safe;
         self
     }
 

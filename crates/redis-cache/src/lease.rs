@@ -78,7 +78,9 @@ const PREFIX: &[u8] = b"\0lease:";
 /// `KEYS[1]`: the key; `KEYS[2]`: its lease. If the lease still holds
 /// `ARGV[1]`, removes it and, unless `ARGV[2]` is empty (a release: an
 /// encoded value never is), writes `ARGV[2]` (expiring after `ARGV[3]` ms)
-/// where the key is still absent. Answers 1 if it wrote (or released).
+/// where the key is still absent, or still holds `ARGV[4]` (a value a
+/// fail-safe load found past its logical expiry; empty otherwise) with at
+/// most `ARGV[5]` ms left. Answers 1 if it wrote (or released).
 const SETTLE_LUA: &str = r"
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then
   return 0
@@ -87,8 +89,11 @@ redis.call('DEL', KEYS[2])
 if ARGV[2] == '' then
   return 1
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return 0
+local current = redis.call('GET', KEYS[1])
+if current then
+  if current ~= ARGV[4] or redis.call('PTTL', KEYS[1]) > tonumber(ARGV[5]) then
+    return 0
+  end
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
@@ -153,21 +158,27 @@ impl Lease {
     }
 
     /// Writes `value` and removes the lease, unless the key changed since
-    /// the claim; `Ok(false)` when it did (nothing written).
+    /// the claim; `Ok(false)` when it did (nothing written). `replacing`:
+    /// the value the load found past its logical expiry (fail-safe) and how
+    /// much of its TTL is its stale window; the write replaces it only if
+    /// the key still holds it, still in that window (a `set` meanwhile
+    /// gave it a new TTL).
     pub(crate) async fn fulfil(
         self,
         store: &Store,
         key: &RedisKey,
         value: Bytes,
         ttl: Duration,
+        replacing: Option<(Bytes, Duration)>,
     ) -> Result<bool, CacheError> {
-        self.settle(store, key, value, ttl).await
+        self.settle(store, key, value, ttl, replacing).await
     }
 
     /// Gives the claim up (deletes the lease if it is still this one), so
     /// that the key is not kept uncached for the rest of [`LEASE_TTL`].
     pub(crate) async fn release(self, store: &Store, key: &RedisKey) -> Result<bool, CacheError> {
-        self.settle(store, key, Bytes::new(), Duration::ZERO).await
+        self.settle(store, key, Bytes::new(), Duration::ZERO, None)
+            .await
     }
 
     /// Runs the settle script; a value written back is indexed first, with
@@ -178,15 +189,18 @@ impl Lease {
         key: &RedisKey,
         value: Bytes,
         ttl: Duration,
+        replacing: Option<(Bytes, Duration)>,
     ) -> Result<bool, CacheError> {
         static SETTLE: std::sync::LazyLock<Script> =
             std::sync::LazyLock::new(|| Script::from_lua(SETTLE_LUA));
         let value_is_empty = value.is_empty();
-        let args = vec![
+        let mut args = vec![
             Value::Bytes(self.token),
             Value::Bytes(value),
             Value::Integer(millis(ttl).max(1)),
         ];
+        let (expected, window) = replacing.unwrap_or_default();
+        args.extend([Value::Bytes(expected), Value::Integer(millis(window))]);
         let client = store.client().clone();
         let index = RedisKey::tenant_index_of(key);
         let members = [(key.as_str(), held(ttl))];

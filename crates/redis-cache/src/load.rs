@@ -2,6 +2,9 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
 
 use serde::Serialize;
 use shared_types::RedisKey;
@@ -11,6 +14,7 @@ use crate::codec;
 use crate::config::ReadMode;
 use crate::error::CacheError;
 use crate::expiry::Expiry;
+use crate::fail_safe;
 use crate::flight::{Role, outcome};
 use crate::lease::{self, Lease};
 use crate::load_options::LoadOptions;
@@ -32,6 +36,10 @@ pub enum LoadError<E> {
     /// The loader panicked; nothing was cached.
     #[error("the loader panicked")]
     Panicked,
+    /// The loader took longer than [`LoadOptions::timeout`] and was
+    /// cancelled, and fail-safe had no value to serve; nothing was cached.
+    #[error("the loader timed out")]
+    TimedOut,
 }
 
 impl<E> Clone for LoadError<E> {
@@ -40,6 +48,7 @@ impl<E> Clone for LoadError<E> {
             LoadError::Loader(e) => LoadError::Loader(e.clone()),
             LoadError::Cache(e) => LoadError::Cache(e.clone()),
             LoadError::Panicked => LoadError::Panicked,
+            LoadError::TimedOut => LoadError::TimedOut,
         }
     }
 }
@@ -50,8 +59,8 @@ impl<E> Clone for LoadError<E> {
 pub struct LoadOutcome<T> {
     /// The value: cached, or just loaded.
     pub value: T,
-    /// Whether the value is older than the cache would normally serve.
-    /// Always `false` for now: no option serves a stale value yet.
+    /// Whether the value is past its expiry, served by fail-safe because
+    /// the loader failed or timed out ([`LoadOptions::fail_safe`]).
     pub stale: bool,
 }
 
@@ -166,6 +175,10 @@ impl CacheService {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
+        if options.max_stale().is_some() {
+            // Bad input changes nothing, whatever the L1 holds.
+            fail_safe::check(key.family()).map_err(LoadError::Cache)?;
+        }
         if let Some(l1) = self.l1_for(key)
             && let Some(value) = self.l1_hit::<T>(l1, key, false)
         {
@@ -210,25 +223,47 @@ impl CacheService {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        let max_stale = self.max_stale_for(key, options);
         let l1 = self.l1_for(key).cloned();
         let epoch = l1.as_ref().map(|l1| l1.epoch(key.as_str()));
-        // Whether the key is absent, so that the load may claim it.
-        let absent = match self.inner.store.get_with_ttl(key.as_str()).await {
+        // A value past its logical expiry, kept for fail-safe: served only
+        // if the reload fails (see fail_safe.rs).
+        let mut kept = None;
+        // Whether the key may be claimed: absent, or only kept.
+        let claimable = match self.inner.store.get_with_ttl(key.as_str()).await {
             Ok(Some(fetched)) => {
                 // An older version's lease as the value: load without one
                 // (not cached).
                 let leased = lease::is_lease(&fetched.bytes);
-                let value = match (&l1, epoch) {
-                    (Some(l1), Some(epoch)) => {
-                        self.decode_and_fill::<T>(key, l1, fetched, epoch).await
+                if let Some(window) =
+                    max_stale.filter(|w| !leased && fail_safe::in_window(fetched.ttl, *w))
+                    && let Ok(value) = codec::decode::<T>(&fetched.bytes)
+                {
+                    self.miss::<()>();
+                    kept = Some(Kept {
+                        value,
+                        bytes: fetched.bytes,
+                        window,
+                    });
+                    true
+                } else {
+                    let mut fetched = fetched;
+                    if let Some(window) = max_stale {
+                        // The L1 holds it until its logical expiry only.
+                        fetched.ttl = fetched.ttl.map(|ttl| ttl.saturating_sub(window));
                     }
-                    _ => self.decode_hit::<T>(key, &fetched.bytes).await,
-                };
-                if let Some(value) = value {
-                    return Ok(LoadOutcome::fresh(value));
+                    let value = match (&l1, epoch) {
+                        (Some(l1), Some(epoch)) => {
+                            self.decode_and_fill::<T>(key, l1, fetched, epoch).await
+                        }
+                        _ => self.decode_hit::<T>(key, &fetched.bytes).await,
+                    };
+                    if let Some(value) = value {
+                        return Ok(LoadOutcome::fresh(value));
+                    }
+                    // An undecodable value was deleted: claim the key as absent.
+                    !leased
                 }
-                // An undecodable value was deleted: claim the key as absent.
-                !leased
             }
             Ok(None) => {
                 self.miss::<()>();
@@ -246,14 +281,38 @@ impl CacheService {
             }
         };
         // Claimed before the loader runs: see lease.rs.
-        let lease = if absent {
+        let lease = if claimable {
             Lease::claim(&self.inner.store, key).await
         } else {
             None
         };
 
         bump(&self.inner.tally.loads);
-        let loaded = loader().await.map_err(|e| LoadError::Loader(Arc::new(e)));
+        let loaded = match options.loader_timeout() {
+            // Dropping the loader's future cancels it: nothing is left
+            // running past the limit.
+            Some(limit) => match tokio::time::timeout(limit, loader()).await {
+                Ok(result) => result.map_err(|e| LoadError::Loader(Arc::new(e))),
+                Err(_) => Err(LoadError::TimedOut),
+            },
+            None => loader().await.map_err(|e| LoadError::Loader(Arc::new(e))),
+        };
+        if loaded.is_err()
+            && let Some(kept) = kept
+        {
+            if let Some(lease) = lease {
+                let _ = lease.release(&self.inner.store, key).await;
+            }
+            bump(&self.inner.tally.stale_served);
+            debug!(
+                cache.family = key.family().name(),
+                "loader failed; serving the kept value (fail-safe)"
+            );
+            return Ok(LoadOutcome {
+                value: kept.value,
+                stale: true,
+            });
+        }
         let Some(lease) = lease else {
             return loaded.map(LoadOutcome::fresh);
         };
@@ -282,8 +341,11 @@ impl CacheService {
             Some(negative) if bytes.as_ref() == b"null" => expiry.resolve().min(negative),
             _ => expiry.resolve(),
         };
+        // With fail-safe, Redis keeps the value `max_stale` past its TTL.
+        let kept_for = ttl + max_stale.unwrap_or_default();
+        let replacing = kept.map(|kept| (kept.bytes, kept.window));
         match lease
-            .fulfil(&self.inner.store, key, bytes.clone(), ttl)
+            .fulfil(&self.inner.store, key, bytes.clone(), kept_for, replacing)
             .await
         {
             Ok(true) => {
@@ -306,4 +368,20 @@ impl CacheService {
         }
         Ok(LoadOutcome::fresh(value))
     }
+
+    /// The fail-safe window of a load of `key`: the call's own, else its
+    /// family's policy (a call's is checked before its flight starts).
+    fn max_stale_for(&self, key: &RedisKey, options: &LoadOptions) -> Option<Duration> {
+        options
+            .max_stale()
+            .or_else(|| self.inner.config.fail_safe.max_stale(key.family()))
+    }
+}
+
+/// A value found past its logical expiry by a fail-safe load.
+struct Kept<T> {
+    value: T,
+    /// As read, for the write-back to replace only this value.
+    bytes: Bytes,
+    window: Duration,
 }

@@ -23,6 +23,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoadOptions {
     negative_ttl: Option<Duration>,
+    fail_safe: Option<Duration>,
+    timeout: Option<Duration>,
 }
 
 impl LoadOptions {
@@ -64,5 +66,76 @@ impl LoadOptions {
     /// How long "not found" is cached, when set.
     pub fn negative(&self) -> Option<Duration> {
         self.negative_ttl
+    }
+
+    /// Fail-safe for this call: when the loader fails or times out, serve
+    /// the last known value if it expired at most `max_stale` ago, flagged
+    /// [`LoadOutcome::stale`](crate::LoadOutcome::stale) and counted in
+    /// `stale_served`. Values this call loads are kept in Redis `max_stale`
+    /// past their TTL for that (see `fail_safe.rs`). Overrides the key
+    /// family's [`FailSafePolicy`](crate::FailSafePolicy); refused for
+    /// sessions and ACL decisions ([`CacheError::StaleNotAllowed`](crate::CacheError::StaleNotAllowed)).
+    /// Off by default: without it (and without a family policy) a failing
+    /// loader's error reaches the caller.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use redis_cache::{CacheService, LoadOptions};
+    /// # use shared_types::{RedisKey, ShardId, TenantId};
+    /// # async fn example(cache: CacheService) {
+    /// # let tenant = TenantId::new("acme").unwrap();
+    /// # let key = RedisKey::shard_structured(&tenant, &ShardId::new("s1").unwrap());
+    /// let options = LoadOptions::default()
+    ///     .fail_safe(Duration::from_secs(3600))
+    ///     .timeout(Duration::from_millis(500));
+    /// match cache
+    ///     .get_or_load_with(&key, Duration::from_secs(900), &options, || async {
+    ///         Err::<String, _>(std::io::Error::other("the database is down"))
+    ///     })
+    ///     .await
+    /// {
+    ///     Ok(loaded) if loaded.stale => { /* the last known value, at most an hour old */ }
+    ///     Ok(loaded) => { /* fresh */ }
+    ///     Err(error) => { /* nothing to fall back on */ }
+    /// }
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn fail_safe(mut self, max_stale: Duration) -> Self {
+        self.fail_safe = Some(max_stale);
+        self
+    }
+
+    /// The maximum staleness this call accepts, when set.
+    pub fn max_stale(&self) -> Option<Duration> {
+        self.fail_safe
+    }
+
+    /// Waits at most `limit` for the loader: past it the loader is dropped
+    /// (cancelled, nothing left running) and the call answers the stale
+    /// value when fail-safe has one, else [`LoadError::TimedOut`](crate::LoadError::TimedOut).
+    /// The limit covers the loader only, not the Redis round trips around
+    /// it (the connection's command timeout bounds those).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use redis_cache::LoadOptions;
+    ///
+    /// let options = LoadOptions::default().timeout(Duration::from_millis(200));
+    /// assert_eq!(options.loader_timeout(), Some(Duration::from_millis(200)));
+    /// ```
+    #[must_use]
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// The loader's time limit, when set.
+    pub fn loader_timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 }

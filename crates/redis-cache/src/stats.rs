@@ -17,6 +17,7 @@ pub(crate) struct Tally {
     pub(crate) decode_failures: AtomicU64,
     pub(crate) loads: AtomicU64,
     pub(crate) coalesced_waits: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
     pub(crate) invalidations_sent: AtomicU64,
     pub(crate) invalidations_received: AtomicU64,
     pub(crate) invalidations_applied: AtomicU64,
@@ -71,6 +72,7 @@ impl Tally {
             decode_failures: get(&self.decode_failures),
             loads: get(&self.loads),
             coalesced_waits: get(&self.coalesced_waits),
+            stale_served: get(&self.stale_served),
             invalidations_sent: get(&self.invalidations_sent),
             invalidations_received: get(&self.invalidations_received),
             invalidations_applied: get(&self.invalidations_applied),
@@ -106,6 +108,9 @@ pub struct CacheStats {
     pub loads: u64,
     /// `get_or_load` callers that waited for another caller's load.
     pub coalesced_waits: u64,
+    /// `get_or_load_with` calls answered with a value past its expiry
+    /// because the loader failed or timed out (fail-safe).
+    pub stale_served: u64,
     /// Invalidations published by this instance.
     pub invalidations_sent: u64,
     /// Invalidations received from other instances.

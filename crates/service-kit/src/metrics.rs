@@ -106,6 +106,7 @@ impl Metrics {
             counter!("cache_decode_failures_total").absolute(cache.decode_failures);
             counter!("cache_loads_total").absolute(cache.loads);
             counter!("cache_coalesced_waits_total").absolute(cache.coalesced_waits);
+            counter!("cache_stale_served_total").absolute(cache.stale_served);
             let flows = [
                 ("sent", cache.invalidations_sent),
                 ("received", cache.invalidations_received),
@@ -181,6 +182,10 @@ fn describe() {
     describe_counter!(
         "cache_coalesced_waits_total",
         "get_or_load callers that waited for another caller's load instead of loading"
+    );
+    describe_counter!(
+        "cache_stale_served_total",
+        "get_or_load_with calls answered with a value past its expiry because the loader failed or timed out (fail-safe)"
     );
     describe_counter!(
         "cache_invalidations_total",

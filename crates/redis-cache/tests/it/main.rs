@@ -5,6 +5,7 @@ mod basics;
 mod bulk;
 mod cluster;
 mod counters;
+mod fail_safe;
 mod foreign;
 mod l1_bounds;
 mod members;
