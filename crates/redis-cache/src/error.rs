@@ -35,6 +35,14 @@ pub enum CacheError {
         /// The family's name.
         family: &'static str,
     },
+    /// An option was given a value outside its range; nothing was sent.
+    #[error("{option}: {reason}")]
+    InvalidOption {
+        /// The option's name.
+        option: &'static str,
+        /// What the value must be.
+        reason: &'static str,
+    },
     /// The value could not be serialised to JSON; nothing was sent.
     #[error("value could not be encoded as JSON: {0}")]
     Encode(#[source] redis_pubsub::EncodeError),

@@ -67,6 +67,7 @@ mod mset;
 mod purge_jobs;
 mod purge_step;
 mod read;
+mod refresh;
 mod service;
 mod stats;
 mod store;

@@ -19,6 +19,7 @@ use crate::flight::{Role, outcome};
 use crate::lease::{self, Lease};
 use crate::load_options::LoadOptions;
 use crate::read::CacheValue;
+use crate::refresh::Current;
 use crate::service::CacheService;
 use crate::stats::bump;
 
@@ -220,8 +221,9 @@ impl CacheService {
     ) -> Loaded<T, E>
     where
         T: CacheValue + Serialize,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
         let max_stale = self.max_stale_for(key, options);
         let l1 = self.l1_for(key).cloned();
@@ -252,6 +254,14 @@ impl CacheService {
                         // The L1 holds it until its logical expiry only.
                         fetched.ttl = fetched.ttl.map(|ttl| ttl.saturating_sub(window));
                     }
+                    let refresh = options.refresh_part().and_then(|part| {
+                        let within = expiry.resolve().mul_f64(part);
+                        let left = fetched.ttl?;
+                        (left <= within).then(|| Current {
+                            bytes: fetched.bytes.clone(),
+                            within: within + max_stale.unwrap_or_default(),
+                        })
+                    });
                     let value = match (&l1, epoch) {
                         (Some(l1), Some(epoch)) => {
                             self.decode_and_fill::<T>(key, l1, fetched, epoch).await
@@ -259,6 +269,9 @@ impl CacheService {
                         _ => self.decode_hit::<T>(key, &fetched.bytes).await,
                     };
                     if let Some(value) = value {
+                        if let Some(current) = refresh {
+                            self.refresh_in_background(key, expiry, options, loader, current);
+                        }
                         return Ok(LoadOutcome::fresh(value));
                     }
                     // An undecodable value was deleted: claim the key as absent.
@@ -288,15 +301,7 @@ impl CacheService {
         };
 
         bump(&self.inner.tally.loads);
-        let loaded = match options.loader_timeout() {
-            // Dropping the loader's future cancels it: nothing is left
-            // running past the limit.
-            Some(limit) => match tokio::time::timeout(limit, loader()).await {
-                Ok(result) => result.map_err(|e| LoadError::Loader(Arc::new(e))),
-                Err(_) => Err(LoadError::TimedOut),
-            },
-            None => loader().await.map_err(|e| LoadError::Loader(Arc::new(e))),
-        };
+        let loaded = run_loader(options, loader).await;
         if loaded.is_err()
             && let Some(kept) = kept
         {
@@ -336,13 +341,7 @@ impl CacheService {
             return loaded.map(LoadOutcome::fresh);
         }
         let value = loaded?;
-        let ttl = match options.negative() {
-            // "Not found" (see LoadOptions::negative_ttl), for a short while.
-            Some(negative) if bytes.as_ref() == b"null" => expiry.resolve().min(negative),
-            _ => expiry.resolve(),
-        };
-        // With fail-safe, Redis keeps the value `max_stale` past its TTL.
-        let kept_for = ttl + max_stale.unwrap_or_default();
+        let (ttl, kept_for) = write_ttls(options, &expiry, &bytes, max_stale);
         let replacing = kept.map(|kept| (kept.bytes, kept.window));
         match lease
             .fulfil(&self.inner.store, key, bytes.clone(), kept_for, replacing)
@@ -371,11 +370,46 @@ impl CacheService {
 
     /// The fail-safe window of a load of `key`: the call's own, else its
     /// family's policy (a call's is checked before its flight starts).
-    fn max_stale_for(&self, key: &RedisKey, options: &LoadOptions) -> Option<Duration> {
+    pub(crate) fn max_stale_for(&self, key: &RedisKey, options: &LoadOptions) -> Option<Duration> {
         options
             .max_stale()
             .or_else(|| self.inner.config.fail_safe.max_stale(key.family()))
     }
+}
+
+/// Runs `loader`, within the options' time limit: past it the loader's
+/// future is dropped, which cancels it (nothing is left running).
+pub(crate) async fn run_loader<T, E, F, Fut>(
+    options: &LoadOptions,
+    loader: F,
+) -> Result<T, LoadError<E>>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    match options.loader_timeout() {
+        Some(limit) => match tokio::time::timeout(limit, loader()).await {
+            Ok(result) => result.map_err(|e| LoadError::Loader(Arc::new(e))),
+            Err(_) => Err(LoadError::TimedOut),
+        },
+        None => loader().await.map_err(|e| LoadError::Loader(Arc::new(e))),
+    }
+}
+
+/// The TTL a loaded value (`bytes`) is fresh for, and how long Redis keeps
+/// it: "not found" for the negative TTL at most, and with fail-safe
+/// `max_stale` longer.
+pub(crate) fn write_ttls(
+    options: &LoadOptions,
+    expiry: &Expiry,
+    bytes: &[u8],
+    max_stale: Option<Duration>,
+) -> (Duration, Duration) {
+    let ttl = match options.negative() {
+        Some(negative) if bytes == b"null" => expiry.resolve().min(negative),
+        _ => expiry.resolve(),
+    };
+    (ttl, ttl + max_stale.unwrap_or_default())
 }
 
 /// A value found past its logical expiry by a fail-safe load.

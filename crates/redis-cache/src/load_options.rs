@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::error::CacheError;
+
 /// Options of [`CacheService::get_or_load_with`](crate::CacheService::get_or_load_with);
 /// the default is exactly [`get_or_load`](crate::CacheService::get_or_load).
 ///
@@ -25,6 +27,8 @@ pub struct LoadOptions {
     negative_ttl: Option<Duration>,
     fail_safe: Option<Duration>,
     timeout: Option<Duration>,
+    /// Per mille of the TTL (an integer keeps the type `Eq`).
+    refresh_per_mille: Option<u16>,
 }
 
 impl LoadOptions {
@@ -137,5 +141,45 @@ impl LoadOptions {
     /// The loader's time limit, when set.
     pub fn loader_timeout(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    /// Eager refresh: a call that finds the value in Redis with at most
+    /// `part` of its TTL left (0.1: the last 10 %) answers with it at once
+    /// and reloads it in the background, one refresh per key across the
+    /// fleet (see `refresh.rs`). The TTL is the one this call would write
+    /// (`expiry`). Reads the L1 answers do not look at Redis's TTL, so on a
+    /// two-tier cache a refresh starts from the first read after the L1's
+    /// copy expired (the L1 TTL cap).
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidOption`](crate::CacheError::InvalidOption)
+    /// unless `part` is between 0 and 1 (exclusive).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use redis_cache::LoadOptions;
+    ///
+    /// let options = LoadOptions::default().eager_refresh(0.1).expect("a part of the TTL");
+    /// assert_eq!(options.refresh_part(), Some(0.1));
+    /// assert!(LoadOptions::default().eager_refresh(1.5).is_err());
+    /// ```
+    pub fn eager_refresh(mut self, part: f64) -> Result<Self, CacheError> {
+        if !(part > 0.0 && part < 1.0) {
+            return Err(CacheError::InvalidOption {
+                option: "eager_refresh",
+                reason: "the part of the TTL must be between 0 and 1",
+            });
+        }
+        // In (0, 1), so in 0..=1000: the cast cannot truncate.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let per_mille = (part * 1000.0).round() as u16;
+        self.refresh_per_mille = Some(per_mille.max(1));
+        Ok(self)
+    }
+
+    /// The part of the TTL in which reads start a refresh, when set.
+    pub fn refresh_part(&self) -> Option<f64> {
+        self.refresh_per_mille.map(|p| f64::from(p) / 1000.0)
     }
 }

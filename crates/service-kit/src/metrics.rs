@@ -107,6 +107,7 @@ impl Metrics {
             counter!("cache_loads_total").absolute(cache.loads);
             counter!("cache_coalesced_waits_total").absolute(cache.coalesced_waits);
             counter!("cache_stale_served_total").absolute(cache.stale_served);
+            counter!("cache_refreshes_total").absolute(cache.refreshes);
             let flows = [
                 ("sent", cache.invalidations_sent),
                 ("received", cache.invalidations_received),
@@ -186,6 +187,10 @@ fn describe() {
     describe_counter!(
         "cache_stale_served_total",
         "get_or_load_with calls answered with a value past its expiry because the loader failed or timed out (fail-safe)"
+    );
+    describe_counter!(
+        "cache_refreshes_total",
+        "Eager refreshes started by this instance: background reloads of values read in the last part of their TTL"
     );
     describe_counter!(
         "cache_invalidations_total",

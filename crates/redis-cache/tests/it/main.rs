@@ -15,6 +15,7 @@ mod own_changes;
 mod patterns;
 mod purge;
 mod purge_jobs;
+mod refresh;
 mod ttl;
 mod two_tier;
 mod values;
