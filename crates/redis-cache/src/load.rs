@@ -230,7 +230,7 @@ impl CacheService {
         let epoch = l1.as_ref().map(|l1| l1.epoch(key.as_str()));
         // A value past its logical expiry, kept for fail-safe: served only
         // if the reload fails (see fail_safe.rs).
-        let mut kept = None;
+        let mut kept: Option<Kept<T>> = None;
         // Whether the key may be claimed: absent, or only kept.
         let claimable = match self.inner.store.get_with_ttl(key.as_str()).await {
             Ok(Some(fetched)) => {
@@ -300,27 +300,116 @@ impl CacheService {
             None
         };
 
+        // With a soft timeout, a kept value answers at once while another
+        // caller (or instance) holds the lease: its load will refresh it.
+        if lease.is_none()
+            && options.soft().is_some()
+            && let Some(stale) = kept.take()
+        {
+            return Ok(self.serve_stale(key, stale.value));
+        }
         bump(&self.inner.tally.loads);
-        let loaded = run_loader(options, loader).await;
+        // Bounded even without a hard timeout when it may finish in the
+        // background: past the lease its value could not be cached anyway.
+        let limit = options
+            .loader_timeout()
+            .or_else(|| (options.soft().is_some() && kept.is_some()).then_some(lease::LEASE_TTL));
+        let mut load = Box::pin(run_loader(limit, loader));
+        let loaded = match (options.soft(), kept) {
+            (Some(soft), Some(stale)) => match tokio::time::timeout(soft, &mut load).await {
+                Ok(loaded) => {
+                    kept = Some(stale);
+                    loaded
+                }
+                Err(_) => {
+                    // Soft timeout: the kept value now, the load's value
+                    // (if any) into the cache when it comes.
+                    let write = WriteBack {
+                        expiry,
+                        options: options.clone(),
+                        max_stale,
+                        replacing: Some((stale.bytes, stale.window)),
+                        epoch,
+                    };
+                    self.finish_in_background(key, lease, load, write);
+                    return Ok(self.serve_stale(key, stale.value));
+                }
+            },
+            (_, stale) => {
+                kept = stale;
+                load.await
+            }
+        };
         if loaded.is_err()
             && let Some(kept) = kept
         {
             if let Some(lease) = lease {
                 let _ = lease.release(&self.inner.store, key).await;
             }
-            bump(&self.inner.tally.stale_served);
-            debug!(
-                cache.family = key.family().name(),
-                "loader failed; serving the kept value (fail-safe)"
-            );
-            return Ok(LoadOutcome {
-                value: kept.value,
-                stale: true,
-            });
+            return Ok(self.serve_stale(key, kept.value));
         }
         let Some(lease) = lease else {
             return loaded.map(LoadOutcome::fresh);
         };
+        let write = WriteBack {
+            expiry,
+            options: options.clone(),
+            max_stale,
+            replacing: kept.map(|kept| (kept.bytes, kept.window)),
+            epoch,
+        };
+        self.write_back(key, lease, loaded, write)
+            .await
+            .map(LoadOutcome::fresh)
+    }
+
+    /// The kept value, flagged stale and counted (fail-safe).
+    fn serve_stale<T>(&self, key: &RedisKey, value: T) -> LoadOutcome<T> {
+        bump(&self.inner.tally.stale_served);
+        debug!(
+            cache.family = key.family().name(),
+            "loader failed or slow; serving the kept value (fail-safe)"
+        );
+        LoadOutcome { value, stale: true }
+    }
+
+    /// Lets a load that passed its soft timeout finish in a task of its
+    /// own (bounded: see `load_through`) and write its value back.
+    fn finish_in_background<T, E, L>(
+        &self,
+        key: &RedisKey,
+        lease: Option<Lease>,
+        load: L,
+        write: WriteBack,
+    ) where
+        T: CacheValue + Serialize,
+        E: Send + Sync + 'static,
+        L: Future<Output = Result<T, LoadError<E>>> + Send + 'static,
+    {
+        bump(&self.inner.tally.background_loads);
+        let (this, key) = (self.clone(), key.clone());
+        tokio::spawn(async move {
+            let loaded = load.await;
+            match lease {
+                Some(lease) => drop(this.write_back(&key, lease, loaded, write).await),
+                None => drop(loaded),
+            }
+        });
+    }
+
+    /// Writes a loaded value back under `lease` (see `lease.rs`), or gives
+    /// the lease back when there is nothing to write or the key changed.
+    async fn write_back<T, E>(
+        &self,
+        key: &RedisKey,
+        lease: Lease,
+        loaded: Result<T, LoadError<E>>,
+        write: WriteBack,
+    ) -> Result<T, LoadError<E>>
+    where
+        T: CacheValue + Serialize,
+    {
+        let l1 = self.l1_for(key).cloned();
         let encoded = loaded.as_ref().ok().map(|value| {
             codec::encode(value, self.inner.config.max_value_bytes).inspect_err(
                 |error| warn!(cache.family = key.family().name(), %error, "loaded value not cached"),
@@ -329,28 +418,33 @@ impl CacheService {
         let Some(Ok(bytes)) = encoded else {
             // Nothing to write: give the key back at once.
             let _ = lease.release(&self.inner.store, key).await;
-            return loaded.map(LoadOutcome::fresh);
+            return loaded;
         };
         // An invalidation this instance heard of during the load (a client
         // that deletes the key without knowing its lease, see lease.rs):
         // the value may predate it.
-        if let (Some(l1), Some(epoch)) = (&l1, epoch)
+        if let (Some(l1), Some(epoch)) = (&l1, write.epoch)
             && l1.epoch(key.as_str()) != epoch
         {
             let _ = lease.release(&self.inner.store, key).await;
-            return loaded.map(LoadOutcome::fresh);
+            return loaded;
         }
         let value = loaded?;
-        let (ttl, kept_for) = write_ttls(options, &expiry, &bytes, max_stale);
-        let replacing = kept.map(|kept| (kept.bytes, kept.window));
+        let (ttl, kept_for) = write_ttls(&write.options, &write.expiry, &bytes, write.max_stale);
         match lease
-            .fulfil(&self.inner.store, key, bytes.clone(), kept_for, replacing)
+            .fulfil(
+                &self.inner.store,
+                key,
+                bytes.clone(),
+                kept_for,
+                write.replacing,
+            )
             .await
         {
             Ok(true) => {
                 bump(&self.inner.tally.sets);
                 // The L1 refuses it if anything was invalidated meanwhile.
-                if let (Some(l1), Some(epoch)) = (&l1, epoch) {
+                if let (Some(l1), Some(epoch)) = (&l1, write.epoch) {
                     l1.fill(key, bytes, Some(ttl), Some(value.clone()), epoch);
                 }
             }
@@ -365,7 +459,7 @@ impl CacheService {
                 }
             }
         }
-        Ok(LoadOutcome::fresh(value))
+        Ok(value)
     }
 
     /// The fail-safe window of a load of `key`: the call's own, else its
@@ -377,17 +471,28 @@ impl CacheService {
     }
 }
 
-/// Runs `loader`, within the options' time limit: past it the loader's
-/// future is dropped, which cancels it (nothing is left running).
+/// How a load's value is written back.
+struct WriteBack {
+    expiry: Expiry,
+    options: LoadOptions,
+    max_stale: Option<Duration>,
+    /// The kept value a fail-safe load replaces (see `Lease::fulfil`).
+    replacing: Option<(Bytes, Duration)>,
+    /// The L1's epoch before the load, when there is an L1.
+    epoch: Option<crate::l1::Epoch>,
+}
+
+/// Runs `loader` within `limit`: past it the loader's future is dropped,
+/// which cancels it (nothing is left running).
 pub(crate) async fn run_loader<T, E, F, Fut>(
-    options: &LoadOptions,
+    limit: Option<Duration>,
     loader: F,
 ) -> Result<T, LoadError<E>>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    match options.loader_timeout() {
+    match limit {
         Some(limit) => match tokio::time::timeout(limit, loader()).await {
             Ok(result) => result.map_err(|e| LoadError::Loader(Arc::new(e))),
             Err(_) => Err(LoadError::TimedOut),

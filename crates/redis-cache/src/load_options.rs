@@ -29,6 +29,7 @@ pub struct LoadOptions {
     timeout: Option<Duration>,
     /// Per mille of the TTL (an integer keeps the type `Eq`).
     refresh_per_mille: Option<u16>,
+    soft_timeout: Option<Duration>,
 }
 
 impl LoadOptions {
@@ -141,6 +142,41 @@ impl LoadOptions {
     /// The loader's time limit, when set.
     pub fn loader_timeout(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    /// Soft timeout: when fail-safe holds a kept value for the key (see
+    /// [`fail_safe`](Self::fail_safe)) and the loader has not answered
+    /// after `after`, the callers get the kept value (stale) at once while
+    /// the loader finishes in a background task and writes its value to the
+    /// cache as any load would. That task is bounded by the hard
+    /// [`timeout`](Self::timeout), or by the 10 s lease when none is set
+    /// (past it the value could not be cached anyway), and counted
+    /// (`background_loads`). Without a kept value callers wait for the
+    /// loader as before (up to the hard timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use redis_cache::LoadOptions;
+    ///
+    /// // Answer within ~100 ms with the last value if the source is slow;
+    /// // give the source 2 s to refresh the cache in the background.
+    /// let options = LoadOptions::default()
+    ///     .fail_safe(Duration::from_secs(3600))
+    ///     .soft_timeout(Duration::from_millis(100))
+    ///     .timeout(Duration::from_secs(2));
+    /// assert_eq!(options.soft(), Some(Duration::from_millis(100)));
+    /// ```
+    #[must_use]
+    pub fn soft_timeout(mut self, after: Duration) -> Self {
+        self.soft_timeout = Some(after);
+        self
+    }
+
+    /// The soft timeout, when set.
+    pub fn soft(&self) -> Option<Duration> {
+        self.soft_timeout
     }
 
     /// Eager refresh: a call that finds the value in Redis with at most

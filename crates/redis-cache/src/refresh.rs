@@ -90,7 +90,7 @@ impl CacheService {
         let l1 = self.l1_for(key).cloned();
         let epoch = l1.as_ref().map(|l1| l1.epoch(key.as_str()));
         bump(&self.inner.tally.loads);
-        let loaded: Result<T, LoadError<E>> = run_loader(options, loader).await;
+        let loaded: Result<T, LoadError<E>> = run_loader(options.loader_timeout(), loader).await;
         let encoded = loaded.ok().and_then(|value| {
             Some((
                 codec::encode(&value, self.inner.config.max_value_bytes).ok()?,

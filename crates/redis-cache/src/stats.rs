@@ -19,6 +19,7 @@ pub(crate) struct Tally {
     pub(crate) coalesced_waits: AtomicU64,
     pub(crate) stale_served: AtomicU64,
     pub(crate) refreshes: AtomicU64,
+    pub(crate) background_loads: AtomicU64,
     pub(crate) invalidations_sent: AtomicU64,
     pub(crate) invalidations_received: AtomicU64,
     pub(crate) invalidations_applied: AtomicU64,
@@ -75,6 +76,7 @@ impl Tally {
             coalesced_waits: get(&self.coalesced_waits),
             stale_served: get(&self.stale_served),
             refreshes: get(&self.refreshes),
+            background_loads: get(&self.background_loads),
             invalidations_sent: get(&self.invalidations_sent),
             invalidations_received: get(&self.invalidations_received),
             invalidations_applied: get(&self.invalidations_applied),
@@ -116,6 +118,9 @@ pub struct CacheStats {
     /// Eager refreshes started by this instance (it held the key's lease):
     /// background reloads of values read in the last part of their TTL.
     pub refreshes: u64,
+    /// Loads that passed their soft timeout and finished in the background
+    /// while callers got the kept value (each bounded in time).
+    pub background_loads: u64,
     /// Invalidations published by this instance.
     pub invalidations_sent: u64,
     /// Invalidations received from other instances.

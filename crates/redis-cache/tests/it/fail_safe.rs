@@ -4,6 +4,7 @@
 //! state.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use redis_cache::{CacheError, CacheService, FailSafePolicy, LoadError, LoadOptions};
@@ -232,4 +233,77 @@ async fn security_state_refuses_fail_safe() {
     assert_eq!(redis.dbsize(), 0);
     let session = FailSafePolicy::default().with(KeyFamily::Session, MAX_STALE);
     assert!(matches!(session, Err(CacheError::StaleNotAllowed { .. })));
+}
+
+// Past the soft timeout callers get the kept value at once while the
+// loader finishes in the background and writes its value; a caller that
+// comes meanwhile gets the kept value too, without a second loader call.
+#[tokio::test]
+async fn a_soft_timeout_serves_the_kept_value_while_the_load_finishes() {
+    let redis = RedisServer::start().await;
+    let cache = cache_on(&redis).await;
+    let key = shard_key("t", "s");
+    let options = fail_safe().soft_timeout(Duration::from_millis(50));
+    kept(&cache, &redis, &key, &options).await;
+    let (calls, release) = (Arc::new(AtomicU32::new(0)), Arc::new(Notify::new()));
+    for _ in 0..2 {
+        let (calls, release) = (calls.clone(), release.clone());
+        let read = cache.get_or_load_with(&key, TTL, &options, move || async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            release.notified().await;
+            Ok::<_, std::io::Error>("v2".to_owned())
+        });
+        let served = tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("the soft timeout bounds the wait")
+            .unwrap();
+        assert_eq!((served.value.as_str(), served.stale), ("v1", true));
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "one loader call");
+    assert_eq!(cache.stats().background_loads, 1);
+    release.notify_one();
+    wait_for(
+        "the background load's value",
+        Duration::from_secs(3),
+        || async { redis.cmd(&["GET", key.as_str()]).as_string().as_deref() == Some(r#""v2""#) },
+    )
+    .await;
+}
+
+// A background completion is bounded by the hard timeout: a loader that
+// never answers is cancelled (its future dropped) and its lease given back.
+#[tokio::test]
+async fn a_background_load_is_cancelled_at_the_hard_timeout() {
+    let redis = RedisServer::start().await;
+    let cache = cache_on(&redis).await;
+    let key = shard_key("t", "s");
+    let options = fail_safe()
+        .soft_timeout(Duration::from_millis(50))
+        .timeout(Duration::from_millis(300));
+    kept(&cache, &redis, &key, &options).await;
+    let dropped = Arc::new(Notify::new());
+    let guard = dropped.clone();
+    let served = cache
+        .get_or_load_with(&key, TTL, &options, move || async move {
+            let _guard = NotifyOnDrop(guard);
+            std::future::pending::<Result<String, std::io::Error>>().await
+        })
+        .await
+        .unwrap();
+    assert!(served.stale);
+    tokio::time::timeout(Duration::from_secs(5), dropped.notified())
+        .await
+        .expect("the background loader is cancelled");
+    let lease = RedisKey::load_lease_of(key.as_str());
+    wait_for(
+        "the lease to be given back",
+        Duration::from_secs(3),
+        || async { redis.cmd(&["EXISTS", &lease]).as_int() == Some(0) },
+    )
+    .await;
+    assert_eq!(
+        redis.cmd(&["GET", key.as_str()]).as_string().as_deref(),
+        Some(r#""v1""#),
+        "the kept value stays"
+    );
 }
