@@ -6,6 +6,9 @@
 //!
 //! - single and bulk reads and writes (`get`, `set`, `mget`, `mset`), `delete`,
 //!   `exists`, `expire`, `ttl` ([`KeyTtl`]);
+//! - cache-aside loads (`get_or_load`, and `get_or_load_with` with
+//!   [`LoadOptions`]: negative caching, loader timeouts, fail-safe per call
+//!   or per family ([`FailSafePolicy`]), eager refresh);
 //! - counters and atomic rate-limit windows ([`RateWindow`]);
 //! - pattern deletion through the tenant's key index (`delete_pattern`,
 //!   `flush_tenant`), or a page at a time for operators' tools that pace,
