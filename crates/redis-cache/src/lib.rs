@@ -76,6 +76,7 @@ mod stats;
 mod store;
 mod throttle;
 mod write;
+mod write_back;
 
 pub use config::{CACHE_ENV_VARS, CacheConfig, L1Config, PurgeMode, ReadMode};
 pub use counters::RateWindow;

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use serde::Serialize;
 use shared_types::RedisKey;
-use tracing::{debug, instrument, warn};
+use tracing::instrument;
 
 use crate::codec;
 use crate::config::ReadMode;
@@ -22,6 +22,7 @@ use crate::read::CacheValue;
 use crate::refresh::Current;
 use crate::service::CacheService;
 use crate::stats::bump;
+use crate::write_back::{WriteBack, run_loader};
 
 /// Why `get_or_load` produced no value.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +67,7 @@ pub struct LoadOutcome<T> {
 }
 
 impl<T> LoadOutcome<T> {
-    fn fresh(value: T) -> Self {
+    pub(crate) fn fresh(value: T) -> Self {
         Self {
             value,
             stale: false,
@@ -363,105 +364,6 @@ impl CacheService {
             .map(LoadOutcome::fresh)
     }
 
-    /// The kept value, flagged stale and counted (fail-safe).
-    fn serve_stale<T>(&self, key: &RedisKey, value: T) -> LoadOutcome<T> {
-        bump(&self.inner.tally.stale_served);
-        debug!(
-            cache.family = key.family().name(),
-            "loader failed or slow; serving the kept value (fail-safe)"
-        );
-        LoadOutcome { value, stale: true }
-    }
-
-    /// Lets a load that passed its soft timeout finish in a task of its
-    /// own (bounded: see `load_through`) and write its value back.
-    fn finish_in_background<T, E, L>(
-        &self,
-        key: &RedisKey,
-        lease: Option<Lease>,
-        load: L,
-        write: WriteBack,
-    ) where
-        T: CacheValue + Serialize,
-        E: Send + Sync + 'static,
-        L: Future<Output = Result<T, LoadError<E>>> + Send + 'static,
-    {
-        bump(&self.inner.tally.background_loads);
-        let (this, key) = (self.clone(), key.clone());
-        tokio::spawn(async move {
-            let loaded = load.await;
-            match lease {
-                Some(lease) => drop(this.write_back(&key, lease, loaded, write).await),
-                None => drop(loaded),
-            }
-        });
-    }
-
-    /// Writes a loaded value back under `lease` (see `lease.rs`), or gives
-    /// the lease back when there is nothing to write or the key changed.
-    async fn write_back<T, E>(
-        &self,
-        key: &RedisKey,
-        lease: Lease,
-        loaded: Result<T, LoadError<E>>,
-        write: WriteBack,
-    ) -> Result<T, LoadError<E>>
-    where
-        T: CacheValue + Serialize,
-    {
-        let l1 = self.l1_for(key).cloned();
-        let encoded = loaded.as_ref().ok().map(|value| {
-            codec::encode(value, self.inner.config.max_value_bytes).inspect_err(
-                |error| warn!(cache.family = key.family().name(), %error, "loaded value not cached"),
-            )
-        });
-        let Some(Ok(bytes)) = encoded else {
-            // Nothing to write: give the key back at once.
-            let _ = lease.release(&self.inner.store, key).await;
-            return loaded;
-        };
-        // An invalidation this instance heard of during the load (a client
-        // that deletes the key without knowing its lease, see lease.rs):
-        // the value may predate it.
-        if let (Some(l1), Some(epoch)) = (&l1, write.epoch)
-            && l1.epoch(key.as_str()) != epoch
-        {
-            let _ = lease.release(&self.inner.store, key).await;
-            return loaded;
-        }
-        let value = loaded?;
-        let (ttl, kept_for) = write_ttls(&write.options, &write.expiry, &bytes, write.max_stale);
-        match lease
-            .fulfil(
-                &self.inner.store,
-                key,
-                bytes.clone(),
-                kept_for,
-                write.replacing,
-            )
-            .await
-        {
-            Ok(true) => {
-                bump(&self.inner.tally.sets);
-                // The L1 refuses it if anything was invalidated meanwhile.
-                if let (Some(l1), Some(epoch)) = (&l1, write.epoch) {
-                    l1.fill(key, bytes, Some(ttl), Some(value.clone()), epoch);
-                }
-            }
-            Ok(false) => debug!(
-                cache.family = key.family().name(),
-                "changed during load; not caching the loaded value"
-            ),
-            Err(error) => {
-                bump(&self.inner.tally.errors);
-                if let Some(suppressed) = self.inner.write_errors.check() {
-                    warn!(%error, suppressed, "could not cache a loaded value");
-                }
-            }
-        }
-        Ok(value)
-    }
-
     /// The fail-safe window of a load of `key`: the call's own, else its
     /// family's policy (a call's is checked before its flight starts).
     pub(crate) fn max_stale_for(&self, key: &RedisKey, options: &LoadOptions) -> Option<Duration> {
@@ -469,52 +371,6 @@ impl CacheService {
             .max_stale()
             .or_else(|| self.inner.config.fail_safe.max_stale(key.family()))
     }
-}
-
-/// How a load's value is written back.
-struct WriteBack {
-    expiry: Expiry,
-    options: LoadOptions,
-    max_stale: Option<Duration>,
-    /// The kept value a fail-safe load replaces (see `Lease::fulfil`).
-    replacing: Option<(Bytes, Duration)>,
-    /// The L1's epoch before the load, when there is an L1.
-    epoch: Option<crate::l1::Epoch>,
-}
-
-/// Runs `loader` within `limit`: past it the loader's future is dropped,
-/// which cancels it (nothing is left running).
-pub(crate) async fn run_loader<T, E, F, Fut>(
-    limit: Option<Duration>,
-    loader: F,
-) -> Result<T, LoadError<E>>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    match limit {
-        Some(limit) => match tokio::time::timeout(limit, loader()).await {
-            Ok(result) => result.map_err(|e| LoadError::Loader(Arc::new(e))),
-            Err(_) => Err(LoadError::TimedOut),
-        },
-        None => loader().await.map_err(|e| LoadError::Loader(Arc::new(e))),
-    }
-}
-
-/// The TTL a loaded value (`bytes`) is fresh for, and how long Redis keeps
-/// it: "not found" for the negative TTL at most, and with fail-safe
-/// `max_stale` longer.
-pub(crate) fn write_ttls(
-    options: &LoadOptions,
-    expiry: &Expiry,
-    bytes: &[u8],
-    max_stale: Option<Duration>,
-) -> (Duration, Duration) {
-    let ttl = match options.negative() {
-        Some(negative) if bytes == b"null" => expiry.resolve().min(negative),
-        _ => expiry.resolve(),
-    };
-    (ttl, ttl + max_stale.unwrap_or_default())
 }
 
 /// A value found past its logical expiry by a fail-safe load.

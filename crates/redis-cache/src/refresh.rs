@@ -26,11 +26,12 @@ use crate::codec;
 use crate::expiry::Expiry;
 use crate::flight::Role;
 use crate::lease::Lease;
-use crate::load::{LoadError, run_loader, write_ttls};
+use crate::load::LoadError;
 use crate::load_options::LoadOptions;
 use crate::read::CacheValue;
 use crate::service::CacheService;
 use crate::stats::bump;
+use crate::write_back::{run_loader, write_ttls};
 
 /// The flight type of refreshes: never a load's result type.
 struct Refresh;
