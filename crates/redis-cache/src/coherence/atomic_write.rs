@@ -42,10 +42,9 @@ if ARGV[1] == 'set' then
 elseif ARGV[1] == 'pexpire' then
   reply = redis.call('PEXPIRE', KEYS[1], ARGV[4])
 else
-  reply = redis.call('UNLINK', KEYS[1])
-  if #KEYS > 1 then
-    redis.call('UNLINK', KEYS[2])
-  end
+  -- The key and, as KEYS[2], its load lease: one UNLINK, whose count
+  -- takes a lease for a key, as when the lease was the key's value.
+  reply = redis.call('UNLINK', unpack(KEYS))
 end
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 if #KEYS > 1 and ARGV[1] ~= 'unlink' then
