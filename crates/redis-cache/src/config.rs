@@ -20,6 +20,8 @@ use shared_types::TtlPolicy;
 
 use redis_connection::{ConfigError, Env};
 
+use crate::fail_safe::FailSafePolicy;
+
 /// Every variable [`CacheConfig::from_env`] reads.
 pub const CACHE_ENV_VARS: [&str; 10] = [
     "CACHE_MAX_VALUE_BYTES",
@@ -218,6 +220,9 @@ pub struct CacheConfig {
     /// How much of the invalidation stream this instance's announcements
     /// keep in Redis.
     pub invalidation_retention: Retention,
+    /// Which key families `get_or_load_with` may serve stale when their
+    /// loader fails (off for all by default; see [`FailSafePolicy`]).
+    pub fail_safe: FailSafePolicy,
 }
 
 impl Default for CacheConfig {
@@ -230,6 +235,7 @@ impl Default for CacheConfig {
             shard_ttl: TtlPolicy::shard_structured(),
             l1: Some(L1Config::default()),
             invalidation_retention: Retention::default(),
+            fail_safe: FailSafePolicy::default(),
         }
     }
 }
@@ -267,6 +273,13 @@ impl CacheConfig {
     #[must_use]
     pub fn with_shard_ttl(mut self, shard_ttl: TtlPolicy) -> Self {
         self.shard_ttl = shard_ttl;
+        self
+    }
+
+    /// Which key families may be served stale (see [`FailSafePolicy`]).
+    #[must_use]
+    pub fn with_fail_safe(mut self, fail_safe: FailSafePolicy) -> Self {
+        self.fail_safe = fail_safe;
         self
     }
 

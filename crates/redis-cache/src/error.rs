@@ -27,6 +27,22 @@ pub enum CacheError {
         /// The configured limit (`CACHE_MAX_VALUE_BYTES`).
         max: usize,
     },
+    /// Fail-safe (serving a stale value) was asked for keys that must
+    /// never be served stale: sessions, ACL decisions, other state.
+    /// Nothing was sent.
+    #[error("keys of the {family} family are never served stale")]
+    StaleNotAllowed {
+        /// The family's name.
+        family: &'static str,
+    },
+    /// An option was given a value outside its range; nothing was sent.
+    #[error("{option}: {reason}")]
+    InvalidOption {
+        /// The option's name.
+        option: &'static str,
+        /// What the value must be.
+        reason: &'static str,
+    },
     /// The value could not be serialised to JSON; nothing was sent.
     #[error("value could not be encoded as JSON: {0}")]
     Encode(#[source] redis_pubsub::EncodeError),

@@ -310,7 +310,7 @@ impl Store {
         let mut deleted = 0;
         loop {
             let (next, keys) = self.index_page(&client, pattern, cursor, count).await?;
-            deleted += self.unlink_on(&client, keys).await?;
+            deleted += self.unlink_with_leases_on(&client, keys).await?;
             if next == 0 {
                 return Ok(deleted);
             }

@@ -11,28 +11,53 @@
 //! subscriber reconnects). Only Redis sees both in order.
 //!
 //! **The lease.** On a miss, before running the loader, the loading caller
-//! claims the key: `SET key <lease> NX PX <LEASE_TTL>`, where a lease is a
-//! random token that no JSON value can equal (it starts with a NUL byte).
-//! Every change of the key replaces or removes the lease: a `set`, a delete,
-//! an invalidation (by key or by pattern: `SCAN` finds the lease like any
-//! key), from any instance or client. After the loader, one script writes
-//! the value only if the key still holds this lease, so a change that
-//! reached Redis during the load always wins. A change that reached Redis
-//! before the claim was made to the source of truth before that, so the
-//! loader, which runs after the claim, sees it.
+//! claims the key: `SET {key}:lease <token> NX PX <LEASE_TTL>`, a random
+//! token in a side key ([`RedisKey::load_lease_of`]) whose hash tag is the
+//! whole key, so it lives in the key's cluster slot. The key itself stays
+//! absent: every value any client reads under a cache key (`GET`, `EXISTS`,
+//! the TypeScript services, `redis-cli`) is the cached JSON or nothing.
+//! After the loader, one script (both keys, one slot, one round trip)
+//! writes the value only if the side key still holds this token *and* the
+//! key is still absent, and removes the lease.
+//!
+//! **What wins over a load.** A change that reached Redis during the load:
+//! - a `set` (from any client): the key exists at settle time, so the
+//!   loaded value is dropped and the newer one stays;
+//! - a `delete` or `invalidate` by key from any instance of this layer: the
+//!   delete removes the key and its lease in one script
+//!   (`coherence/atomic_write.rs`), so the token is gone at settle time;
+//! - a pattern invalidation or tenant purge: the lease's key was indexed
+//!   when it was claimed, so an index purge finds it and removes its lease
+//!   with it; a purge by `SCAN` also scans for the leases of the pattern
+//!   ([`shared_types::KeyPattern::load_leases`]).
+//!
+//! A change that reached Redis before the claim was made to the source of
+//! truth before that, so the loader, which runs after the claim, sees it.
+//!
+//! **The price of an invisible lease.** A raw `DEL` of the key by a client
+//! that does not know the side key (the TypeScript package, `redis-cli`)
+//! while the key is absent leaves no trace in Redis, so it cannot stop the
+//! write-back (when the lease was the key's value, the `DEL` removed it).
+//! On a two-tier instance the invalidation such a client publishes still
+//! does, when it arrives before the write-back: the load's value is then
+//! not cached (`load.rs` checks the L1's epoch). Another client's `SET`
+//! always wins.
 //!
 //! Readers take a lease for a miss (never for an undecodable value, which
 //! they would delete). A lease lives at most [`LEASE_TTL`]: a slower loader's
 //! value is returned but not cached, and a caller that vanished mid-load
-//! keeps its key uncached that long. When the key is not absent (another
-//! caller holds a lease) or Redis cannot take the claim, the load runs
-//! without one and its value is not cached.
+//! keeps its key uncached that long. When another caller holds the lease or
+//! Redis cannot take the claim, the load runs without one and its value is
+//! not cached. Instances of older versions stored the lease *as the key's
+//! value*, starting with a NUL byte; readers still take such a value for a
+//! miss ([`is_lease`]) while both versions run.
 
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use redis_connection::RedisOp;
 use redis_connection::fred::interfaces::{ClientLike, KeysInterface};
+use redis_connection::fred::prelude::Client;
 use redis_connection::fred::types::config::Options;
 use redis_connection::fred::types::scripts::Script;
 use redis_connection::fred::types::{Expiration, Key, SetOptions, Value};
@@ -46,25 +71,36 @@ use crate::store::{Store, millis};
 /// The longest a loader may run and still have its value cached.
 pub(crate) const LEASE_TTL: Duration = Duration::from_secs(10);
 
-/// What every lease starts with; JSON text never starts with a NUL byte.
+/// What an older version's lease, stored as the key's value, starts with;
+/// JSON text never starts with a NUL byte.
 const PREFIX: &[u8] = b"\0lease:";
 
-/// Writes `ARGV[2]` (expiring after `ARGV[3]` ms) if `KEYS[1]` still holds
-/// the lease `ARGV[1]`; deletes the key instead when `ARGV[2]` is empty (an
-/// encoded value never is). Answers 1 if it did.
+/// `KEYS[1]`: the key; `KEYS[2]`: its lease. If the lease still holds
+/// `ARGV[1]`, removes it and, unless `ARGV[2]` is empty (a release: an
+/// encoded value never is), writes `ARGV[2]` (expiring after `ARGV[3]` ms)
+/// where the key is still absent, or still holds `ARGV[4]` (a value a
+/// fail-safe load found past its logical expiry; empty otherwise) with at
+/// most `ARGV[5]` ms left. Answers 1 if it wrote (or released).
 const SETTLE_LUA: &str = r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
   return 0
 end
+redis.call('DEL', KEYS[2])
 if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
 end
+local current = redis.call('GET', KEYS[1])
+if current then
+  if current ~= ARGV[4] or redis.call('PTTL', KEYS[1]) > tonumber(ARGV[5]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 ";
 
-/// Whether a stored value is a lease: a miss for every reader.
+/// Whether a stored value is an older version's lease: a miss for every
+/// reader.
 pub(crate) fn is_lease(bytes: &[u8]) -> bool {
     bytes.starts_with(PREFIX)
 }
@@ -76,16 +112,18 @@ pub(crate) struct Lease {
 }
 
 impl Lease {
-    /// Claims `key` if it is absent; `None` if it is not, or if Redis could
-    /// not take the claim (then nothing is written back). Cached data's
-    /// leases are indexed first, like any value (see `index.rs`), so that a
-    /// tenant purge during the load removes the lease and the loaded value
-    /// is not written back over the purge.
+    /// Claims `key` (which the caller found absent); `None` if another
+    /// caller holds its lease, or if Redis could not take the claim (then
+    /// nothing is written back). For cached data the key is indexed first,
+    /// like any value (see `index.rs`), so that a tenant purge during the
+    /// load finds it and removes its lease, and the loaded value is not
+    /// written back over the purge.
     pub(crate) async fn claim(store: &Store, key: &RedisKey) -> Option<Self> {
-        let mut token = BytesMut::with_capacity(PREFIX.len() + 32);
-        token.put_slice(PREFIX);
-        token.put_slice(format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)).as_bytes());
-        let token = token.freeze();
+        let token = Bytes::from(format!(
+            "{:016x}{:016x}",
+            fastrand::u64(..),
+            fastrand::u64(..)
+        ));
         let options = Options {
             fail_fast: true,
             ..Options::default()
@@ -104,7 +142,7 @@ impl Lease {
         let claim = store.timed(
             RedisOp::SET,
             fast.set::<Value, _, _>(
-                key.as_str(),
+                RedisKey::load_lease_of(key.as_str()),
                 token.clone(),
                 Some(Expiration::PX(millis(LEASE_TTL))),
                 Some(SetOptions::NX),
@@ -119,22 +157,28 @@ impl Lease {
         }
     }
 
-    /// Writes `value` in place of the lease, unless the key changed since
-    /// the claim; `Ok(false)` when it did (nothing written).
+    /// Writes `value` and removes the lease, unless the key changed since
+    /// the claim; `Ok(false)` when it did (nothing written). `replacing`:
+    /// the value the load found past its logical expiry (fail-safe) and how
+    /// much of its TTL is its stale window; the write replaces it only if
+    /// the key still holds it, still in that window (a `set` meanwhile
+    /// gave it a new TTL).
     pub(crate) async fn fulfil(
         self,
         store: &Store,
         key: &RedisKey,
         value: Bytes,
         ttl: Duration,
+        replacing: Option<(Bytes, Duration)>,
     ) -> Result<bool, CacheError> {
-        self.settle(store, key, value, ttl).await
+        self.settle(store, key, value, ttl, replacing).await
     }
 
-    /// Gives the claim up (deletes the lease if it is still there), so that
-    /// the key is not kept uncached for the rest of [`LEASE_TTL`].
+    /// Gives the claim up (deletes the lease if it is still this one), so
+    /// that the key is not kept uncached for the rest of [`LEASE_TTL`].
     pub(crate) async fn release(self, store: &Store, key: &RedisKey) -> Result<bool, CacheError> {
-        self.settle(store, key, Bytes::new(), Duration::ZERO).await
+        self.settle(store, key, Bytes::new(), Duration::ZERO, None)
+            .await
     }
 
     /// Runs the settle script; a value written back is indexed first, with
@@ -145,15 +189,18 @@ impl Lease {
         key: &RedisKey,
         value: Bytes,
         ttl: Duration,
+        replacing: Option<(Bytes, Duration)>,
     ) -> Result<bool, CacheError> {
         static SETTLE: std::sync::LazyLock<Script> =
             std::sync::LazyLock::new(|| Script::from_lua(SETTLE_LUA));
         let value_is_empty = value.is_empty();
-        let args = vec![
+        let mut args = vec![
             Value::Bytes(self.token),
             Value::Bytes(value),
             Value::Integer(millis(ttl).max(1)),
         ];
+        let (expected, window) = replacing.unwrap_or_default();
+        args.extend([Value::Bytes(expected), Value::Integer(millis(window))]);
         let client = store.client().clone();
         let index = RedisKey::tenant_index_of(key);
         let members = [(key.as_str(), held(ttl))];
@@ -164,11 +211,42 @@ impl Lease {
                 Ok(())
             }
         };
-        let settled =
-            store.run_script_on::<i64>(&client, &SETTLE, vec![Key::from(key.as_str())], args);
+        let keys = vec![
+            Key::from(key.as_str()),
+            Key::from(RedisKey::load_lease_of(key.as_str())),
+        ];
+        let settled = store.run_script_on::<i64>(&client, &SETTLE, keys, args);
         let (indexed, done) = futures::join!(indexed, settled);
         indexed?;
         Ok(done? == 1)
+    }
+}
+
+impl Store {
+    /// `UNLINK` of `keys` and of their leases (see the module docs), both
+    /// through `client`, sent together: one round trip. Answers how many
+    /// of `keys` existed; a lease is not a key and is not counted. Every
+    /// deletion that makes keys stale (a delete, an invalidation, a purge)
+    /// takes this path, so that a load in progress is not written back
+    /// over it.
+    pub(crate) async fn unlink_with_leases_on(
+        &self,
+        client: &Client,
+        keys: Vec<Key>,
+    ) -> Result<u64, CacheError> {
+        let leases = keys
+            .iter()
+            .filter_map(|key| key.as_str())
+            .map(|key| Key::from(RedisKey::load_lease_of(key)))
+            .collect();
+        // Boxed: an unlink's future is large on a cluster (a pipeline per
+        // slot), and two side by side would grow every purge's future.
+        let (deleted, leases) = futures::join!(
+            Box::pin(self.unlink_on(client, keys)),
+            Box::pin(self.unlink_on(client, leases))
+        );
+        leases?;
+        deleted
     }
 }
 

@@ -6,6 +6,9 @@
 //!
 //! - single and bulk reads and writes (`get`, `set`, `mget`, `mset`), `delete`,
 //!   `exists`, `expire`, `ttl` ([`KeyTtl`]);
+//! - cache-aside loads (`get_or_load`, and `get_or_load_with` with
+//!   [`LoadOptions`]: negative caching, loader timeouts, fail-safe per call
+//!   or per family ([`FailSafePolicy`]), eager refresh);
 //! - counters and atomic rate-limit windows ([`RateWindow`]);
 //! - pattern deletion through the tenant's key index (`delete_pattern`,
 //!   `flush_tenant`), or a page at a time for operators' tools that pace,
@@ -26,10 +29,10 @@
 //!
 //! **Shared with the TypeScript services** (README, "Sharing Redis with the
 //! TypeScript services"): a value is stored as its JSON text, what
-//! `JSON.parse` reads, under the key layouts both packages build (the one
-//! exception: the lease a `get_or_load` holds on a missing key while it
-//! loads); a two-tier cache applies every message on an invalidation
-//! channel, whoever sent it and whatever its payload.
+//! `JSON.parse` reads, under the key layouts both packages build (the lease
+//! a `get_or_load` holds while it loads is a side key, never the value); a
+//! two-tier cache applies every message on an invalidation channel, whoever
+//! sent it and whatever its payload.
 //!
 //! ```no_run
 //! use redis_cache::{CacheConfig, CacheService};
@@ -53,6 +56,7 @@ mod counters;
 mod delete_pattern;
 mod error;
 mod expiry;
+mod fail_safe;
 mod flight;
 mod index;
 mod index_memo;
@@ -60,23 +64,28 @@ mod inspect;
 mod l1;
 mod lease;
 mod load;
+mod load_options;
 mod members;
 mod mset;
 mod purge_jobs;
 mod purge_step;
 mod read;
+mod refresh;
 mod service;
 mod stats;
 mod store;
 mod throttle;
 mod write;
+mod write_back;
 
 pub use config::{CACHE_ENV_VARS, CacheConfig, L1Config, PurgeMode, ReadMode, Retention};
 pub use counters::RateWindow;
 pub use error::CacheError;
 pub use expiry::{Expiry, KeyTtl};
+pub use fail_safe::FailSafePolicy;
 pub use inspect::KeyInfo;
-pub use load::LoadError;
+pub use load::{LoadError, LoadOutcome};
+pub use load_options::LoadOptions;
 pub use purge_jobs::{
     Claim, FINISHED_TTL, JobProgress, JobState, LEASE_TTL, LoadedJob, PurgeJobs, RUNNING,
 };

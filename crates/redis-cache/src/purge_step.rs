@@ -135,7 +135,7 @@ impl CacheService {
                 .bus
                 .as_ref()
                 .map(|_| Invalidation::for_pattern(pattern));
-            let deletion = store.unlink_on(&client, keys);
+            let deletion = store.unlink_with_leases_on(&client, keys);
             // Boxed, as `invalidate` boxes a purge: large and rare.
             Box::pin(self.delete_announced(pattern, announcement, deletion)).await?
         };

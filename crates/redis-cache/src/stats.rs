@@ -17,6 +17,9 @@ pub(crate) struct Tally {
     pub(crate) decode_failures: AtomicU64,
     pub(crate) loads: AtomicU64,
     pub(crate) coalesced_waits: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
+    pub(crate) refreshes: AtomicU64,
+    pub(crate) background_loads: AtomicU64,
     pub(crate) invalidations_sent: AtomicU64,
     pub(crate) invalidations_received: AtomicU64,
     pub(crate) invalidations_applied: AtomicU64,
@@ -73,6 +76,9 @@ impl Tally {
             decode_failures: get(&self.decode_failures),
             loads: get(&self.loads),
             coalesced_waits: get(&self.coalesced_waits),
+            stale_served: get(&self.stale_served),
+            refreshes: get(&self.refreshes),
+            background_loads: get(&self.background_loads),
             invalidations_sent: get(&self.invalidations_sent),
             invalidations_received: get(&self.invalidations_received),
             invalidations_applied: get(&self.invalidations_applied),
@@ -110,6 +116,15 @@ pub struct CacheStats {
     pub loads: u64,
     /// `get_or_load` callers that waited for another caller's load.
     pub coalesced_waits: u64,
+    /// `get_or_load_with` calls answered with a value past its expiry
+    /// because the loader failed or timed out (fail-safe).
+    pub stale_served: u64,
+    /// Eager refreshes started by this instance (it held the key's lease):
+    /// background reloads of values read in the last part of their TTL.
+    pub refreshes: u64,
+    /// Loads that passed their soft timeout and finished in the background
+    /// while callers got the kept value (each bounded in time).
+    pub background_loads: u64,
     /// Invalidations published by this instance.
     pub invalidations_sent: u64,
     /// Invalidations received from other instances.

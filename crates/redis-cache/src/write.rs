@@ -244,7 +244,15 @@ impl CacheService {
             match mode {
                 PurgeMode::Index => store.delete_indexed(pattern, count).await,
                 PurgeMode::Scan => {
-                    crate::delete_pattern::delete_pattern(store, pattern.as_str(), count).await
+                    use crate::delete_pattern::delete_pattern;
+                    // Boxed: each walk's future is large.
+                    let deleted = Box::pin(delete_pattern(store, pattern.as_str(), count)).await?;
+                    // The leases of keys being loaded (lease.rs), which
+                    // have no value for the first walk to find: a second
+                    // walk, and not counted (a lease is not a key).
+                    let leases = pattern.load_leases();
+                    Box::pin(delete_pattern(store, &leases, count)).await?;
+                    Ok(deleted)
                 }
             }
         };

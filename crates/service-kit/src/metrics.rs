@@ -108,6 +108,9 @@ impl Metrics {
             counter!("cache_decode_failures_total").absolute(cache.decode_failures);
             counter!("cache_loads_total").absolute(cache.loads);
             counter!("cache_coalesced_waits_total").absolute(cache.coalesced_waits);
+            counter!("cache_stale_served_total").absolute(cache.stale_served);
+            counter!("cache_refreshes_total").absolute(cache.refreshes);
+            counter!("cache_background_loads_total").absolute(cache.background_loads);
             let flows = [
                 ("sent", cache.invalidations_sent),
                 ("received", cache.invalidations_received),
@@ -185,6 +188,18 @@ fn describe() {
     describe_counter!(
         "cache_coalesced_waits_total",
         "get_or_load callers that waited for another caller's load instead of loading"
+    );
+    describe_counter!(
+        "cache_stale_served_total",
+        "get_or_load_with calls answered with a value past its expiry because the loader failed or timed out (fail-safe)"
+    );
+    describe_counter!(
+        "cache_refreshes_total",
+        "Eager refreshes started by this instance: background reloads of values read in the last part of their TTL"
+    );
+    describe_counter!(
+        "cache_background_loads_total",
+        "Loads that passed their soft timeout and finished in the background while callers got the kept value"
     );
     describe_counter!(
         "cache_invalidations_total",

@@ -273,6 +273,16 @@ impl RedisKey {
         )
     }
 
+    /// `{<key>}:lease`: where a `get_or_load` of `key` holds its claim while
+    /// it loads (redis-cache's `lease.rs`), beside the key rather than in
+    /// it, so that every value under a cache key is the cached JSON or
+    /// nothing. The whole key is the hash tag: keys never contain braces,
+    /// so the lease hashes exactly as the key does and lives in the key's
+    /// cluster slot, where one script can check both.
+    pub fn load_lease_of(key: &str) -> String {
+        format!("{{{key}}}:lease")
+    }
+
     /// The key as Redis sees it.
     pub fn as_str(&self) -> &str {
         &self.key

@@ -86,6 +86,13 @@ impl KeyPattern {
         &self.pattern
     }
 
+    /// The glob matching the load leases (see [`crate::RedisKey::load_lease_of`])
+    /// of exactly the keys this pattern matches: a purge by `SCAN` must
+    /// find the lease of a key being loaded, which has no value yet.
+    pub fn load_leases(&self) -> String {
+        crate::RedisKey::load_lease_of(&self.pattern)
+    }
+
     /// Whether `key` matches, with Redis glob semantics.
     pub fn matches(&self, key: &str) -> bool {
         glob_match(&self.pattern, key)

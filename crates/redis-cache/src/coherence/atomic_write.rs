@@ -33,10 +33,12 @@ use crate::index::{held, index_fn};
 use crate::store::{Store, millis};
 
 /// `KEYS[1]`: the key; `KEYS[2]`: the invalidation stream; `KEYS[3]`
-/// (optional): the key's tenant's index. `ARGV`: the change (`set`,
-/// `pexpire` or `unlink`), the channel, the payload, the TTL in ms, how
-/// long the index holds the key in ms, the value, the stream's max entries
-/// and window in ms. Answers the change's reply (1 for `set`). The
+/// (optional): the key's tenant's index, or for an `unlink` the key's load
+/// lease (`lease.rs`), removed with the key so that a load in progress is
+/// not written back over the delete. `ARGV`: the change (`set`, `pexpire`
+/// or `unlink`), the channel, the payload, the TTL in ms, how long the
+/// index holds the key in ms, the value, the stream's max entries and
+/// window in ms. Answers the change's reply (1 for `set`). The
 /// announcement (append to the stream, `PUBLISH`) comes right after the
 /// change, before the index update: should the index key hold another
 /// type (a stray writer), the change is still announced.
@@ -50,10 +52,16 @@ if ARGV[1] == 'set' then
 elseif ARGV[1] == 'pexpire' then
   reply = redis.call('PEXPIRE', KEYS[1], ARGV[4])
 else
-  reply = redis.call('UNLINK', KEYS[1])
+  -- The key and, as KEYS[3], its load lease: one UNLINK, whose count
+  -- takes a lease for a key, as when the lease was the key's value.
+  if #KEYS > 2 then
+    reply = redis.call('UNLINK', KEYS[1], KEYS[3])
+  else
+    reply = redis.call('UNLINK', KEYS[1])
+  end
 end
 announce(KEYS[2], ARGV[7], tonumber(ARGV[8]), ARGV[2], ARGV[3])
-if #KEYS > 2 then
+if #KEYS > 2 and ARGV[1] ~= 'unlink' then
   index(KEYS[3], {ARGV[5], KEYS[1]})
 end
 return reply
@@ -118,7 +126,10 @@ impl Store {
             KeyChange::Expire { ttl } => {
                 Ok(u64::from(self.pexpire_indexed_on(client, key, ttl).await?))
             }
-            KeyChange::Unlink => self.unlink_on(client, vec![Key::from(key.as_str())]).await,
+            KeyChange::Unlink => {
+                self.unlink_with_leases_on(client, vec![Key::from(key.as_str())])
+                    .await
+            }
         }
     }
 
@@ -169,7 +180,9 @@ impl Store {
             window,
         ];
         let mut keys = vec![Key::from(key.as_str()), Key::from(INVALIDATION_STREAM)];
-        if indexed.is_some() {
+        if op == "unlink" {
+            keys.push(Key::from(RedisKey::load_lease_of(key.as_str())));
+        } else if indexed.is_some() {
             keys.push(Key::from(RedisKey::tenant_index_of(key).as_str()));
         }
         let reply = self

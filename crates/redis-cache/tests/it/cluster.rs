@@ -442,6 +442,12 @@ async fn no_resurrection_on_a_cluster() {
         })
     };
     entered.notified().await;
+    // The lease is a side key in the key's slot (one script settles both).
+    let lease = shared_types::RedisKey::load_lease_of(key.as_str());
+    let slot = |k: &str| cluster.cmd_on_key_owner(k, &["CLUSTER", "KEYSLOT", k]);
+    assert_eq!(slot(&lease), slot(key.as_str()));
+    let held = cluster.cmd_on_key_owner(&lease, &["EXISTS", &lease]);
+    assert_eq!(held, Reply::Int(1), "the lease is held");
     b.invalidate(&Invalidation::for_key(&key).unwrap())
         .await
         .unwrap();

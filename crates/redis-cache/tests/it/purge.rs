@@ -146,11 +146,17 @@ async fn a_purge_during_a_load_removes_its_lease() {
                 .await
         })
     };
+    let lease = RedisKey::load_lease_of(key.as_str());
     wait_for("the lease", Duration::from_secs(2), || async {
-        !redis.cmd(&["GET", key.as_str()]).is_nil()
+        !redis.cmd(&["GET", &lease]).is_nil()
     })
     .await;
-    assert_eq!(cache.flush_tenant(&tenant("t")).await.unwrap(), 1);
+    assert_eq!(
+        cache.flush_tenant(&tenant("t")).await.unwrap(),
+        0,
+        "a lease is not a key"
+    );
+    assert!(redis.cmd(&["GET", &lease]).is_nil(), "the lease survived");
     release.notify_one();
     assert_eq!(load.await.unwrap().unwrap(), 1);
     assert!(

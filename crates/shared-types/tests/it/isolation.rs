@@ -86,6 +86,28 @@ proptest! {
         }
     }
 
+    // A key's load lease matches a pattern's lease glob exactly when the key
+    // matches the pattern (a purge by SCAN finds the leases of what it
+    // purges, and no other), and no key pattern ever matches a lease.
+    #[test]
+    fn lease_globs_cover_the_leases_of_covered_keys_only(
+        (a, b) in (tenant(), tenant()), u in user(), s in shard(),
+        q in query_hash(), h in token_hash(),
+    ) {
+        for key in all_keys(&a, &u, &s, &q, &h) {
+            let lease = RedisKey::load_lease_of(key.as_str());
+            prop_assert!(RedisKey::parse(&lease).is_err(), "{} parses", lease);
+            for pattern in all_patterns(&a, &u, &s).into_iter().chain(all_patterns(&b, &u, &s)) {
+                prop_assert_eq!(
+                    glob_match(&pattern.load_leases(), &lease),
+                    pattern.matches(key.as_str()),
+                    "{} against {}", pattern, key
+                );
+                prop_assert!(!pattern.matches(&lease), "{} matches {}", pattern, lease);
+            }
+        }
+    }
+
     // Look-alike tenants (one a prefix of the other) are the dangerous case: test it directly.
     #[test]
     fn prefix_tenants_isolated(base in "[a-z]{1,20}", tail in "[a-z0-9.-]{1,5}",
