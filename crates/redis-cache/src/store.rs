@@ -3,10 +3,13 @@
 //! Everything here moves `Bytes` and knows nothing of types or statistics;
 //! `service.rs` adds those. Commands run on the connection manager's current
 //! client (one connection at a time: see `RedisConnectionManager::client`)
-//! with `fail_fast`: while the pool is known to be disconnected a command
+//! and fail fast: while the pool is known to be disconnected a command
 //! fails at once instead of waiting out its timeout, so a service stays
-//! responsive during an outage. Every command is still bounded by the
-//! manager's command timeout.
+//! responsive during an outage. The check is ours
+//! (`RedisConnectionManager::connected_client`, or the given client's
+//! state), not fred's per-command `fail_fast` option, which costs a wrapper
+//! client per command (BENCHMARKS.md, workload 1). Every command is still
+//! bounded by the manager's command timeout.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -57,9 +60,29 @@ impl Store {
     }
 
     /// The manager's current client (see `RedisConnectionManager::client`:
-    /// one connection at a time), failing fast while disconnected.
+    /// one connection at a time) with fred's per-command `fail_fast`, for
+    /// code off the hot paths; those use [`connected`](Self::connected).
     pub(crate) fn fast(&self) -> WithOptions<Client> {
         self.client().with_options(&fail_fast())
+    }
+
+    /// The manager's current client (see `RedisConnectionManager::client`:
+    /// one connection at a time), or, while no connection is up, the error
+    /// to fail with at once.
+    pub(crate) fn connected(&self) -> Result<&Client, CacheError> {
+        self.manager
+            .connected_client()
+            .ok_or_else(|| self.manager.not_connected().into())
+    }
+
+    /// `client` if it is connected, else the error to fail with at once
+    /// (for commands that must go through one given client).
+    pub(crate) fn connected_on<'c>(&self, client: &'c Client) -> Result<&'c Client, CacheError> {
+        if client.is_connected() {
+            Ok(client)
+        } else {
+            Err(self.manager.not_connected().into())
+        }
     }
 
     /// Runs `command` (one Redis command of `op`) timed into the command
@@ -102,7 +125,7 @@ impl Store {
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
-        self.timed(RedisOp::GET, self.fast().get(key))
+        self.timed(RedisOp::GET, self.connected()?.get(key))
             .await
             .map_err(|e| self.error(&e))
     }
@@ -114,7 +137,7 @@ impl Store {
         // Two commands sent together through one client, not a fred
         // pipeline, which would flush the socket after each (see mset.rs):
         // one write instead of two on the hottest L2 path.
-        let client = self.client().with_options(&fail_fast());
+        let client = self.connected()?;
         let (value, ttl) = futures::join!(
             self.timed(RedisOp::GET, client.get::<Value, _>(key)),
             self.timed(RedisOp::PTTL, client.pttl::<Value, _>(key))
@@ -191,7 +214,7 @@ impl Store {
         }
         if !self.is_cluster() {
             return self
-                .timed(RedisOp::MGET, self.fast().mget(keys.to_vec()))
+                .timed(RedisOp::MGET, self.connected()?.mget(keys.to_vec()))
                 .await
                 .map_err(|e| self.error(&e));
         }
@@ -239,7 +262,7 @@ impl Store {
         keys: Vec<Key>,
         args: Vec<Value>,
     ) -> Result<R, CacheError> {
-        let fast = client.with_options(&fail_fast());
+        let fast = self.connected_on(client)?;
         let first = fast.evalsha::<R, _, _, _>(script.sha1().clone(), keys.clone(), args.clone());
         match self
             .timed(RedisOp::EVALSHA, first)
@@ -331,7 +354,7 @@ impl Store {
 
     pub(crate) async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         let n: u64 = self
-            .timed(RedisOp::EXISTS, self.fast().exists(key))
+            .timed(RedisOp::EXISTS, self.connected()?.exists(key))
             .await
             .map_err(|e| self.error(&e))?;
         Ok(n > 0)
@@ -347,7 +370,7 @@ impl Store {
         value: Bytes,
         ttl: Duration,
     ) -> Result<(), CacheError> {
-        let fast = client.with_options(&fail_fast());
+        let fast = self.connected_on(client)?;
         self.timed(
             RedisOp::SET,
             fast.set::<(), _, _>(key, value, Some(px(ttl)), None, false),
@@ -364,20 +387,20 @@ impl Store {
         key: &str,
         ttl: Duration,
     ) -> Result<bool, CacheError> {
-        let fast = client.with_options(&fail_fast());
+        let fast = self.connected_on(client)?;
         self.timed(RedisOp::PEXPIRE, fast.pexpire(key, millis(ttl), None))
             .await
             .map_err(|e| self.error(&e))
     }
 
     pub(crate) async fn pttl(&self, key: &str) -> Result<i64, CacheError> {
-        self.timed(RedisOp::PTTL, self.fast().pttl(key))
+        self.timed(RedisOp::PTTL, self.connected()?.pttl(key))
             .await
             .map_err(|e| self.error(&e))
     }
 
     pub(crate) async fn incr_by(&self, key: &str, by: i64) -> Result<i64, CacheError> {
-        self.timed(RedisOp::INCRBY, self.fast().incr_by(key, by))
+        self.timed(RedisOp::INCRBY, self.connected()?.incr_by(key, by))
             .await
             .map_err(|e| self.error(&e))
     }

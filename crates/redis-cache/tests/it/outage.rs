@@ -68,6 +68,63 @@ async fn stopped_then_restarted() {
     assert_eq!(cache.get::<u32>(&key).await.unwrap(), Some(3));
 }
 
+// Once the pool is known to be down, commands fail at once, not after the
+// command timeout: reads, writes, scripted writes and the GET+PTTL pair of
+// a two-tier read each answer well within a fraction of a long timeout.
+#[tokio::test]
+async fn known_outage_fails_fast_instead_of_waiting_out_the_timeout() {
+    let mut redis = RedisServer::start().await;
+    let mut config = crate::redis_config(&redis);
+    config.command_timeout = Duration::from_secs(10);
+    let manager = redis_connection::RedisConnectionManager::connect(config)
+        .await
+        .unwrap();
+    let strict = CacheConfig::default()
+        .with_l1(None)
+        .with_read_mode(ReadMode::Strict);
+    let cache = redis_cache::CacheService::new(manager.clone(), strict);
+    let pubsub = redis_pubsub::PubSub::new(manager.clone()).await.unwrap();
+    let two_tier = test_support::fixtures::two_tier_with(
+        manager.clone(),
+        pubsub,
+        test_support::fixtures::two_tier_config().with_read_mode(ReadMode::Strict),
+    )
+    .await;
+    let key = shard_key("t", "s");
+    cache.set(&key, &1, Duration::from_secs(60)).await.unwrap();
+
+    redis.stop().await;
+    wait_for(
+        "the pool to see the outage",
+        Duration::from_secs(10),
+        || async { !manager.is_connected() },
+    )
+    .await;
+    let bound = Duration::from_secs(2);
+    let start = Instant::now();
+    assert!(cache.get::<u32>(&key).await.unwrap_err().is_unavailable());
+    assert!(
+        cache
+            .set(&key, &2, Duration::from_secs(60))
+            .await
+            .unwrap_err()
+            .is_unavailable()
+    );
+    assert!(cache.increment(&key, 1).await.unwrap_err().is_unavailable());
+    assert!(
+        two_tier
+            .get::<u32>(&key)
+            .await
+            .unwrap_err()
+            .is_unavailable()
+    );
+    assert!(
+        start.elapsed() < bound,
+        "four commands took {:?} with a 10 s command timeout",
+        start.elapsed()
+    );
+}
+
 // In strict mode a read returns the error instead of a miss.
 #[tokio::test]
 async fn strict_reads_return_the_error() {
