@@ -3,13 +3,10 @@
 //! Everything here moves `Bytes` and knows nothing of types or statistics;
 //! `service.rs` adds those. Commands run on the connection manager's current
 //! client (one connection at a time: see `RedisConnectionManager::client`)
-//! and fail fast: while the pool is known to be disconnected a command
+//! with `fail_fast`: while the pool is known to be disconnected a command
 //! fails at once instead of waiting out its timeout, so a service stays
-//! responsive during an outage. The check is ours
-//! (`RedisConnectionManager::connected_client`, or the given client's
-//! state), not fred's per-command `fail_fast` option, which costs a wrapper
-//! client per command (BENCHMARKS.md, workload 1). Every command is still
-//! bounded by the manager's command timeout.
+//! responsive during an outage. Every command is still bounded by the
+//! manager's command timeout.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -60,29 +57,9 @@ impl Store {
     }
 
     /// The manager's current client (see `RedisConnectionManager::client`:
-    /// one connection at a time) with fred's per-command `fail_fast`, for
-    /// code off the hot paths; those use [`connected`](Self::connected).
+    /// one connection at a time), failing fast while disconnected.
     pub(crate) fn fast(&self) -> WithOptions<Client> {
         self.client().with_options(&fail_fast())
-    }
-
-    /// The manager's current client (see `RedisConnectionManager::client`:
-    /// one connection at a time), or, while no connection is up, the error
-    /// to fail with at once.
-    pub(crate) fn connected(&self) -> Result<&Client, CacheError> {
-        self.manager
-            .connected_client()
-            .ok_or_else(|| self.manager.not_connected().into())
-    }
-
-    /// `client` if it is connected, else the error to fail with at once
-    /// (for commands that must go through one given client).
-    pub(crate) fn connected_on<'c>(&self, client: &'c Client) -> Result<&'c Client, CacheError> {
-        if client.is_connected() {
-            Ok(client)
-        } else {
-            Err(self.manager.not_connected().into())
-        }
     }
 
     /// Runs `command` (one Redis command of `op`) timed into the command
@@ -125,7 +102,7 @@ impl Store {
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
-        self.timed(RedisOp::GET, self.connected()?.get(key))
+        self.timed(RedisOp::GET, self.fast().get(key))
             .await
             .map_err(|e| self.error(&e))
     }
@@ -137,7 +114,7 @@ impl Store {
         // Two commands sent together through one client, not a fred
         // pipeline, which would flush the socket after each (see mset.rs):
         // one write instead of two on the hottest L2 path.
-        let client = self.connected()?;
+        let client = self.client().with_options(&fail_fast());
         let (value, ttl) = futures::join!(
             self.timed(RedisOp::GET, client.get::<Value, _>(key)),
             self.timed(RedisOp::PTTL, client.pttl::<Value, _>(key))
@@ -214,7 +191,7 @@ impl Store {
         }
         if !self.is_cluster() {
             return self
-                .timed(RedisOp::MGET, self.connected()?.mget(keys.to_vec()))
+                .timed(RedisOp::MGET, self.fast().mget(keys.to_vec()))
                 .await
                 .map_err(|e| self.error(&e));
         }
@@ -262,7 +239,7 @@ impl Store {
         keys: Vec<Key>,
         args: Vec<Value>,
     ) -> Result<R, CacheError> {
-        let fast = self.connected_on(client)?;
+        let fast = client.with_options(&fail_fast());
         let first = fast.evalsha::<R, _, _, _>(script.sha1().clone(), keys.clone(), args.clone());
         match self
             .timed(RedisOp::EVALSHA, first)
@@ -354,7 +331,7 @@ impl Store {
 
     pub(crate) async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         let n: u64 = self
-            .timed(RedisOp::EXISTS, self.connected()?.exists(key))
+            .timed(RedisOp::EXISTS, self.fast().exists(key))
             .await
             .map_err(|e| self.error(&e))?;
         Ok(n > 0)
@@ -370,7 +347,7 @@ impl Store {
         value: Bytes,
         ttl: Duration,
     ) -> Result<(), CacheError> {
-        let fast = self.connected_on(client)?;
+        let fast = client.with_options(&fail_fast());
         self.timed(
             RedisOp::SET,
             fast.set::<(), _, _>(key, value, Some(px(ttl)), None, false),
@@ -387,20 +364,20 @@ impl Store {
         key: &str,
         ttl: Duration,
     ) -> Result<bool, CacheError> {
-        let fast = self.connected_on(client)?;
+        let fast = client.with_options(&fail_fast());
         self.timed(RedisOp::PEXPIRE, fast.pexpire(key, millis(ttl), None))
             .await
             .map_err(|e| self.error(&e))
     }
 
     pub(crate) async fn pttl(&self, key: &str) -> Result<i64, CacheError> {
-        self.timed(RedisOp::PTTL, self.connected()?.pttl(key))
+        self.timed(RedisOp::PTTL, self.fast().pttl(key))
             .await
             .map_err(|e| self.error(&e))
     }
 
     pub(crate) async fn incr_by(&self, key: &str, by: i64) -> Result<i64, CacheError> {
-        self.timed(RedisOp::INCRBY, self.connected()?.incr_by(key, by))
+        self.timed(RedisOp::INCRBY, self.fast().incr_by(key, by))
             .await
             .map_err(|e| self.error(&e))
     }
@@ -530,6 +507,16 @@ pub(crate) fn px(ttl: Duration) -> Expiration {
 
 /// Options of a command that fails at once while the pool is known to be
 /// disconnected, instead of waiting out its timeout.
+///
+/// fred's `fail_fast` also means "never retried": a command whose
+/// connection drops before its reply fails, where a plain one is sent again
+/// on the next connection. Our writes rely on that: a rewrite that skips the
+/// tenant index (its memo read before the loss) must not land on a server
+/// that restarted empty, and an `INCRBY` Redis may have run must not run
+/// twice. A check of our own before sending (the connected client, read
+/// anyway) was tried as a cheaper fail-fast and broke exactly that
+/// (`purge::rewrites_skip_the_index_until_a_reconnection`); it was not
+/// measurably faster either (BENCHMARKS.md, issue 15).
 pub(crate) fn fail_fast() -> Options {
     Options {
         fail_fast: true,

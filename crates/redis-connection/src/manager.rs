@@ -177,37 +177,11 @@ impl RedisConnectionManager {
     /// the throughput (BENCHMARKS.md, workload 10). The other connections
     /// stay connected and take over at once when this one drops.
     pub fn client(&self) -> &Client {
-        self.connected_client()
-            .unwrap_or(&self.inner.pool.clients()[0])
-    }
-
-    /// The pooled client commands should go through now (as
-    /// [`client`](Self::client)), or `None` while no pooled connection is
-    /// up: a caller that would rather fail at once than wait out the
-    /// command timeout while Redis is known to be unreachable answers
-    /// `None` with [`ConnectionError::Unavailable`] (see
-    /// [`not_connected`](Self::not_connected)).
-    ///
-    /// This is the fail-fast check our crates use instead of fred's
-    /// per-command `Options { fail_fast, .. }`: finding the connected
-    /// client already reads every client's state, so the check costs
-    /// nothing more, where fred's needs a wrapper client (a shared
-    /// reference count taken and released) and its options copied into
-    /// every command. The difference is a race fred closes and this does
-    /// not: a connection lost between this check and the send queues the
-    /// command until it is back, which the command timeout still bounds.
-    pub fn connected_client(&self) -> Option<&Client> {
-        self.inner
-            .pool
-            .clients()
+        let clients = self.inner.pool.clients();
+        clients
             .iter()
             .find(|client| client.is_connected())
-    }
-
-    /// The error a command fails with at once while no pooled connection
-    /// is up (see [`connected_client`](Self::connected_client)).
-    pub fn not_connected(&self) -> ConnectionError {
-        ConnectionError::unavailable("no connection to Redis is up (failing fast)")
+            .unwrap_or(&clients[0])
     }
 
     /// Builds a dedicated subscriber connection with this manager's
