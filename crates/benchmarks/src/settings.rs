@@ -17,8 +17,14 @@
 //! less. `RedisConnectionManager::client` therefore sends every command
 //! through one connection at a time.
 //!
-//! The variants and the default alternate phase by phase, so that drift on
-//! a shared machine hits both alike.
+//! A second group starts from one client with all our settings (what
+//! `redis_connection`'s `fred_config::builder` sets) and removes one at a
+//! time, which measures what each costs where we use it; and tries all of
+//! them on two clients, each key on one (two router tasks, which two cores
+//! can run at once).
+//!
+//! The variants and their baseline alternate phase by phase, so that drift
+//! on a shared machine hits both alike.
 
 use std::sync::Arc;
 use std::time::Duration;
