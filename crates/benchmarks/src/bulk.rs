@@ -6,6 +6,11 @@
 //! For information, the ratio to 1 000 sequential `get`/`set` calls (once
 //! the target: it moves ~10x with the loopback's cost between machines).
 //!
+//! A two-tier cache's `mget` of keys its L1 does not hold (fresh keys each
+//! round) reads each key's value and TTL (to bound the L1 entry), one GET+PTTL
+//! script call per 250 keys sent together: for information, against one raw
+//! `MGET` of the same keys.
+//!
 //! The sides alternate; each side's figure is the median batch time, which
 //! a scheduler hiccup on a shared machine does not move.
 
@@ -89,7 +94,53 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
         &mut raw,
     ));
     rows.push(row("mget", "`mget`", "`get`", &mut bulk, &mut sequential));
+    rows.push(two_tier_mget(&server, &cache, &client, rounds).await?);
     Ok(rows)
+}
+
+/// A two-tier `mget` of keys its L1 misses (a fresh set each round, written
+/// through the Redis-only `cache` first) against one raw `MGET` of them.
+async fn two_tier_mget(
+    server: &RedisServer,
+    cache: &CacheService,
+    client: &Client,
+    rounds: usize,
+) -> Result<Row, String> {
+    let two_tier = crate::fixture::two_tier(server).await;
+    let (mut ours, mut raw) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let tenant = format!("bulk-l1-{round}");
+        let keys: Vec<RedisKey> = (0..KEYS).map(|i| shard_key(&tenant, i)).collect();
+        let entries: Vec<(RedisKey, Doc, Expiry)> = keys
+            .iter()
+            .zip(0..)
+            .map(|(key, i)| (key.clone(), Doc::new(i), Expiry::After(TTL)))
+            .collect();
+        cache
+            .mset(&entries)
+            .await
+            .map_err(|e| format!("seeding: {e}"))?;
+        let names: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
+        let (took, values) = timed_value(raw_mget(client, &names)).await;
+        values?;
+        raw.push(took);
+        let (took, values) = timed_value(two_tier.mget::<Doc>(&keys)).await;
+        let values = values.map_err(|e| format!("two-tier mget: {e}"))?;
+        if values.iter().any(Option::is_none) {
+            return Err("two-tier mget missed a key".to_owned());
+        }
+        ours.push(took);
+    }
+    let (ours, raw) = (median(&mut ours), median(&mut raw));
+    Ok(Row::new(
+        "bulk.mget.two_tier",
+        &format!(
+            "3. two-tier `mget` of {KEYS} keys the L1 misses (GET+PTTL script) vs one raw fred `MGET`, each document decoded (median batch time)"
+        ),
+        Figure::time(ours),
+    )
+    .baseline(Figure::time(raw), raw.as_secs_f64() / ours.as_secs_f64())
+    .target("information", Status::Info))
 }
 
 /// The target row: the cache against fred alone, same keys, same rounds;

@@ -17,8 +17,14 @@
 //! less. `RedisConnectionManager::client` therefore sends every command
 //! through one connection at a time.
 //!
-//! The variants and the default alternate phase by phase, so that drift on
-//! a shared machine hits both alike.
+//! A second group starts from one client with all our settings (what
+//! `redis_connection`'s `fred_config::builder` sets) and removes one at a
+//! time, which measures what each costs where we use it; and tries all of
+//! them on two clients, each key on one (two router tasks, which two cores
+//! can run at once).
+//!
+//! The variants and their baseline alternate phase by phase, so that drift
+//! on a shared machine hits both alike.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +59,9 @@ enum Sender {
     Client(Client),
     /// A pool whose calls the caller bounds with a tokio timer each.
     TokioTimeout(Pool),
+    /// Two clients, each key always on the same one: two router tasks,
+    /// which two cores can run at once, each still batching.
+    Two(Client, Client),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,12 +71,22 @@ enum Op {
 }
 
 impl Sender {
+    /// One of two clients by the key's last byte: no shared counter.
+    fn pick<'c>(key: &str, a: &'c Client, b: &'c Client) -> &'c Client {
+        if key.as_bytes().last().is_some_and(|b| b % 2 == 0) {
+            a
+        } else {
+            b
+        }
+    }
+
     async fn run(&self, op: Op, key: &str) -> Result<(), String> {
         match op {
             Op::Get => {
                 let bytes: Option<Bytes> = match self {
                     Sender::Pool(pool) => pool.get(key).await,
                     Sender::Client(client) => client.get(key).await,
+                    Sender::Two(a, b) => Sender::pick(key, a, b).get(key).await,
                     Sender::TokioTimeout(pool) => tokio::time::timeout(TIMEOUT, pool.get(key))
                         .await
                         .map_err(|_| "GET timed out")?,
@@ -88,6 +107,11 @@ impl Sender {
                     Sender::Pool(pool) => pool.set::<(), _, _>(key, value, ttl, None, false).await,
                     Sender::Client(client) => {
                         client.set::<(), _, _>(key, value, ttl, None, false).await
+                    }
+                    Sender::Two(a, b) => {
+                        Sender::pick(key, a, b)
+                            .set::<(), _, _>(key, value, ttl, None, false)
+                            .await
                     }
                     Sender::TokioTimeout(pool) => tokio::time::timeout(
                         TIMEOUT,
@@ -122,53 +146,88 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
     }
 
     let default = Sender::Pool(pool(&server, POOL, |_| {}).await?);
-    let variants = variants(&server, &manager).await?;
+    let groups = [
+        (
+            "a fred pool of 4 with fred's defaults",
+            default,
+            variants(&server, &manager).await?,
+        ),
+        (
+            "one client with all our settings",
+            single(&pool(&server, 1, |b| ours(b, None)).await?),
+            ours_minus_one(&server).await?,
+        ),
+    ];
     let rounds = mode.pick(5, 1);
     let window = mode.pick(Duration::from_secs(1), Duration::from_millis(200));
     let mut rows = Vec::new();
     for (op, op_name) in [(Op::Get, "GET"), (Op::Set, "SET")] {
-        for variant in &variants {
-            for sender in [&default, &variant.sender] {
-                measure(sender, op, &keys, window / 4).await?;
+        for (base_name, default, variants) in &groups {
+            for variant in variants {
+                rows.push(
+                    compare(default, variant, op, &keys, rounds, window)
+                        .await?
+                        .row(op_name, variant.name, base_name),
+                );
             }
-            let (mut base, mut ours) = (Phase::default(), Phase::default());
-            for round in 0..rounds {
-                let first_default = round % 2 == 0;
-                for default_turn in [first_default, !first_default] {
-                    if default_turn {
-                        base.absorb(&measure(&default, op, &keys, window).await?);
-                    } else {
-                        ours.absorb(&measure(&variant.sender, op, &keys, window).await?);
-                    }
-                }
-            }
-            let ratio = ours.rate() / base.rate();
-            rows.push(
-                Row::new(
-                    &format!(
-                        "settings.{}.{}",
-                        op_name.to_ascii_lowercase(),
-                        variant.name.replace(' ', "_")
-                    ),
-                    &format!(
-                        "10. typed {op_name}, {} (vs a fred pool of {POOL} with fred's defaults)",
-                        variant.name
-                    ),
-                    Figure::rate(ours.rate()),
-                )
-                .baseline(Figure::rate(base.rate()), ratio)
-                .target("information", Status::Info)
-                .note(format!(
-                    "process CPU per op {} vs {}; p99 {} vs {}",
-                    show(ours.cpu_per_op()),
-                    show(base.cpu_per_op()),
-                    show(ours.latencies.p99()),
-                    show(base.latencies.p99()),
-                )),
-            );
         }
     }
     Ok(rows)
+}
+
+/// A variant against its baseline, measured in alternating phases.
+struct Comparison {
+    base: Phase,
+    ours: Phase,
+}
+
+impl Comparison {
+    fn row(&self, op_name: &str, variant: &str, base_name: &str) -> Row {
+        let ratio = self.ours.rate() / self.base.rate();
+        Row::new(
+            &format!(
+                "settings.{}.{}",
+                op_name.to_ascii_lowercase(),
+                variant.replace(' ', "_")
+            ),
+            &format!("10. typed {op_name}, {variant} (vs {base_name})"),
+            Figure::rate(self.ours.rate()),
+        )
+        .baseline(Figure::rate(self.base.rate()), ratio)
+        .target("information", Status::Info)
+        .note(format!(
+            "process CPU per op {} vs {}; p99 {} vs {}",
+            show(self.ours.cpu_per_op()),
+            show(self.base.cpu_per_op()),
+            show(self.ours.latencies.p99()),
+            show(self.base.latencies.p99()),
+        ))
+    }
+}
+
+async fn compare(
+    default: &Sender,
+    variant: &Variant,
+    op: Op,
+    keys: &Arc<Vec<String>>,
+    rounds: usize,
+    window: Duration,
+) -> Result<Comparison, String> {
+    for sender in [default, &variant.sender] {
+        measure(sender, op, keys, window / 4).await?;
+    }
+    let (mut base, mut ours) = (Phase::default(), Phase::default());
+    for round in 0..rounds {
+        let first_default = round % 2 == 0;
+        for default_turn in [first_default, !first_default] {
+            if default_turn {
+                base.absorb(&measure(default, op, keys, window).await?);
+            } else {
+                ours.absorb(&measure(&variant.sender, op, keys, window).await?);
+            }
+        }
+    }
+    Ok(Comparison { base, ours })
 }
 
 async fn measure(
@@ -195,7 +254,6 @@ async fn variants(
     let timeout = |b: &mut Builder| {
         b.with_performance_config(|p| p.default_command_timeout = TIMEOUT);
     };
-    let single = |client: Pool| Sender::Client(client.clients()[0].clone());
     Ok(vec![
         Variant {
             name: "fred's defaults, a pool of 1",
@@ -210,56 +268,6 @@ async fn variants(
             sender: Sender::TokioTimeout(pool(server, POOL, |_| {}).await?),
         },
         Variant {
-            name: "one client with a command timeout",
-            sender: single(pool(server, 1, timeout).await?),
-        },
-        Variant {
-            name: "one client with unresponsive detection",
-            sender: single(
-                pool(server, 1, |b| {
-                    b.with_connection_config(|c| {
-                        c.unresponsive = UnresponsiveConfig {
-                            max_timeout: Some(TIMEOUT * 2),
-                            interval: TIMEOUT / 2,
-                        };
-                    });
-                })
-                .await?,
-            ),
-        },
-        Variant {
-            name: "one client with a bounded command buffer",
-            sender: single(
-                pool(server, 1, |b| {
-                    b.with_connection_config(|c| c.max_command_buffer_len = 10_000);
-                })
-                .await?,
-            ),
-        },
-        Variant {
-            name: "one client with TCP nodelay",
-            sender: single(
-                pool(server, 1, |b| {
-                    b.with_connection_config(|c| {
-                        c.tcp = TcpConfig {
-                            nodelay: Some(true),
-                            ..TcpConfig::default()
-                        };
-                    });
-                })
-                .await?,
-            ),
-        },
-        Variant {
-            name: "one client with a reconnect policy",
-            sender: single(
-                pool(server, 1, |b| {
-                    b.set_policy(ReconnectPolicy::new_exponential(0, 50, 500, 2));
-                })
-                .await?,
-            ),
-        },
-        Variant {
             name: "our settings, round-robin over the pool of 4 (manager.pool())",
             sender: Sender::Pool(manager.pool().clone()),
         },
@@ -268,6 +276,75 @@ async fn variants(
             sender: Sender::Client(manager.client().clone()),
         },
     ])
+}
+
+/// The first client of `pool`, alone.
+fn single(pool: &Pool) -> Sender {
+    Sender::Client(pool.clients()[0].clone())
+}
+
+/// One of the settings `redis_connection::fred_config` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setting {
+    CommandTimeout,
+    Unresponsive,
+    BoundedBuffer,
+    NoDelay,
+    Reconnect,
+}
+
+/// The settings `redis_connection`'s `fred_config::builder` gives every
+/// client (with the defaults of `RedisConfig`), but `without`.
+fn ours(b: &mut Builder, without: Option<Setting>) {
+    let on = |s: Setting| without != Some(s);
+    if on(Setting::CommandTimeout) {
+        b.with_performance_config(|p| p.default_command_timeout = TIMEOUT);
+    }
+    b.with_connection_config(|c| {
+        if on(Setting::Unresponsive) {
+            c.unresponsive = UnresponsiveConfig {
+                max_timeout: Some(TIMEOUT * 2),
+                interval: TIMEOUT / 2,
+            };
+        }
+        if on(Setting::BoundedBuffer) {
+            c.max_command_buffer_len = 10_000;
+        }
+        if on(Setting::NoDelay) {
+            c.tcp = TcpConfig {
+                nodelay: Some(true),
+                ..TcpConfig::default()
+            };
+        }
+    });
+    if on(Setting::Reconnect) {
+        b.set_policy(ReconnectPolicy::new_exponential(0, 50, 500, 2));
+    }
+}
+
+/// Our settings less one each, one client; and all of them on two
+/// clients.
+async fn ours_minus_one(server: &RedisServer) -> Result<Vec<Variant>, String> {
+    let mut variants = Vec::new();
+    for (setting, name) in [
+        (Setting::CommandTimeout, "ours without the command timeout"),
+        (Setting::Unresponsive, "ours without unresponsive detection"),
+        (Setting::BoundedBuffer, "ours without the bounded buffer"),
+        (Setting::NoDelay, "ours without TCP nodelay"),
+        (Setting::Reconnect, "ours without the reconnect policy"),
+    ] {
+        variants.push(Variant {
+            name,
+            sender: single(&pool(server, 1, |b| ours(b, Some(setting))).await?),
+        });
+    }
+    let two = pool(server, 2, |b| ours(b, None)).await?;
+    let clients = two.clients();
+    variants.push(Variant {
+        name: "ours on two clients, each key on one",
+        sender: Sender::Two(clients[0].clone(), clients[1].clone()),
+    });
+    Ok(variants)
 }
 
 /// A connected fred pool of `size` on `server`, fred's defaults changed by

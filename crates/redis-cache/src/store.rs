@@ -507,6 +507,16 @@ pub(crate) fn px(ttl: Duration) -> Expiration {
 
 /// Options of a command that fails at once while the pool is known to be
 /// disconnected, instead of waiting out its timeout.
+///
+/// fred's `fail_fast` also means "never retried": a command whose
+/// connection drops before its reply fails, where a plain one is sent again
+/// on the next connection. Our writes rely on that: a rewrite that skips the
+/// tenant index (its memo read before the loss) must not land on a server
+/// that restarted empty, and an `INCRBY` Redis may have run must not run
+/// twice. A check of our own before sending (the connected client, read
+/// anyway) was tried as a cheaper fail-fast and broke exactly that
+/// (`purge::rewrites_skip_the_index_until_a_reconnection`); it was not
+/// measurably faster either (BENCHMARKS.md, issue 15).
 pub(crate) fn fail_fast() -> Options {
     Options {
         fail_fast: true,

@@ -68,6 +68,61 @@ async fn stopped_then_restarted() {
     assert_eq!(cache.get::<u32>(&key).await.unwrap(), Some(3));
 }
 
+// Once every pooled connection is known to be down, reads and counters
+// fail at once, not after the command timeout: a read, an increment and
+// the GET+PTTL pair of a two-tier read each answer well within a fraction
+// of a long timeout.
+#[tokio::test]
+async fn known_outage_fails_fast_instead_of_waiting_out_the_timeout() {
+    let mut redis = RedisServer::start().await;
+    let mut config = crate::redis_config(&redis);
+    config.command_timeout = Duration::from_secs(10);
+    let manager = redis_connection::RedisConnectionManager::connect(config)
+        .await
+        .unwrap();
+    let strict = CacheConfig::default()
+        .with_l1(None)
+        .with_read_mode(ReadMode::Strict);
+    let cache = redis_cache::CacheService::new(manager.clone(), strict);
+    let pubsub = redis_pubsub::PubSub::new(manager.clone()).await.unwrap();
+    let two_tier = test_support::fixtures::two_tier_with(
+        manager.clone(),
+        pubsub,
+        test_support::fixtures::two_tier_config().with_read_mode(ReadMode::Strict),
+    )
+    .await;
+    let key = shard_key("t", "s");
+    cache.set(&key, &1, Duration::from_secs(60)).await.unwrap();
+
+    redis.stop().await;
+    // Known to fred: fail-fast is fred's check of its own connection state,
+    // which may follow the loss later than the manager's status does.
+    wait_for(
+        "every pooled connection to be down",
+        Duration::from_secs(10),
+        || async { manager.pool_connections().0 == 0 },
+    )
+    .await;
+    let bound = Duration::from_secs(2);
+    let fails_fast = |what: &str, start: Instant, unavailable: bool| {
+        assert!(unavailable, "{what} did not fail as unavailable");
+        assert!(
+            start.elapsed() < bound,
+            "{what} took {:?} with a 10 s command timeout",
+            start.elapsed()
+        );
+    };
+    let start = Instant::now();
+    let get = cache.get::<u32>(&key).await;
+    fails_fast("get", start, get.unwrap_err().is_unavailable());
+    let start = Instant::now();
+    let incr = cache.increment(&key, 1).await;
+    fails_fast("increment", start, incr.unwrap_err().is_unavailable());
+    let start = Instant::now();
+    let read = two_tier.get::<u32>(&key).await;
+    fails_fast("two-tier get", start, read.unwrap_err().is_unavailable());
+}
+
 // In strict mode a read returns the error instead of a miss.
 #[tokio::test]
 async fn strict_reads_return_the_error() {
