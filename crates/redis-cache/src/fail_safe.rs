@@ -24,9 +24,9 @@ use shared_types::KeyFamily;
 use crate::error::CacheError;
 
 /// Whether keys of `family` may ever be served stale: cached data except
-/// ACL decisions.
+/// ACL decisions (`KeyFamily::may_serve_stale`).
 pub(crate) fn allows(family: KeyFamily) -> bool {
-    family.may_serve_stale() && family != KeyFamily::Acl
+    family.may_serve_stale()
 }
 
 /// Fail-safe per key family, part of [`CacheConfig`](crate::CacheConfig):

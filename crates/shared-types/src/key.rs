@@ -121,11 +121,12 @@ impl KeyFamily {
 
     /// Whether a copy in an L1 that may have missed invalidations may be
     /// served when Redis cannot answer. Cached data may (that is the
-    /// cache's degraded mode, at most the L1 TTL cap stale); sessions may
-    /// not: they are security state, and a revocation missed while the
-    /// invalidation feed was down would keep a revoked session working.
+    /// cache's degraded mode, at most the L1 TTL cap stale); sessions and
+    /// ACL decisions may not: they are security state, and a revocation
+    /// missed while the invalidation feed was down would keep a revoked
+    /// session, or a withdrawn permission, working.
     pub const fn may_serve_stale(self) -> bool {
-        self.is_cache()
+        self.is_cache() && !matches!(self, KeyFamily::Acl)
     }
 
     /// The default TTL policy of the family. Rate-limit windows and counters
@@ -405,13 +406,16 @@ mod tests {
         }
     }
 
-    // Sessions, security state, are never served from an L1 that may have
-    // missed a revocation; cached data may be (the degraded mode).
+    // Sessions and ACL decisions, security state, are never served from an
+    // L1 that may have missed a revocation; other cached data may be (the
+    // degraded mode).
     #[test]
-    fn sessions_are_never_served_stale() {
+    fn security_state_is_never_served_stale() {
         assert!(!KeyFamily::Session.may_serve_stale());
+        assert!(!KeyFamily::Acl.may_serve_stale());
         for family in KeyFamily::ALL {
-            assert_eq!(family.may_serve_stale(), family.is_cache(), "{family:?}");
+            let expected = family.is_cache() && family != KeyFamily::Acl;
+            assert_eq!(family.may_serve_stale(), expected, "{family:?}");
         }
     }
 }

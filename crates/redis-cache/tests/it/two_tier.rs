@@ -10,7 +10,7 @@ use shared_types::{Invalidation, RedisKey};
 use test_support::{RedisServer, wait_for};
 use tokio::sync::Notify;
 
-use crate::{shard_key, tenant, two_tier_on, user};
+use crate::{shard, shard_key, tenant, two_tier_on, user};
 
 pub(crate) const TTL: Duration = Duration::from_secs(600);
 
@@ -242,6 +242,33 @@ async fn redis_down_serves_l1_and_runs_loaders() {
     assert_eq!(loaded, "fresh");
     assert!(a.set(&key, &"new", TTL).await.unwrap_err().is_unavailable());
     assert!(a.stats().loads >= 1);
+}
+
+// Rule 5's exception: ACL decisions are security state, like sessions. Once
+// the instance knows its feed is down (a revocation may be missed), its L1
+// never answers one, while cached data is still served from it.
+#[tokio::test]
+async fn redis_down_never_serves_an_acl_decision_from_the_l1() {
+    let mut redis = RedisServer::start().await;
+    let a = instance(&redis, |_| {}).await;
+    let t = tenant("t");
+    let acl = RedisKey::acl(&t, &user("u"), &shard("s"));
+    let data = shard_key("t", "s");
+    a.set(&acl, &"allow", TTL).await.unwrap();
+    a.set(&data, &"cached", TTL).await.unwrap();
+    redis.stop().await;
+
+    wait_for(
+        "the ACL decision to stop being served",
+        Duration::from_secs(5),
+        || async { !matches!(a.get::<String>(&acl).await, Ok(Some(_))) },
+    )
+    .await;
+    assert_eq!(
+        a.get::<String>(&data).await.unwrap().as_deref(),
+        Some("cached"),
+        "cached data is still served from the L1"
+    );
 }
 
 // While Redis is down, an L1 entry is served at most the L1 TTL cap.
