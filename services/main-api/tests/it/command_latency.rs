@@ -1,8 +1,10 @@
 //! The Redis command latency histogram, checked against Redis's own count
 //! of the commands it ran (`INFO commandstats`).
 
+use std::time::Duration;
+
 use reqwest::{Client, Method, StatusCode};
-use test_support::{RedisServer, ServiceProcess};
+use test_support::{RedisServer, ServiceProcess, wait_for};
 
 use crate::procs::{PASSWORD, SHARD, new_session, send, start, start_with};
 
@@ -49,6 +51,21 @@ async fn command_histogram_counts_agree_with_redis_commandstats() {
     let client = Client::new();
     let token = new_session(&client, &broker, "alice").await;
     let url = format!("{}{SHARD}", api.url());
+    // Until its invalidation feed is subscribed, main-api does not trust its
+    // L1 and reads every session from Redis (on a loaded machine that can
+    // outlast the requests below, which would then count a GET and a PTTL
+    // each for the session).
+    wait_for(
+        "main-api's invalidation feed to be live",
+        Duration::from_secs(10),
+        || async {
+            metrics(&client, &api)
+                .await
+                .lines()
+                .any(|l| l == "cache_invalidation_feed_live 1")
+        },
+    )
+    .await;
     // Warm-up: brings the session into main-api's L1.
     let (status, _, _) = send(&client, Method::DELETE, url.clone(), &token, None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
