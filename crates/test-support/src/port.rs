@@ -18,7 +18,7 @@ const BUS_OFFSET: u16 = 10_000;
 /// port) and so never meet cluster ports, which lie below it.
 ///
 /// A port handed out stays reserved for this process until it exits (a
-/// lock file under the temporary directory, see [`reserve`]): nextest runs
+/// lock file under the temporary directory, taken by `reserve`): nextest runs
 /// each test in a process of its own, and a test that stops its server to
 /// simulate an outage must not see another test's server start on that
 /// port meanwhile and answer its commands.
