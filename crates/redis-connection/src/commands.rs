@@ -185,7 +185,7 @@ pub trait CommandObserver: Send + Sync + 'static {
 
 /// Latency histograms of the commands sent through one connection manager.
 ///
-/// Kept in [`SHARDS`] copies, each thread recording into one of its own
+/// Kept in `SHARDS` copies, each thread recording into one of its own
 /// (summed when read): every command records three counters, and with one
 /// copy the cache line holding them moved between the cores on every
 /// command of a busy process.
