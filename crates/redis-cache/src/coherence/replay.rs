@@ -49,7 +49,13 @@ impl Cursor {
                 last: Some(last.unwrap_or(EntryId::ZERO)),
             },
             Err(error) => {
-                warn!(%error, "could not read the invalidation stream's end");
+                // Redis being unavailable is the outage's WARN (the
+                // connection layer's), not one more of ours.
+                if error.is_unavailable() {
+                    info!(%error, "could not read the invalidation stream's end");
+                } else {
+                    warn!(%error, "could not read the invalidation stream's end");
+                }
                 Self { last: None }
             }
         }
@@ -89,7 +95,11 @@ impl Cursor {
             }
             Err(error) => {
                 self.flush(store, l1, tally).await;
-                warn!(%error, "could not read the invalidation stream; L1 flushed");
+                if error.is_unavailable() {
+                    info!(%error, "could not read the invalidation stream; L1 flushed");
+                } else {
+                    warn!(%error, "could not read the invalidation stream; L1 flushed");
+                }
                 false
             }
         }
