@@ -29,7 +29,7 @@ async fn client_kill_resubscribes() {
     assert_eq!(pubsub.publish("news", &"after").await.unwrap(), 2);
     assert_eq!(next_message(&mut sub).await.2, r#""after""#);
     assert_eq!(next_message(&mut pat).await.1.as_deref(), Some("n*"));
-    assert!(pubsub.stats().resubscriptions >= 2);
+    assert_eq!(pubsub.stats().resubscriptions, 1);
 }
 
 // After a Redis restart every channel and pattern is subscribed again.
@@ -134,4 +134,37 @@ async fn hung_server_is_noticed() {
     until_subscribed(&mut sub).await;
     pubsub.publish("quiet", &1).await.unwrap();
     assert_eq!(next_message(&mut sub).await.2, "1");
+}
+
+// One CLIENT KILL is one resubscription: subscribing at start is not
+// counted as one, and each subscription hears exactly one Disconnected and
+// one Subscribed before the next message.
+#[tokio::test]
+async fn one_client_kill_is_one_resubscription() {
+    let redis = RedisServer::start().await;
+    let pubsub = pubsub_on(&redis).await;
+    let mut sub = pubsub.subscribe("news").await.unwrap();
+    let mut pat = pubsub.psubscribe("n*").await.unwrap();
+    until_subscribed(&mut sub).await;
+    until_subscribed(&mut pat).await;
+    assert_eq!(pubsub.stats().resubscriptions, 0, "nothing was lost yet");
+
+    assert_eq!(
+        redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]).as_int(),
+        Some(1)
+    );
+    for stream in [&mut sub, &mut pat] {
+        assert_eq!(next(stream).await, PubSubEvent::Disconnected);
+        assert_eq!(next(stream).await, PubSubEvent::Subscribed);
+    }
+    assert_eq!(pubsub.publish("news", &"after").await.unwrap(), 2);
+    // Nothing between the resubscription and the next message.
+    for stream in [&mut sub, &mut pat] {
+        let event = next(stream).await;
+        assert!(
+            matches!(&event, PubSubEvent::Message(m) if m.payload.as_ref() == br#""after""#),
+            "{event:?}"
+        );
+    }
+    assert_eq!(pubsub.stats().resubscriptions, 1);
 }
