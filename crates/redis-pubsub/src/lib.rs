@@ -47,6 +47,7 @@ mod pubsub;
 mod pump;
 mod received;
 mod routes;
+mod state;
 mod stats;
 mod wire;
 
@@ -57,5 +58,6 @@ pub use pubsub::{PubSub, Subscriptions};
 pub use received::{
     ReceivedInvalidation, Sender, StreamPosition, Unreadable, UnreadableInvalidation,
 };
+pub use state::SubscriptionState;
 pub use stats::PubSubStats;
 pub use wire::{InvalidationMessage, MAX_INVALIDATION_PAYLOAD, WIRE_VERSION};

@@ -41,10 +41,11 @@
 //! (they are sent behind it; see `write.rs`).
 
 mod entries;
+mod trust;
 
 use std::any::Any;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -89,7 +90,8 @@ pub(crate) struct L1 {
     global: AtomicU64,
     stripes: Box<[AtomicU64]>,
     gate: RwLock<()>,
-    live: AtomicBool,
+    /// Whether reads may use the L1 (see trust.rs).
+    trust: trust::Trust,
     /// Per stripe, until when (milliseconds since `born`) an own change of
     /// unknown outcome keeps it unsettled; 0 when none ever did.
     unsettled: Box<[AtomicU64]>,
@@ -123,7 +125,7 @@ impl L1 {
             global: AtomicU64::new(0),
             stripes: counters(),
             gate: RwLock::new(()),
-            live: AtomicBool::new(false),
+            trust: trust::Trust::default(),
             unsettled: counters(),
             unsettled_all: AtomicU64::new(0),
             born: Instant::now(),
@@ -132,11 +134,24 @@ impl L1 {
 
     /// Whether the invalidation feed is live, so L1 reads can be trusted.
     pub(crate) fn is_live(&self) -> bool {
-        self.live.load(Ordering::Acquire)
+        self.trust.is_live()
     }
 
+    /// Checks every read against `feed`'s own state from now on.
+    pub(crate) fn follow(&self, feed: redis_pubsub::SubscriptionState) {
+        self.trust.follow(feed);
+    }
+
+    /// Trusts the L1 while the feed stays in `session` (read before the
+    /// listener caught up), or stops trusting it (`None`).
+    pub(crate) fn trust(&self, session: Option<u64>) {
+        self.trust.trust(session);
+    }
+
+    /// Trusts it or not regardless of any feed (an L1 that follows none).
+    #[cfg(test)]
     pub(crate) fn set_live(&self, live: bool) {
-        self.live.store(live, Ordering::Release);
+        self.trust.set(live);
     }
 
     /// The epoch of `key` to record before a Redis read whose result may

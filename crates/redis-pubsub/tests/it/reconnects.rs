@@ -168,3 +168,60 @@ async fn one_client_kill_is_one_resubscription() {
     }
     assert_eq!(pubsub.stats().resubscriptions, 1);
 }
+
+// A consumer behind on its events can lose a Disconnected (and the
+// Subscribed after it) to a lag: its events alone cannot say that the
+// subscription was lost meanwhile. Its state can: it is down as soon as the
+// pump knows, before any event is read, and a restoration is a new session.
+#[tokio::test]
+async fn a_lag_can_hide_a_disconnection_but_not_from_the_state() {
+    let redis = RedisServer::start().await;
+    let mut config = redis_config(&redis);
+    config.event_capacity = 4;
+    let manager = RedisConnectionManager::connect(config).await.unwrap();
+    let pubsub = PubSub::new(manager).await.unwrap();
+    // A second holder of the same channel, read promptly, tells the test
+    // what the pump did; `slow` is not read until the end.
+    let mut prompt = pubsub.subscribe("feed").await.unwrap();
+    let mut slow = pubsub.subscribe("feed").await.unwrap();
+    until_subscribed(&mut prompt).await;
+    let before = slow.state().session().expect("subscribed");
+
+    redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    assert_eq!(next(&mut prompt).await, PubSubEvent::Disconnected);
+    assert!(
+        !slow.state().is_subscribed(),
+        "down before any event is read"
+    );
+    until_subscribed(&mut prompt).await;
+    let after = slow.state().session().expect("subscribed again");
+    assert_ne!(before, after, "a restoration is a new session");
+    for i in 0..20 {
+        pubsub.publish("feed", &i).await.unwrap();
+    }
+    pubsub.publish("feed", &"end").await.unwrap();
+    while next_message(&mut prompt).await.2 != r#""end""# {}
+
+    // The slow holder: its first Subscribed (it joined an active route),
+    // then a lag where Disconnected and Subscribed were, then messages.
+    assert_eq!(next(&mut slow).await, PubSubEvent::Subscribed);
+    let mut events = Vec::new();
+    loop {
+        let event = next(&mut slow).await;
+        let end = matches!(&event, PubSubEvent::Message(m) if m.payload.as_ref() == br#""end""#);
+        events.push(event);
+        if end {
+            break;
+        }
+    }
+    assert!(
+        matches!(events[0], PubSubEvent::Lagged { .. }),
+        "{events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, PubSubEvent::Disconnected | PubSubEvent::Subscribed)),
+        "the lag hid the disconnection: {events:?}"
+    );
+}
