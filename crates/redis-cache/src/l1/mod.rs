@@ -7,14 +7,16 @@
 //! the L2.
 //!
 //! **Trust.** The L1 is only as fresh as the invalidation feed that keeps it
-//! honest. While the feed is *live* (subscribed), reads are served from L1.
-//! When the subscriber disconnects the L1 stops being trusted (`live =
-//! false`): reads go to Redis, and the L1 is consulted only if Redis cannot
+//! honest. While the feed is *live* (subscribed, in the session the listener
+//! last caught up in: `trust.rs`), reads are served from L1.
+//! When the subscriber disconnects the L1 stops being trusted at once, read
+//! from the feed's state rather than from its events: reads go to Redis, and the L1 is consulted only if Redis cannot
 //! answer, which bounds staleness during an outage by `ttl_cap` (never for
 //! families that may not serve stale data, sessions among them: see
 //! `KeyFamily::may_serve_stale`). When the
-//! feed is subscribed again, or lagged, the whole L1 is flushed, because
-//! invalidations sent meanwhile were lost.
+//! feed is subscribed again, or lagged, the listener replays what it missed
+//! from the invalidation stream (`coherence/replay.rs`), flushing only when
+//! the stream no longer holds the gap.
 //!
 //! **No resurrection.** A read that fetched a value from Redis before an
 //! invalidation arrived must not put that old value into L1 after the
