@@ -258,6 +258,25 @@ impl PubSub {
 }
 
 impl InvalidationFeed {
+    /// Whether the feed is subscribed now, read directly rather than from
+    /// the events still queued: trust a cache only while this names the
+    /// session the cache caught up in (see [`SubscriptionState`](crate::SubscriptionState)).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// let feed = pubsub.invalidations().await?;
+    /// let state = feed.state().clone();
+    /// let hearing_everything = state.is_subscribed();
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn state(&self) -> &crate::SubscriptionState {
+        self.subscription.state()
+    }
+
     /// The next event, skipping (and counting) messages on channels that
     /// name no invalidation; `None` once unsubscribed or shut down.
     ///

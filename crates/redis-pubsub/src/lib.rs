@@ -9,7 +9,8 @@
 //!   connection's life: `Subscribed` (confirmed, again after every reconnect),
 //!   `Disconnected` (messages are being lost), `Lagged` (this consumer fell
 //!   behind). Subscriptions survive reconnects without the caller doing
-//!   anything.
+//!   anything. Events can be late or lost to a lag; [`Subscription::state`]
+//!   ([`SubscriptionState`]) says whether the subscription holds *now*.
 //! - [`PubSub::unsubscribe`], [`PubSub::punsubscribe`],
 //!   [`PubSub::subscriptions`], [`PubSub::publish`].
 //! - [`PubSub::invalidate`] publishes a typed [`shared_types::Invalidation`]
@@ -47,6 +48,7 @@ mod pubsub;
 mod pump;
 mod received;
 mod routes;
+mod state;
 mod stats;
 mod wire;
 
@@ -57,5 +59,6 @@ pub use pubsub::{PubSub, Subscriptions};
 pub use received::{
     ReceivedInvalidation, Sender, StreamPosition, Unreadable, UnreadableInvalidation,
 };
+pub use state::SubscriptionState;
 pub use stats::PubSubStats;
 pub use wire::{InvalidationMessage, MAX_INVALIDATION_PAYLOAD, WIRE_VERSION};

@@ -9,6 +9,8 @@ use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
+use crate::state::SubscriptionState;
+
 /// One message, as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PubSubMessage {
@@ -51,6 +53,7 @@ pub struct Subscription {
     /// Joined a route that was already active: its `Subscribed` went out
     /// before this receiver existed, so this one yields its own first.
     joined_active: bool,
+    state: SubscriptionState,
 }
 
 impl Subscription {
@@ -58,12 +61,31 @@ impl Subscription {
         name: String,
         rx: broadcast::Receiver<PubSubEvent>,
         joined_active: bool,
+        state: SubscriptionState,
     ) -> Self {
         Self {
             name,
             events: BroadcastStream::new(rx),
             joined_active,
+            state,
         }
+    }
+
+    /// Whether the subscription is confirmed by the server now, whatever
+    /// events this stream still has queued (see [`SubscriptionState`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// let subscription = pubsub.subscribe("events").await?;
+    /// let subscribed_now = subscription.state().is_subscribed();
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn state(&self) -> &SubscriptionState {
+        &self.state
     }
 
     /// The channel or pattern subscribed to.

@@ -10,7 +10,6 @@ use redis_connection::fred::interfaces::{ClientLike, EventInterface, PubsubInter
 use redis_connection::fred::types::config::Options;
 use redis_connection::{ConnectionError, RedisConnectionManager, RedisOp, RedisSubscriber};
 use serde::Serialize;
-use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
@@ -97,6 +96,7 @@ impl PubSub {
             capacity: manager.config().event_capacity,
             resync_lock: tokio::sync::Mutex::new(()),
             home: Home::default(),
+            lost: AtomicBool::new(false),
         });
         let pump = tokio::spawn(crate::pump::run(shared.clone(), messages, events));
         info!(pubsub.instance = %shared.instance_id, "pub/sub started");
@@ -211,22 +211,19 @@ impl PubSub {
         }
         self.check_running()?;
         let shared = &self.inner.shared;
-        let (rx, active) = {
+        let (rx, active, state) = {
             let mut routes = shared.routes();
             let route = routes
                 .of(kind)
                 .entry(name.to_owned())
-                .or_insert_with(|| Route {
-                    tx: broadcast::channel(shared.capacity).0,
-                    active: false,
-                });
-            (route.tx.subscribe(), route.active)
+                .or_insert_with(|| Route::new(shared.capacity));
+            (route.tx.subscribe(), route.active, route.state.clone())
         };
         if !active {
             // Confirm now if we can; otherwise the pump does on (re)connect.
             crate::pump::resync(shared).await;
         }
-        Ok(Subscription::new(name.to_owned(), rx, active))
+        Ok(Subscription::new(name.to_owned(), rx, active, state))
     }
 
     /// Unsubscribes from `channel`: every [`Subscription`] to it ends.
@@ -246,16 +243,10 @@ impl PubSub {
     /// # }
     /// ```
     pub async fn unsubscribe(&self, channel: &str) -> Result<(), PubSubError> {
-        if self
-            .inner
-            .shared
-            .routes()
-            .channels
-            .remove(channel)
-            .is_none()
-        {
+        let Some(route) = self.inner.shared.routes().channels.remove(channel) else {
             return Ok(());
-        }
+        };
+        route.state.set(false);
         self.inner
             .shared
             .client()
@@ -280,16 +271,10 @@ impl PubSub {
     /// # }
     /// ```
     pub async fn punsubscribe(&self, pattern: &str) -> Result<(), PubSubError> {
-        if self
-            .inner
-            .shared
-            .routes()
-            .patterns
-            .remove(pattern)
-            .is_none()
-        {
+        let Some(route) = self.inner.shared.routes().patterns.remove(pattern) else {
             return Ok(());
-        }
+        };
+        route.state.set(false);
         self.inner
             .shared
             .client()
@@ -401,7 +386,9 @@ impl PubSub {
         }
         let (channels, patterns) = {
             let mut routes = self.inner.shared.routes();
-            let taken = std::mem::take(&mut *routes);
+            let mut taken = std::mem::take(&mut *routes);
+            // Holders that read the state stop trusting their stream now.
+            taken.mark_all_inactive();
             (
                 taken.channels.into_keys().collect::<Vec<_>>(),
                 taken.patterns.into_keys().collect::<Vec<_>>(),

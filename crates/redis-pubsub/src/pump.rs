@@ -18,6 +18,7 @@
 //! to back on this connection; we deliver the first to every matching
 //! pattern and skip the copies.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -49,6 +50,10 @@ pub(crate) struct Shared {
     pub(crate) resync_lock: tokio::sync::Mutex<()>,
     /// On a cluster, the node the subscriptions live on (see home.rs).
     pub(crate) home: Home,
+    /// Confirmed subscriptions were lost and not yet restored: the next
+    /// restoring resync is a resubscription. A first subscription (or a new
+    /// route added later) is not one, so `resubscriptions` counts losses.
+    pub(crate) lost: AtomicBool,
 }
 
 impl Shared {
@@ -151,6 +156,7 @@ fn disconnected(shared: &Shared) {
         .any(|r| r.active);
     routes.mark_all_inactive();
     if was_active {
+        shared.lost.store(true, Ordering::Release);
         routes.broadcast(&PubSubEvent::Disconnected);
     }
 }
@@ -195,7 +201,9 @@ pub(crate) async fn resync(shared: &Shared) {
     }
     if restored {
         shared.home.record(client);
-        bump(&shared.counters.resubscriptions);
+        if shared.lost.swap(false, Ordering::AcqRel) {
+            bump(&shared.counters.resubscriptions);
+        }
         debug!(
             channels = channels.len(),
             patterns = patterns.len(),

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use tokio::sync::broadcast;
 
 use crate::message::PubSubEvent;
+use crate::state::SubscriptionState;
 
 /// Exact channel or glob pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +19,19 @@ pub(crate) struct Route {
     pub(crate) tx: broadcast::Sender<PubSubEvent>,
     /// Confirmed by the server since the last (re)connect.
     pub(crate) active: bool,
+    /// `active`, for the holders to read without waiting for the event;
+    /// always changed before the event is sent.
+    pub(crate) state: SubscriptionState,
+}
+
+impl Route {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            tx: broadcast::channel(capacity).0,
+            active: false,
+            state: SubscriptionState::default(),
+        }
+    }
 }
 
 /// Every wanted channel and pattern. Guarded by a std mutex: critical
@@ -47,6 +61,7 @@ impl Routes {
     pub(crate) fn mark_all_inactive(&mut self) {
         for route in self.channels.values_mut().chain(self.patterns.values_mut()) {
             route.active = false;
+            route.state.set(false);
         }
     }
 
@@ -69,6 +84,7 @@ impl Routes {
                 && !route.active
             {
                 route.active = true;
+                route.state.set(true);
                 let _ = route.tx.send(PubSubEvent::Subscribed);
             }
         }

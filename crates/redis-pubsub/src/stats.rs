@@ -50,6 +50,8 @@ pub struct PubSubStats {
     pub foreign_payloads: u64,
     /// Messages lost because this instance fell behind.
     pub lagged: u64,
-    /// Times every subscription was restored after a reconnect.
+    /// Times the subscriptions were restored after they were lost (a
+    /// reconnect, a missed connection event, a moved cluster home): one a
+    /// loss, however many routes; subscribing at start is not counted.
     pub resubscriptions: u64,
 }

@@ -31,9 +31,15 @@ pub(crate) async fn run(
     redis: Store,
 ) {
     let mut subscribed_before = false;
-    // Whether the feed is subscribed now: a replay that ends while it is
-    // not (a lag noticed after a disconnect) must not trust the L1 again.
-    let mut subscribed = false;
+    // Whether the feed is subscribed is read from its state, never inferred
+    // from the events read so far: a lag can drop a `Disconnected`, and a
+    // backlog delays it. The session is read before each catch-up, so the
+    // L1 is trusted only for a subscription that was already in place when
+    // the stream was read (see l1/trust.rs).
+    let state = feed.state().clone();
+    if let Some(l1) = &l1 {
+        l1.follow(state.clone());
+    }
     let mut cursor = Cursor::default();
     let mut sweep = tokio::time::interval(SWEEP_PERIOD);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -66,9 +72,10 @@ pub(crate) async fn run(
                 if step == Some(Step::Gap) {
                     if let Some(l1) = &l1 {
                         // The replay applies this message too.
-                        l1.set_live(false);
+                        l1.trust(None);
+                        let session = state.session();
                         cursor.catch_up(&redis, l1, &tally).await;
-                        l1.set_live(subscribed);
+                        l1.trust(session);
                     }
                     continue;
                 }
@@ -116,6 +123,7 @@ pub(crate) async fn run(
             }
             InvalidationEvent::Subscribed => {
                 if let Some(l1) = &l1 {
+                    let session = state.session();
                     if subscribed_before {
                         // Invalidations sent while we were not subscribed
                         // were lost on the channel, not in the stream.
@@ -125,15 +133,15 @@ pub(crate) async fn run(
                         cursor = Cursor::start(&redis).await;
                         l1.flush();
                     }
-                    l1.set_live(true);
+                    // `None` when it was lost again meanwhile: its
+                    // `Disconnected` is on its way, or was lost to a lag.
+                    l1.trust(session);
                 }
                 subscribed_before = true;
-                subscribed = true;
             }
             InvalidationEvent::Disconnected => {
-                subscribed = false;
                 if let Some(l1) = &l1 {
-                    l1.set_live(false);
+                    l1.trust(None);
                 }
                 // INFO: what it means for the cache; the connection's loss
                 // itself is the connection layer's WARN.
@@ -142,9 +150,12 @@ pub(crate) async fn run(
             InvalidationEvent::Lagged { missed } => {
                 add(&tally.invalidations_missed, missed);
                 if let Some(l1) = &l1 {
-                    l1.set_live(false);
+                    // The lag may have dropped a `Disconnected`: trust only
+                    // a feed subscribed before the stream is read.
+                    l1.trust(None);
+                    let session = state.session();
                     cursor.catch_up(&redis, l1, &tally).await;
-                    l1.set_live(subscribed);
+                    l1.trust(session);
                 }
                 warn!(
                     missed,
@@ -163,7 +174,7 @@ pub(crate) async fn run(
         }
     }
     if let Some(l1) = &l1 {
-        l1.set_live(false);
+        l1.trust(None);
     }
     debug!("invalidation listener stopped");
 }

@@ -7,11 +7,13 @@
 //! the L2.
 //!
 //! **Trust.** The L1 is only as fresh as the invalidation feed that keeps it
-//! honest. While the feed is *live* (subscribed), reads are served from L1.
-//! When the subscriber disconnects the L1 stops being trusted (`live =
-//! false`): reads go to Redis, and the L1 is consulted only if Redis cannot
-//! answer, which bounds staleness during an outage by `ttl_cap` (never for
-//! families that may not serve stale data, sessions and ACL decisions: see
+//! honest. While the feed is *live* (subscribed, in the session the listener
+//! last caught up in: `trust.rs`), reads are served from L1.
+//! When the subscriber disconnects the L1 stops being trusted at once, read
+//! from the feed's state rather than from its events: reads go to Redis,
+//! and the L1 is consulted only if Redis cannot answer, which bounds
+//! staleness during an outage by `ttl_cap` (never for families that may
+//! not serve stale data, sessions and ACL decisions: see
 //! `KeyFamily::may_serve_stale`). When the feed is subscribed again, or
 //! lagged, the listener replays what it missed from the invalidation
 //! stream (`coherence/replay.rs`), and flushes the whole L1 only when the
@@ -42,10 +44,11 @@
 //! (they are sent behind it; see `write.rs`).
 
 mod entries;
+mod trust;
 
 use std::any::Any;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -90,7 +93,8 @@ pub(crate) struct L1 {
     global: AtomicU64,
     stripes: Box<[AtomicU64]>,
     gate: RwLock<()>,
-    live: AtomicBool,
+    /// Whether reads may use the L1 (see trust.rs).
+    trust: trust::Trust,
     /// Per stripe, until when (milliseconds since `born`) an own change of
     /// unknown outcome keeps it unsettled; 0 when none ever did.
     unsettled: Box<[AtomicU64]>,
@@ -124,7 +128,7 @@ impl L1 {
             global: AtomicU64::new(0),
             stripes: counters(),
             gate: RwLock::new(()),
-            live: AtomicBool::new(false),
+            trust: trust::Trust::default(),
             unsettled: counters(),
             unsettled_all: AtomicU64::new(0),
             born: Instant::now(),
@@ -133,11 +137,24 @@ impl L1 {
 
     /// Whether the invalidation feed is live, so L1 reads can be trusted.
     pub(crate) fn is_live(&self) -> bool {
-        self.live.load(Ordering::Acquire)
+        self.trust.is_live()
     }
 
+    /// Checks every read against `feed`'s own state from now on.
+    pub(crate) fn follow(&self, feed: redis_pubsub::SubscriptionState) {
+        self.trust.follow(feed);
+    }
+
+    /// Trusts the L1 while the feed stays in `session` (read before the
+    /// listener caught up), or stops trusting it (`None`).
+    pub(crate) fn trust(&self, session: Option<u64>) {
+        self.trust.trust(session);
+    }
+
+    /// Trusts it or not regardless of any feed (an L1 that follows none).
+    #[cfg(test)]
     pub(crate) fn set_live(&self, live: bool) {
-        self.live.store(live, Ordering::Release);
+        self.trust.set(live);
     }
 
     /// The epoch of `key` to record before a Redis read whose result may

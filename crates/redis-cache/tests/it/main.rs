@@ -8,6 +8,7 @@ mod counters;
 mod fail_safe;
 mod foreign;
 mod l1_bounds;
+mod lagged_feed;
 mod members;
 mod negative;
 mod outage;

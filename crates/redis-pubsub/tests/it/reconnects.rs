@@ -29,7 +29,7 @@ async fn client_kill_resubscribes() {
     assert_eq!(pubsub.publish("news", &"after").await.unwrap(), 2);
     assert_eq!(next_message(&mut sub).await.2, r#""after""#);
     assert_eq!(next_message(&mut pat).await.1.as_deref(), Some("n*"));
-    assert!(pubsub.stats().resubscriptions >= 2);
+    assert_eq!(pubsub.stats().resubscriptions, 1);
 }
 
 // After a Redis restart every channel and pattern is subscribed again.
@@ -134,4 +134,94 @@ async fn hung_server_is_noticed() {
     until_subscribed(&mut sub).await;
     pubsub.publish("quiet", &1).await.unwrap();
     assert_eq!(next_message(&mut sub).await.2, "1");
+}
+
+// One CLIENT KILL is one resubscription: subscribing at start is not
+// counted as one, and each subscription hears exactly one Disconnected and
+// one Subscribed before the next message.
+#[tokio::test]
+async fn one_client_kill_is_one_resubscription() {
+    let redis = RedisServer::start().await;
+    let pubsub = pubsub_on(&redis).await;
+    let mut sub = pubsub.subscribe("news").await.unwrap();
+    let mut pat = pubsub.psubscribe("n*").await.unwrap();
+    until_subscribed(&mut sub).await;
+    until_subscribed(&mut pat).await;
+    assert_eq!(pubsub.stats().resubscriptions, 0, "nothing was lost yet");
+
+    assert_eq!(
+        redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]).as_int(),
+        Some(1)
+    );
+    for stream in [&mut sub, &mut pat] {
+        assert_eq!(next(stream).await, PubSubEvent::Disconnected);
+        assert_eq!(next(stream).await, PubSubEvent::Subscribed);
+    }
+    assert_eq!(pubsub.publish("news", &"after").await.unwrap(), 2);
+    // Nothing between the resubscription and the next message.
+    for stream in [&mut sub, &mut pat] {
+        let event = next(stream).await;
+        assert!(
+            matches!(&event, PubSubEvent::Message(m) if m.payload.as_ref() == br#""after""#),
+            "{event:?}"
+        );
+    }
+    assert_eq!(pubsub.stats().resubscriptions, 1);
+}
+
+// A consumer behind on its events can lose a Disconnected (and the
+// Subscribed after it) to a lag: its events alone cannot say that the
+// subscription was lost meanwhile. Its state can: it is down as soon as the
+// pump knows, before any event is read, and a restoration is a new session.
+#[tokio::test]
+async fn a_lag_can_hide_a_disconnection_but_not_from_the_state() {
+    let redis = RedisServer::start().await;
+    let mut config = redis_config(&redis);
+    config.event_capacity = 4;
+    let manager = RedisConnectionManager::connect(config).await.unwrap();
+    let pubsub = PubSub::new(manager).await.unwrap();
+    // A second holder of the same channel, read promptly, tells the test
+    // what the pump did; `slow` is not read until the end.
+    let mut prompt = pubsub.subscribe("feed").await.unwrap();
+    let mut slow = pubsub.subscribe("feed").await.unwrap();
+    until_subscribed(&mut prompt).await;
+    let before = slow.state().session().expect("subscribed");
+
+    redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    assert_eq!(next(&mut prompt).await, PubSubEvent::Disconnected);
+    assert!(
+        !slow.state().is_subscribed(),
+        "down before any event is read"
+    );
+    until_subscribed(&mut prompt).await;
+    let after = slow.state().session().expect("subscribed again");
+    assert_ne!(before, after, "a restoration is a new session");
+    for i in 0..20 {
+        pubsub.publish("feed", &i).await.unwrap();
+    }
+    pubsub.publish("feed", &"end").await.unwrap();
+    while next_message(&mut prompt).await.2 != r#""end""# {}
+
+    // The slow holder: its first Subscribed (it joined an active route),
+    // then a lag where Disconnected and Subscribed were, then messages.
+    assert_eq!(next(&mut slow).await, PubSubEvent::Subscribed);
+    let mut events = Vec::new();
+    loop {
+        let event = next(&mut slow).await;
+        let end = matches!(&event, PubSubEvent::Message(m) if m.payload.as_ref() == br#""end""#);
+        events.push(event);
+        if end {
+            break;
+        }
+    }
+    assert!(
+        matches!(events[0], PubSubEvent::Lagged { .. }),
+        "{events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, PubSubEvent::Disconnected | PubSubEvent::Subscribed)),
+        "the lag hid the disconnection: {events:?}"
+    );
 }
