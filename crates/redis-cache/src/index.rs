@@ -52,7 +52,7 @@ use redis_connection::{Rejection, RejectionKind};
 use shared_types::{KeyPattern, RedisKey};
 
 use crate::error::CacheError;
-use crate::store::{Store, millis};
+use crate::store::{Store, fail_fast, millis};
 
 /// Keys of one tenant and the TTLs they are being written with.
 type Members<'a> = Vec<(&'a str, Duration)>;
@@ -340,7 +340,10 @@ impl Store {
             Value::Integer(i64::from(count)),
         ];
         let (next, page): (String, Vec<Value>) = self
-            .timed(RedisOp::ZSCAN, client.custom(zscan, args))
+            .timed(
+                RedisOp::ZSCAN,
+                client.with_options(&fail_fast()).custom(zscan, args),
+            )
             .await
             .map_err(|e| self.error(&e))?;
         // Redis's cursors are unsigned 64-bit integers in decimal.

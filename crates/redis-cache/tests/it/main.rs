@@ -11,6 +11,7 @@ mod l1_bounds;
 mod members;
 mod negative;
 mod outage;
+mod outage_writes;
 mod own_changes;
 mod patterns;
 mod purge;
