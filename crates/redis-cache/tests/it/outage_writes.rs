@@ -80,7 +80,8 @@ async fn stop_and_wait_until_known(redis: &mut RedisServer, manager: &RedisConne
 // Every write of a Redis-only cache and of a two-tier one (set of a key the
 // tenant index already covers and of one it does not, delete, expire, mset,
 // a key's and a pattern's invalidation, a tenant flush, counters, sets of
-// members) fails as unavailable well within a fraction of a long timeout.
+// members), and the reads beside them (members, the operators' reads),
+// fails as unavailable well within a fraction of a long timeout.
 #[tokio::test]
 async fn every_write_fails_fast_during_a_known_outage() {
     let mut redis = RedisServer::start().await;
@@ -152,6 +153,12 @@ async fn every_write_fails_fast_during_a_known_outage() {
         )
         .await;
         slow.check(&step("members"), c.members(&members)).await;
+        // The operators' reads (cache-admin) too.
+        slow.check(&step("key_info"), c.key_info(&indexed)).await;
+        slow.check(&step("tenant_indexed_keys"), c.tenant_indexed_keys(&t))
+            .await;
+        slow.check(&step("indexed_ttls"), c.indexed_ttls(&pattern, 100))
+            .await;
     }
     slow.assert_none();
 }
