@@ -241,7 +241,22 @@ impl Store {
         keys: Vec<Key>,
         args: Vec<Value>,
     ) -> Result<R, CacheError> {
-        let fast = client.with_options(&fail_fast());
+        self.run_script_with(client, &fail_fast(), script, keys, args)
+            .await
+    }
+
+    /// [`run_script_on`](Self::run_script_on) with `options` in place of
+    /// [`fail_fast`]: for the few scripts that must rather wait for the
+    /// connection (see [`queued`]).
+    pub(crate) async fn run_script_with<R: FromValue>(
+        &self,
+        client: &Client,
+        options: &Options,
+        script: &Script,
+        keys: Vec<Key>,
+        args: Vec<Value>,
+    ) -> Result<R, CacheError> {
+        let fast = client.with_options(options);
         let first = evalsha::<R>(&fast, script, keys.clone(), args.clone());
         match self
             .timed(RedisOp::EVALSHA, first)
@@ -512,6 +527,16 @@ pub(crate) fn millis(d: Duration) -> i64 {
 
 pub(crate) fn px(ttl: Duration) -> Expiration {
     Expiration::PX(millis(ttl).max(1))
+}
+
+/// Options of a command that waits for a connection while the pool is
+/// disconnected (bounded by the command timeout) and may be resent on the
+/// next one: only for what is harmless to run twice and better late than
+/// failed: the invalidation stream's reads in the background (the
+/// subscriber often reconnects before the pool does), and a cluster batch's
+/// index updates, queued like its `SET`s (see `mset.rs`).
+pub(crate) fn queued() -> Options {
+    Options::default()
 }
 
 /// `EVALSHA` of `script` through `client`, keeping `client`'s options.

@@ -30,7 +30,7 @@ use std::sync::LazyLock;
 
 use crate::config::Retention;
 use crate::error::CacheError;
-use crate::store::{Store, eval, fail_fast, millis};
+use crate::store::{Store, eval, fail_fast, millis, queued};
 
 /// The stream's key. Not a `RedisKey`: every key family of shared-types is
 /// a tenant's, and the stream is the deployment's.
@@ -180,7 +180,13 @@ impl Store {
 
     async fn read_stream(&self, args: Vec<Value>) -> Result<Vec<Entry>, CacheError> {
         let keys = vec![Key::from(INVALIDATION_STREAM)];
-        let reply: Value = self.run_script(&READ, keys, args).await?;
+        // Queued, not failing fast: a replay after the subscriber came back
+        // would otherwise lose its place whenever the pool is a moment
+        // behind; a read is harmless to resend.
+        let client = self.client();
+        let reply: Value = self
+            .run_script_with(client, &queued(), &READ, keys, args)
+            .await?;
         Ok(entries(reply))
     }
 }
