@@ -51,6 +51,7 @@ async fn walk_node(
     let client = store.client().clone();
     let scanner = client.with_options(&Options {
         cluster_node: node,
+        fail_fast: true,
         ..Options::default()
     });
     let page = |cursor: String| async {

@@ -46,13 +46,14 @@ use bytes::Bytes;
 use redis_connection::RedisOp;
 use redis_connection::fred::interfaces::ClientLike;
 use redis_connection::fred::prelude::Client;
+use redis_connection::fred::types::config::Options;
 use redis_connection::fred::types::scripts::Script;
 use redis_connection::fred::types::{ClusterHash, CustomCommand, Key, Value};
 use redis_connection::{Rejection, RejectionKind};
 use shared_types::{KeyPattern, RedisKey};
 
 use crate::error::CacheError;
-use crate::store::{Store, millis};
+use crate::store::{Store, fail_fast, millis, queued};
 
 /// Keys of one tenant and the TTLs they are being written with.
 type Members<'a> = Vec<(&'a str, Duration)>;
@@ -155,6 +156,17 @@ impl Store {
         index: &RedisKey,
         keys: &[(&str, Duration)],
     ) -> Result<(), CacheError> {
+        self.index_with(client, &fail_fast(), index, keys).await
+    }
+
+    /// [`index_on`](Self::index_on) sent with `options`.
+    async fn index_with(
+        &self,
+        client: &Client,
+        options: &Options,
+        index: &RedisKey,
+        keys: &[(&str, Duration)],
+    ) -> Result<(), CacheError> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -163,7 +175,8 @@ impl Store {
             args.push(Value::Integer(millis(*ttl).max(1)));
             args.push(Value::from(*key));
         }
-        self.run_script_on::<i64>(client, &INDEX, vec![Key::from(index.as_str())], args)
+        let index = vec![Key::from(index.as_str())];
+        self.run_script_with::<i64>(client, options, &INDEX, index, args)
             .await
             .map(drop)
     }
@@ -189,9 +202,18 @@ impl Store {
                 .push((key.as_str(), held(*ttl)));
             recorded.push((*key, held(*ttl)));
         }
+        // On a cluster queued like the batch's `SET`s (see `mset.rs`): a
+        // batch spread over every node would otherwise fail on whichever
+        // node fred is replacing after a topology change. An index update
+        // is harmless to resend.
+        let options = if self.is_cluster() {
+            queued()
+        } else {
+            fail_fast()
+        };
         let calls = by_tenant
             .values()
-            .map(|(index, members)| self.index_on(client, index, members));
+            .map(|(index, members)| self.index_with(client, &options, index, members));
         for result in futures::future::join_all(calls).await {
             result?;
         }
@@ -340,7 +362,10 @@ impl Store {
             Value::Integer(i64::from(count)),
         ];
         let (next, page): (String, Vec<Value>) = self
-            .timed(RedisOp::ZSCAN, client.custom(zscan, args))
+            .timed(
+                RedisOp::ZSCAN,
+                client.with_options(&fail_fast()).custom(zscan, args),
+            )
             .await
             .map_err(|e| self.error(&e))?;
         // Redis's cursors are unsigned 64-bit integers in decimal.

@@ -2,6 +2,7 @@
 //! (`cache-admin inspect`, `stats`, `ttl-report`) asks. Nothing here returns
 //! a value, so nothing here can leak a session.
 
+use redis_connection::fred::clients::Pipeline;
 use redis_connection::fred::interfaces::{ClientLike, KeysInterface, SortedSetsInterface};
 use redis_connection::fred::types::{ClusterHash, CustomCommand, Value};
 use redis_connection::{CommandFamily, RedisOp};
@@ -10,6 +11,7 @@ use shared_types::{KeyPattern, RedisKey, TenantId};
 use crate::error::CacheError;
 use crate::expiry::KeyTtl;
 use crate::service::CacheService;
+use crate::store::fail_fast;
 
 /// The size of a sorted set (the tenant's key index, or any zset inspected).
 const ZCARD: RedisOp = RedisOp::new("ZCARD", CommandFamily::Members);
@@ -48,7 +50,7 @@ impl CacheService {
     /// ```
     pub async fn key_info(&self, key: &RedisKey) -> Result<KeyInfo, CacheError> {
         let store = &self.inner.store;
-        let client = store.client();
+        let client = store.fast();
         let type_of = CustomCommand::new_static("TYPE", ClusterHash::FirstKey, false);
         let redis_type: Result<String, CacheError> = store
             .timed(
@@ -103,7 +105,7 @@ impl CacheService {
         let store = &self.inner.store;
         let index = RedisKey::tenant_index(tenant);
         let members = store
-            .timed(ZCARD, store.client().zcard(index.as_str()))
+            .timed(ZCARD, store.fast().zcard(index.as_str()))
             .await
             .map_err(|e| store.error(&e));
         self.counted(members)
@@ -142,7 +144,7 @@ impl CacheService {
                 self.counted(store.index_page(&client, pattern, cursor, count).await)?;
             if !keys.is_empty() {
                 let n = keys.len();
-                let pipeline = client.pipeline();
+                let pipeline = Pipeline::from(client.with_options(&fail_fast()));
                 for key in keys {
                     pipeline
                         .pttl::<(), _>(key)

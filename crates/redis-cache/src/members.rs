@@ -58,7 +58,8 @@ impl CacheService {
     /// As [`add_member`](Self::add_member).
     pub async fn members(&self, key: &RedisKey) -> Result<Vec<String>, CacheError> {
         let store = &self.inner.store;
-        let read = store.client().smembers(key.as_str());
+        let fast = store.fast();
+        let read = fast.smembers(key.as_str());
         let result = store
             .timed(RedisOp::SMEMBERS, read)
             .await
@@ -79,7 +80,8 @@ impl CacheService {
             return Ok(0);
         }
         let store = &self.inner.store;
-        let removal = store.client().srem(key.as_str(), members);
+        let fast = store.fast();
+        let removal = fast.srem(key.as_str(), members);
         let result = store
             .timed(RedisOp::SREM, removal)
             .await

@@ -28,13 +28,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis_connection::RedisOp;
-use redis_connection::fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
+use redis_connection::fred::interfaces::{ClientLike, KeysInterface};
 use redis_connection::fred::prelude::Client;
 use redis_connection::fred::types::{Key, Value};
 
 use crate::coherence::{INVALIDATION_STREAM, Messages, retention_args, stream_fn};
 use crate::error::CacheError;
-use crate::store::{Store, fail_fast, millis, px};
+use crate::store::{Store, eval, fail_fast, millis, px};
 
 /// Keys per script: at most about a millisecond of server time each.
 pub(crate) const SCRIPT_CHUNK: usize = 250;
@@ -125,7 +125,7 @@ impl Store {
             }
             let fast = &fast;
             async move {
-                let eval = fast.eval::<i64, _, _, _>(script, keys, args);
+                let eval = eval::<i64>(fast, script, keys, args);
                 self.timed(RedisOp::EVAL, eval)
                     .await
                     .map_err(|e| self.error(&e))

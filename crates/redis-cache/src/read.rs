@@ -334,7 +334,9 @@ impl CacheService {
         if let Some(l1) = &self.inner.l1 {
             l1.invalidate_key(key.as_str());
         }
-        if let Err(error) = self.inner.store.unlink(&[key.as_str()]).await {
+        // Boxed: an unlink's future (a pipeline per slot on a cluster) is
+        // large, and this rare path would otherwise grow every read's.
+        if let Err(error) = Box::pin(self.inner.store.unlink(&[key.as_str()])).await {
             debug!(%error, "could not delete an undecodable value");
         }
     }

@@ -13,14 +13,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis_connection::fred::clients::WithOptions;
+use redis_connection::fred::clients::{Pipeline, WithOptions};
 use redis_connection::fred::interfaces::{
-    ClientLike, ClusterInterface, KeysInterface, LuaInterface, ServerInterface,
+    ClientLike, ClusterInterface, KeysInterface, ServerInterface,
 };
 use redis_connection::fred::prelude::{Client, Error as FredError};
 use redis_connection::fred::types::config::{Options, Server};
 use redis_connection::fred::types::scripts::Script;
-use redis_connection::fred::types::{Expiration, FromValue, InfoKind, Key, Value};
+use redis_connection::fred::types::{
+    ClusterHash, CustomCommand, Expiration, FromValue, InfoKind, Key, Value,
+};
 use redis_connection::fred::util::redis_keyslot;
 use redis_connection::{
     ConnectionError, RedisConnectionManager, RedisOp, Rejection, RejectionKind,
@@ -196,7 +198,7 @@ impl Store {
                 .map_err(|e| self.error(&e));
         }
         let groups = group_by_slot(keys);
-        let pipeline = self.client().pipeline();
+        let pipeline = Pipeline::from(self.fast());
         for indices in groups.values() {
             let group: Vec<&str> = indices.iter().map(|&i| keys[i]).collect();
             pipeline
@@ -239,18 +241,36 @@ impl Store {
         keys: Vec<Key>,
         args: Vec<Value>,
     ) -> Result<R, CacheError> {
-        let fast = client.with_options(&fail_fast());
-        let first = fast.evalsha::<R, _, _, _>(script.sha1().clone(), keys.clone(), args.clone());
+        self.run_script_with(client, &fail_fast(), script, keys, args)
+            .await
+    }
+
+    /// [`run_script_on`](Self::run_script_on) with `options` in place of
+    /// [`fail_fast`]: for the few scripts that must rather wait for the
+    /// connection (see [`queued`]).
+    pub(crate) async fn run_script_with<R: FromValue>(
+        &self,
+        client: &Client,
+        options: &Options,
+        script: &Script,
+        keys: Vec<Key>,
+        args: Vec<Value>,
+    ) -> Result<R, CacheError> {
+        let fast = client.with_options(options);
+        let first = evalsha::<R>(&fast, script, keys.clone(), args.clone());
         match self
             .timed(RedisOp::EVALSHA, first)
             .await
             .map_err(|e| self.error(&e))
         {
             Err(CacheError::Rejected(r)) if r.kind() == RejectionKind::NoScript => {
+                // On the plain client: fred sends `SCRIPT LOAD` to every
+                // primary of a cluster only from there. It follows a reply
+                // on a live connection, and loading twice is harmless.
                 self.timed(RedisOp::SCRIPT_LOAD, script.load(client))
                     .await
                     .map_err(|e| self.error(&e))?;
-                let again = fast.evalsha(script.sha1().clone(), keys, args);
+                let again = evalsha(&fast, script, keys, args);
                 self.timed(RedisOp::EVALSHA, again)
                     .await
                     .map_err(|e| self.error(&e))
@@ -266,7 +286,9 @@ impl Store {
     }
 
     /// `UNLINK` through `client`, grouped by hash slot on a cluster (a
-    /// multi-key command must stay within one slot) and pipelined.
+    /// multi-key command must stay within one slot) and pipelined; failing
+    /// fast while disconnected (a pipeline of an options wrapper carries
+    /// its options: a plain `client.pipeline()` would not).
     pub(crate) async fn unlink_on(
         &self,
         client: &Client,
@@ -275,14 +297,15 @@ impl Store {
         if keys.is_empty() {
             return Ok(0);
         }
+        let fast = client.with_options(&fail_fast());
         if !self.is_cluster() {
             return self
-                .timed(RedisOp::UNLINK, client.unlink(keys))
+                .timed(RedisOp::UNLINK, fast.unlink(keys))
                 .await
                 .map_err(|e| self.error(&e));
         }
         let groups = keys_by_slot(keys);
-        let pipeline = client.pipeline();
+        let pipeline = Pipeline::from(fast);
         let commands = groups.len();
         for group in groups {
             pipeline
@@ -307,14 +330,15 @@ impl Store {
         if keys.is_empty() {
             return Ok(0);
         }
+        let fast = client.with_options(&fail_fast());
         if !self.is_cluster() {
             return self
-                .timed(RedisOp::EXISTS, client.exists(keys))
+                .timed(RedisOp::EXISTS, fast.exists(keys))
                 .await
                 .map_err(|e| self.error(&e));
         }
         let groups = keys_by_slot(keys);
-        let pipeline = client.pipeline();
+        let pipeline = Pipeline::from(fast);
         let commands = groups.len();
         for group in groups {
             pipeline
@@ -503,6 +527,70 @@ pub(crate) fn millis(d: Duration) -> i64 {
 
 pub(crate) fn px(ttl: Duration) -> Expiration {
     Expiration::PX(millis(ttl).max(1))
+}
+
+/// Options of a command that waits for a connection while the pool is
+/// disconnected (bounded by the command timeout) and may be resent on the
+/// next one: only for what is harmless to run twice and better late than
+/// failed: the invalidation stream's reads in the background (the
+/// subscriber often reconnects before the pool does), and a cluster batch's
+/// index updates, queued like its `SET`s (see `mset.rs`).
+pub(crate) fn queued() -> Options {
+    Options::default()
+}
+
+/// `EVALSHA` of `script` through `client`, keeping `client`'s options.
+///
+/// Not fred's `evalsha` (nor its `eval`): fred 10 implements `LuaInterface`
+/// for a plain `Client` but not for `WithOptions<Client>`, so
+/// `fast.evalsha(..)` derefs to the plain client and silently drops the
+/// options. Every script then neither failed fast (a Redis-only `set`,
+/// which is a script, waited out the whole command timeout during a known
+/// outage) nor stayed unretried (see [`fail_fast`]). A custom command goes
+/// through the options wrapper's own `ClientLike`, which applies them.
+pub(crate) fn evalsha<R: FromValue>(
+    client: &WithOptions<Client>,
+    script: &Script,
+    keys: Vec<Key>,
+    args: Vec<Value>,
+) -> impl Future<Output = Result<R, FredError>> {
+    let sha = Value::from(script.sha1().clone());
+    scripted(client, "EVALSHA", sha, keys, args)
+}
+
+/// `EVAL` of `lua` through `client`, keeping `client`'s options (see
+/// [`evalsha`] for why not fred's own).
+pub(crate) fn eval<R: FromValue>(
+    client: &WithOptions<Client>,
+    lua: &str,
+    keys: Vec<Key>,
+    args: Vec<Value>,
+) -> impl Future<Output = Result<R, FredError>> {
+    scripted(client, "EVAL", Value::from(lua), keys, args)
+}
+
+/// `command` (`EVAL` or `EVALSHA`) of `script` as a custom command, routed
+/// by its first key's slot as fred routes a script (our scripts' keys
+/// share one slot).
+fn scripted<R: FromValue>(
+    client: &WithOptions<Client>,
+    command: &'static str,
+    script: Value,
+    keys: Vec<Key>,
+    args: Vec<Value>,
+) -> impl Future<Output = Result<R, FredError>> {
+    let hash = keys.first().map_or(ClusterHash::Random, |key| {
+        ClusterHash::Custom(redis_keyslot(key.as_bytes()))
+    });
+    let command = CustomCommand::new_static(command, hash, false);
+    let mut line: Vec<Value> = Vec::with_capacity(2 + keys.len() + args.len());
+    line.push(script);
+    line.push(Value::Integer(
+        i64::try_from(keys.len()).unwrap_or(i64::MAX),
+    ));
+    line.extend(keys.into_iter().map(Value::from));
+    line.extend(args);
+    client.custom(command, line)
 }
 
 /// Options of a command that fails at once while the pool is known to be

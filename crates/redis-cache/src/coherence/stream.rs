@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis_connection::RedisOp;
-use redis_connection::fred::interfaces::{ClientLike, LuaInterface};
+use redis_connection::fred::interfaces::ClientLike;
 use redis_connection::fred::prelude::Client;
 use redis_connection::fred::types::scripts::Script;
 use redis_connection::fred::types::{Key, Value};
@@ -30,7 +30,7 @@ use std::sync::LazyLock;
 
 use crate::config::Retention;
 use crate::error::CacheError;
-use crate::store::{Store, fail_fast, millis};
+use crate::store::{Store, eval, fail_fast, millis, queued};
 
 /// The stream's key. Not a `RedisKey`: every key family of shared-types is
 /// a tenant's, and the stream is the deployment's.
@@ -153,7 +153,7 @@ impl Store {
         // run later; as `EVALSHA` of a script not loaded yet it would then
         // fail with `NOSCRIPT` where nobody retries it, and be lost.
         let fast = client.with_options(&fail_fast());
-        let eval = fast.eval::<i64, _, _, _>(SEQUENCED_LUA, keys, args);
+        let eval = eval::<i64>(&fast, SEQUENCED_LUA, keys, args);
         self.timed(RedisOp::EVAL, eval)
             .await
             .map_err(|e| self.error(&e))?;
@@ -180,7 +180,13 @@ impl Store {
 
     async fn read_stream(&self, args: Vec<Value>) -> Result<Vec<Entry>, CacheError> {
         let keys = vec![Key::from(INVALIDATION_STREAM)];
-        let reply: Value = self.run_script(&READ, keys, args).await?;
+        // Queued, not failing fast: a replay after the subscriber came back
+        // would otherwise lose its place whenever the pool is a moment
+        // behind; a read is harmless to resend.
+        let client = self.client();
+        let reply: Value = self
+            .run_script_with(client, &queued(), &READ, keys, args)
+            .await?;
         Ok(entries(reply))
     }
 }

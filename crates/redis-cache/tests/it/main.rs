@@ -12,6 +12,7 @@ mod lagged_feed;
 mod members;
 mod negative;
 mod outage;
+mod outage_writes;
 mod own_changes;
 mod patterns;
 mod purge;

@@ -121,6 +121,9 @@ async fn known_outage_fails_fast_instead_of_waiting_out_the_timeout() {
     let start = Instant::now();
     let read = two_tier.get::<u32>(&key).await;
     fails_fast("two-tier get", start, read.unwrap_err().is_unavailable());
+    let start = Instant::now();
+    let set = cache.set(&key, &2, Duration::from_secs(60)).await;
+    fails_fast("set", start, set.unwrap_err().is_unavailable());
 }
 
 // In strict mode a read returns the error instead of a miss.
