@@ -130,8 +130,11 @@ async fn a_resubscribed_instance_replays_what_it_missed_without_flushing() {
     );
     let stats = a.stats();
     assert_eq!(stats.l1_flushes, 0);
-    // One kill, one resubscription, one replay.
-    assert_eq!(stats.l1_replays, 1, "{stats:?}");
+    // The kill's resubscription replayed. On a loaded machine a second
+    // resubscription (the heartbeat missing its deadline) may replay again,
+    // harmlessly; one kill counts as one resubscription is redis-pubsub's
+    // `one_client_kill_is_one_resubscription`.
+    assert!(stats.l1_replays >= 1, "{stats:?}");
     assert!(stats.invalidations_replayed >= 21, "{stats:?}");
 }
 
