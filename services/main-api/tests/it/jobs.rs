@@ -82,9 +82,21 @@ async fn start_purge(client: &Client, api: &ServiceProcess, token: &str) -> Stri
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let status = response.status();
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let body: Value = response.json().await.unwrap();
+    // A refusal says why, and the service's log what failed underneath.
+    if status != StatusCode::ACCEPTED {
+        let logs = api.logs();
+        let lines: Vec<&str> = logs.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        panic!("the purge answered {status}: {body}; the service's log ends with:\n{tail}");
+    }
     let id = body["job"].as_str().expect("a job id").to_owned();
     assert_eq!(location, format!("/v1/tenants/t1/cache/jobs/{id}"));
     id
