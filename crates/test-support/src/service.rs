@@ -90,6 +90,13 @@ impl ServiceProcess {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
+    /// The last `n` lines of [`logs`](Self::logs), for a failure's message.
+    pub fn log_tail(&self, n: usize) -> String {
+        let logs = self.logs();
+        let lines: Vec<&str> = logs.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
     /// Sends SIGTERM and waits (at most `timeout`) for the process to exit.
     ///
     /// # Panics

@@ -231,13 +231,6 @@ fn bad_environment_stops_start_up() {
     }
 }
 
-/// The last `n` lines of `service`'s log, for a failure's message.
-fn log_tail(service: &ServiceProcess, n: usize) -> String {
-    let logs = service.logs();
-    let lines: Vec<&str> = logs.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 /// A PUT on `one` is seen by `two` (from Redis, then its L1), a new PUT
 /// within 1 s; a session revoked on auth-broker is refused by both within
 /// 1 s. Returns the revoked token.
@@ -268,7 +261,7 @@ async fn propagation_and_revocation(
         (status, tier.as_str()),
         (StatusCode::OK, "hit-l2"),
         "instance 2's first read: {body}; its log ends with:\n{}",
-        log_tail(two, 40)
+        two.log_tail(40)
     );
     // 1's announcement of its PUT may reach 2 just after that read and
     // (rightly) keep it out of 2's L1: a later read fills it.

@@ -92,9 +92,7 @@ async fn start_purge(client: &Client, api: &ServiceProcess, token: &str) -> Stri
     let body: Value = response.json().await.unwrap();
     // A refusal says why, and the service's log what failed underneath.
     if status != StatusCode::ACCEPTED {
-        let logs = api.logs();
-        let lines: Vec<&str> = logs.lines().collect();
-        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        let tail = api.log_tail(40);
         panic!("the purge answered {status}: {body}; the service's log ends with:\n{tail}");
     }
     let id = body["job"].as_str().expect("a job id").to_owned();
