@@ -97,6 +97,7 @@ impl PubSub {
             resync_lock: tokio::sync::Mutex::new(()),
             home: Home::default(),
             lost: AtomicBool::new(false),
+            refused: AtomicBool::new(false),
         });
         let pump = tokio::spawn(crate::pump::run(shared.clone(), messages, events));
         info!(pubsub.instance = %shared.instance_id, "pub/sub started");

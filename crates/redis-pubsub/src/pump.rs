@@ -25,6 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis_connection::ConnectionEvent;
 use redis_connection::fred::clients::SubscriberClient;
+use redis_connection::fred::error::Error;
 use redis_connection::fred::interfaces::{ClientLike, PubsubInterface};
 use redis_connection::fred::types::{Message, MessageKind};
 use shared_types::glob_match;
@@ -54,6 +55,9 @@ pub(crate) struct Shared {
     /// restoring resync is a resubscription. A first subscription (or a new
     /// route added later) is not one, so `resubscriptions` counts losses.
     pub(crate) lost: AtomicBool,
+    /// The server refused a subscription and that was logged; cleared once
+    /// every route is confirmed, so a new refusal is logged again.
+    pub(crate) refused: AtomicBool,
 }
 
 impl Shared {
@@ -182,24 +186,25 @@ pub(crate) async fn resync(shared: &Shared) {
         .await;
     let mut restored = true;
     if !channels.is_empty() {
-        match client.subscribe(channels.clone()).await {
+        match confirmed(client, client.subscribe(channels.clone())).await {
             Ok(()) => shared.routes().activate(Kind::Channel, &channels),
             Err(error) => {
                 restored = false;
-                debug!(%error, "re-subscribing channels failed; will retry");
+                failed(shared, "channels", &error);
             }
         }
     }
     if !patterns.is_empty() {
-        match client.psubscribe(patterns.clone()).await {
+        match confirmed(client, client.psubscribe(patterns.clone())).await {
             Ok(()) => shared.routes().activate(Kind::Pattern, &patterns),
             Err(error) => {
                 restored = false;
-                debug!(%error, "re-subscribing patterns failed; will retry");
+                failed(shared, "patterns", &error);
             }
         }
     }
     if restored {
+        shared.refused.store(false, Ordering::Relaxed);
         shared.home.record(client);
         if shared.lost.swap(false, Ordering::AcqRel) {
             bump(&shared.counters.resubscriptions);
@@ -209,6 +214,39 @@ pub(crate) async fn resync(shared: &Shared) {
             patterns = patterns.len(),
             "subscriptions restored"
         );
+    }
+}
+
+/// The server's answer to a SUBSCRIBE or PSUBSCRIBE, `sending` it.
+///
+/// fred answers those commands as soon as they are written (their replies
+/// come out of band) and drops an error reply to them when no command waits
+/// for a reply, so a refusal (an ACL user without channel rights gets
+/// `NOPERM`) would read as success, and a holder would trust a feed that
+/// never delivers. A PING queued home right behind it, before either is
+/// written, waits on the same connection, and fred hands it the first
+/// non-pub/sub reply it reads: the refusal when there was one, else its
+/// PONG. Both futures are polled in order by `join`, and fred queues a
+/// command when it is first polled, so nothing comes between them.
+async fn confirmed(
+    client: &SubscriberClient,
+    sending: impl Future<Output = Result<(), Error>>,
+) -> Result<(), Error> {
+    let home = client.with_options(&Home::options(client));
+    let (sent, answered) = tokio::join!(sending, home.ping::<()>(None));
+    sent.and(answered)
+}
+
+/// Logs a failed (re)subscription: a refusal by the server once at WARN
+/// (it repeats every tick until the configuration changes), anything else
+/// at DEBUG (a connection problem, which the connection layer reports).
+fn failed(shared: &Shared, what: &str, error: &Error) {
+    if error.details().contains("NOPERM") {
+        if !shared.refused.swap(true, Ordering::Relaxed) {
+            warn!(%error, "Redis refused to subscribe the {what}; invalidations cannot be heard and nothing is trusted from them; will retry");
+        }
+    } else {
+        debug!(%error, "subscribing {what} failed; will retry");
     }
 }
 

@@ -45,12 +45,21 @@ impl RedisServerBuilder {
 
     /// Adds an ACL user with full rights and `password`, and makes the harness's
     /// own commands authenticate as that user.
-    pub fn acl_user(mut self, username: &str, password: &str) -> Self {
+    pub fn acl_user(self, username: &str, password: &str) -> Self {
+        self.acl_user_with_rules(username, password, &["~*", "&*", "+@all"])
+    }
+
+    /// Adds an ACL user with `password` and exactly these ACL `rules`
+    /// (`~*`, `resetchannels`, `+@all`, ...), and makes the harness's own
+    /// commands authenticate as that user.
+    pub fn acl_user_with_rules(mut self, username: &str, password: &str, rules: &[&str]) -> Self {
         self.username = Some(username.to_owned());
         self.password = Some(password.to_owned());
         // redis-server joins the words after `--user` into one config line.
         let secret = format!(">{password}");
-        self.args(["--user", username, "on", &secret, "~*", "&*", "+@all"])
+        let mut line = vec!["--user", username, "on", &secret];
+        line.extend_from_slice(rules);
+        self.args(line)
     }
 
     /// Also listens for TLS on a second port, with a freshly generated CA and

@@ -192,3 +192,44 @@ async fn a_subscription_is_a_stream_of_the_same_events_that_ends_on_unsubscribe(
         "no message after the last one published: {rest:?}"
     );
 }
+
+// A subscription the server refuses (here: an ACL user without channel
+// rights, Redis 7's default for a new user) is never reported as
+// `Subscribed`: a holder trusting it would wait for messages that never come.
+#[tokio::test]
+async fn a_refused_subscription_is_never_reported_subscribed() {
+    if !test_support::server_is_at_least(7, 0, "channel permissions in ACL rules") {
+        return;
+    }
+    let redis = RedisServer::builder()
+        .acl_user_with_rules("svc", "svc-pass", &["~*", "resetchannels", "+@all"])
+        .start()
+        .await;
+    let mut config = crate::redis_config(&redis);
+    config.username = Some("svc".into());
+    config.password = Some("svc-pass".to_owned().into());
+    let manager = redis_connection::RedisConnectionManager::connect(config)
+        .await
+        .unwrap();
+    let pubsub = redis_pubsub::PubSub::new(manager).await.unwrap();
+    let outcome = pubsub.subscribe("news").await;
+    let mut sub = match outcome {
+        Err(e) => {
+            assert!(
+                e.to_string().contains("NOPERM") || e.to_string().contains("permission"),
+                "{e}"
+            );
+            return;
+        }
+        Ok(sub) => sub,
+    };
+    let first = tokio::time::timeout(Duration::from_secs(1), sub.recv()).await;
+    assert!(
+        !matches!(first, Ok(Some(PubSubEvent::Subscribed))),
+        "a refused subscription was reported subscribed: {first:?}"
+    );
+    assert!(
+        !sub.state().is_subscribed(),
+        "the refused subscription reads as subscribed"
+    );
+}
