@@ -186,7 +186,7 @@ pub(crate) async fn resync(shared: &Shared) {
         .await;
     let mut restored = true;
     if !channels.is_empty() {
-        match confirmed(client, client.subscribe(channels.clone())).await {
+        match Box::pin(confirmed(client, client.subscribe(channels.clone()))).await {
             Ok(()) => shared.routes().activate(Kind::Channel, &channels),
             Err(error) => {
                 restored = false;
@@ -195,7 +195,7 @@ pub(crate) async fn resync(shared: &Shared) {
         }
     }
     if !patterns.is_empty() {
-        match confirmed(client, client.psubscribe(patterns.clone())).await {
+        match Box::pin(confirmed(client, client.psubscribe(patterns.clone()))).await {
             Ok(()) => shared.routes().activate(Kind::Pattern, &patterns),
             Err(error) => {
                 restored = false;
@@ -227,7 +227,8 @@ pub(crate) async fn resync(shared: &Shared) {
 /// written, waits on the same connection, and fred hands it the first
 /// non-pub/sub reply it reads: the refusal when there was one, else its
 /// PONG. Both futures are polled in order by `join`, and fred queues a
-/// command when it is first polled, so nothing comes between them.
+/// command when it is first polled, so nothing comes between them. (Its
+/// future holds two fred commands' futures: callers box it.)
 async fn confirmed(
     client: &SubscriberClient,
     sending: impl Future<Output = Result<(), Error>>,
