@@ -138,21 +138,29 @@ impl Lease {
                 Ok(())
             }
         };
+        // The claim waits for the index's reply: a purge that can see the
+        // lease must find its key in the index. Sending both at once was
+        // not enough: an index script Redis had to reload (NOSCRIPT) ran
+        // after the claim, and a purge in between missed the lease. A cold
+        // load pays one round trip more, beside its loader.
+        if indexed.await.is_err() {
+            return None;
+        }
         let fast = client.with_options(&options);
-        let claim = store.timed(
-            RedisOp::SET,
-            fast.set::<Value, _, _>(
-                RedisKey::load_lease_of(key.as_str()),
-                token.clone(),
-                Some(Expiration::PX(millis(LEASE_TTL))),
-                Some(SetOptions::NX),
-                false,
-            ),
-        );
-        // join! queues the index update first.
-        let (indexed, claimed) = futures::join!(indexed, claim);
-        match (indexed, claimed) {
-            (Ok(()), Ok(value)) if value != Value::Null => Some(Self { token }),
+        let claimed = store
+            .timed(
+                RedisOp::SET,
+                fast.set::<Value, _, _>(
+                    RedisKey::load_lease_of(key.as_str()),
+                    token.clone(),
+                    Some(Expiration::PX(millis(LEASE_TTL))),
+                    Some(SetOptions::NX),
+                    false,
+                ),
+            )
+            .await;
+        match claimed {
+            Ok(value) if value != Value::Null => Some(Self { token }),
             _ => None,
         }
     }

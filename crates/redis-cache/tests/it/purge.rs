@@ -127,6 +127,38 @@ async fn a_purge_finds_keys_from_every_write_path() {
     }
 }
 
+// A load claims its lease only once its key is indexed, so that a purge
+// that can see the lease also finds (and removes) it. Here the index script
+// must be reloaded first (`NOSCRIPT`, then `EVAL`: a second round trip),
+// which once let the claim run in between.
+#[tokio::test]
+async fn a_loads_lease_is_claimed_only_once_its_key_is_indexed() {
+    let redis = RedisServer::start().await;
+    let cache = cache_on(&redis).await;
+    let key = shard_key("t", "indexed-first");
+    redis.cmd(&["SCRIPT", "FLUSH"]);
+    let lines = crate::two_tier::monitor_lines(&redis, async {
+        let loaded = cache
+            .get_or_load(&key, TTL, || async { Ok::<_, std::io::Error>(1u32) })
+            .await
+            .unwrap();
+        assert_eq!(loaded, 1);
+    })
+    .await;
+    let position = |what: &dyn Fn(&str) -> bool| lines.iter().position(|l| what(l));
+    let claimed = position(&|l: &str| l.contains(r#""SET""#) && l.contains(":lease"))
+        .unwrap_or_else(|| panic!("no lease claimed:\n{}", lines.join("\n")));
+    let indexed = position(&|l: &str| {
+        l.contains(" lua]") && l.contains("keyindex:tenant:t") && l.contains(key.as_str())
+    })
+    .unwrap_or_else(|| panic!("the key was never indexed:\n{}", lines.join("\n")));
+    assert!(
+        indexed < claimed,
+        "the lease was claimed before its key was indexed:\n{}",
+        lines.join("\n")
+    );
+}
+
 // A get_or_load in flight when its tenant is purged does not write its
 // value back over the purge: the lease was indexed and purged too.
 #[tokio::test]

@@ -442,16 +442,12 @@ async fn mset_reaches_other_instance() {
     assert!(a.stats().invalidations_sent >= 4);
 }
 
-/// The writes (SET, PEXPIRE, UNLINK) of keys `tenant:t:shard:{s}:structured`
-/// and the PUBLISHes on `cache:invalidate:shard:t:{s}` that Redis runs while
-/// `work` runs, in the order it runs them (MONITOR lists commands in that
-/// order), as (command, shard, connection). A command a script ran (MONITOR
-/// says `[0 lua]`) belongs to the connection that sent the script, the last
-/// client seen before it.
-async fn monitored(
+/// Every command Redis runs while `work` runs, as MONITOR lists them (in
+/// the order Redis runs them).
+pub(crate) async fn monitor_lines(
     redis: &RedisServer,
     work: impl Future<Output = ()>,
-) -> (Vec<(String, String, String)>, String) {
+) -> Vec<String> {
     let mut monitor = test_support::RawClient::connect(&redis.addr(), None).unwrap();
     assert!(matches!(
         monitor.cmd(&["MONITOR"]).unwrap(),
@@ -471,7 +467,20 @@ async fn monitored(
     });
     work.await;
     redis.cmd(&["ECHO", "monitor-end"]);
-    let lines = watcher.join().unwrap();
+    watcher.join().unwrap()
+}
+
+/// The writes (SET, PEXPIRE, UNLINK) of keys `tenant:t:shard:{s}:structured`
+/// and the PUBLISHes on `cache:invalidate:shard:t:{s}` that Redis runs while
+/// `work` runs, in the order it runs them (MONITOR lists commands in that
+/// order), as (command, shard, connection). A command a script ran (MONITOR
+/// says `[0 lua]`) belongs to the connection that sent the script, the last
+/// client seen before it.
+async fn monitored(
+    redis: &RedisServer,
+    work: impl Future<Output = ()>,
+) -> (Vec<(String, String, String)>, String) {
+    let lines = monitor_lines(redis, work).await;
     let mut client = String::new();
     let seen = lines
         .iter()
