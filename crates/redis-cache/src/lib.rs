@@ -78,6 +78,11 @@ mod throttle;
 mod write;
 mod write_back;
 
+pub use coherence::{
+    FeedStats, InvalidationEvent, InvalidationFeed, InvalidationMessage, InvalidationPublisher,
+    Invalidations, MAX_INVALIDATION_PAYLOAD, ReceivedInvalidation, Sender, StreamPosition,
+    Unreadable, UnreadableInvalidation, WIRE_VERSION,
+};
 pub use config::{CACHE_ENV_VARS, CacheConfig, L1Config, PurgeMode, ReadMode, Retention};
 pub use counters::RateWindow;
 pub use error::CacheError;

@@ -12,8 +12,9 @@
 use serde::Deserialize;
 use shared_types::{Invalidation, TenantId};
 
-use crate::message::PubSubMessage;
-use crate::wire::{MAX_INVALIDATION_PAYLOAD, WIRE_VERSION};
+use redis_pubsub::PubSubMessage;
+
+use super::wire::{MAX_INVALIDATION_PAYLOAD, WIRE_VERSION};
 
 /// An invalidation as received: what its channel names, and who sent it
 /// when the payload can say so.
@@ -27,7 +28,7 @@ pub struct ReceivedInvalidation {
     /// Where the announcement stands in the invalidation stream, when the
     /// script that published it also appended it there (redis-cache's
     /// coherence); `None` for anything else (a TypeScript service's, an
-    /// older instance's, a plain [`PubSub::invalidate`](crate::PubSub::invalidate)).
+    /// older instance's, a plain [`Invalidations::invalidate`](crate::Invalidations::invalidate)).
     pub position: Option<StreamPosition>,
 }
 
@@ -51,7 +52,7 @@ pub enum Sender {
     /// An instance of this layer: the payload is an [`InvalidationMessage`](crate::InvalidationMessage)
     /// with a valid origin, naming exactly the channel's invalidation.
     Instance {
-        /// The sender's origin (see [`crate::InvalidationPublisher::origin`]).
+        /// The sender's origin (see [`InvalidationPublisher::origin`](crate::InvalidationPublisher::origin)).
         origin: String,
         /// When it was published, in milliseconds since the Unix epoch.
         ts: u64,
@@ -71,7 +72,7 @@ impl ReceivedInvalidation {
     /// # Examples
     ///
     /// ```
-    /// use redis_pubsub::{ReceivedInvalidation, Sender};
+    /// use redis_cache::{ReceivedInvalidation, Sender};
     /// use shared_types::{Invalidation, TenantId};
     ///
     /// let tenant = Invalidation::Tenant { tenant_id: TenantId::new("acme").unwrap() };
@@ -100,7 +101,7 @@ impl ReceivedInvalidation {
     /// # Examples
     ///
     /// ```
-    /// use redis_pubsub::{ReceivedInvalidation, Sender};
+    /// use redis_cache::{ReceivedInvalidation, Sender};
     /// use shared_types::{Invalidation, TenantId};
     ///
     /// let ours = ReceivedInvalidation {
@@ -123,7 +124,7 @@ impl ReceivedInvalidation {
     /// # Examples
     ///
     /// ```
-    /// use redis_pubsub::{ReceivedInvalidation, Sender};
+    /// use redis_cache::{ReceivedInvalidation, Sender};
     /// use shared_types::{Invalidation, TenantId};
     ///
     /// let ours = ReceivedInvalidation {
@@ -302,7 +303,7 @@ mod tests {
     use shared_types::ALL_INVALIDATIONS_PATTERN;
 
     use super::*;
-    use crate::wire::InvalidationMessage;
+    use crate::coherence::wire::InvalidationMessage;
 
     fn message(channel: &str, payload: &str) -> PubSubMessage {
         PubSubMessage {
