@@ -34,7 +34,7 @@ use redis_connection::RedisOp;
 use redis_connection::fred::interfaces::{HashesInterface, SetsInterface};
 use redis_connection::fred::types::scripts::Script;
 use redis_connection::fred::types::{Key, Value};
-use shared_types::{JobId, KeyFamily, RedisKey, TenantId};
+use shared_types::{JobId, RedisKey, TenantId};
 
 use crate::error::CacheError;
 use crate::purge_step::PurgeCursor;
@@ -352,16 +352,9 @@ impl PurgeJobs {
             .map_err(|e| self.store.error(&e))?;
         Ok(members
             .iter()
-            .filter_map(|member| job_of(&RedisKey::parse(member).ok()?))
+            // Members are text read back from Redis (anyone may have
+            // written one): parsed as a key, then read by its typed ids.
+            .filter_map(|member| RedisKey::parse(member).ok()?.purge_job_ids())
             .collect())
     }
-}
-
-/// The tenant and job of a `jobs:tenant:{t}:purge:{job}` key.
-fn job_of(key: &RedisKey) -> Option<(TenantId, JobId)> {
-    if key.family() != KeyFamily::PurgeJob {
-        return None;
-    }
-    let job = key.as_str().rsplit(':').next()?.parse().ok()?;
-    Some((key.tenant_str().parse().ok()?, job))
 }

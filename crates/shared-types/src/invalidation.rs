@@ -339,33 +339,39 @@ impl Invalidation {
     /// may hold (cached data and sessions). `None` for rate-limit windows,
     /// counters and session sets, which are never held in an L1 and so need
     /// no cross-instance invalidation.
+    ///
+    /// Built from the ids the key was built from (it records where each
+    /// went), never by parsing its text.
     pub fn for_key(key: &RedisKey) -> Option<Self> {
-        let segs = key.segments();
-        let inv = match (key.family(), segs.as_slice()) {
-            (KeyFamily::ShardStructured, ["tenant", t, "shard", s, "structured"]) => {
-                Invalidation::Shard {
-                    tenant_id: t.parse().ok()?,
-                    shard_id: s.parse().ok()?,
-                }
-            }
-            (KeyFamily::UserProfile, ["tenant", t, "user", u, "profile"]) => Invalidation::User {
-                tenant_id: t.parse().ok()?,
-                user_id: u.parse().ok()?,
+        let tenant_id = TenantId::from_key_part(key.id(0));
+        let inv = match key.family() {
+            KeyFamily::ShardStructured => Invalidation::Shard {
+                tenant_id,
+                shard_id: ShardId::from_key_part(key.id(1)),
             },
-            (KeyFamily::Acl, ["tenant", t, "acl", u, s]) => Invalidation::AclEntry {
-                tenant_id: t.parse().ok()?,
-                user_id: u.parse().ok()?,
-                shard_id: s.parse().ok()?,
+            KeyFamily::UserProfile => Invalidation::User {
+                tenant_id,
+                user_id: UserId::from_key_part(key.id(1)),
             },
-            (KeyFamily::VectorSearch, ["tenant", t, "vsearch", h]) => Invalidation::VsearchQuery {
-                tenant_id: t.parse().ok()?,
-                query_hash: h.parse().ok()?,
+            KeyFamily::Acl => Invalidation::AclEntry {
+                tenant_id,
+                user_id: UserId::from_key_part(key.id(1)),
+                shard_id: ShardId::from_key_part(key.id(2)),
             },
-            (KeyFamily::Session, ["auth", "tenant", t, "session", h]) => Invalidation::Session {
-                tenant_id: t.parse().ok()?,
-                session_hash: h.parse().ok()?,
+            KeyFamily::VectorSearch => Invalidation::VsearchQuery {
+                tenant_id,
+                query_hash: QueryHash::from_key_part(key.id(1)),
             },
-            _ => return None,
+            KeyFamily::Session => Invalidation::Session {
+                tenant_id,
+                session_hash: TokenHash::from_key_part(key.id(1)),
+            },
+            KeyFamily::UserSessions
+            | KeyFamily::RateLimit
+            | KeyFamily::Counter
+            | KeyFamily::TenantIndex
+            | KeyFamily::PurgeJob
+            | KeyFamily::PurgeLease => return None,
         };
         Some(inv)
     }
@@ -375,35 +381,8 @@ impl Invalidation {
     /// The invalidation that covers exactly `pattern`: every [`KeyPattern`]
     /// builder has its invalidation kind, so this is total.
     pub fn for_pattern(pattern: &KeyPattern) -> Self {
-        let segs: Vec<&str> = pattern.as_str().split(':').collect();
-        let tenant =
-            |t: &str| -> TenantId { TenantId::new(t).expect("a KeyPattern holds valid ids") };
-        match segs.as_slice() {
-            ["tenant", t, "acl", "*"] => Invalidation::Acl {
-                tenant_id: tenant(t),
-            },
-            ["tenant", t, "acl", "*", s] => Invalidation::AclShard {
-                tenant_id: tenant(t),
-                shard_id: ShardId::new(*s).expect("a KeyPattern holds valid ids"),
-            },
-            ["tenant", t, "acl", u, "*"] => Invalidation::AclUser {
-                tenant_id: tenant(t),
-                user_id: UserId::new(*u).expect("a KeyPattern holds valid ids"),
-            },
-            ["tenant", t, "shard", "*"] => Invalidation::ShardAll {
-                tenant_id: tenant(t),
-            },
-            ["tenant", t, "user", "*"] => Invalidation::UserAll {
-                tenant_id: tenant(t),
-            },
-            ["tenant", t, "vsearch", "*"] => Invalidation::Vsearch {
-                tenant_id: tenant(t),
-            },
-            ["tenant", t, "*"] => Invalidation::Tenant {
-                tenant_id: tenant(t),
-            },
-            _ => unreachable!("KeyPattern {pattern} was not built by a KeyPattern builder"),
-        }
+        // A pattern is built with its invalidation: nothing to parse.
+        pattern.invalidation().clone()
     }
 }
 

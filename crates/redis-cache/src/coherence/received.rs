@@ -207,20 +207,24 @@ const KNOWN_KINDS: [&str; 6] = ["shard", "user", "acl", "vsearch", "tenant", "se
 /// made of lowercase letters. A known kind whose channel does not parse is
 /// malformed, not newer, and names nothing.
 fn unknown_kind(channel: &str) -> Option<UnreadableInvalidation> {
-    let rest = channel.strip_prefix(shared_types::CHANNEL_PREFIX)?;
-    let mut parts = rest.split(':');
-    let kind = parts.next()?;
-    let tenant = parts.next()?;
+    let (kind, tenant_id) = kind_and_tenant(channel)?;
     let new_kind = !kind.is_empty()
         && kind.bytes().all(|b| b.is_ascii_lowercase())
         && !KNOWN_KINDS.contains(&kind);
-    if !new_kind {
-        return None;
-    }
-    Some(UnreadableInvalidation {
-        tenant_id: tenant.parse().ok()?,
+    new_kind.then_some(UnreadableInvalidation {
+        tenant_id,
         reason: Unreadable::UnknownKind,
     })
+}
+
+/// The `{kind}` and valid `{tenantId}` of a channel
+/// `cache:invalidate:{kind}:{tenantId}[:...]`, whatever follows: every
+/// channel of ours, of any version, names its tenant there.
+pub(crate) fn kind_and_tenant(channel: &str) -> Option<(&str, TenantId)> {
+    let rest = channel.strip_prefix(shared_types::CHANNEL_PREFIX)?;
+    let mut parts = rest.split(':');
+    let kind = parts.next()?;
+    Some((kind, parts.next()?.parse().ok()?))
 }
 
 /// A payload as this version reads it: an [`InvalidationMessage`]'s fields
