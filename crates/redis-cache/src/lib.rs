@@ -91,9 +91,7 @@ pub use fail_safe::FailSafePolicy;
 pub use inspect::KeyInfo;
 pub use load::{LoadError, LoadOutcome};
 pub use load_options::LoadOptions;
-pub use purge_jobs::{
-    Claim, FINISHED_TTL, JobProgress, JobState, LEASE_TTL, LoadedJob, PurgeJobs, RUNNING,
-};
+pub use purge_jobs::{Claim, FINISHED_TTL, JobProgress, JobState, LEASE_TTL, LoadedJob, PurgeJobs};
 pub use purge_step::{PurgeCursor, PurgeStep};
 pub use read::{CacheValue, Tier};
 pub use redis_pubsub::EncodeError;

@@ -343,27 +343,28 @@ impl Invalidation {
     /// Built from the ids the key was built from (it records where each
     /// went), never by parsing its text.
     pub fn for_key(key: &RedisKey) -> Option<Self> {
-        let tenant_id = TenantId::from_key_part(key.id(0));
+        // Only the families that have a tenant read one.
+        let tenant_id = || TenantId::from_key_part(key.id(0));
         let inv = match key.family() {
             KeyFamily::ShardStructured => Invalidation::Shard {
-                tenant_id,
+                tenant_id: tenant_id(),
                 shard_id: ShardId::from_key_part(key.id(1)),
             },
             KeyFamily::UserProfile => Invalidation::User {
-                tenant_id,
+                tenant_id: tenant_id(),
                 user_id: UserId::from_key_part(key.id(1)),
             },
             KeyFamily::Acl => Invalidation::AclEntry {
-                tenant_id,
+                tenant_id: tenant_id(),
                 user_id: UserId::from_key_part(key.id(1)),
                 shard_id: ShardId::from_key_part(key.id(2)),
             },
             KeyFamily::VectorSearch => Invalidation::VsearchQuery {
-                tenant_id,
+                tenant_id: tenant_id(),
                 query_hash: QueryHash::from_key_part(key.id(1)),
             },
             KeyFamily::Session => Invalidation::Session {
-                tenant_id,
+                tenant_id: tenant_id(),
                 session_hash: TokenHash::from_key_part(key.id(1)),
             },
             KeyFamily::UserSessions
@@ -371,7 +372,9 @@ impl Invalidation {
             | KeyFamily::Counter
             | KeyFamily::TenantIndex
             | KeyFamily::PurgeJob
-            | KeyFamily::PurgeLease => return None,
+            | KeyFamily::PurgeLease
+            | KeyFamily::PurgeRunning
+            | KeyFamily::InvalidationStream => return None,
         };
         Some(inv)
     }
@@ -687,6 +690,8 @@ mod tests {
             RedisKey::tenant_index(&tn),
             RedisKey::purge_job(&tn, &"j1".parse().unwrap()),
             RedisKey::purge_lease(&tn),
+            RedisKey::purge_jobs_running(),
+            RedisKey::invalidation_stream(),
         ];
         assert_eq!(samples.len(), KeyFamily::ALL.len());
         for key in samples {

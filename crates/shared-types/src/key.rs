@@ -13,6 +13,11 @@
 //!   and purge jobs. They are not
 //!   cache: losing them logs users out or resets a limit, so no cache
 //!   invalidation touches them.
+//!
+//! Every family but two is a tenant's. The deployment's own keys, the
+//! purge-jobs registry (`jobs:purge:running`) and the invalidation stream
+//! (`coherence:invalidations`), have builders here too, so that this file
+//! is the one list of the names this layer writes.
 
 use std::fmt;
 
@@ -48,11 +53,18 @@ pub enum KeyFamily {
     /// `jobs:tenant:{t}:purge-lease`: which purge job of the tenant runs,
     /// held with an expiry its runner renews (state).
     PurgeLease,
+    /// `jobs:purge:running`: the set of the keys of every tenant's purge
+    /// jobs not yet ended (state; the deployment's, no tenant's).
+    PurgeRunning,
+    /// `coherence:invalidations`: the invalidation stream every
+    /// announcement is appended to (redis-cache's coherence; the
+    /// deployment's, no tenant's).
+    InvalidationStream,
 }
 
 impl KeyFamily {
     /// Every family, for tables and tests.
-    pub const ALL: [KeyFamily; 11] = [
+    pub const ALL: [KeyFamily; 13] = [
         KeyFamily::ShardStructured,
         KeyFamily::UserProfile,
         KeyFamily::Acl,
@@ -64,6 +76,8 @@ impl KeyFamily {
         KeyFamily::TenantIndex,
         KeyFamily::PurgeJob,
         KeyFamily::PurgeLease,
+        KeyFamily::PurgeRunning,
+        KeyFamily::InvalidationStream,
     ];
 
     /// A short name for logs and metrics labels. Logs carry the family, never
@@ -81,7 +95,19 @@ impl KeyFamily {
             KeyFamily::TenantIndex => "keyindex",
             KeyFamily::PurgeJob => "purge_job",
             KeyFamily::PurgeLease => "purge_lease",
+            KeyFamily::PurgeRunning => "purge_running",
+            KeyFamily::InvalidationStream => "invalidation_stream",
         }
+    }
+
+    /// Whether keys of this family belong to one tenant (all but the
+    /// deployment's own: the purge-jobs registry and the invalidation
+    /// stream).
+    pub const fn is_tenant_scoped(self) -> bool {
+        !matches!(
+            self,
+            KeyFamily::PurgeRunning | KeyFamily::InvalidationStream
+        )
     }
 
     /// Whether the family is cached data (under `tenant:{t}:`), as opposed to state.
@@ -127,7 +153,9 @@ impl KeyFamily {
             | KeyFamily::Counter
             | KeyFamily::TenantIndex
             | KeyFamily::PurgeJob
-            | KeyFamily::PurgeLease => None,
+            | KeyFamily::PurgeLease
+            | KeyFamily::PurgeRunning
+            | KeyFamily::InvalidationStream => None,
         }
     }
 }
@@ -352,6 +380,24 @@ impl RedisKey {
         )
     }
 
+    /// `jobs:purge:running`: the set of the keys of the purge jobs not yet
+    /// ended, every tenant's (a starting instance resumes them). One key
+    /// for the deployment; its name is part of the deployed contract.
+    pub fn purge_jobs_running() -> Self {
+        Self::build(KeyFamily::PurgeRunning, &[Lit("jobs:purge:running")])
+    }
+
+    /// `coherence:invalidations`: the bounded stream every invalidation
+    /// announcement is appended to, so that an instance that missed some
+    /// replays them. One key for the deployment (no hash tag: on a cluster
+    /// it lives in its own slot); its name is part of the deployed contract.
+    pub fn invalidation_stream() -> Self {
+        Self::build(
+            KeyFamily::InvalidationStream,
+            &[Lit("coherence:invalidations")],
+        )
+    }
+
     /// The index of the tenant `key` belongs to (see [`tenant_index`](Self::tenant_index)).
     pub fn tenant_index_of(key: &RedisKey) -> Self {
         // The tenant id was validated when `key` was built.
@@ -378,7 +424,8 @@ impl RedisKey {
         self.family
     }
 
-    /// The id of the tenant the key belongs to, as it appears in the key.
+    /// The id of the tenant the key belongs to, as it appears in the key;
+    /// empty for the deployment's keys (see [`KeyFamily::is_tenant_scoped`]).
     pub fn tenant_str(&self) -> &str {
         self.id(0)
     }
@@ -492,10 +539,24 @@ mod tests {
                 RedisKey::purge_lease(&tenant),
                 "jobs:tenant:t1:purge-lease".to_owned(),
             ),
+            (
+                RedisKey::purge_jobs_running(),
+                "jobs:purge:running".to_owned(),
+            ),
+            (
+                RedisKey::invalidation_stream(),
+                "coherence:invalidations".to_owned(),
+            ),
         ];
+        assert_eq!(cases.len(), KeyFamily::ALL.len());
         for (key, expected) in cases {
             assert_eq!(key.as_str(), expected);
-            assert_eq!(key.tenant_str(), "t1", "{expected}");
+            let tenant = if key.family().is_tenant_scoped() {
+                "t1"
+            } else {
+                ""
+            };
+            assert_eq!(key.tenant_str(), tenant, "{expected}");
             assert_eq!(key.family().is_cache(), expected.starts_with("tenant:"));
         }
     }
