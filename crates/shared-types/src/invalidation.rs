@@ -25,6 +25,11 @@ use crate::pattern::KeyPattern;
 /// Prefix of every invalidation channel.
 pub const CHANNEL_PREFIX: &str = "cache:invalidate:";
 
+/// Every channel `{type}` this version publishes and reads
+/// ([`Invalidation::channel_type`] of each kind). A channel of another type
+/// comes from a newer version.
+pub const CHANNEL_TYPES: [&str; 6] = ["shard", "user", "acl", "vsearch", "tenant", "session"];
+
 /// The one `PSUBSCRIBE` pattern that covers every invalidation channel.
 pub const ALL_INVALIDATIONS_PATTERN: &str = "cache:invalidate:*";
 
@@ -158,19 +163,25 @@ impl Invalidation {
 
     /// The `kind` tag, as in the JSON payload (`shard`, `acl_user`, ...).
     pub fn kind(&self) -> &'static str {
+        self.names().0
+    }
+
+    /// The kind's names, in one table: its `kind` tag (as serde writes
+    /// it) and its channel's `{type}` segment (one of [`CHANNEL_TYPES`]).
+    fn names(&self) -> (&'static str, &'static str) {
         match self {
-            Invalidation::Shard { .. } => "shard",
-            Invalidation::User { .. } => "user",
-            Invalidation::ShardAll { .. } => "shard_all",
-            Invalidation::UserAll { .. } => "user_all",
-            Invalidation::Acl { .. } => "acl",
-            Invalidation::AclUser { .. } => "acl_user",
-            Invalidation::AclShard { .. } => "acl_shard",
-            Invalidation::AclEntry { .. } => "acl_entry",
-            Invalidation::Vsearch { .. } => "vsearch",
-            Invalidation::VsearchQuery { .. } => "vsearch_query",
-            Invalidation::Tenant { .. } => "tenant",
-            Invalidation::Session { .. } => "session",
+            Invalidation::Shard { .. } => ("shard", "shard"),
+            Invalidation::User { .. } => ("user", "user"),
+            Invalidation::ShardAll { .. } => ("shard_all", "shard"),
+            Invalidation::UserAll { .. } => ("user_all", "user"),
+            Invalidation::Acl { .. } => ("acl", "acl"),
+            Invalidation::AclUser { .. } => ("acl_user", "acl"),
+            Invalidation::AclShard { .. } => ("acl_shard", "acl"),
+            Invalidation::AclEntry { .. } => ("acl_entry", "acl"),
+            Invalidation::Vsearch { .. } => ("vsearch", "vsearch"),
+            Invalidation::VsearchQuery { .. } => ("vsearch_query", "vsearch"),
+            Invalidation::Tenant { .. } => ("tenant", "tenant"),
+            Invalidation::Session { .. } => ("session", "session"),
         }
     }
 
@@ -189,17 +200,7 @@ impl Invalidation {
     /// (`shard`, `user`, `acl`, `vsearch`, `tenant`, `session`). A
     /// TypeScript consumer reads it as the payload's `type`.
     pub fn channel_type(&self) -> &'static str {
-        match self {
-            Invalidation::Shard { .. } | Invalidation::ShardAll { .. } => "shard",
-            Invalidation::User { .. } | Invalidation::UserAll { .. } => "user",
-            Invalidation::Acl { .. }
-            | Invalidation::AclUser { .. }
-            | Invalidation::AclShard { .. }
-            | Invalidation::AclEntry { .. } => "acl",
-            Invalidation::Vsearch { .. } | Invalidation::VsearchQuery { .. } => "vsearch",
-            Invalidation::Tenant { .. } => "tenant",
-            Invalidation::Session { .. } => "session",
-        }
+        self.names().1
     }
 
     /// The channel after `{type}:{tenant}:`, which a TypeScript consumer
@@ -582,6 +583,9 @@ mod tests {
                 (kind, id.clone()),
                 "{inv:?}"
             );
+            assert!(CHANNEL_TYPES.contains(&kind), "{kind}");
+            let json = serde_json::to_value(&inv).unwrap();
+            assert_eq!(json["kind"], inv.kind(), "the kind tag is serde's");
             assert_eq!(inv.channel(), format!("cache:invalidate:{kind}:t1:{id}"));
             assert_eq!(Invalidation::from_channel(&inv.channel()).unwrap(), inv);
         }

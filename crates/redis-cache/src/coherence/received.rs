@@ -198,10 +198,6 @@ pub(crate) fn decode(message: &PubSubMessage) -> Result<Decoded, &'static str> {
     }
 }
 
-/// The kinds of invalidation channels this version knows
-/// ([`Invalidation::channel_type`] of every variant).
-const KNOWN_KINDS: [&str; 6] = ["shard", "user", "acl", "vsearch", "tenant", "session"];
-
 /// A channel of an invalidation kind this version does not know, whose
 /// tenant is valid: `cache:invalidate:{kind}:{tenantId}[:...]` with a kind
 /// made of lowercase letters. A known kind whose channel does not parse is
@@ -210,7 +206,7 @@ fn unknown_kind(channel: &str) -> Option<UnreadableInvalidation> {
     let (kind, tenant_id) = kind_and_tenant(channel)?;
     let new_kind = !kind.is_empty()
         && kind.bytes().all(|b| b.is_ascii_lowercase())
-        && !KNOWN_KINDS.contains(&kind);
+        && !shared_types::CHANNEL_TYPES.contains(&kind);
     new_kind.then_some(UnreadableInvalidation {
         tenant_id,
         reason: Unreadable::UnknownKind,
