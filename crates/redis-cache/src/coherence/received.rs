@@ -298,14 +298,15 @@ fn foreign_kind(payload: &[u8]) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use bytes::Bytes;
     use shared_types::ALL_INVALIDATIONS_PATTERN;
 
     use super::*;
     use crate::coherence::wire::InvalidationMessage;
 
-    fn message(channel: &str, payload: &str) -> PubSubMessage {
+    /// A message on `channel`, as the invalidation pattern delivers it.
+    pub(crate) fn message(channel: &str, payload: &str) -> PubSubMessage {
         PubSubMessage {
             channel: channel.to_owned(),
             pattern: Some(ALL_INVALIDATIONS_PATTERN.to_owned()),
@@ -313,7 +314,7 @@ mod tests {
         }
     }
 
-    fn shard(t: &str, s: &str) -> Invalidation {
+    pub(crate) fn shard(t: &str, s: &str) -> Invalidation {
         Invalidation::Shard {
             tenant_id: t.parse().unwrap(),
             shard_id: s.parse().unwrap(),

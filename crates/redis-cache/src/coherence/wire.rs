@@ -168,27 +168,11 @@ mod tests {
 
 #[cfg(test)]
 mod contract_tests {
-    use bytes::Bytes;
-    use redis_pubsub::PubSubMessage;
-    use shared_types::{ALL_INVALIDATIONS_PATTERN, Invalidation, QueryHash, TokenHash};
+    use shared_types::{Invalidation, QueryHash, TokenHash};
 
     use super::InvalidationMessage;
+    use crate::coherence::received::tests::{message, shard};
     use crate::coherence::received::{Decoded, ReceivedInvalidation, Sender, decode};
-
-    fn message(channel: &str, payload: &str) -> PubSubMessage {
-        PubSubMessage {
-            channel: channel.to_owned(),
-            pattern: Some(ALL_INVALIDATIONS_PATTERN.to_owned()),
-            payload: Bytes::from(payload.to_owned()),
-        }
-    }
-
-    fn shard(t: &str, s: &str) -> Invalidation {
-        Invalidation::Shard {
-            tenant_id: t.parse().unwrap(),
-            shard_id: s.parse().unwrap(),
-        }
-    }
 
     // The payload carries our kind, ids, origin and timestamp, then the
     // TypeScript services' tenantId, type, id and timestamp, flat: the

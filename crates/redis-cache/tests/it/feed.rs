@@ -29,6 +29,14 @@ async fn until_subscribed(feed: &mut InvalidationFeed) {
     while next(feed).await != InvalidationEvent::Subscribed {}
 }
 
+/// A pub/sub service on `server` and its invalidation feed, subscribed.
+async fn subscribed_feed(server: &RedisServer) -> (PubSub, InvalidationFeed) {
+    let pubsub = pubsub_on(server).await;
+    let mut feed = pubsub.invalidations().await.unwrap();
+    until_subscribed(&mut feed).await;
+    (pubsub, feed)
+}
+
 fn shard_inv(t: &str, s: &str) -> Invalidation {
     Invalidation::Shard {
         tenant_id: t.parse().unwrap(),
@@ -72,9 +80,7 @@ async fn messages_on_channels_that_do_not_parse_are_counted_and_ignored() {
     let (logs, subscriber) = test_support::LogCapture::new();
     let _guard = tracing::subscriber::set_default(subscriber);
     let redis = RedisServer::start().await;
-    let pubsub = pubsub_on(&redis).await;
-    let mut feed = pubsub.invalidations().await.unwrap();
-    until_subscribed(&mut feed).await;
+    let (_pubsub, mut feed) = subscribed_feed(&redis).await;
 
     let good = r#"{"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"x","ts":1}"#;
     let bad = [
@@ -94,16 +100,19 @@ async fn messages_on_channels_that_do_not_parse_are_counted_and_ignored() {
     assert_eq!(message.origin(), Some("x"));
     assert_eq!(feed.stats().malformed, 4);
     assert_eq!(feed.stats().foreign_payloads, 0);
-    let warnings = logs.lines_with("malformed message on an invalidation channel");
-    assert_eq!(
-        warnings.len(),
-        1,
-        "logged once, then only counted: {warnings:?}"
+    logged_once_without(
+        &logs,
+        "malformed message on an invalidation channel",
+        "OTHER",
     );
-    assert!(
-        !logs.text().contains("OTHER"),
-        "attacker-controlled text reached the logs"
-    );
+}
+
+/// `line` was logged once (then only counted), and `secret`, text an
+/// attacker chose, never reached the logs.
+fn logged_once_without(logs: &test_support::LogCapture, line: &str, secret: &str) {
+    let lines = logs.lines_with(line);
+    assert_eq!(lines.len(), 1, "logged once, then counted: {lines:?}");
+    assert!(!logs.text().contains(secret), "{secret} reached the logs");
 }
 
 // Mixed versions: what a newer version of the layer sends and this one
@@ -113,9 +122,7 @@ async fn messages_on_channels_that_do_not_parse_are_counted_and_ignored() {
 #[tokio::test]
 async fn invalidations_from_a_newer_version_arrive_as_unreadable_for_their_tenant() {
     let redis = RedisServer::start().await;
-    let pubsub = pubsub_on(&redis).await;
-    let mut feed = pubsub.invalidations().await.unwrap();
-    until_subscribed(&mut feed).await;
+    let (_pubsub, mut feed) = subscribed_feed(&redis).await;
 
     let newer = u64::from(redis_cache::WIRE_VERSION) + 1;
     let payload = format!(
@@ -146,9 +153,7 @@ async fn any_payload_on_a_channel_that_parses_is_delivered_as_the_channels_inval
     let (logs, subscriber) = test_support::LogCapture::new();
     let _guard = tracing::subscriber::set_default(subscriber);
     let redis = RedisServer::start().await;
-    let pubsub = pubsub_on(&redis).await;
-    let mut feed = pubsub.invalidations().await.unwrap();
-    until_subscribed(&mut feed).await;
+    let (pubsub, mut feed) = subscribed_feed(&redis).await;
 
     let payloads = [
         r#"{"tenantId":"t1","type":"shard","id":"s1","timestamp":1}"#.to_owned(),
@@ -173,21 +178,14 @@ async fn any_payload_on_a_channel_that_parses_is_delivered_as_the_channels_inval
     }
     let stats = feed.stats();
     assert_eq!((stats.foreign_payloads, stats.malformed), (5, 0));
-    let lines = logs.lines_with("payload is not ours");
-    assert_eq!(lines.len(), 1, "logged once, then counted: {lines:?}");
-    assert!(
-        !logs.text().contains("SECRET-LOOKING"),
-        "a payload reached the logs"
-    );
+    logged_once_without(&logs, "payload is not ours", "SECRET-LOOKING");
 }
 
 // Own messages are delivered with our own id, so a consumer can skip them.
 #[tokio::test]
 async fn own_messages_carry_our_id() {
     let redis = RedisServer::start().await;
-    let pubsub = pubsub_on(&redis).await;
-    let mut feed = pubsub.invalidations().await.unwrap();
-    until_subscribed(&mut feed).await;
+    let (pubsub, mut feed) = subscribed_feed(&redis).await;
     pubsub.invalidate(&shard_inv("t", "s")).await.unwrap();
     let InvalidationEvent::Received(message) = next(&mut feed).await else {
         panic!()
