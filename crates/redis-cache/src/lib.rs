@@ -16,7 +16,13 @@
 //! - tenant purges as resumable jobs: their progress, their lease and the
 //!   registry of running jobs ([`PurgeJobs`], from `purge_jobs`);
 //! - looking at keys without their values ([`KeyInfo`], `indexed_ttls`);
-//! - statistics ([`CacheStats`], [`ServerStats`]).
+//! - statistics ([`CacheStats`], [`ServerStats`]);
+//! - cache coherence between instances, all of it here (redis-pubsub only
+//!   carries the bytes): the versioned wire format ([`InvalidationMessage`],
+//!   [`WIRE_VERSION`]), the feed of every invalidation published
+//!   ([`InvalidationFeed`], [`InvalidationEvent`]), and the typed
+//!   `invalidate(tenant, kind, id)` over a `PubSub` ([`Invalidations`],
+//!   [`InvalidationPublisher`]).
 //!
 //! **When Redis is down**, reads degrade to a miss (the caller loads from its
 //! source of truth; [`ReadMode::Strict`] returns the error instead), while
