@@ -12,7 +12,8 @@
 //! - `schemathesis`: the services checked against their OpenAPI documents.
 //! - `docs`: the paths and variables README.md and ARCHITECTURE.md name exist.
 //! - `tidy`: the architecture invariants a search can check (fred only in
-//!   the Redis-access files, the documents' paths, test names).
+//!   the Redis-access files, no message format in redis-pubsub, the
+//!   documents' paths, test names).
 
 // A command-line tool reports to its user on stdout/stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -32,6 +33,7 @@ mod target;
 mod test_names;
 mod tidy;
 mod tools;
+mod transport;
 mod up;
 
 use std::process::ExitCode;
@@ -62,7 +64,8 @@ commands:
   docs    every path README.md and ARCHITECTURE.md name exists, and the
           variables README.md documents are the ones the code reads
   tidy    the invariants of ARCHITECTURE.md a search can check: fred named
-          only by the Redis-access files, docs, test names";
+          only by the Redis-access files, no message format in redis-pubsub,
+          docs, test names";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -7,6 +7,9 @@
 //!   [`FRED_ALLOWED_CRATES`] declare it in their manifest: a service or
 //!   service-kit that names fred depends on a client library's types that
 //!   the libraries exist to hide (and that change with every fred release).
+//! - **redis-pubsub is a transport**: its code names no invalidation
+//!   type, nothing of shared-types but the glob matcher, and no
+//!   invalidation channel (`transport.rs`).
 //! - **The documents name real paths**, and README.md's variables are the
 //!   ones the code reads (`docs.rs`).
 //! - **Test names say what they prove** (`test_names.rs`).
@@ -56,6 +59,7 @@ const ROOTS: &[&str] = &["crates", "services"];
 /// Every tidy check; fails naming every violation.
 pub(crate) fn tidy() -> Result {
     let mut problems = fred_boundary()?;
+    problems.extend(crate::transport::check()?);
     if let Err(drift) = crate::docs::check() {
         problems.push(drift);
     }
@@ -143,7 +147,7 @@ fn has_path_to(code: &str, word: &str) -> bool {
 }
 
 /// Whether `code` holds `word` as a whole word.
-fn has_word(code: &str, word: &str) -> bool {
+pub(crate) fn has_word(code: &str, word: &str) -> bool {
     word_starts(code, word).next().is_some()
 }
 

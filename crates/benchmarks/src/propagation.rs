@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use redis_cache::CacheService;
+use redis_cache::{CacheService, Invalidations};
 use shared_types::Invalidation;
 use test_support::RedisServer;
 use tokio::sync::{Semaphore, oneshot};

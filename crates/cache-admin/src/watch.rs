@@ -7,7 +7,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use redis_pubsub::{InvalidationEvent, ReceivedInvalidation, Sender};
+use redis_cache::{InvalidationEvent, Invalidations, ReceivedInvalidation, Sender};
 use serde::Serialize;
 use shared_types::{Invalidation, TenantId};
 use tokio::signal::unix::{SignalKind, signal};

@@ -16,7 +16,13 @@
 //! - tenant purges as resumable jobs: their progress, their lease and the
 //!   registry of running jobs ([`PurgeJobs`], from `purge_jobs`);
 //! - looking at keys without their values ([`KeyInfo`], `indexed_ttls`);
-//! - statistics ([`CacheStats`], [`ServerStats`]).
+//! - statistics ([`CacheStats`], [`ServerStats`]);
+//! - cache coherence between instances, all of it here (redis-pubsub only
+//!   carries the bytes): the versioned wire format ([`InvalidationMessage`],
+//!   [`WIRE_VERSION`]), the feed of every invalidation published
+//!   ([`InvalidationFeed`], [`InvalidationEvent`]), and the typed
+//!   `invalidate(tenant, kind, id)` over a `PubSub` ([`Invalidations`],
+//!   [`InvalidationPublisher`]).
 //!
 //! **When Redis is down**, reads degrade to a miss (the caller loads from its
 //! source of truth; [`ReadMode::Strict`] returns the error instead), while
@@ -78,6 +84,11 @@ mod throttle;
 mod write;
 mod write_back;
 
+pub use coherence::{
+    FeedStats, InvalidationEvent, InvalidationFeed, InvalidationMessage, InvalidationPublisher,
+    Invalidations, MAX_INVALIDATION_PAYLOAD, ReceivedInvalidation, Sender, StreamPosition,
+    Unreadable, UnreadableInvalidation, WIRE_VERSION,
+};
 pub use config::{CACHE_ENV_VARS, CacheConfig, L1Config, PurgeMode, ReadMode, Retention};
 pub use counters::RateWindow;
 pub use error::CacheError;
@@ -86,9 +97,7 @@ pub use fail_safe::FailSafePolicy;
 pub use inspect::KeyInfo;
 pub use load::{LoadError, LoadOutcome};
 pub use load_options::LoadOptions;
-pub use purge_jobs::{
-    Claim, FINISHED_TTL, JobProgress, JobState, LEASE_TTL, LoadedJob, PurgeJobs, RUNNING,
-};
+pub use purge_jobs::{Claim, FINISHED_TTL, JobProgress, JobState, LEASE_TTL, LoadedJob, PurgeJobs};
 pub use purge_step::{PurgeCursor, PurgeStep};
 pub use read::{CacheValue, Tier};
 pub use redis_pubsub::EncodeError;

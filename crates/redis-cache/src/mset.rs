@@ -114,7 +114,7 @@ impl Store {
             let mut script = MSET_LUA;
             if let Some(messages) = messages {
                 script = MSET_ANNOUNCED_LUA;
-                keys.push(Key::from(INVALIDATION_STREAM));
+                keys.push(Key::from(INVALIDATION_STREAM.as_str()));
                 args.extend(retention_args(messages.retention));
                 for (key, _, _) in chunk {
                     if let Some((channel, payload)) = messages.by_key.get(key) {

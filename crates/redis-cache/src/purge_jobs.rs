@@ -11,7 +11,7 @@
 //!   tenant" and "one runner per job": a second instance cannot take it
 //!   while the runner lives, and once a runner dies (SIGKILL) it expires,
 //!   so a restarted instance can resume.
-//! - [`RUNNING`], a set of the job keys of the jobs not yet ended: what a
+//! - `jobs:purge:running` ([`RedisKey::purge_jobs_running`]), a set of the job keys of the jobs not yet ended: what a
 //!   starting instance reads to find jobs to resume, so start-up costs the
 //!   number of running jobs, not a `SCAN` of the keyspace.
 //!
@@ -34,7 +34,7 @@ use redis_connection::RedisOp;
 use redis_connection::fred::interfaces::{HashesInterface, SetsInterface};
 use redis_connection::fred::types::scripts::Script;
 use redis_connection::fred::types::{Key, Value};
-use shared_types::{JobId, KeyFamily, RedisKey, TenantId};
+use shared_types::{JobId, RedisKey, TenantId};
 
 use crate::error::CacheError;
 use crate::purge_step::PurgeCursor;
@@ -49,9 +49,11 @@ pub const LEASE_TTL: Duration = Duration::from_secs(5);
 /// How long a finished job's progress stays readable.
 pub const FINISHED_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// The set of the keys of jobs not yet ended. One key for every tenant:
-/// it holds running jobs only, a handful, and is read once per start.
-pub const RUNNING: &str = "jobs:purge:running";
+/// The set of the keys of jobs not yet ended
+/// ([`RedisKey::purge_jobs_running`], `jobs:purge:running`). One key for
+/// every tenant: it holds running jobs only, a handful, and is read once
+/// per start.
+static RUNNING: LazyLock<RedisKey> = LazyLock::new(RedisKey::purge_jobs_running);
 
 /// `SET NX PX`, or the holder when the lease is taken; `''` when the caller
 /// took it (a job id is never empty).
@@ -257,7 +259,7 @@ impl PurgeJobs {
     }
 
     /// Writes a job's progress: a running job is in the registry of running
-    /// jobs ([`RUNNING`]), an ended one leaves it and starts expiring.
+    /// jobs (`jobs:purge:running`), an ended one leaves it and starts expiring.
     pub async fn save(&self, progress: &JobProgress) -> Result<(), CacheError> {
         let key = RedisKey::purge_job(&progress.tenant, &progress.id);
         let running = progress.state == JobState::Running;
@@ -292,11 +294,17 @@ impl PurgeJobs {
         let fast = self.store.fast();
         let result = if running {
             self.store
-                .timed(RedisOp::SADD, fast.sadd::<i64, _, _>(RUNNING, key.as_str()))
+                .timed(
+                    RedisOp::SADD,
+                    fast.sadd::<i64, _, _>(RUNNING.as_str(), key.as_str()),
+                )
                 .await
         } else {
             self.store
-                .timed(RedisOp::SREM, fast.srem::<i64, _, _>(RUNNING, key.as_str()))
+                .timed(
+                    RedisOp::SREM,
+                    fast.srem::<i64, _, _>(RUNNING.as_str(), key.as_str()),
+                )
                 .await
         };
         result.map(drop).map_err(|e| self.store.error(&e))
@@ -347,21 +355,17 @@ impl PurgeJobs {
     pub async fn running(&self) -> Result<Vec<(TenantId, JobId)>, CacheError> {
         let members: Vec<String> = self
             .store
-            .timed(RedisOp::SMEMBERS, self.store.fast().smembers(RUNNING))
+            .timed(
+                RedisOp::SMEMBERS,
+                self.store.fast().smembers(RUNNING.as_str()),
+            )
             .await
             .map_err(|e| self.store.error(&e))?;
         Ok(members
             .iter()
-            .filter_map(|member| job_of(&RedisKey::parse(member).ok()?))
+            // Members are text read back from Redis (anyone may have
+            // written one): parsed as a key, then read by its typed ids.
+            .filter_map(|member| RedisKey::parse(member).ok()?.purge_job_ids())
             .collect())
     }
-}
-
-/// The tenant and job of a `jobs:tenant:{t}:purge:{job}` key.
-fn job_of(key: &RedisKey) -> Option<(TenantId, JobId)> {
-    if key.family() != KeyFamily::PurgeJob {
-        return None;
-    }
-    let job = key.as_str().rsplit(':').next()?.parse().ok()?;
-    Some((key.tenant_str().parse().ok()?, job))
 }

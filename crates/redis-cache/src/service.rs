@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis_connection::RedisConnectionManager;
-use redis_pubsub::{InvalidationPublisher, PubSub};
+use redis_pubsub::PubSub;
 use tokio::task::JoinHandle;
 
+use crate::coherence::{FeedCounters, InvalidationPublisher, Invalidations};
 use crate::config::CacheConfig;
 use crate::error::CacheError;
 use crate::flight::SingleFlight;
@@ -51,6 +52,8 @@ pub(crate) struct Inner {
     /// Publishes this cache's invalidations under an origin of its own, so
     /// that two caches sharing one `PubSub` still see each other's.
     pub(crate) publisher: Option<InvalidationPublisher>,
+    /// What the invalidation feed (read by the listener task) counted.
+    feed: Option<Arc<FeedCounters>>,
     pub(crate) flights: SingleFlight,
     listener: Option<JoinHandle<()>>,
 }
@@ -123,6 +126,7 @@ impl CacheService {
         let feed = pubsub.invalidations().await.map_err(CacheError::from)?;
         let l1 = config.l1.map(|l1| Arc::new(L1::new(l1)));
         let tally = Arc::new(Tally::default());
+        let counters = feed.counters();
         let publisher = pubsub.publisher();
         let listener = tokio::spawn(crate::coherence::listener::run(
             feed,
@@ -136,7 +140,7 @@ impl CacheService {
             config,
             tally,
             l1,
-            Some((pubsub, publisher)),
+            Some((pubsub, publisher, counters)),
             Some(listener),
         ))
     }
@@ -146,10 +150,13 @@ impl CacheService {
         config: CacheConfig,
         tally: Arc<Tally>,
         l1: Option<Arc<L1>>,
-        bus: Option<(PubSub, InvalidationPublisher)>,
+        bus: Option<(PubSub, InvalidationPublisher, Arc<FeedCounters>)>,
         listener: Option<JoinHandle<()>>,
     ) -> Self {
-        let (bus, publisher) = bus.unzip();
+        let (bus, publisher, feed) = match bus {
+            Some((bus, publisher, feed)) => (Some(bus), Some(publisher), Some(feed)),
+            None => (None, None, None),
+        };
         Self {
             inner: Arc::new(Inner {
                 store: Store::new(manager),
@@ -160,6 +167,7 @@ impl CacheService {
                 l1,
                 bus,
                 publisher,
+                feed,
                 flights: SingleFlight::default(),
                 listener,
             }),
@@ -304,10 +312,10 @@ impl CacheService {
     /// ```
     pub fn stats(&self) -> CacheStats {
         let mut stats = self.inner.tally.snapshot();
-        if let Some(bus) = &self.inner.bus {
-            let bus = bus.stats();
-            stats.malformed_messages = bus.malformed;
-            stats.foreign_payloads = bus.foreign_payloads;
+        if let Some(feed) = &self.inner.feed {
+            let feed = feed.snapshot();
+            stats.malformed_messages = feed.malformed;
+            stats.foreign_payloads = feed.foreign_payloads;
         }
         if let Some(l1) = &self.inner.l1 {
             stats.add_l1(&l1.stats());

@@ -169,7 +169,7 @@ pub struct CacheStats {
     pub invalidations_missed: u64,
     /// Invalidations from a newer version of this layer that this one could
     /// not read (a newer wire format or an unknown kind, see
-    /// [`redis_pubsub::WIRE_VERSION`]): each dropped its whole tenant from
+    /// [`WIRE_VERSION`](crate::WIRE_VERSION)): each dropped its whole tenant from
     /// the L1.
     pub invalidations_unreadable: u64,
     /// When the last invalidation from another instance or client was

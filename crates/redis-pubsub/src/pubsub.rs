@@ -112,8 +112,9 @@ impl PubSub {
         })
     }
 
-    /// This instance's id: random, carried by every invalidation it publishes
-    /// so that it can recognise (and skip) its own.
+    /// This instance's id: random (128 bits as hex), for a protocol on top
+    /// that needs to tell its instances apart (redis-cache's invalidations
+    /// carry it, so that an instance can recognise its own).
     ///
     /// # Examples
     ///
@@ -156,10 +157,6 @@ impl PubSub {
     /// ```
     pub fn stats(&self) -> PubSubStats {
         self.inner.shared.counters.snapshot()
-    }
-
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.inner.shared
     }
 
     /// Subscribes to `channel`. The returned stream yields
@@ -415,13 +412,40 @@ impl PubSub {
         info!("pub/sub stopped");
     }
 
-    /// Counts a message published by someone else's command on our behalf
-    /// (see `InvalidationPublisher::encode`).
-    pub(crate) fn record_published(&self) {
+    /// Counts a message published by another command on this service's
+    /// behalf ([`PubSubStats`]'s `published`), such as a script that
+    /// publishes with the change it makes (redis-cache's announced writes).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::PubSub;
+    /// # fn example(pubsub: PubSub) {
+    /// // A script published one message on our behalf.
+    /// pubsub.record_published();
+    /// # }
+    /// ```
+    pub fn record_published(&self) {
         bump(&self.inner.shared.counters.published);
     }
 
-    pub(crate) fn check_running(&self) -> Result<(), PubSubError> {
+    /// Whether the service still runs: `Err(PubSubError::Shutdown)` after
+    /// [`shutdown`](Self::shutdown), for a caller about to publish by
+    /// other means (a script) than [`publish_bytes`](Self::publish_bytes).
+    ///
+    /// # Errors
+    /// [`PubSubError::Shutdown`] after [`shutdown`](Self::shutdown).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use redis_pubsub::{PubSub, PubSubError};
+    /// # fn example(pubsub: PubSub) -> Result<(), PubSubError> {
+    /// pubsub.check_running()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn check_running(&self) -> Result<(), PubSubError> {
         if self.inner.shut_down.load(Ordering::SeqCst) {
             Err(PubSubError::Shutdown)
         } else {
@@ -435,6 +459,6 @@ impl PubSub {
 }
 
 /// 128 random bits as hex. Not a secret: it only has to be unique.
-pub(crate) fn new_instance_id() -> String {
+fn new_instance_id() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// ```no_run
 /// # use redis_pubsub::{PubSub, PubSubError};
 /// # async fn example(pubsub: PubSub) -> Result<(), PubSubError> {
-/// let feed = pubsub.invalidations().await?;
-/// let state = feed.state();
+/// let subscription = pubsub.psubscribe("events:*").await?;
+/// let state = subscription.state();
 /// if let Some(session) = state.session() {
 ///     // Subscribed; `session` changes with every loss and restoration.
 /// }

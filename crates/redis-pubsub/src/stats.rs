@@ -6,8 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub(crate) struct Counters {
     pub(crate) published: AtomicU64,
     pub(crate) received: AtomicU64,
-    pub(crate) malformed: AtomicU64,
-    pub(crate) foreign: AtomicU64,
     pub(crate) lagged: AtomicU64,
     pub(crate) resubscriptions: AtomicU64,
 }
@@ -26,28 +24,21 @@ impl Counters {
         PubSubStats {
             published: get(&self.published),
             received: get(&self.received),
-            malformed: get(&self.malformed),
-            foreign_payloads: get(&self.foreign),
             lagged: get(&self.lagged),
             resubscriptions: get(&self.resubscriptions),
         }
     }
 }
 
-/// A snapshot of a pub/sub service's counters.
+/// A snapshot of a pub/sub service's counters: the transport's. What the
+/// messages say (malformed or foreign invalidations) is counted by their
+/// reader, redis-cache's invalidation feed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PubSubStats {
     /// Messages published by this instance.
     pub published: u64,
     /// Messages received (before decoding).
     pub received: u64,
-    /// Messages on channels under `cache:invalidate:` that name no
-    /// invalidation (the channel does not parse): ignored.
-    pub malformed: u64,
-    /// Invalidations applied although their payload is not ours (a
-    /// TypeScript service's, empty, garbled, or ours naming another
-    /// invalidation than its channel): the channel said what to invalidate.
-    pub foreign_payloads: u64,
     /// Messages lost because this instance fell behind.
     pub lagged: u64,
     /// Times the subscriptions were restored after they were lost (a

@@ -78,6 +78,15 @@ macro_rules! define_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// Wraps a part of a key that a builder made from an id of this
+            /// type: valid by construction, so not checked again.
+            // Not every id type is read back from a key (counter names are not).
+            #[allow(dead_code)]
+            pub(crate) fn from_key_part(part: &str) -> Self {
+                debug_assert!(validate($field, part).is_ok());
+                Self(part.to_owned())
+            }
         }
 
         impl fmt::Display for $name {

@@ -25,6 +25,11 @@ use crate::pattern::KeyPattern;
 /// Prefix of every invalidation channel.
 pub const CHANNEL_PREFIX: &str = "cache:invalidate:";
 
+/// Every channel `{type}` this version publishes and reads
+/// ([`Invalidation::channel_type`] of each kind). A channel of another type
+/// comes from a newer version.
+pub const CHANNEL_TYPES: [&str; 6] = ["shard", "user", "acl", "vsearch", "tenant", "session"];
+
 /// The one `PSUBSCRIBE` pattern that covers every invalidation channel.
 pub const ALL_INVALIDATIONS_PATTERN: &str = "cache:invalidate:*";
 
@@ -158,19 +163,25 @@ impl Invalidation {
 
     /// The `kind` tag, as in the JSON payload (`shard`, `acl_user`, ...).
     pub fn kind(&self) -> &'static str {
+        self.names().0
+    }
+
+    /// The kind's names, in one table: its `kind` tag (as serde writes
+    /// it) and its channel's `{type}` segment (one of [`CHANNEL_TYPES`]).
+    fn names(&self) -> (&'static str, &'static str) {
         match self {
-            Invalidation::Shard { .. } => "shard",
-            Invalidation::User { .. } => "user",
-            Invalidation::ShardAll { .. } => "shard_all",
-            Invalidation::UserAll { .. } => "user_all",
-            Invalidation::Acl { .. } => "acl",
-            Invalidation::AclUser { .. } => "acl_user",
-            Invalidation::AclShard { .. } => "acl_shard",
-            Invalidation::AclEntry { .. } => "acl_entry",
-            Invalidation::Vsearch { .. } => "vsearch",
-            Invalidation::VsearchQuery { .. } => "vsearch_query",
-            Invalidation::Tenant { .. } => "tenant",
-            Invalidation::Session { .. } => "session",
+            Invalidation::Shard { .. } => ("shard", "shard"),
+            Invalidation::User { .. } => ("user", "user"),
+            Invalidation::ShardAll { .. } => ("shard_all", "shard"),
+            Invalidation::UserAll { .. } => ("user_all", "user"),
+            Invalidation::Acl { .. } => ("acl", "acl"),
+            Invalidation::AclUser { .. } => ("acl_user", "acl"),
+            Invalidation::AclShard { .. } => ("acl_shard", "acl"),
+            Invalidation::AclEntry { .. } => ("acl_entry", "acl"),
+            Invalidation::Vsearch { .. } => ("vsearch", "vsearch"),
+            Invalidation::VsearchQuery { .. } => ("vsearch_query", "vsearch"),
+            Invalidation::Tenant { .. } => ("tenant", "tenant"),
+            Invalidation::Session { .. } => ("session", "session"),
         }
     }
 
@@ -189,17 +200,7 @@ impl Invalidation {
     /// (`shard`, `user`, `acl`, `vsearch`, `tenant`, `session`). A
     /// TypeScript consumer reads it as the payload's `type`.
     pub fn channel_type(&self) -> &'static str {
-        match self {
-            Invalidation::Shard { .. } | Invalidation::ShardAll { .. } => "shard",
-            Invalidation::User { .. } | Invalidation::UserAll { .. } => "user",
-            Invalidation::Acl { .. }
-            | Invalidation::AclUser { .. }
-            | Invalidation::AclShard { .. }
-            | Invalidation::AclEntry { .. } => "acl",
-            Invalidation::Vsearch { .. } | Invalidation::VsearchQuery { .. } => "vsearch",
-            Invalidation::Tenant { .. } => "tenant",
-            Invalidation::Session { .. } => "session",
-        }
+        self.names().1
     }
 
     /// The channel after `{type}:{tenant}:`, which a TypeScript consumer
@@ -339,33 +340,42 @@ impl Invalidation {
     /// may hold (cached data and sessions). `None` for rate-limit windows,
     /// counters and session sets, which are never held in an L1 and so need
     /// no cross-instance invalidation.
+    ///
+    /// Built from the ids the key was built from (it records where each
+    /// went), never by parsing its text.
     pub fn for_key(key: &RedisKey) -> Option<Self> {
-        let segs = key.segments();
-        let inv = match (key.family(), segs.as_slice()) {
-            (KeyFamily::ShardStructured, ["tenant", t, "shard", s, "structured"]) => {
-                Invalidation::Shard {
-                    tenant_id: t.parse().ok()?,
-                    shard_id: s.parse().ok()?,
-                }
-            }
-            (KeyFamily::UserProfile, ["tenant", t, "user", u, "profile"]) => Invalidation::User {
-                tenant_id: t.parse().ok()?,
-                user_id: u.parse().ok()?,
+        // Only the families that have a tenant read one.
+        let tenant_id = || TenantId::from_key_part(key.id(0));
+        let inv = match key.family() {
+            KeyFamily::ShardStructured => Invalidation::Shard {
+                tenant_id: tenant_id(),
+                shard_id: ShardId::from_key_part(key.id(1)),
             },
-            (KeyFamily::Acl, ["tenant", t, "acl", u, s]) => Invalidation::AclEntry {
-                tenant_id: t.parse().ok()?,
-                user_id: u.parse().ok()?,
-                shard_id: s.parse().ok()?,
+            KeyFamily::UserProfile => Invalidation::User {
+                tenant_id: tenant_id(),
+                user_id: UserId::from_key_part(key.id(1)),
             },
-            (KeyFamily::VectorSearch, ["tenant", t, "vsearch", h]) => Invalidation::VsearchQuery {
-                tenant_id: t.parse().ok()?,
-                query_hash: h.parse().ok()?,
+            KeyFamily::Acl => Invalidation::AclEntry {
+                tenant_id: tenant_id(),
+                user_id: UserId::from_key_part(key.id(1)),
+                shard_id: ShardId::from_key_part(key.id(2)),
             },
-            (KeyFamily::Session, ["auth", "tenant", t, "session", h]) => Invalidation::Session {
-                tenant_id: t.parse().ok()?,
-                session_hash: h.parse().ok()?,
+            KeyFamily::VectorSearch => Invalidation::VsearchQuery {
+                tenant_id: tenant_id(),
+                query_hash: QueryHash::from_key_part(key.id(1)),
             },
-            _ => return None,
+            KeyFamily::Session => Invalidation::Session {
+                tenant_id: tenant_id(),
+                session_hash: TokenHash::from_key_part(key.id(1)),
+            },
+            KeyFamily::UserSessions
+            | KeyFamily::RateLimit
+            | KeyFamily::Counter
+            | KeyFamily::TenantIndex
+            | KeyFamily::PurgeJob
+            | KeyFamily::PurgeLease
+            | KeyFamily::PurgeRunning
+            | KeyFamily::InvalidationStream => return None,
         };
         Some(inv)
     }
@@ -375,35 +385,8 @@ impl Invalidation {
     /// The invalidation that covers exactly `pattern`: every [`KeyPattern`]
     /// builder has its invalidation kind, so this is total.
     pub fn for_pattern(pattern: &KeyPattern) -> Self {
-        let segs: Vec<&str> = pattern.as_str().split(':').collect();
-        let tenant =
-            |t: &str| -> TenantId { TenantId::new(t).expect("a KeyPattern holds valid ids") };
-        match segs.as_slice() {
-            ["tenant", t, "acl", "*"] => Invalidation::Acl {
-                tenant_id: tenant(t),
-            },
-            ["tenant", t, "acl", "*", s] => Invalidation::AclShard {
-                tenant_id: tenant(t),
-                shard_id: ShardId::new(*s).expect("a KeyPattern holds valid ids"),
-            },
-            ["tenant", t, "acl", u, "*"] => Invalidation::AclUser {
-                tenant_id: tenant(t),
-                user_id: UserId::new(*u).expect("a KeyPattern holds valid ids"),
-            },
-            ["tenant", t, "shard", "*"] => Invalidation::ShardAll {
-                tenant_id: tenant(t),
-            },
-            ["tenant", t, "user", "*"] => Invalidation::UserAll {
-                tenant_id: tenant(t),
-            },
-            ["tenant", t, "vsearch", "*"] => Invalidation::Vsearch {
-                tenant_id: tenant(t),
-            },
-            ["tenant", t, "*"] => Invalidation::Tenant {
-                tenant_id: tenant(t),
-            },
-            _ => unreachable!("KeyPattern {pattern} was not built by a KeyPattern builder"),
-        }
+        // A pattern is built with its invalidation: nothing to parse.
+        pattern.invalidation().clone()
     }
 }
 
@@ -600,6 +583,9 @@ mod tests {
                 (kind, id.clone()),
                 "{inv:?}"
             );
+            assert!(CHANNEL_TYPES.contains(&kind), "{kind}");
+            let json = serde_json::to_value(&inv).unwrap();
+            assert_eq!(json["kind"], inv.kind(), "the kind tag is serde's");
             assert_eq!(inv.channel(), format!("cache:invalidate:{kind}:t1:{id}"));
             assert_eq!(Invalidation::from_channel(&inv.channel()).unwrap(), inv);
         }
@@ -708,6 +694,8 @@ mod tests {
             RedisKey::tenant_index(&tn),
             RedisKey::purge_job(&tn, &"j1".parse().unwrap()),
             RedisKey::purge_lease(&tn),
+            RedisKey::purge_jobs_running(),
+            RedisKey::invalidation_stream(),
         ];
         assert_eq!(samples.len(), KeyFamily::ALL.len());
         for key in samples {

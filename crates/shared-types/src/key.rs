@@ -13,6 +13,11 @@
 //!   and purge jobs. They are not
 //!   cache: losing them logs users out or resets a limit, so no cache
 //!   invalidation touches them.
+//!
+//! Every family but two is a tenant's. The deployment's own keys, the
+//! purge-jobs registry (`jobs:purge:running`) and the invalidation stream
+//! (`coherence:invalidations`), have builders here too, so that this file
+//! is the one list of the names this layer writes.
 
 use std::fmt;
 
@@ -48,11 +53,18 @@ pub enum KeyFamily {
     /// `jobs:tenant:{t}:purge-lease`: which purge job of the tenant runs,
     /// held with an expiry its runner renews (state).
     PurgeLease,
+    /// `jobs:purge:running`: the set of the keys of every tenant's purge
+    /// jobs not yet ended (state; the deployment's, no tenant's).
+    PurgeRunning,
+    /// `coherence:invalidations`: the invalidation stream every
+    /// announcement is appended to (redis-cache's coherence; the
+    /// deployment's, no tenant's).
+    InvalidationStream,
 }
 
 impl KeyFamily {
     /// Every family, for tables and tests.
-    pub const ALL: [KeyFamily; 11] = [
+    pub const ALL: [KeyFamily; 13] = [
         KeyFamily::ShardStructured,
         KeyFamily::UserProfile,
         KeyFamily::Acl,
@@ -64,6 +76,8 @@ impl KeyFamily {
         KeyFamily::TenantIndex,
         KeyFamily::PurgeJob,
         KeyFamily::PurgeLease,
+        KeyFamily::PurgeRunning,
+        KeyFamily::InvalidationStream,
     ];
 
     /// A short name for logs and metrics labels. Logs carry the family, never
@@ -81,22 +95,19 @@ impl KeyFamily {
             KeyFamily::TenantIndex => "keyindex",
             KeyFamily::PurgeJob => "purge_job",
             KeyFamily::PurgeLease => "purge_lease",
+            KeyFamily::PurgeRunning => "purge_running",
+            KeyFamily::InvalidationStream => "invalidation_stream",
         }
     }
 
-    /// What comes before the tenant id in keys of this family.
-    const fn tenant_prefix(self) -> &'static str {
-        match self {
-            KeyFamily::ShardStructured
-            | KeyFamily::UserProfile
-            | KeyFamily::Acl
-            | KeyFamily::VectorSearch => "tenant:",
-            KeyFamily::Session | KeyFamily::UserSessions => "auth:tenant:",
-            KeyFamily::RateLimit => "ratelimit:tenant:",
-            KeyFamily::Counter => "counter:tenant:",
-            KeyFamily::TenantIndex => "keyindex:tenant:",
-            KeyFamily::PurgeJob | KeyFamily::PurgeLease => "jobs:tenant:",
-        }
+    /// Whether keys of this family belong to one tenant (all but the
+    /// deployment's own: the purge-jobs registry and the invalidation
+    /// stream).
+    pub const fn is_tenant_scoped(self) -> bool {
+        !matches!(
+            self,
+            KeyFamily::PurgeRunning | KeyFamily::InvalidationStream
+        )
     }
 
     /// Whether the family is cached data (under `tenant:{t}:`), as opposed to state.
@@ -142,7 +153,9 @@ impl KeyFamily {
             | KeyFamily::Counter
             | KeyFamily::TenantIndex
             | KeyFamily::PurgeJob
-            | KeyFamily::PurgeLease => None,
+            | KeyFamily::PurgeLease
+            | KeyFamily::PurgeRunning
+            | KeyFamily::InvalidationStream => None,
         }
     }
 }
@@ -158,120 +171,237 @@ impl KeyFamily {
 pub struct RedisKey {
     key: String,
     family: KeyFamily,
-    /// Where the tenant id sits in `key` (every family is tenant-scoped),
-    /// so that per-tenant bookkeeping (the L1's shares, the tenant's key
-    /// index) needs no parsing and no extra allocation.
-    tenant_at: u8,
-    tenant_len: u8,
+    /// Where each id the builder was given sits in `key` (start, length),
+    /// in the builder's order, the tenant first (every family is
+    /// tenant-scoped). Per-tenant bookkeeping (the L1's shares, the
+    /// tenant's key index) and the key's invalidation read the ids from
+    /// here: no parsing, and no extra allocation on the hot path.
+    ids: [Span; MAX_IDS],
 }
 
+/// Where one id sits in a key's text. Keys are well under 64 KiB (ids are
+/// at most `MAX_ID_LEN` bytes, at most three a key).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+struct Span {
+    at: u16,
+    len: u16,
+}
+
+/// The most ids a key holds (an ACL entry: tenant, user, shard).
+const MAX_IDS: usize = 3;
+
+/// A piece of a key's text, for [`RedisKey::build`].
+enum Part<'a> {
+    /// Fixed text of the family's layout.
+    Lit(&'static str),
+    /// An id (or digest), validated by its type.
+    Id(&'a str),
+}
+
+use Part::{Id, Lit};
+
 impl RedisKey {
-    fn new(family: KeyFamily, key: String) -> Self {
-        let tenant_at = family.tenant_prefix().len();
-        let tenant_len = key[tenant_at..].find(':').unwrap_or(key.len() - tenant_at);
-        // Prefixes are under 20 bytes and ids at most MAX_ID_LEN (128).
-        Self {
-            tenant_at: u8::try_from(tenant_at).unwrap_or(u8::MAX),
-            tenant_len: u8::try_from(tenant_len).unwrap_or(u8::MAX),
-            key,
-            family,
+    /// Concatenates `parts`, recording where each id went.
+    fn build(family: KeyFamily, parts: &[Part<'_>]) -> Self {
+        let len = parts
+            .iter()
+            .map(|part| match part {
+                Lit(text) | Id(text) => text.len(),
+            })
+            .sum();
+        let mut key = String::with_capacity(len);
+        let mut ids = [Span::default(); MAX_IDS];
+        let mut next = 0;
+        for part in parts {
+            match part {
+                Lit(text) => key.push_str(text),
+                Id(id) => {
+                    // Lengths are bounded (see `Span`); saturating keeps a
+                    // broken bound visible as a wrong id, never a panic.
+                    ids[next] = Span {
+                        at: u16::try_from(key.len()).unwrap_or(u16::MAX),
+                        len: u16::try_from(id.len()).unwrap_or(u16::MAX),
+                    };
+                    next += 1;
+                    key.push_str(id);
+                }
+            }
         }
+        Self { key, family, ids }
     }
 
     /// `tenant:{t}:shard:{s}:structured`
     pub fn shard_structured(tenant: &TenantId, shard: &ShardId) -> Self {
-        Self::new(
+        Self::build(
             KeyFamily::ShardStructured,
-            format!("tenant:{tenant}:shard:{shard}:structured"),
+            &[
+                Lit("tenant:"),
+                Id(tenant.as_str()),
+                Lit(":shard:"),
+                Id(shard.as_str()),
+                Lit(":structured"),
+            ],
         )
     }
 
     /// `tenant:{t}:user:{u}:profile`
     pub fn user_profile(tenant: &TenantId, user: &UserId) -> Self {
-        Self::new(
+        Self::build(
             KeyFamily::UserProfile,
-            format!("tenant:{tenant}:user:{user}:profile"),
+            &[
+                Lit("tenant:"),
+                Id(tenant.as_str()),
+                Lit(":user:"),
+                Id(user.as_str()),
+                Lit(":profile"),
+            ],
         )
     }
 
     /// `tenant:{t}:acl:{u}:{s}`: the ACL check of one user on one shard.
     pub fn acl(tenant: &TenantId, user: &UserId, shard: &ShardId) -> Self {
-        Self::new(
+        Self::build(
             KeyFamily::Acl,
-            format!("tenant:{tenant}:acl:{user}:{shard}"),
+            &[
+                Lit("tenant:"),
+                Id(tenant.as_str()),
+                Lit(":acl:"),
+                Id(user.as_str()),
+                Lit(":"),
+                Id(shard.as_str()),
+            ],
         )
     }
 
     /// `tenant:{t}:vsearch:{query_hash}`
     pub fn vector_search(tenant: &TenantId, query: &QueryHash) -> Self {
-        Self::new(
+        Self::build(
             KeyFamily::VectorSearch,
-            format!("tenant:{tenant}:vsearch:{query}"),
+            &[
+                Lit("tenant:"),
+                Id(tenant.as_str()),
+                Lit(":vsearch:"),
+                Id(query.as_str()),
+            ],
         )
     }
 
     /// `auth:tenant:{t}:session:{token_hash}`: one session, named by its token's hash.
     pub fn session(tenant: &TenantId, token: &TokenHash) -> Self {
-        Self::new(
+        Self::build(
             KeyFamily::Session,
-            format!("auth:tenant:{tenant}:session:{token}"),
+            &[
+                Lit("auth:tenant:"),
+                Id(tenant.as_str()),
+                Lit(":session:"),
+                Id(token.as_str()),
+            ],
         )
     }
 
     /// `auth:tenant:{t}:user:{u}:sessions`: the set of a user's session hashes.
     pub fn user_sessions(tenant: &TenantId, user: &UserId) -> Self {
-        Self::new(
+        Self::build(
             KeyFamily::UserSessions,
-            format!("auth:tenant:{tenant}:user:{user}:sessions"),
+            &[
+                Lit("auth:tenant:"),
+                Id(tenant.as_str()),
+                Lit(":user:"),
+                Id(user.as_str()),
+                Lit(":sessions"),
+            ],
         )
     }
 
     /// `ratelimit:tenant:{t}:user:{u}:{action}`: one user's window for one action.
     pub fn rate_limit(tenant: &TenantId, user: &UserId, action: &CounterName) -> Self {
-        Self::new(
+        Self::build(
             KeyFamily::RateLimit,
-            format!("ratelimit:tenant:{tenant}:user:{user}:{action}"),
+            &[
+                Lit("ratelimit:tenant:"),
+                Id(tenant.as_str()),
+                Lit(":user:"),
+                Id(user.as_str()),
+                Lit(":"),
+                Id(action.as_str()),
+            ],
         )
     }
 
     /// `counter:tenant:{t}:{name}`: a tenant-wide counter.
     pub fn counter(tenant: &TenantId, name: &CounterName) -> Self {
-        Self::new(
+        Self::build(
             KeyFamily::Counter,
-            format!("counter:tenant:{tenant}:{name}"),
+            &[
+                Lit("counter:tenant:"),
+                Id(tenant.as_str()),
+                Lit(":"),
+                Id(name.as_str()),
+            ],
         )
     }
 
     /// `keyindex:tenant:{t}`: the index of the tenant's cache keys (a sorted
     /// set scored by expiry time), kept by the cache beside every write.
     pub fn tenant_index(tenant: &TenantId) -> Self {
-        Self::new(KeyFamily::TenantIndex, format!("keyindex:tenant:{tenant}"))
+        Self::tenant_index_named(tenant.as_str())
+    }
+
+    fn tenant_index_named(tenant: &str) -> Self {
+        Self::build(
+            KeyFamily::TenantIndex,
+            &[Lit("keyindex:tenant:"), Id(tenant)],
+        )
     }
 
     /// `jobs:tenant:{t}:purge:{job}`: a purge job's progress (a hash).
     pub fn purge_job(tenant: &TenantId, job: &JobId) -> Self {
-        Self::new(
+        Self::build(
             KeyFamily::PurgeJob,
-            format!("jobs:tenant:{tenant}:purge:{job}"),
+            &[
+                Lit("jobs:tenant:"),
+                Id(tenant.as_str()),
+                Lit(":purge:"),
+                Id(job.as_str()),
+            ],
         )
     }
 
     /// `jobs:tenant:{t}:purge-lease`: the id of the tenant's running purge
     /// job, expiring unless its runner renews it (one job per tenant).
     pub fn purge_lease(tenant: &TenantId) -> Self {
-        Self::new(
+        Self::build(
             KeyFamily::PurgeLease,
-            format!("jobs:tenant:{tenant}:purge-lease"),
+            &[
+                Lit("jobs:tenant:"),
+                Id(tenant.as_str()),
+                Lit(":purge-lease"),
+            ],
+        )
+    }
+
+    /// `jobs:purge:running`: the set of the keys of the purge jobs not yet
+    /// ended, every tenant's (a starting instance resumes them). One key
+    /// for the deployment; its name is part of the deployed contract.
+    pub fn purge_jobs_running() -> Self {
+        Self::build(KeyFamily::PurgeRunning, &[Lit("jobs:purge:running")])
+    }
+
+    /// `coherence:invalidations`: the bounded stream every invalidation
+    /// announcement is appended to, so that an instance that missed some
+    /// replays them. One key for the deployment (no hash tag: on a cluster
+    /// it lives in its own slot); its name is part of the deployed contract.
+    pub fn invalidation_stream() -> Self {
+        Self::build(
+            KeyFamily::InvalidationStream,
+            &[Lit("coherence:invalidations")],
         )
     }
 
     /// The index of the tenant `key` belongs to (see [`tenant_index`](Self::tenant_index)).
     pub fn tenant_index_of(key: &RedisKey) -> Self {
         // The tenant id was validated when `key` was built.
-        Self::new(
-            KeyFamily::TenantIndex,
-            format!("keyindex:tenant:{}", key.tenant_str()),
-        )
+        Self::tenant_index_named(key.tenant_str())
     }
 
     /// `{<key>}:lease`: where a `get_or_load` of `key` holds its claim while
@@ -294,16 +424,40 @@ impl RedisKey {
         self.family
     }
 
-    /// The id of the tenant the key belongs to, as it appears in the key.
+    /// The id of the tenant the key belongs to, as it appears in the key;
+    /// empty for the deployment's keys (see [`KeyFamily::is_tenant_scoped`]).
     pub fn tenant_str(&self) -> &str {
-        let at = usize::from(self.tenant_at);
-        &self.key[at..at + usize::from(self.tenant_len)]
+        self.id(0)
     }
 
-    /// The `:`-separated segments after the family's fixed prefix; used to
-    /// recover ids (which never contain `:`).
-    pub(crate) fn segments(&self) -> Vec<&str> {
-        self.key.split(':').collect()
+    /// The tenant and job of a purge job's key ([`purge_job`](Self::purge_job));
+    /// `None` for a key of any other family.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shared_types::{JobId, RedisKey, TenantId};
+    ///
+    /// let (tenant, job) = (TenantId::new("t1").unwrap(), JobId::new("j1").unwrap());
+    /// let key = RedisKey::purge_job(&tenant, &job);
+    /// assert_eq!(key.purge_job_ids(), Some((tenant.clone(), job)));
+    /// assert_eq!(RedisKey::purge_lease(&tenant).purge_job_ids(), None);
+    /// ```
+    pub fn purge_job_ids(&self) -> Option<(TenantId, JobId)> {
+        (self.family == KeyFamily::PurgeJob).then(|| {
+            (
+                TenantId::from_key_part(self.id(0)),
+                JobId::from_key_part(self.id(1)),
+            )
+        })
+    }
+
+    /// The `n`th id its builder was given (0: the tenant), as it appears
+    /// in the key; empty past the family's last id.
+    pub(crate) fn id(&self, n: usize) -> &str {
+        let span = self.ids[n];
+        let at = usize::from(span.at);
+        &self.key[at..at + usize::from(span.len)]
     }
 }
 
@@ -385,10 +539,24 @@ mod tests {
                 RedisKey::purge_lease(&tenant),
                 "jobs:tenant:t1:purge-lease".to_owned(),
             ),
+            (
+                RedisKey::purge_jobs_running(),
+                "jobs:purge:running".to_owned(),
+            ),
+            (
+                RedisKey::invalidation_stream(),
+                "coherence:invalidations".to_owned(),
+            ),
         ];
+        assert_eq!(cases.len(), KeyFamily::ALL.len());
         for (key, expected) in cases {
             assert_eq!(key.as_str(), expected);
-            assert_eq!(key.tenant_str(), "t1", "{expected}");
+            let tenant = if key.family().is_tenant_scoped() {
+                "t1"
+            } else {
+                ""
+            };
+            assert_eq!(key.tenant_str(), tenant, "{expected}");
             assert_eq!(key.family().is_cache(), expected.starts_with("tenant:"));
         }
     }

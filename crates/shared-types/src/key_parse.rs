@@ -54,8 +54,13 @@ impl RedisKey {
             ["keyindex", "tenant", t] => RedisKey::tenant_index(&t.parse()?),
             ["jobs", "tenant", t, "purge", j] => RedisKey::purge_job(&t.parse()?, &j.parse()?),
             ["jobs", "tenant", t, "purge-lease"] => RedisKey::purge_lease(&t.parse()?),
+            ["jobs", "purge", "running"] => RedisKey::purge_jobs_running(),
+            ["coherence", "invalidations"] => RedisKey::invalidation_stream(),
             ["tenant", ..] => return Err(key_error("not a layout of the cache families")),
-            ["auth" | "ratelimit" | "counter" | "keyindex" | "jobs", ..] => {
+            [
+                "auth" | "ratelimit" | "counter" | "keyindex" | "jobs" | "coherence",
+                ..,
+            ] => {
                 return Err(key_error("not a layout of the state families"));
             }
             _ => return Err(key_error("unknown prefix")),
@@ -101,13 +106,15 @@ mod tests {
             RedisKey::tenant_index(&t),
             RedisKey::purge_job(&t, &"j1".parse().unwrap()),
             RedisKey::purge_lease(&t),
+            RedisKey::purge_jobs_running(),
+            RedisKey::invalidation_stream(),
         ];
         assert_eq!(keys.len(), KeyFamily::ALL.len());
         for key in keys {
             let parsed = RedisKey::parse(key.as_str()).unwrap();
             assert_eq!(parsed, key);
             assert_eq!(parsed.family(), key.family());
-            assert_eq!(parsed.tenant_str(), "t1");
+            assert_eq!(parsed.tenant_str(), key.tenant_str());
         }
     }
 

@@ -46,7 +46,9 @@ pub use digest::{QueryHash, TokenHash};
 pub use error::{IdRejection, ValidationError};
 pub use glob::{glob_match, glob_match_bytes};
 pub use id::{CounterName, JobId, MAX_ID_LEN, ShardId, TenantId, UserId, validate as validate_id};
-pub use invalidation::{ALL_INVALIDATIONS_PATTERN, CHANNEL_PREFIX, Invalidation, Scope};
+pub use invalidation::{
+    ALL_INVALIDATIONS_PATTERN, CHANNEL_PREFIX, CHANNEL_TYPES, Invalidation, Scope,
+};
 pub use key::{KeyFamily, RedisKey};
 
 /// The former name of [`RedisKey`], which also names state that is not

@@ -8,14 +8,16 @@ use std::fmt;
 
 use crate::glob::glob_match;
 use crate::id::{ShardId, TenantId, UserId};
+use crate::invalidation::Invalidation;
 
 /// A Redis glob over one tenant's cached keys.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct KeyPattern {
     pattern: String,
-    /// The one tenant whose keys the pattern can match: where its keys are
-    /// indexed.
-    tenant: TenantId,
+    /// The invalidation whose scope this pattern is, with its typed ids
+    /// (among them the one tenant whose keys the pattern can match: where
+    /// its keys are indexed), so that nothing parses the glob back.
+    invalidation: Invalidation,
 }
 
 impl KeyPattern {
@@ -23,7 +25,9 @@ impl KeyPattern {
     pub fn tenant_cache(tenant: &TenantId) -> Self {
         Self {
             pattern: format!("tenant:{tenant}:*"),
-            tenant: tenant.clone(),
+            invalidation: Invalidation::Tenant {
+                tenant_id: tenant.clone(),
+            },
         }
     }
 
@@ -31,7 +35,9 @@ impl KeyPattern {
     pub fn tenant_acl(tenant: &TenantId) -> Self {
         Self {
             pattern: format!("tenant:{tenant}:acl:*"),
-            tenant: tenant.clone(),
+            invalidation: Invalidation::Acl {
+                tenant_id: tenant.clone(),
+            },
         }
     }
 
@@ -39,7 +45,10 @@ impl KeyPattern {
     pub fn user_acl(tenant: &TenantId, user: &UserId) -> Self {
         Self {
             pattern: format!("tenant:{tenant}:acl:{user}:*"),
-            tenant: tenant.clone(),
+            invalidation: Invalidation::AclUser {
+                tenant_id: tenant.clone(),
+                user_id: user.clone(),
+            },
         }
     }
 
@@ -47,7 +56,10 @@ impl KeyPattern {
     pub fn shard_acl(tenant: &TenantId, shard: &ShardId) -> Self {
         Self {
             pattern: format!("tenant:{tenant}:acl:*:{shard}"),
-            tenant: tenant.clone(),
+            invalidation: Invalidation::AclShard {
+                tenant_id: tenant.clone(),
+                shard_id: shard.clone(),
+            },
         }
     }
 
@@ -55,7 +67,9 @@ impl KeyPattern {
     pub fn tenant_shards(tenant: &TenantId) -> Self {
         Self {
             pattern: format!("tenant:{tenant}:shard:*"),
-            tenant: tenant.clone(),
+            invalidation: Invalidation::ShardAll {
+                tenant_id: tenant.clone(),
+            },
         }
     }
 
@@ -64,7 +78,9 @@ impl KeyPattern {
     pub fn tenant_user_profiles(tenant: &TenantId) -> Self {
         Self {
             pattern: format!("tenant:{tenant}:user:*"),
-            tenant: tenant.clone(),
+            invalidation: Invalidation::UserAll {
+                tenant_id: tenant.clone(),
+            },
         }
     }
 
@@ -72,13 +88,20 @@ impl KeyPattern {
     pub fn tenant_vector_search(tenant: &TenantId) -> Self {
         Self {
             pattern: format!("tenant:{tenant}:vsearch:*"),
-            tenant: tenant.clone(),
+            invalidation: Invalidation::Vsearch {
+                tenant_id: tenant.clone(),
+            },
         }
     }
 
     /// The tenant whose cached keys the pattern covers (and no other's).
     pub fn tenant(&self) -> &TenantId {
-        &self.tenant
+        self.invalidation.tenant()
+    }
+
+    /// The invalidation whose scope is exactly this pattern.
+    pub(crate) fn invalidation(&self) -> &Invalidation {
+        &self.invalidation
     }
 
     /// The glob as Redis sees it (for `SCAN MATCH`).

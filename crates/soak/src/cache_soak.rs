@@ -8,8 +8,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
 use redis_cache::{CacheConfig, L1Config};
+use redis_cache::{InvalidationEvent, InvalidationFeed, Invalidations};
 use redis_connection::{RedisConfig, RedisConnectionManager};
-use redis_pubsub::{InvalidationEvent, InvalidationFeed, PubSub};
+use redis_pubsub::PubSub;
 use shared_types::{CounterName, Invalidation, RedisKey, ShardId, TenantId};
 use test_support::RedisServer;
 

@@ -6,10 +6,11 @@
 
 use std::sync::Arc;
 
-use redis_pubsub::{InvalidationPublisher, PubSubError};
+use redis_pubsub::PubSubError;
 use shared_types::{Invalidation, RedisKey};
 
 use super::atomic_write::{Announcement, KeyChange};
+use super::publisher::InvalidationPublisher;
 use crate::config::Retention;
 use crate::error::CacheError;
 use crate::mset::SCRIPT_CHUNK;

@@ -179,7 +179,10 @@ impl Store {
             maxlen,
             window,
         ];
-        let mut keys = vec![Key::from(key.as_str()), Key::from(INVALIDATION_STREAM)];
+        let mut keys = vec![
+            Key::from(key.as_str()),
+            Key::from(INVALIDATION_STREAM.as_str()),
+        ];
         if op == "unlink" {
             keys.push(Key::from(RedisKey::load_lease_of(key.as_str())));
         } else if indexed.is_some() {

@@ -15,18 +15,32 @@
 //!   the last one applied) replaying the stream from the last applied
 //!   entry, flushing only when the stream no longer holds it ([`replay`]).
 //!
-//! Still elsewhere (issue 17, item 1, to move here): the epochs against
-//! resurrection (`l1/mod.rs`, which they guard), and the wire format with
-//! its version (redis-pubsub's `wire.rs`, which redis-pubsub's typed
-//! `invalidate` also needs).
+//! - the wire format with its version ([`wire`]), reading a received
+//!   message ([`received`]), the feed of every invalidation ([`feed`]) and
+//!   the typed `invalidate` over a [`PubSub`](redis_pubsub::PubSub)
+//!   ([`publisher`]): redis-pubsub only carries the bytes.
+//!
+//! Still elsewhere: the epochs against resurrection (`l1/mod.rs`, which
+//! they guard).
 
 mod announce;
 mod atomic_write;
 mod batch;
+mod feed;
 pub(crate) mod listener;
+mod publisher;
+mod received;
 mod replay;
 mod stream;
+pub(crate) mod wire;
 
 pub(crate) use atomic_write::KeyChange;
 pub(crate) use batch::Messages;
+pub(crate) use feed::FeedCounters;
+pub use feed::{FeedStats, InvalidationEvent, InvalidationFeed};
+pub use publisher::{InvalidationPublisher, Invalidations};
+pub use received::{
+    ReceivedInvalidation, Sender, StreamPosition, Unreadable, UnreadableInvalidation,
+};
 pub(crate) use stream::{INVALIDATION_STREAM, retention_args, stream_fn};
+pub use wire::{InvalidationMessage, MAX_INVALIDATION_PAYLOAD, WIRE_VERSION};

@@ -12,6 +12,7 @@
 use shared_types::Invalidation;
 use tracing::{info, warn};
 
+use super::received::kind_and_tenant;
 use super::stream::{Entry, EntryId};
 use crate::l1::L1;
 use crate::stats::{Tally, add, bump};
@@ -164,18 +165,12 @@ fn apply(l1: &L1, entry: &Entry, tally: &Tally) {
         Ok(invalidation) => l1.invalidate(&invalidation.scope()),
         Err(_) => {
             bump(&tally.invalidations_unreadable);
-            match tenant_of(&entry.channel) {
-                Some(tenant_id) => l1.invalidate(&Invalidation::Tenant { tenant_id }.scope()),
+            match kind_and_tenant(&entry.channel) {
+                Some((_, tenant_id)) => l1.invalidate(&Invalidation::Tenant { tenant_id }.scope()),
                 None => l1.flush(),
             }
         }
     }
-}
-
-/// The tenant a channel `cache:invalidate:{kind}:{tenantId}:...` names.
-fn tenant_of(channel: &str) -> Option<shared_types::TenantId> {
-    let rest = channel.strip_prefix(shared_types::CHANNEL_PREFIX)?;
-    rest.split(':').nth(1)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -206,9 +201,10 @@ mod tests {
     #[test]
     fn an_unknown_kinds_channel_still_names_its_tenant() {
         assert_eq!(
-            tenant_of("cache:invalidate:newkind:t1:x").map(|t| t.as_str().to_owned()),
-            Some("t1".to_owned())
+            kind_and_tenant("cache:invalidate:newkind:t1:x")
+                .map(|(kind, t)| (kind.to_owned(), t.as_str().to_owned())),
+            Some(("newkind".to_owned(), "t1".to_owned()))
         );
-        assert_eq!(tenant_of("other:channel"), None);
+        assert_eq!(kind_and_tenant("other:channel"), None);
     }
 }

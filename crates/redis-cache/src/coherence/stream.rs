@@ -28,13 +28,16 @@ use redis_connection::fred::types::scripts::Script;
 use redis_connection::fred::types::{Key, Value};
 use std::sync::LazyLock;
 
+use shared_types::RedisKey;
+
 use crate::config::Retention;
 use crate::error::CacheError;
 use crate::store::{Store, eval, fail_fast, millis, queued};
 
-/// The stream's key. Not a `RedisKey`: every key family of shared-types is
-/// a tenant's, and the stream is the deployment's.
-pub(crate) const INVALIDATION_STREAM: &str = "coherence:invalidations";
+/// The stream's key (`coherence:invalidations`), built once: every
+/// announcement names it.
+pub(crate) static INVALIDATION_STREAM: LazyLock<RedisKey> =
+    LazyLock::new(RedisKey::invalidation_stream);
 
 /// The Lua function every announcement runs: append to `stream` (bounded
 /// by `maxlen` entries and `window` ms of entry-id age) and publish
@@ -147,7 +150,7 @@ impl Store {
             args.push(Value::from(channel));
             args.push(Value::Bytes(payload));
         }
-        let keys = vec![Key::from(INVALIDATION_STREAM)];
+        let keys = vec![Key::from(INVALIDATION_STREAM.as_str())];
         // `EVAL`, not `EVALSHA`: an announcement sent while Redis holds
         // commands (a pause, a slow server) may time out here and still
         // run later; as `EVALSHA` of a script not loaded yet it would then
@@ -179,7 +182,7 @@ impl Store {
     }
 
     async fn read_stream(&self, args: Vec<Value>) -> Result<Vec<Entry>, CacheError> {
-        let keys = vec![Key::from(INVALIDATION_STREAM)];
+        let keys = vec![Key::from(INVALIDATION_STREAM.as_str())];
         // Queued, not failing fast: a replay after the subscriber came back
         // would otherwise lose its place whenever the pool is a moment
         // behind; a read is harmless to resend.

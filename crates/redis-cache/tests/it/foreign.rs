@@ -180,7 +180,7 @@ async fn an_invalidation_from_a_newer_version_drops_its_tenant_from_the_l1() {
         shared_types::RedisKey::user_profile(&crate::tenant("t1"), &user("u1")),
     ];
     let t2 = shard_key("t2", "s1");
-    let newer = redis_pubsub::WIRE_VERSION + 1;
+    let newer = redis_cache::WIRE_VERSION + 1;
     let messages = [
         (
             "cache:invalidate:shard:t1:s1".to_owned(),

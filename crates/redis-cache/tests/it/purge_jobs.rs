@@ -1,7 +1,7 @@
 //! Purge jobs' storage: leases that compare and change in one step, and the
 //! registry of running jobs that a starting instance reads.
 
-use redis_cache::{Claim, JobProgress, JobState, LoadedJob, RUNNING};
+use redis_cache::{Claim, JobProgress, JobState, LoadedJob};
 use shared_types::{JobId, RedisKey};
 use test_support::{RawClient, RedisServer, Reply};
 
@@ -133,7 +133,8 @@ async fn running_lists_the_jobs_saved_running_and_no_ended_one() {
 
     // A registry entry whose job is gone is dropped by `forget`; garbage
     // in the registry is skipped.
-    redis.cmd(&["SADD", RUNNING, "not-a-job-key"]);
+    let running = RedisKey::purge_jobs_running();
+    redis.cmd(&["SADD", running.as_str(), "not-a-job-key"]);
     jobs.forget(&tenant("t2"), &job("b")).await.unwrap();
     assert_eq!(jobs.running().await.unwrap(), vec![]);
     assert_eq!(

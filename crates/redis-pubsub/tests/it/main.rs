@@ -1,7 +1,6 @@
 //! Integration tests of redis-pubsub, against real redis-server processes.
 
 mod cluster;
-mod invalidations;
 mod reconnects;
 mod subscriptions;
 

@@ -1,7 +1,7 @@
 //! Tenant isolation: no key of one tenant is covered by anything built for another.
 
 use proptest::prelude::*;
-use shared_types::{CounterName, Invalidation, KeyPattern, RedisKey, TenantId, glob_match};
+use shared_types::{CounterName, Invalidation, KeyPattern, RedisKey, Scope, TenantId, glob_match};
 
 use crate::strategies::{invalidation, query_hash, shard, tenant, token_hash, user};
 
@@ -44,6 +44,26 @@ fn all_patterns(
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    // Whatever the ids' lengths, a key's invalidation, built from the ids
+    // the key recorded (not parsed from its text), covers exactly that key
+    // and names its tenant; a pattern's covers exactly that pattern.
+    #[test]
+    fn invalidations_built_from_a_keys_ids_cover_exactly_that_key(
+        t in tenant(), u in user(), s in shard(), q in query_hash(), h in token_hash(),
+    ) {
+        for key in all_keys(&t, &u, &s, &q, &h) {
+            if let Some(inv) = Invalidation::for_key(&key) {
+                prop_assert_eq!(inv.scope(), Scope::Key(key.clone()));
+                prop_assert_eq!(inv.tenant(), &t);
+            }
+        }
+        for pattern in all_patterns(&t, &u, &s) {
+            let inv = Invalidation::for_pattern(&pattern);
+            prop_assert_eq!(inv.scope(), Scope::Pattern(pattern.clone()));
+            prop_assert_eq!(pattern.tenant(), &t);
+        }
+    }
 
     // Every key names the tenant it was built for, whatever the other ids.
     #[test]

@@ -12,8 +12,9 @@
 use serde::Deserialize;
 use shared_types::{Invalidation, TenantId};
 
-use crate::message::PubSubMessage;
-use crate::wire::{MAX_INVALIDATION_PAYLOAD, WIRE_VERSION};
+use redis_pubsub::PubSubMessage;
+
+use super::wire::{MAX_INVALIDATION_PAYLOAD, WIRE_VERSION};
 
 /// An invalidation as received: what its channel names, and who sent it
 /// when the payload can say so.
@@ -27,7 +28,7 @@ pub struct ReceivedInvalidation {
     /// Where the announcement stands in the invalidation stream, when the
     /// script that published it also appended it there (redis-cache's
     /// coherence); `None` for anything else (a TypeScript service's, an
-    /// older instance's, a plain [`PubSub::invalidate`](crate::PubSub::invalidate)).
+    /// older instance's, a plain [`Invalidations::invalidate`](crate::Invalidations::invalidate)).
     pub position: Option<StreamPosition>,
 }
 
@@ -51,7 +52,7 @@ pub enum Sender {
     /// An instance of this layer: the payload is an [`InvalidationMessage`](crate::InvalidationMessage)
     /// with a valid origin, naming exactly the channel's invalidation.
     Instance {
-        /// The sender's origin (see [`crate::InvalidationPublisher::origin`]).
+        /// The sender's origin (see [`InvalidationPublisher::origin`](crate::InvalidationPublisher::origin)).
         origin: String,
         /// When it was published, in milliseconds since the Unix epoch.
         ts: u64,
@@ -71,7 +72,7 @@ impl ReceivedInvalidation {
     /// # Examples
     ///
     /// ```
-    /// use redis_pubsub::{ReceivedInvalidation, Sender};
+    /// use redis_cache::{ReceivedInvalidation, Sender};
     /// use shared_types::{Invalidation, TenantId};
     ///
     /// let tenant = Invalidation::Tenant { tenant_id: TenantId::new("acme").unwrap() };
@@ -100,7 +101,7 @@ impl ReceivedInvalidation {
     /// # Examples
     ///
     /// ```
-    /// use redis_pubsub::{ReceivedInvalidation, Sender};
+    /// use redis_cache::{ReceivedInvalidation, Sender};
     /// use shared_types::{Invalidation, TenantId};
     ///
     /// let ours = ReceivedInvalidation {
@@ -123,7 +124,7 @@ impl ReceivedInvalidation {
     /// # Examples
     ///
     /// ```
-    /// use redis_pubsub::{ReceivedInvalidation, Sender};
+    /// use redis_cache::{ReceivedInvalidation, Sender};
     /// use shared_types::{Invalidation, TenantId};
     ///
     /// let ours = ReceivedInvalidation {
@@ -197,29 +198,29 @@ pub(crate) fn decode(message: &PubSubMessage) -> Result<Decoded, &'static str> {
     }
 }
 
-/// The kinds of invalidation channels this version knows
-/// ([`Invalidation::channel_type`] of every variant).
-const KNOWN_KINDS: [&str; 6] = ["shard", "user", "acl", "vsearch", "tenant", "session"];
-
 /// A channel of an invalidation kind this version does not know, whose
 /// tenant is valid: `cache:invalidate:{kind}:{tenantId}[:...]` with a kind
 /// made of lowercase letters. A known kind whose channel does not parse is
 /// malformed, not newer, and names nothing.
 fn unknown_kind(channel: &str) -> Option<UnreadableInvalidation> {
+    let (kind, tenant_id) = kind_and_tenant(channel)?;
+    let new_kind = !kind.is_empty()
+        && kind.bytes().all(|b| b.is_ascii_lowercase())
+        && !shared_types::CHANNEL_TYPES.contains(&kind);
+    new_kind.then_some(UnreadableInvalidation {
+        tenant_id,
+        reason: Unreadable::UnknownKind,
+    })
+}
+
+/// The `{kind}` and valid `{tenantId}` of a channel
+/// `cache:invalidate:{kind}:{tenantId}[:...]`, whatever follows: every
+/// channel of ours, of any version, names its tenant there.
+pub(crate) fn kind_and_tenant(channel: &str) -> Option<(&str, TenantId)> {
     let rest = channel.strip_prefix(shared_types::CHANNEL_PREFIX)?;
     let mut parts = rest.split(':');
     let kind = parts.next()?;
-    let tenant = parts.next()?;
-    let new_kind = !kind.is_empty()
-        && kind.bytes().all(|b| b.is_ascii_lowercase())
-        && !KNOWN_KINDS.contains(&kind);
-    if !new_kind {
-        return None;
-    }
-    Some(UnreadableInvalidation {
-        tenant_id: tenant.parse().ok()?,
-        reason: Unreadable::UnknownKind,
-    })
+    Some((kind, parts.next()?.parse().ok()?))
 }
 
 /// A payload as this version reads it: an [`InvalidationMessage`]'s fields
@@ -297,14 +298,15 @@ fn foreign_kind(payload: &[u8]) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use bytes::Bytes;
     use shared_types::ALL_INVALIDATIONS_PATTERN;
 
     use super::*;
-    use crate::wire::InvalidationMessage;
+    use crate::coherence::wire::InvalidationMessage;
 
-    fn message(channel: &str, payload: &str) -> PubSubMessage {
+    /// A message on `channel`, as the invalidation pattern delivers it.
+    pub(crate) fn message(channel: &str, payload: &str) -> PubSubMessage {
         PubSubMessage {
             channel: channel.to_owned(),
             pattern: Some(ALL_INVALIDATIONS_PATTERN.to_owned()),
@@ -312,7 +314,7 @@ mod tests {
         }
     }
 
-    fn shard(t: &str, s: &str) -> Invalidation {
+    pub(crate) fn shard(t: &str, s: &str) -> Invalidation {
         Invalidation::Shard {
             tenant_id: t.parse().unwrap(),
             shard_id: s.parse().unwrap(),

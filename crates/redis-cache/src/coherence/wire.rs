@@ -1,8 +1,16 @@
 //! The wire format of an invalidation: the JSON payload this layer
 //! publishes on an invalidation channel ([`InvalidationMessage`]), and what
-//! it accepts (at most [`MAX_INVALIDATION_PAYLOAD`] bytes). Publishing and
-//! the feed (`invalidation.rs`) write it; reading a received message
-//! (`received.rs`) parses it.
+//! it accepts (at most [`MAX_INVALIDATION_PAYLOAD`] bytes). The publishers
+//! (`publisher.rs`, and the cache's announced writes through them) write
+//! it; reading a received message (`received.rs`) parses it. This is the
+//! one place the format is written down: redis-pubsub only carries the
+//! bytes.
+//!
+//! An [`Invalidation`] from shared-types is published on its own channel
+//! with a small JSON payload: its kind and ids, the publishing instance's
+//! id and a timestamp for us, and the fields a TypeScript consumer of the
+//! same channels reads (`tenantId`, `type`, `id`, `timestamp`), e.g.
+//! `{"v":1,"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"9f..","ts":1764000000000,"tenantId":"t1","type":"shard","id":"s1","timestamp":1764000000000,"resourceType":"shard","resourceId":"s1"}`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,7 +18,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use shared_types::Invalidation;
 
-use crate::error::PubSubError;
+use redis_pubsub::PubSubError;
 
 /// Largest invalidation payload accepted; real ones are well under 1 KiB.
 pub const MAX_INVALIDATION_PAYLOAD: usize = 16 * 1024;
@@ -44,7 +52,7 @@ pub struct InvalidationMessage {
     /// What became stale (serialised inline: `kind` and the ids).
     #[serde(flatten)]
     pub invalidation: Invalidation,
-    /// The publishing instance (see [`PubSub::instance_id`](crate::PubSub::instance_id)).
+    /// The publishing instance (see [`InvalidationPublisher::origin`](crate::InvalidationPublisher::origin)).
     pub origin: String,
     /// When it was published, in milliseconds since the Unix epoch.
     pub ts: u64,
@@ -155,5 +163,127 @@ mod tests {
         assert_eq!(old.invalidation, shard());
         assert_eq!(old.origin, "origin-1");
         assert!(old.ts > 0);
+    }
+}
+
+#[cfg(test)]
+mod contract_tests {
+    use shared_types::{Invalidation, QueryHash, TokenHash};
+
+    use super::InvalidationMessage;
+    use crate::coherence::received::tests::{message, shard};
+    use crate::coherence::received::{Decoded, ReceivedInvalidation, Sender, decode};
+
+    // The payload carries our kind, ids, origin and timestamp, then the
+    // TypeScript services' tenantId, type, id and timestamp, flat: the
+    // wire contract of README, exactly.
+    #[test]
+    fn invalidation_payload_is_the_readme_wire_contract_exactly() {
+        let m = InvalidationMessage {
+            invalidation: shard("t1", "s1"),
+            origin: "abc".into(),
+            ts: 42,
+        };
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(
+            json,
+            r#"{"v":1,"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"abc","ts":42,"tenantId":"t1","type":"shard","id":"s1","timestamp":42,"resourceType":"shard","resourceId":"s1"}"#
+        );
+        assert_eq!(
+            decode(&message("cache:invalidate:shard:t1:s1", &json)),
+            Ok(Decoded::Readable(ReceivedInvalidation {
+                invalidation: m.invalidation,
+                sender: Sender::Instance {
+                    origin: "abc".into(),
+                    ts: 42
+                },
+                position: None,
+            }))
+        );
+        let tenant = InvalidationMessage {
+            invalidation: Invalidation::Tenant {
+                tenant_id: "t1".parse().unwrap(),
+            },
+            origin: "abc".into(),
+            ts: 7,
+        };
+        assert_eq!(
+            serde_json::to_string(&tenant).unwrap(),
+            r#"{"v":1,"kind":"tenant","tenant_id":"t1","origin":"abc","ts":7,"tenantId":"t1","type":"tenant","id":"*","timestamp":7,"resourceType":"tenant"}"#
+        );
+    }
+
+    // Every kind's payload names its channel in the TypeScript fields:
+    // cache:invalidate:{type}:{tenantId}:{id} is the channel it goes on.
+    #[test]
+    fn typescript_fields_rebuild_the_channel() {
+        let t: shared_types::TenantId = "t1".parse().unwrap();
+        let (u, s): (shared_types::UserId, shared_types::ShardId) =
+            ("u1".parse().unwrap(), "s1".parse().unwrap());
+        let all = [
+            shard("t1", "s1"),
+            Invalidation::User {
+                tenant_id: t.clone(),
+                user_id: u.clone(),
+            },
+            Invalidation::ShardAll {
+                tenant_id: t.clone(),
+            },
+            Invalidation::UserAll {
+                tenant_id: t.clone(),
+            },
+            Invalidation::Acl {
+                tenant_id: t.clone(),
+            },
+            Invalidation::AclUser {
+                tenant_id: t.clone(),
+                user_id: u.clone(),
+            },
+            Invalidation::AclShard {
+                tenant_id: t.clone(),
+                shard_id: s.clone(),
+            },
+            Invalidation::AclEntry {
+                tenant_id: t.clone(),
+                user_id: u,
+                shard_id: s,
+            },
+            Invalidation::Vsearch {
+                tenant_id: t.clone(),
+            },
+            Invalidation::VsearchQuery {
+                tenant_id: t.clone(),
+                query_hash: QueryHash::of_query("q"),
+            },
+            Invalidation::Tenant {
+                tenant_id: t.clone(),
+            },
+            Invalidation::Session {
+                tenant_id: t,
+                session_hash: TokenHash::of_token("x"),
+            },
+        ];
+        for invalidation in all {
+            let (channel, payload) = super::message("me", &invalidation).unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+            let rebuilt = format!(
+                "cache:invalidate:{}:{}:{}",
+                json["type"].as_str().unwrap(),
+                json["tenantId"].as_str().unwrap(),
+                json["id"].as_str().unwrap()
+            );
+            assert_eq!(rebuilt, channel);
+            assert_eq!(json["timestamp"], json["ts"]);
+            assert!(
+                json["timestamp"].as_u64().unwrap() > 1_600_000_000_000,
+                "not ms"
+            );
+            let Ok(Decoded::Readable(received)) =
+                decode(&message(&channel, std::str::from_utf8(&payload).unwrap()))
+            else {
+                panic!("today's payload on {channel} is not readable");
+            };
+            assert_eq!(received.origin(), Some("me"));
+        }
     }
 }

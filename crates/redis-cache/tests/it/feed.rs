@@ -1,10 +1,22 @@
-//! Typed invalidation messages between instances.
+//! Typed invalidation messages between instances, over plain pub/sub
+//! services (no cache): the feed and the typed `invalidate`.
 
-use redis_pubsub::{InvalidationEvent, InvalidationFeed, Unreadable};
+use std::time::Duration;
+
+use redis_cache::{InvalidationEvent, InvalidationFeed, Invalidations, Unreadable};
+use redis_connection::RedisConnectionManager;
+use redis_pubsub::PubSub;
 use shared_types::{Invalidation, TenantId};
 use test_support::RedisServer;
 
-use crate::{WAIT, pubsub_on};
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn pubsub_on(server: &RedisServer) -> PubSub {
+    let manager = RedisConnectionManager::connect(test_support::fixtures::redis_config(server))
+        .await
+        .unwrap();
+    PubSub::new(manager).await.unwrap()
+}
 
 async fn next(feed: &mut InvalidationFeed) -> InvalidationEvent {
     tokio::time::timeout(WAIT, feed.recv())
@@ -15,6 +27,14 @@ async fn next(feed: &mut InvalidationFeed) -> InvalidationEvent {
 
 async fn until_subscribed(feed: &mut InvalidationFeed) {
     while next(feed).await != InvalidationEvent::Subscribed {}
+}
+
+/// A pub/sub service on `server` and its invalidation feed, subscribed.
+async fn subscribed_feed(server: &RedisServer) -> (PubSub, InvalidationFeed) {
+    let pubsub = pubsub_on(server).await;
+    let mut feed = pubsub.invalidations().await.unwrap();
+    until_subscribed(&mut feed).await;
+    (pubsub, feed)
 }
 
 fn shard_inv(t: &str, s: &str) -> Invalidation {
@@ -47,7 +67,10 @@ async fn reaches_other_instances() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();
     assert!(now.as_millis() - u128::from(message.ts().unwrap()) < 60_000);
-    assert_eq!((b.stats().malformed, b.stats().foreign_payloads), (0, 0));
+    assert_eq!(
+        (feed_b.stats().malformed, feed_b.stats().foreign_payloads),
+        (0, 0)
+    );
 }
 
 // Messages on channels that name no invalidation are counted, logged once
@@ -57,9 +80,7 @@ async fn messages_on_channels_that_do_not_parse_are_counted_and_ignored() {
     let (logs, subscriber) = test_support::LogCapture::new();
     let _guard = tracing::subscriber::set_default(subscriber);
     let redis = RedisServer::start().await;
-    let pubsub = pubsub_on(&redis).await;
-    let mut feed = pubsub.invalidations().await.unwrap();
-    until_subscribed(&mut feed).await;
+    let (_pubsub, mut feed) = subscribed_feed(&redis).await;
 
     let good = r#"{"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"x","ts":1}"#;
     let bad = [
@@ -77,18 +98,21 @@ async fn messages_on_channels_that_do_not_parse_are_counted_and_ignored() {
     };
     assert_eq!(message.invalidation, shard_inv("t1", "s1"));
     assert_eq!(message.origin(), Some("x"));
-    assert_eq!(pubsub.stats().malformed, 4);
-    assert_eq!(pubsub.stats().foreign_payloads, 0);
-    let warnings = logs.lines_with("malformed message on an invalidation channel");
-    assert_eq!(
-        warnings.len(),
-        1,
-        "logged once, then only counted: {warnings:?}"
+    assert_eq!(feed.stats().malformed, 4);
+    assert_eq!(feed.stats().foreign_payloads, 0);
+    logged_once_without(
+        &logs,
+        "malformed message on an invalidation channel",
+        "OTHER",
     );
-    assert!(
-        !logs.text().contains("OTHER"),
-        "attacker-controlled text reached the logs"
-    );
+}
+
+/// `line` was logged once (then only counted), and `secret`, text an
+/// attacker chose, never reached the logs.
+fn logged_once_without(logs: &test_support::LogCapture, line: &str, secret: &str) {
+    let lines = logs.lines_with(line);
+    assert_eq!(lines.len(), 1, "logged once, then counted: {lines:?}");
+    assert!(!logs.text().contains(secret), "{secret} reached the logs");
 }
 
 // Mixed versions: what a newer version of the layer sends and this one
@@ -98,11 +122,9 @@ async fn messages_on_channels_that_do_not_parse_are_counted_and_ignored() {
 #[tokio::test]
 async fn invalidations_from_a_newer_version_arrive_as_unreadable_for_their_tenant() {
     let redis = RedisServer::start().await;
-    let pubsub = pubsub_on(&redis).await;
-    let mut feed = pubsub.invalidations().await.unwrap();
-    until_subscribed(&mut feed).await;
+    let (_pubsub, mut feed) = subscribed_feed(&redis).await;
 
-    let newer = u64::from(redis_pubsub::WIRE_VERSION) + 1;
+    let newer = u64::from(redis_cache::WIRE_VERSION) + 1;
     let payload = format!(
         r#"{{"v":{newer},"kind":"shard","tenant_id":"t1","shard_id":"s1","origin":"x","ts":1}}"#
     );
@@ -119,7 +141,7 @@ async fn invalidations_from_a_newer_version_arrive_as_unreadable_for_their_tenan
         assert_eq!(unreadable.tenant_id.as_str(), tenant);
         assert_eq!(unreadable.reason, reason);
     }
-    assert_eq!(pubsub.stats().malformed, 0);
+    assert_eq!(feed.stats().malformed, 0);
 }
 
 // A message whose channel names an invalidation is delivered as that
@@ -131,9 +153,7 @@ async fn any_payload_on_a_channel_that_parses_is_delivered_as_the_channels_inval
     let (logs, subscriber) = test_support::LogCapture::new();
     let _guard = tracing::subscriber::set_default(subscriber);
     let redis = RedisServer::start().await;
-    let pubsub = pubsub_on(&redis).await;
-    let mut feed = pubsub.invalidations().await.unwrap();
-    until_subscribed(&mut feed).await;
+    let (pubsub, mut feed) = subscribed_feed(&redis).await;
 
     let payloads = [
         r#"{"tenantId":"t1","type":"shard","id":"s1","timestamp":1}"#.to_owned(),
@@ -156,23 +176,16 @@ async fn any_payload_on_a_channel_that_parses_is_delivered_as_the_channels_inval
         assert_eq!(message.origin(), None, "{payload:.40}");
         assert!(!message.is_from(pubsub.instance_id()));
     }
-    let stats = pubsub.stats();
+    let stats = feed.stats();
     assert_eq!((stats.foreign_payloads, stats.malformed), (5, 0));
-    let lines = logs.lines_with("payload is not ours");
-    assert_eq!(lines.len(), 1, "logged once, then counted: {lines:?}");
-    assert!(
-        !logs.text().contains("SECRET-LOOKING"),
-        "a payload reached the logs"
-    );
+    logged_once_without(&logs, "payload is not ours", "SECRET-LOOKING");
 }
 
 // Own messages are delivered with our own id, so a consumer can skip them.
 #[tokio::test]
 async fn own_messages_carry_our_id() {
     let redis = RedisServer::start().await;
-    let pubsub = pubsub_on(&redis).await;
-    let mut feed = pubsub.invalidations().await.unwrap();
-    until_subscribed(&mut feed).await;
+    let (pubsub, mut feed) = subscribed_feed(&redis).await;
     pubsub.invalidate(&shard_inv("t", "s")).await.unwrap();
     let InvalidationEvent::Received(message) = next(&mut feed).await else {
         panic!()
