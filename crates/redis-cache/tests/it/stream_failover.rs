@@ -9,6 +9,7 @@ use std::time::Duration;
 use redis_cache::{CacheService, Expiry};
 use shared_types::{Invalidation, RedisKey};
 use test_support::{RedisCluster, wait_for};
+use tokio::task::JoinHandle;
 
 use crate::cluster::{FAILOVER, instance, scattered};
 use crate::shard_key;
@@ -46,6 +47,15 @@ async fn invalidate_through(
         }
     }
     (acknowledged, failed)
+}
+
+/// Three primaries with a replica each, which takes over a second after
+/// its primary stops answering.
+async fn with_replicas() -> RedisCluster {
+    RedisCluster::builder(3, 1)
+        .node_timeout(Duration::from_secs(1))
+        .start()
+        .await
 }
 
 /// Two instances on `cluster`, and keys B holds in its L1 with the value
@@ -124,6 +134,45 @@ async fn b_drops_every_invalidated_key(
     }
 }
 
+/// The task invalidating keys: what A acknowledged and what it answered
+/// with an error; and the flag that ends its pacing.
+type Invalidating = (JoinHandle<(Vec<RedisKey>, Vec<RedisKey>)>, Arc<AtomicBool>);
+
+/// A invalidating `keys` (spread over what follows) from a task of its
+/// own, returned once B applied the first; set the flag once the failover
+/// is over.
+async fn start_invalidating(
+    a: &CacheService,
+    b: &CacheService,
+    keys: Vec<RedisKey>,
+) -> Invalidating {
+    let stop = Arc::new(AtomicBool::new(false));
+    let invalidating = tokio::spawn(invalidate_through(a.clone(), keys, stop.clone()));
+    wait_for(
+        "A to invalidate a first key",
+        Duration::from_secs(5),
+        || async { b.stats().invalidations_applied > 0 },
+    )
+    .await;
+    (invalidating, stop)
+}
+
+/// Once `promoted` took over the stream: what A acknowledged, and what it
+/// sent again after an error, is applied on B (see
+/// [`b_drops_every_invalidated_key`]).
+async fn finish_invalidating(
+    cluster: &RedisCluster,
+    (a, b): (&CacheService, &CacheService),
+    (invalidating, stop): Invalidating,
+    promoted: u16,
+) {
+    stop.store(true, Ordering::Relaxed);
+    let (acknowledged, failed) = invalidating.await.unwrap();
+    assert_eq!(cluster.node_for_key(STREAM), promoted);
+    assert!(!acknowledged.is_empty());
+    b_drops_every_invalidated_key(a, b, &acknowledged, &failed).await;
+}
+
 // A coordinated failover of the primary holding the invalidation stream,
 // with A invalidating keys B holds in its L1 before, during and after it:
 // the replica takes the stream over whole (a coordinated failover loses no
@@ -133,20 +182,12 @@ async fn b_drops_every_invalidated_key(
 // an error are sent again, as a caller would, and applied too.
 #[tokio::test]
 async fn a_coordinated_failover_of_the_streams_node_keeps_every_invalidation() {
-    let cluster = RedisCluster::builder(3, 1)
-        .node_timeout(Duration::from_secs(1))
-        .start()
-        .await;
+    let cluster = with_replicas().await;
     let (a, b, keys, kept) = instances_holding(&cluster).await;
+    let invalidating = start_invalidating(&a, &b, keys).await;
     let stream_node = cluster.node_for_key(STREAM);
-    let stop = Arc::new(AtomicBool::new(false));
-    let invalidating = tokio::spawn(invalidate_through(a.clone(), keys, stop.clone()));
     let promoted = cluster.failover(stream_node).await;
-    stop.store(true, Ordering::Relaxed);
-    let (acknowledged, failed) = invalidating.await.unwrap();
-    assert_eq!(cluster.node_for_key(STREAM), promoted);
-    assert!(!acknowledged.is_empty());
-    b_drops_every_invalidated_key(&a, &b, &acknowledged, &failed).await;
+    finish_invalidating(&cluster, (&a, &b), invalidating, promoted).await;
 
     let stats = b.stats();
     assert_eq!(stats.l1_flushes, 0, "the stream survived: {stats:?}");
@@ -164,20 +205,10 @@ async fn a_coordinated_failover_of_the_streams_node_keeps_every_invalidation() {
 // stream unreadable while the cluster had no primary for its slot).
 #[tokio::test]
 async fn a_crash_of_the_streams_node_loses_no_acknowledged_invalidation() {
-    let mut cluster = RedisCluster::builder(3, 1)
-        .node_timeout(Duration::from_secs(1))
-        .start()
-        .await;
+    let mut cluster = with_replicas().await;
     let (a, b, keys, kept) = instances_holding(&cluster).await;
+    let invalidating = start_invalidating(&a, &b, keys).await;
     let stream_node = cluster.node_for_key(STREAM);
-    let stop = Arc::new(AtomicBool::new(false));
-    let invalidating = tokio::spawn(invalidate_through(a.clone(), keys, stop.clone()));
-    wait_for(
-        "A to invalidate a first key",
-        Duration::from_secs(5),
-        || async { b.stats().invalidations_applied > 0 },
-    )
-    .await;
     cluster.stop_node(stream_node);
     // B's subscription is lost too, wherever it was: what A publishes
     // meanwhile B only gets back from the stream, on the promoted replica.
@@ -185,11 +216,7 @@ async fn a_crash_of_the_streams_node_loses_no_acknowledged_invalidation() {
         cluster.node_cmd(port, &["CLIENT", "KILL", "TYPE", "pubsub"]);
     }
     let promoted = cluster.failover(stream_node).await;
-    stop.store(true, Ordering::Relaxed);
-    let (acknowledged, failed) = invalidating.await.unwrap();
-    assert_eq!(cluster.node_for_key(STREAM), promoted);
-    assert!(!acknowledged.is_empty());
-    b_drops_every_invalidated_key(&a, &b, &acknowledged, &failed).await;
+    finish_invalidating(&cluster, (&a, &b), invalidating, promoted).await;
 
     let stats = b.stats();
     // B caught up after losing its subscription: a replay, or a flush if
