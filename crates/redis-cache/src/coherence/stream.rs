@@ -43,17 +43,41 @@ pub(crate) static INVALIDATION_STREAM: LazyLock<RedisKey> =
 /// by `maxlen` entries and `window` ms of entry-id age) and publish
 /// `payload` on `channel` with the entry's place in the stream. The payload
 /// is our JSON object: its closing brace is replaced by the two fields.
+///
+/// What it costs Redis was measured, not guessed (BENCHMARKS.md, "The
+/// sender's cost"), and two things are done less often than every call:
+/// - Reading the previous entry's id (`XREVRANGE … COUNT 1`, the dearest
+///   step) happens once per script: a script runs alone, so the entry it
+///   appended last is the stream's last one for its next announcement (an
+///   `mset` chunk or a batch of announcements reads it once, not per key).
+///   It is not kept in a key of its own between scripts: an instance of an
+///   earlier version appends without updating such a key, and a stale
+///   predecessor would hide its entry from gap detection.
+/// - Trimming by age (`XTRIM … MINID`, a command of its own) happens when
+///   an entry opens a new millisecond or is the 64th of one (ids are
+///   `<ms>-<seq>`): entries outlive the window by at most the millisecond
+///   of the trim, and a clock that steps back (ids then stay on the last
+///   millisecond) still trims every 64 entries. The count bound stays on
+///   every `XADD` (`MAXLEN ~`, nearly free when nothing is trimmed).
 macro_rules! stream_fn {
     () => {
         r#"
+local stream_last = nil
 local function announce(stream, maxlen, window, channel, payload)
-  local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
-  local prev = '0-0'
-  if last[1] then prev = last[1][1] end
+  local prev = stream_last
+  if not prev then
+    local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+    prev = '0-0'
+    if last[1] then prev = last[1][1] end
+  end
   local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'c', channel, 'p', prev)
-  local ms = tonumber(string.match(id, '^(%d+)'))
-  if ms > window then
-    redis.call('XTRIM', stream, 'MINID', '~', string.format('%d', ms - window))
+  stream_last = id
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  if tonumber(seq) % 64 == 0 then
+    ms = tonumber(ms)
+    if ms > window then
+      redis.call('XTRIM', stream, 'MINID', '~', string.format('%d', ms - window))
+    end
   end
   redis.call('PUBLISH', channel, string.sub(payload, 1, -2) ..
     ',"stream_id":"' .. id .. '","stream_prev":"' .. prev .. '"}')

@@ -15,7 +15,7 @@ use crate::{shard, shard_key, tenant, user};
 const TTL: Duration = Duration::from_secs(600);
 
 /// How long Redis may take to replace a dead primary (1 s node timeout).
-const FAILOVER: Duration = Duration::from_secs(15);
+pub(crate) const FAILOVER: Duration = Duration::from_secs(15);
 
 /// The tests' cluster config; commands get 500 ms, as a write paused on
 /// every primary must time out (see the timed-out write test).
@@ -34,7 +34,10 @@ async fn cache_on(cluster: &RedisCluster) -> CacheService {
 }
 
 /// One two-tier service instance on `cluster`.
-async fn instance(cluster: &RedisCluster, tweak: impl FnOnce(&mut RedisConfig)) -> CacheService {
+pub(crate) async fn instance(
+    cluster: &RedisCluster,
+    tweak: impl FnOnce(&mut RedisConfig),
+) -> CacheService {
     let mut redis = cluster_config(cluster);
     tweak(&mut redis);
     fixtures::two_tier(redis, fixtures::two_tier_config()).await
@@ -73,7 +76,7 @@ fn scan(cluster: &RedisCluster, port: u16, pattern: &str) -> usize {
 /// An id for `i` whose hash slot varies widely. CRC16 is linear: ids that
 /// differ only in a few decimal digits (`s1`..`s199`) differ in few bits and
 /// land in a narrow band of slots, on one or two primaries only.
-fn scattered(i: u32) -> String {
+pub(crate) fn scattered(i: u32) -> String {
     format!("s{:08x}", i.wrapping_mul(0x9E37_79B1))
 }
 

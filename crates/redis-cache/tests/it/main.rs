@@ -20,6 +20,7 @@ mod purge;
 mod purge_jobs;
 mod refresh;
 mod replay;
+mod stream_failover;
 mod ttl;
 mod two_tier;
 mod values;
