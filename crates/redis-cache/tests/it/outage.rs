@@ -75,15 +75,7 @@ async fn stopped_then_restarted() {
 #[tokio::test]
 async fn known_outage_fails_fast_instead_of_waiting_out_the_timeout() {
     let mut redis = RedisServer::start().await;
-    let mut config = crate::redis_config(&redis);
-    config.command_timeout = Duration::from_secs(10);
-    let manager = redis_connection::RedisConnectionManager::connect(config)
-        .await
-        .unwrap();
-    let strict = CacheConfig::default()
-        .with_l1(None)
-        .with_read_mode(ReadMode::Strict);
-    let cache = redis_cache::CacheService::new(manager.clone(), strict);
+    let (manager, cache) = strict_with_timeout(&redis, Duration::from_secs(10)).await;
     let pubsub = redis_pubsub::PubSub::new(manager.clone()).await.unwrap();
     let two_tier = test_support::fixtures::two_tier_with(
         manager.clone(),
@@ -161,4 +153,79 @@ async fn strict_mget_reports_unreadable_keys_as_an_error() {
         matches!(&read, Err(e) if e.is_unavailable()),
         "an unreadable key reported as {read:?}"
     );
+}
+
+// Frozen (SIGSTOP: connections open, nothing answers): a read and a rewrite
+// of an indexed key (a plain SET), the hottest commands, fail as
+// unavailable once the command timeout has passed, before fred's
+// unresponsive check (twice the timeout) would close the connection and
+// fail them anyway: whatever bounds them (fred's timer today, or a cheaper
+// bound tried in its place, see BENCHMARKS.md) bounds them by the timeout.
+#[tokio::test]
+async fn a_frozen_server_fails_reads_and_writes_within_the_command_timeout() {
+    let redis = RedisServer::start().await;
+    let timeout = Duration::from_secs(2);
+    let (_manager, cache) = strict_with_timeout(&redis, timeout).await;
+    let key = shard_key("t", "s");
+    let minute = Duration::from_secs(60);
+    // Indexed now: the rewrite below is a plain SET.
+    cache.set(&key, &1, minute).await.unwrap();
+
+    redis.pause();
+    let start = Instant::now();
+    let limit = timeout * 10;
+    let (read, write) = futures::join!(
+        failed_at(start, limit, async {
+            cache.get::<u32>(&key).await.unwrap_err().is_unavailable()
+        }),
+        failed_at(start, limit, async {
+            cache
+                .set(&key, &2, minute)
+                .await
+                .unwrap_err()
+                .is_unavailable()
+        }),
+    );
+    redis.resume();
+    // Fred's unresponsive check closes the connection at twice the timeout
+    // at the earliest; under that, only the command bound can have failed
+    // them.
+    for (what, (unavailable, took)) in [("get", read), ("set", write)] {
+        assert!(unavailable, "{what} did not fail as unavailable");
+        assert!(took < timeout * 2, "{what} failed only after {took:?}");
+    }
+}
+
+/// A manager on `redis` with command timeout `timeout`, and a strict
+/// Redis-only cache on it (errors returned, not degraded to misses).
+async fn strict_with_timeout(
+    redis: &RedisServer,
+    timeout: Duration,
+) -> (
+    redis_connection::RedisConnectionManager,
+    redis_cache::CacheService,
+) {
+    let mut config = crate::redis_config(redis);
+    config.command_timeout = timeout;
+    let manager = redis_connection::RedisConnectionManager::connect(config)
+        .await
+        .unwrap();
+    let strict = CacheConfig::default()
+        .with_l1(None)
+        .with_read_mode(ReadMode::Strict);
+    let cache = redis_cache::CacheService::new(manager.clone(), strict);
+    (manager, cache)
+}
+
+/// Runs `step` (whether an operation failed as unavailable) and says when,
+/// since `start`, it ended; panics if it is still waiting after `limit`.
+async fn failed_at(
+    start: Instant,
+    limit: Duration,
+    step: impl Future<Output = bool>,
+) -> (bool, Duration) {
+    let unavailable = tokio::time::timeout(limit, step)
+        .await
+        .expect("still waiting after ten command timeouts");
+    (unavailable, start.elapsed())
 }
