@@ -8,6 +8,7 @@ use redis_connection::RedisConnectionManager;
 use redis_pubsub::{InvalidationPublisher, PubSub};
 use tokio::task::JoinHandle;
 
+use crate::coherence::lease_wait::LeaseWaits;
 use crate::config::CacheConfig;
 use crate::error::CacheError;
 use crate::flight::SingleFlight;
@@ -52,6 +53,9 @@ pub(crate) struct Inner {
     /// that two caches sharing one `PubSub` still see each other's.
     pub(crate) publisher: Option<InvalidationPublisher>,
     pub(crate) flights: SingleFlight,
+    /// `get_or_load` calls waiting for another instance's load, woken by
+    /// the listener (two-tier caches only; Redis-only ones poll).
+    pub(crate) lease_waits: Option<Arc<LeaseWaits>>,
     listener: Option<JoinHandle<()>>,
 }
 
@@ -124,12 +128,14 @@ impl CacheService {
         let l1 = config.l1.map(|l1| Arc::new(L1::new(l1)));
         let tally = Arc::new(Tally::default());
         let publisher = pubsub.publisher();
+        let waits = Arc::new(LeaseWaits::default());
         let listener = tokio::spawn(crate::coherence::listener::run(
             feed,
             l1.clone(),
             tally.clone(),
             publisher.origin().to_owned(),
             Store::new(manager.clone()),
+            waits.clone(),
         ));
         Ok(Self::build(
             manager,
@@ -137,7 +143,7 @@ impl CacheService {
             tally,
             l1,
             Some((pubsub, publisher)),
-            Some(listener),
+            Some((listener, waits)),
         ))
     }
 
@@ -147,9 +153,10 @@ impl CacheService {
         tally: Arc<Tally>,
         l1: Option<Arc<L1>>,
         bus: Option<(PubSub, InvalidationPublisher)>,
-        listener: Option<JoinHandle<()>>,
+        listener: Option<(JoinHandle<()>, Arc<LeaseWaits>)>,
     ) -> Self {
         let (bus, publisher) = bus.unzip();
+        let (listener, lease_waits) = listener.unzip();
         Self {
             inner: Arc::new(Inner {
                 store: Store::new(manager),
@@ -161,6 +168,7 @@ impl CacheService {
                 bus,
                 publisher,
                 flights: SingleFlight::default(),
+                lease_waits,
                 listener,
             }),
         }

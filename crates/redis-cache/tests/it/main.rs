@@ -6,6 +6,7 @@ mod bulk;
 mod cluster;
 mod counters;
 mod fail_safe;
+mod fleet;
 mod foreign;
 mod l1_bounds;
 mod lagged_feed;
