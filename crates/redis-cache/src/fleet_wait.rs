@@ -5,7 +5,8 @@
 //!
 //! **How a waiter learns the value is there.** It sets a flag next to the
 //! lease (`{key}:lease:waited`, same slot, expiring with the lease) in the
-//! script that reads the lease's remaining time. The holder's settle script
+//! script that reads the lease's remaining time (`Store::watch_lease` in
+//! `lease.rs`, with the other lease scripts). The holder's settle script
 //! removes the flag with the lease and says whether it was set; if so the
 //! holder announces the key on the invalidation channel (an invalidation
 //! of a key that was absent: harmless to every L1). A two-tier waiter is
@@ -33,18 +34,15 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis_connection::fred::types::scripts::Script;
-use redis_connection::fred::types::{Key, Value};
 use shared_types::{Invalidation, RedisKey};
 use tokio::time::Instant;
 use tracing::debug;
 
 use crate::error::CacheError;
-use crate::lease::{Lease, Settled, waiters_flag_of};
+use crate::lease::{Lease, Settled};
 use crate::load_options::LoadOptions;
 use crate::service::CacheService;
 use crate::stats::bump;
-use crate::store::Store;
 
 /// How long a `get_or_load` waits for another instance's load by default:
 /// far longer than a typical loader, far shorter than the lease (10 s)
@@ -56,17 +54,6 @@ const POLL_FIRST: Duration = Duration::from_millis(5);
 const POLL_CAP: Duration = Duration::from_millis(50);
 /// A two-tier waiter's safety poll: notifications do the work.
 const POLL_NOTIFIED: Duration = Duration::from_millis(250);
-
-/// `KEYS[1]`: a lease; `KEYS[2]`: its waiters' flag. Sets the flag for as
-/// long as the lease lives, and answers the lease's remaining time in ms
-/// (negative: no lease).
-const WATCH_LUA: &str = r"
-local left = redis.call('PTTL', KEYS[1])
-if left > 0 then
-  redis.call('SET', KEYS[2], '1', 'PX', left)
-end
-return left
-";
 
 /// One load's wait for other instances' leases: its bound is shared by
 /// every wait of the load (a lease given up and taken by another waiter
@@ -144,22 +131,6 @@ impl FleetWait {
                 poll = (poll * 2).min(POLL_CAP);
             }
         }
-    }
-}
-
-impl Store {
-    /// Sets `key`'s waiters' flag while its lease lives; the lease's
-    /// remaining time in ms (negative: none).
-    async fn watch_lease(&self, key: &RedisKey) -> Result<i64, CacheError> {
-        static WATCH: std::sync::LazyLock<Script> =
-            std::sync::LazyLock::new(|| Script::from_lua(WATCH_LUA));
-        let keys = vec![
-            Key::from(RedisKey::load_lease_of(key.as_str())),
-            Key::from(waiters_flag_of(key)),
-        ];
-        let client = self.client().clone();
-        self.run_script_on::<i64>(&client, &WATCH, keys, Vec::<Value>::new())
-            .await
     }
 }
 

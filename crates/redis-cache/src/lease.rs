@@ -103,6 +103,17 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return done
 ";
 
+/// `KEYS[1]`: a lease; `KEYS[2]`: its waiters' flag (`fleet_wait.rs`).
+/// Sets the flag for as long as the lease lives, and answers the lease's
+/// remaining time in ms (negative: no lease).
+const WATCH_LUA: &str = r"
+local left = redis.call('PTTL', KEYS[1])
+if left > 0 then
+  redis.call('SET', KEYS[2], '1', 'PX', left)
+end
+return left
+";
+
 /// Whether a stored value is an older version's lease: a miss for every
 /// reader.
 pub(crate) fn is_lease(bytes: &[u8]) -> bool {
@@ -264,6 +275,20 @@ pub(crate) fn waiters_flag_of(key: &RedisKey) -> String {
 }
 
 impl Store {
+    /// Sets `key`'s waiters' flag while its lease lives (`fleet_wait.rs`);
+    /// the lease's remaining time in ms (negative: no lease).
+    pub(crate) async fn watch_lease(&self, key: &RedisKey) -> Result<i64, CacheError> {
+        static WATCH: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::from_lua(WATCH_LUA));
+        let keys = vec![
+            Key::from(RedisKey::load_lease_of(key.as_str())),
+            Key::from(waiters_flag_of(key)),
+        ];
+        let client = self.client().clone();
+        self.run_script_on::<i64>(&client, &WATCH, keys, Vec::new())
+            .await
+    }
+
     /// `UNLINK` of `keys` and of their leases (see the module docs), both
     /// through `client`, sent together: one round trip. Answers how many
     /// of `keys` existed; a lease is not a key and is not counted. Every
