@@ -17,6 +17,15 @@ use crate::{cache_on, shard_key};
 
 const TTL: Duration = Duration::from_secs(600);
 
+/// Three two-tier instances on `redis`.
+async fn three_instances(redis: &RedisServer) -> [CacheService; 3] {
+    [
+        instance(redis, |_| {}).await,
+        instance(redis, |_| {}).await,
+        instance(redis, |_| {}).await,
+    ]
+}
+
 /// `callers` concurrent `get_or_load`s of `key` on each of `caches`, with a
 /// loader that counts its calls and takes 80 ms: (calls, values).
 async fn stampede(caches: &[CacheService], key: &RedisKey, callers: usize) -> (u32, Vec<u64>) {
@@ -50,11 +59,7 @@ async fn stampede(caches: &[CacheService], key: &RedisKey, callers: usize) -> (u
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_two_tier_instances_load_a_cold_key_once() {
     let redis = RedisServer::start().await;
-    let fleet = [
-        instance(&redis, |_| {}).await,
-        instance(&redis, |_| {}).await,
-        instance(&redis, |_| {}).await,
-    ];
+    let fleet = three_instances(&redis).await;
     for round in 0..3 {
         let key = shard_key("t", &format!("cold{round}"));
         let (calls, values) = stampede(&fleet, &key, 300).await;
@@ -125,11 +130,7 @@ where
 #[tokio::test]
 async fn waiters_load_themselves_when_the_holder_never_answers() {
     let redis = RedisServer::start().await;
-    let (a, b, c) = (
-        instance(&redis, |_| {}).await,
-        instance(&redis, |_| {}).await,
-        instance(&redis, |_| {}).await,
-    );
+    let [a, b, c] = three_instances(&redis).await;
     let key = shard_key("t", "s");
     let entered = Arc::new(Notify::new());
     let holder = {
@@ -187,11 +188,7 @@ async fn a_lease_left_behind_expires_and_the_waiter_loads_and_caches() {
 #[tokio::test]
 async fn an_invalidation_during_the_wait_is_respected() {
     let redis = RedisServer::start().await;
-    let (a, b, c) = (
-        instance(&redis, |_| {}).await,
-        instance(&redis, |_| {}).await,
-        instance(&redis, |_| {}).await,
-    );
+    let [a, b, c] = three_instances(&redis).await;
     let key = shard_key("t", "s");
     let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let holder = {
