@@ -51,7 +51,7 @@ commands:
   bench   the benchmarks (release build): prints the table, writes target/bench/
           --quick   each workload for about a second, to prove it works (CI)
           --only ID[,ID...]   some workloads: l2, l1, bulk, pattern,
-                    propagation, stampede, http, outage, purge
+                    propagation, stampede, http, outage, purge, fleet, ...
   soak    faults under load (release build): Redis killed, paused, wiped
           while the cache and the services serve; prints the figures
           --duration SECS   load time of each part (default 60; CI: 10)

@@ -12,7 +12,7 @@
 //! - `--quick`: each workload for about a second, to prove it works (CI).
 //!   Its figures are not meant to be compared with the targets.
 //! - `--only`: run some workloads (ids: l2, l1, bulk, pattern, propagation,
-//!   stampede, http, outage, purge, purge_job, settings, replay), for
+//!   stampede, http, outage, purge, purge_job, settings, replay, fleet), for
 //!   profiling one.
 //!
 //! Exits non-zero when a workload failed or produced no numbers, so that
@@ -29,6 +29,7 @@
 mod bulk;
 mod drive;
 mod fixture;
+mod fleet;
 mod http;
 mod l1;
 mod l2;
@@ -65,7 +66,7 @@ struct Workload {
     run: Run,
 }
 
-const WORKLOADS: [Workload; 12] = [
+const WORKLOADS: [Workload; 13] = [
     Workload {
         id: "l2",
         name: "1. L2 throughput",
@@ -126,6 +127,11 @@ const WORKLOADS: [Workload; 12] = [
         name: "12. Replay after a subscriber outage",
         run: |mode| replay::run(mode).boxed(),
     },
+    Workload {
+        id: "fleet",
+        name: "13. Fleet stampede",
+        run: |mode| fleet::run(mode).boxed(),
+    },
 ];
 
 #[derive(Debug)]
@@ -136,7 +142,8 @@ struct Args {
 }
 
 const USAGE: &str = "usage: benchmarks [--quick] [--out DIR] [--only ID[,ID...]]
-ids: l2, l1, bulk, pattern, propagation, stampede, http, outage, purge, purge_job, settings, replay";
+ids: l2, l1, bulk, pattern, propagation, stampede, http, outage, purge, purge_job, settings, replay,
+     fleet";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {

@@ -6,6 +6,9 @@
 //! counted from the moment the first of them started, so a caller that was
 //! scheduled late is not flattered. Several rounds, each on a new cold key;
 //! the loader-call target must hold in every one of them.
+//!
+//! Workload 13, fleet stampede (`fleet.rs`), runs the same rounds across
+//! several instances at once.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use redis_cache::CacheService;
+use shared_types::RedisKey;
 use test_support::RedisServer;
 use tokio::sync::Barrier;
 
@@ -20,9 +24,10 @@ use crate::fixture::{Doc, Mode, TTL, shard_key, two_tier};
 use crate::latency::{Latencies, show};
 use crate::report::{Figure, Row, Status};
 
-const CALLERS: usize = 1_000;
-const LOADER_TAKES: Duration = Duration::from_millis(50);
-const ANSWER_TARGET: Duration = Duration::from_millis(100);
+/// Concurrent callers per instance.
+pub(crate) const CALLERS: usize = 1_000;
+pub(crate) const LOADER_TAKES: Duration = Duration::from_millis(50);
+pub(crate) const ANSWER_TARGET: Duration = Duration::from_millis(100);
 
 pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
     let server = RedisServer::start().await;
@@ -31,7 +36,12 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
     let mut calls_per_round = Vec::new();
     let mut latencies = Latencies::default();
     for round in 0..rounds {
-        let (calls, round_latencies) = one_round(&cache, round).await?;
+        let (calls, round_latencies) = one_round(
+            std::slice::from_ref(&cache),
+            &shard_key("stampede", round),
+            round,
+        )
+        .await?;
         calls_per_round.push(calls);
         latencies.merge(&round_latencies);
     }
@@ -59,13 +69,18 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
     ])
 }
 
-/// One cold key, 1 000 callers: (loader calls, each caller's time).
-async fn one_round(cache: &CacheService, round: u64) -> Result<(u64, Latencies), String> {
-    let key = shard_key("stampede", round);
+/// One cold key, 1 000 callers on each of `caches`: (loader calls, each
+/// caller's time).
+pub(crate) async fn one_round(
+    caches: &[CacheService],
+    key: &RedisKey,
+    round: u64,
+) -> Result<(u64, Latencies), String> {
     let loads = Arc::new(AtomicU64::new(0));
-    let barrier = Arc::new(Barrier::new(CALLERS));
+    let barrier = Arc::new(Barrier::new(CALLERS * caches.len()));
     let handles: Vec<_> = (0..CALLERS)
-        .map(|_| {
+        .flat_map(|_| caches.iter())
+        .map(|cache| {
             let (cache, key, loads, barrier) =
                 (cache.clone(), key.clone(), loads.clone(), barrier.clone());
             tokio::spawn(async move {
@@ -88,7 +103,7 @@ async fn one_round(cache: &CacheService, round: u64) -> Result<(u64, Latencies),
             })
         })
         .collect();
-    let mut times = Vec::with_capacity(CALLERS);
+    let mut times = Vec::with_capacity(handles.len());
     for handle in handles {
         times.push(handle.await.map_err(|e| format!("caller task: {e}"))??);
     }

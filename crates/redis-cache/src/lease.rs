@@ -46,9 +46,10 @@
 //! Readers take a lease for a miss (never for an undecodable value, which
 //! they would delete). A lease lives at most [`LEASE_TTL`]: a slower loader's
 //! value is returned but not cached, and a caller that vanished mid-load
-//! keeps its key uncached that long. When another caller holds the lease or
-//! Redis cannot take the claim, the load runs without one and its value is
-//! not cached. Instances of older versions stored the lease *as the key's
+//! keeps its key uncached that long. When another instance holds the lease,
+//! the load waits for its value, within a bound (`fleet_wait.rs`); past the
+//! bound, or when Redis cannot take the claim, the load runs without one and
+//! its value is not cached. Instances of older versions stored the lease *as the key's
 //! value*, starting with a NUL byte; readers still take such a value for a
 //! miss ([`is_lease`]) while both versions run.
 
@@ -75,19 +76,22 @@ pub(crate) const LEASE_TTL: Duration = Duration::from_secs(10);
 /// JSON text never starts with a NUL byte.
 const PREFIX: &[u8] = b"\0lease:";
 
-/// `KEYS[1]`: the key; `KEYS[2]`: its lease. If the lease still holds
-/// `ARGV[1]`, removes it and, unless `ARGV[2]` is empty (a release: an
-/// encoded value never is), writes `ARGV[2]` (expiring after `ARGV[3]` ms)
-/// where the key is still absent, or still holds `ARGV[4]` (a value a
-/// fail-safe load found past its logical expiry; empty otherwise) with at
-/// most `ARGV[5]` ms left. Answers 1 if it wrote (or released).
+/// `KEYS[1]`: the key; `KEYS[2]`: its lease; `KEYS[3]`: its waiters' flag
+/// (`fleet_wait.rs`). If the lease still holds `ARGV[1]`, removes it and,
+/// unless `ARGV[2]` is empty (a release: an encoded value never is),
+/// writes `ARGV[2]` (expiring after `ARGV[3]` ms) where the key is still
+/// absent, or still holds `ARGV[4]` (a value a fail-safe load found past
+/// its logical expiry; empty otherwise) with at most `ARGV[5]` ms left.
+/// Answers 0 if it did nothing, 1 if it wrote (or released), 2 if it did
+/// and another instance waits for it (the flag, removed here, said so).
 const SETTLE_LUA: &str = r"
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then
   return 0
 end
 redis.call('DEL', KEYS[2])
+local done = 1 + redis.call('DEL', KEYS[3])
 if ARGV[2] == '' then
-  return 1
+  return done
 end
 local current = redis.call('GET', KEYS[1])
 if current then
@@ -96,7 +100,18 @@ if current then
   end
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1
+return done
+";
+
+/// `KEYS[1]`: a lease; `KEYS[2]`: its waiters' flag (`fleet_wait.rs`).
+/// Sets the flag for as long as the lease lives, and answers the lease's
+/// remaining time in ms (negative: no lease).
+const WATCH_LUA: &str = r"
+local left = redis.call('PTTL', KEYS[1])
+if left > 0 then
+  redis.call('SET', KEYS[2], '1', 'PX', left)
+end
+return left
 ";
 
 /// Whether a stored value is an older version's lease: a miss for every
@@ -166,7 +181,7 @@ impl Lease {
     }
 
     /// Writes `value` and removes the lease, unless the key changed since
-    /// the claim; `Ok(false)` when it did (nothing written). `replacing`:
+    /// the claim; [`Settled::Refused`] when it did (nothing written). `replacing`:
     /// the value the load found past its logical expiry (fail-safe) and how
     /// much of its TTL is its stale window; the write replaces it only if
     /// the key still holds it, still in that window (a `set` meanwhile
@@ -178,13 +193,17 @@ impl Lease {
         value: Bytes,
         ttl: Duration,
         replacing: Option<(Bytes, Duration)>,
-    ) -> Result<bool, CacheError> {
+    ) -> Result<Settled, CacheError> {
         self.settle(store, key, value, ttl, replacing).await
     }
 
     /// Gives the claim up (deletes the lease if it is still this one), so
     /// that the key is not kept uncached for the rest of [`LEASE_TTL`].
-    pub(crate) async fn release(self, store: &Store, key: &RedisKey) -> Result<bool, CacheError> {
+    pub(crate) async fn release(
+        self,
+        store: &Store,
+        key: &RedisKey,
+    ) -> Result<Settled, CacheError> {
         self.settle(store, key, Bytes::new(), Duration::ZERO, None)
             .await
     }
@@ -198,7 +217,7 @@ impl Lease {
         value: Bytes,
         ttl: Duration,
         replacing: Option<(Bytes, Duration)>,
-    ) -> Result<bool, CacheError> {
+    ) -> Result<Settled, CacheError> {
         static SETTLE: std::sync::LazyLock<Script> =
             std::sync::LazyLock::new(|| Script::from_lua(SETTLE_LUA));
         let value_is_empty = value.is_empty();
@@ -222,15 +241,62 @@ impl Lease {
         let keys = vec![
             Key::from(key.as_str()),
             Key::from(RedisKey::load_lease_of(key.as_str())),
+            Key::from(waiters_flag_of(key)),
         ];
         let settled = store.run_script_on::<i64>(&client, &SETTLE, keys, args);
         let (indexed, done) = futures::join!(indexed, settled);
         indexed?;
-        Ok(done? == 1)
+        Ok(match done? {
+            0 => Settled::Refused,
+            1 => Settled::Done,
+            _ => Settled::Awaited,
+        })
     }
 }
 
+/// How a lease was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// The key changed since the claim (or the lease expired): nothing done.
+    Refused,
+    /// Written (or released).
+    Done,
+    /// Written (or released), and another instance waits for it: announce
+    /// the key so that it reads Redis again (`fleet_wait.rs`).
+    Awaited,
+}
+
+impl Settled {
+    /// Whether the value was written (or the lease released).
+    pub(crate) fn done(self) -> bool {
+        self != Settled::Refused
+    }
+}
+
+/// The side key by which instances waiting for a lease's holder ask it to
+/// announce its write-back (`fleet_wait.rs`). It starts with the lease's
+/// key, so it shares its hash tag and cluster slot.
+pub(crate) fn waiters_flag_of(key: &RedisKey) -> String {
+    let mut flag = RedisKey::load_lease_of(key.as_str());
+    flag.push_str(":waited");
+    flag
+}
+
 impl Store {
+    /// Sets `key`'s waiters' flag while its lease lives (`fleet_wait.rs`);
+    /// the lease's remaining time in ms (negative: no lease).
+    pub(crate) async fn watch_lease(&self, key: &RedisKey) -> Result<i64, CacheError> {
+        static WATCH: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::from_lua(WATCH_LUA));
+        let keys = vec![
+            Key::from(RedisKey::load_lease_of(key.as_str())),
+            Key::from(waiters_flag_of(key)),
+        ];
+        let client = self.client().clone();
+        self.run_script_on::<i64>(&client, &WATCH, keys, Vec::new())
+            .await
+    }
+
     /// `UNLINK` of `keys` and of their leases (see the module docs), both
     /// through `client`, sent together: one round trip. Answers how many
     /// of `keys` existed; a lease is not a key and is not counted. Every

@@ -8,7 +8,8 @@
 //!   `exists`, `expire`, `ttl` ([`KeyTtl`]);
 //! - cache-aside loads (`get_or_load`, and `get_or_load_with` with
 //!   [`LoadOptions`]: negative caching, loader timeouts, fail-safe per call
-//!   or per family ([`FailSafePolicy`]), eager refresh);
+//!   or per family ([`FailSafePolicy`]), eager refresh, one load per fleet
+//!   for a key hit on every instance at once);
 //! - counters and atomic rate-limit windows ([`RateWindow`]);
 //! - pattern deletion through the tenant's key index (`delete_pattern`,
 //!   `flush_tenant`), or a page at a time for operators' tools that pace,
@@ -63,6 +64,7 @@ mod delete_pattern;
 mod error;
 mod expiry;
 mod fail_safe;
+mod fleet_wait;
 mod flight;
 mod index;
 mod index_memo;
@@ -94,6 +96,7 @@ pub use counters::RateWindow;
 pub use error::CacheError;
 pub use expiry::{Expiry, KeyTtl};
 pub use fail_safe::FailSafePolicy;
+pub use fleet_wait::DEFAULT_FLEET_WAIT;
 pub use inspect::KeyInfo;
 pub use load::{LoadError, LoadOutcome};
 pub use load_options::LoadOptions;

@@ -15,6 +15,7 @@ use crate::config::ReadMode;
 use crate::error::CacheError;
 use crate::expiry::Expiry;
 use crate::fail_safe;
+use crate::fleet_wait::FleetWait;
 use crate::flight::{Role, outcome};
 use crate::lease::{self, Lease};
 use crate::load_options::LoadOptions;
@@ -87,6 +88,14 @@ impl CacheService {
     /// coalesced waits). The loader runs in its own task, so a caller that
     /// gives up does not cancel it for the others. A loader error reaches
     /// every waiter and nothing is cached.
+    ///
+    /// Across instances, the first to claim the key's lease loads it; an
+    /// instance that finds the lease held waits for that value (notified
+    /// through the invalidation channel on a two-tier cache, polling on a
+    /// Redis-only one) for at most [`LoadOptions::fleet_wait`] (1 s by
+    /// default), then loads itself, not cached; a lease that expires (its
+    /// holder died) ends the wait at once, and the waiter claims the key
+    /// (`fleet_wait.rs`).
     ///
     /// While Redis is down the loader still runs on a miss and its value is
     /// returned (not cached). If the key changes while the loader runs (a
@@ -228,77 +237,90 @@ impl CacheService {
     {
         let max_stale = self.max_stale_for(key, options);
         let l1 = self.l1_for(key).cloned();
-        let epoch = l1.as_ref().map(|l1| l1.epoch(key.as_str()));
-        // A value past its logical expiry, kept for fail-safe: served only
-        // if the reload fails (see fail_safe.rs).
-        let mut kept: Option<Kept<T>> = None;
-        // Whether the key may be claimed: absent, or only kept.
-        let claimable = match self.inner.store.get_with_ttl(key.as_str()).await {
-            Ok(Some(fetched)) => {
-                // An older version's lease as the value: load without one
-                // (not cached).
-                let leased = lease::is_lease(&fetched.bytes);
-                if let Some(window) =
-                    max_stale.filter(|w| !leased && fail_safe::in_window(fetched.ttl, *w))
-                    && let Ok(value) = codec::decode::<T>(&fetched.bytes)
-                {
+        let mut fleet = FleetWait::new(options);
+        // Read, and claim a miss; again after waiting for another
+        // instance's load of the key (fleet_wait.rs) until its lease is gone.
+        let (epoch, mut kept, lease) = loop {
+            let epoch = l1.as_ref().map(|l1| l1.epoch(key.as_str()));
+            // A value past its logical expiry, kept for fail-safe: served
+            // only if the reload fails (see fail_safe.rs).
+            let mut kept: Option<Kept<T>> = None;
+            // Whether the key may be claimed: absent, or only kept.
+            let claimable = match self.inner.store.get_with_ttl(key.as_str()).await {
+                Ok(Some(fetched)) => {
+                    // An older version's lease as the value: load without
+                    // one (not cached).
+                    let leased = lease::is_lease(&fetched.bytes);
+                    if let Some(window) =
+                        max_stale.filter(|w| !leased && fail_safe::in_window(fetched.ttl, *w))
+                        && let Ok(value) = codec::decode::<T>(&fetched.bytes)
+                    {
+                        self.miss::<()>();
+                        kept = Some(Kept {
+                            value,
+                            bytes: fetched.bytes,
+                            window,
+                        });
+                        true
+                    } else {
+                        let mut fetched = fetched;
+                        if let Some(window) = max_stale {
+                            // The L1 holds it until its logical expiry only.
+                            fetched.ttl = fetched.ttl.map(|ttl| ttl.saturating_sub(window));
+                        }
+                        let refresh = options.refresh_part().and_then(|part| {
+                            let within = expiry.resolve().mul_f64(part);
+                            let left = fetched.ttl?;
+                            (left <= within).then(|| Current {
+                                bytes: fetched.bytes.clone(),
+                                within: within + max_stale.unwrap_or_default(),
+                            })
+                        });
+                        let value = match (&l1, epoch) {
+                            (Some(l1), Some(epoch)) => {
+                                self.decode_and_fill::<T>(key, l1, fetched, epoch).await
+                            }
+                            _ => self.decode_hit::<T>(key, &fetched.bytes).await,
+                        };
+                        if let Some(value) = value {
+                            if let Some(current) = refresh {
+                                self.refresh_in_background(key, expiry, options, loader, current);
+                            }
+                            return Ok(LoadOutcome::fresh(value));
+                        }
+                        // An undecodable value was deleted: claim the key as absent.
+                        !leased
+                    }
+                }
+                Ok(None) => {
                     self.miss::<()>();
-                    kept = Some(Kept {
-                        value,
-                        bytes: fetched.bytes,
-                        window,
-                    });
                     true
-                } else {
-                    let mut fetched = fetched;
-                    if let Some(window) = max_stale {
-                        // The L1 holds it until its logical expiry only.
-                        fetched.ttl = fetched.ttl.map(|ttl| ttl.saturating_sub(window));
-                    }
-                    let refresh = options.refresh_part().and_then(|part| {
-                        let within = expiry.resolve().mul_f64(part);
-                        let left = fetched.ttl?;
-                        (left <= within).then(|| Current {
-                            bytes: fetched.bytes.clone(),
-                            within: within + max_stale.unwrap_or_default(),
-                        })
-                    });
-                    let value = match (&l1, epoch) {
-                        (Some(l1), Some(epoch)) => {
-                            self.decode_and_fill::<T>(key, l1, fetched, epoch).await
-                        }
-                        _ => self.decode_hit::<T>(key, &fetched.bytes).await,
-                    };
-                    if let Some(value) = value {
-                        if let Some(current) = refresh {
-                            self.refresh_in_background(key, expiry, options, loader, current);
-                        }
-                        return Ok(LoadOutcome::fresh(value));
-                    }
-                    // An undecodable value was deleted: claim the key as absent.
-                    !leased
                 }
-            }
-            Ok(None) => {
-                self.miss::<()>();
-                true
-            }
-            Err(error) => {
-                if self.inner.config.read_mode == ReadMode::Strict && !error.is_unavailable() {
-                    return Err(LoadError::Cache(error));
+                Err(error) => {
+                    if self.inner.config.read_mode == ReadMode::Strict && !error.is_unavailable() {
+                        return Err(LoadError::Cache(error));
+                    }
+                    self.read_failed(key, error)
+                        .await
+                        .map_err(LoadError::Cache)?;
+                    // Redis is down: load, and do not cache.
+                    false
                 }
-                self.read_failed(key, error)
-                    .await
-                    .map_err(LoadError::Cache)?;
-                // Redis is down: load, and do not cache.
-                false
+            };
+            // Claimed before the loader runs: see lease.rs.
+            let lease = if claimable {
+                Lease::claim(&self.inner.store, key).await
+            } else {
+                None
+            };
+            // Another instance loads it: wait for its value, unless a kept
+            // value may answer at once (soft timeout, below).
+            let answers_stale = options.soft().is_some() && kept.is_some();
+            if lease.is_none() && claimable && !answers_stale && fleet.holder_gone(self, key).await
+            {
+                continue;
             }
-        };
-        // Claimed before the loader runs: see lease.rs.
-        let lease = if claimable {
-            Lease::claim(&self.inner.store, key).await
-        } else {
-            None
+            break (epoch, kept, lease);
         };
 
         // With a soft timeout, a kept value answers at once while another
@@ -345,7 +367,7 @@ impl CacheService {
             && let Some(kept) = kept
         {
             if let Some(lease) = lease {
-                let _ = lease.release(&self.inner.store, key).await;
+                self.release_lease(lease, key).await;
             }
             return Ok(self.serve_stale(key, kept.value));
         }

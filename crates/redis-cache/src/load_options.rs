@@ -30,6 +30,7 @@ pub struct LoadOptions {
     /// Per mille of the TTL (an integer keeps the type `Eq`).
     refresh_per_mille: Option<u16>,
     soft_timeout: Option<Duration>,
+    fleet_wait: Option<Duration>,
 }
 
 impl LoadOptions {
@@ -217,5 +218,38 @@ impl LoadOptions {
     /// The part of the TTL in which reads start a refresh, when set.
     pub fn refresh_part(&self) -> Option<f64> {
         self.refresh_per_mille.map(|p| f64::from(p) / 1000.0)
+    }
+
+    /// One load per fleet: how long a call that finds another instance
+    /// loading the key (it holds the key's lease) waits for that value
+    /// instead of calling its own loader; [`DEFAULT_FLEET_WAIT`](crate::DEFAULT_FLEET_WAIT)
+    /// (1 s) unless set, `Duration::ZERO` not to wait. A waiter reads the
+    /// key again when the holder's announcement arrives (two-tier caches)
+    /// or at its next poll (Redis-only caches, every 5 to 50 ms), and when
+    /// the lease expires (the holder died). Past the bound with the lease
+    /// still held it calls its loader and returns that value, not cached
+    /// (counted in `fleet_wait_timeouts`). Set it above the loader's usual
+    /// time and below the time a caller can afford to lose to a dead holder.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use redis_cache::{DEFAULT_FLEET_WAIT, LoadOptions};
+    ///
+    /// // A loader that takes up to 3 s: wait for another instance's that long.
+    /// let options = LoadOptions::default().fleet_wait(Duration::from_secs(3));
+    /// assert_eq!(options.fleet_wait_limit(), Duration::from_secs(3));
+    /// assert_eq!(LoadOptions::default().fleet_wait_limit(), DEFAULT_FLEET_WAIT);
+    /// ```
+    #[must_use]
+    pub fn fleet_wait(mut self, limit: Duration) -> Self {
+        self.fleet_wait = Some(limit);
+        self
+    }
+
+    /// How long a call waits for another instance's load of its key.
+    pub fn fleet_wait_limit(&self) -> Duration {
+        self.fleet_wait.unwrap_or(crate::DEFAULT_FLEET_WAIT)
     }
 }

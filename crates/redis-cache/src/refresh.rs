@@ -103,14 +103,14 @@ impl CacheService {
                 cache.family = key.family().name(),
                 "eager refresh failed; keeping the current value"
             );
-            let _ = lease.release(store, key).await;
+            self.release_lease(lease, key).await;
             return;
         };
         let max_stale = self.max_stale_for(key, options);
         let (ttl, kept_for) = write_ttls(options, &expiry, &bytes, max_stale);
         let replacing = Some((current.bytes, current.within));
-        match lease
-            .fulfil(store, key, bytes.clone(), kept_for, replacing)
+        match self
+            .fulfil_lease(lease, key, bytes.clone(), kept_for, replacing)
             .await
         {
             Ok(true) => {

@@ -8,6 +8,7 @@ use redis_connection::RedisConnectionManager;
 use redis_pubsub::PubSub;
 use tokio::task::JoinHandle;
 
+use crate::coherence::lease_wait::LeaseWaits;
 use crate::coherence::{FeedCounters, InvalidationPublisher, Invalidations};
 use crate::config::CacheConfig;
 use crate::error::CacheError;
@@ -55,6 +56,9 @@ pub(crate) struct Inner {
     /// What the invalidation feed (read by the listener task) counted.
     feed: Option<Arc<FeedCounters>>,
     pub(crate) flights: SingleFlight,
+    /// `get_or_load` calls waiting for another instance's load, woken by
+    /// the listener (two-tier caches only; Redis-only ones poll).
+    pub(crate) lease_waits: Option<Arc<LeaseWaits>>,
     listener: Option<JoinHandle<()>>,
 }
 
@@ -128,12 +132,14 @@ impl CacheService {
         let tally = Arc::new(Tally::default());
         let counters = feed.counters();
         let publisher = pubsub.publisher();
+        let waits = Arc::new(LeaseWaits::default());
         let listener = tokio::spawn(crate::coherence::listener::run(
             feed,
             l1.clone(),
             tally.clone(),
             publisher.origin().to_owned(),
             Store::new(manager.clone()),
+            waits.clone(),
         ));
         Ok(Self::build(
             manager,
@@ -141,7 +147,7 @@ impl CacheService {
             tally,
             l1,
             Some((pubsub, publisher, counters)),
-            Some(listener),
+            Some((listener, waits)),
         ))
     }
 
@@ -151,12 +157,13 @@ impl CacheService {
         tally: Arc<Tally>,
         l1: Option<Arc<L1>>,
         bus: Option<(PubSub, InvalidationPublisher, Arc<FeedCounters>)>,
-        listener: Option<JoinHandle<()>>,
+        listener: Option<(JoinHandle<()>, Arc<LeaseWaits>)>,
     ) -> Self {
         let (bus, publisher, feed) = match bus {
             Some((bus, publisher, feed)) => (Some(bus), Some(publisher), Some(feed)),
             None => (None, None, None),
         };
+        let (listener, lease_waits) = listener.unzip();
         Self {
             inner: Arc::new(Inner {
                 store: Store::new(manager),
@@ -169,6 +176,7 @@ impl CacheService {
                 publisher,
                 feed,
                 flights: SingleFlight::default(),
+                lease_waits,
                 listener,
             }),
         }

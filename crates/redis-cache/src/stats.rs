@@ -20,6 +20,8 @@ pub(crate) struct Tally {
     pub(crate) stale_served: AtomicU64,
     pub(crate) refreshes: AtomicU64,
     pub(crate) background_loads: AtomicU64,
+    pub(crate) fleet_waits: AtomicU64,
+    pub(crate) fleet_wait_timeouts: AtomicU64,
     pub(crate) invalidations_sent: AtomicU64,
     pub(crate) invalidations_received: AtomicU64,
     pub(crate) invalidations_applied: AtomicU64,
@@ -79,6 +81,8 @@ impl Tally {
             stale_served: get(&self.stale_served),
             refreshes: get(&self.refreshes),
             background_loads: get(&self.background_loads),
+            fleet_waits: get(&self.fleet_waits),
+            fleet_wait_timeouts: get(&self.fleet_wait_timeouts),
             invalidations_sent: get(&self.invalidations_sent),
             invalidations_received: get(&self.invalidations_received),
             invalidations_applied: get(&self.invalidations_applied),
@@ -125,6 +129,13 @@ pub struct CacheStats {
     /// Loads that passed their soft timeout and finished in the background
     /// while callers got the kept value (each bounded in time).
     pub background_loads: u64,
+    /// Waits of `get_or_load` for another instance's load of the same key
+    /// (it held the key's lease), instead of calling the loader here.
+    pub fleet_waits: u64,
+    /// Of those, waits that ran out (the holder died or was slower than
+    /// [`LoadOptions::fleet_wait`](crate::LoadOptions::fleet_wait)): the
+    /// loader ran here, its value not cached.
+    pub fleet_wait_timeouts: u64,
     /// Invalidations published by this instance.
     pub invalidations_sent: u64,
     /// Invalidations received from other instances.

@@ -75,7 +75,7 @@ impl CacheService {
         });
         let Some(Ok(bytes)) = encoded else {
             // Nothing to write: give the key back at once.
-            let _ = lease.release(&self.inner.store, key).await;
+            self.release_lease(lease, key).await;
             return loaded;
         };
         // An invalidation this instance heard of during the load (a client
@@ -84,19 +84,13 @@ impl CacheService {
         if let (Some(l1), Some(epoch)) = (&l1, write.epoch)
             && l1.epoch(key.as_str()) != epoch
         {
-            let _ = lease.release(&self.inner.store, key).await;
+            self.release_lease(lease, key).await;
             return loaded;
         }
         let value = loaded?;
         let (ttl, kept_for) = write_ttls(&write.options, &write.expiry, &bytes, write.max_stale);
-        match lease
-            .fulfil(
-                &self.inner.store,
-                key,
-                bytes.clone(),
-                kept_for,
-                write.replacing,
-            )
+        match self
+            .fulfil_lease(lease, key, bytes.clone(), kept_for, write.replacing)
             .await
         {
             Ok(true) => {

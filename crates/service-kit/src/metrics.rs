@@ -111,6 +111,8 @@ impl Metrics {
             counter!("cache_stale_served_total").absolute(cache.stale_served);
             counter!("cache_refreshes_total").absolute(cache.refreshes);
             counter!("cache_background_loads_total").absolute(cache.background_loads);
+            counter!("cache_fleet_waits_total").absolute(cache.fleet_waits);
+            counter!("cache_fleet_wait_timeouts_total").absolute(cache.fleet_wait_timeouts);
             let flows = [
                 ("sent", cache.invalidations_sent),
                 ("received", cache.invalidations_received),
@@ -200,6 +202,14 @@ fn describe() {
     describe_counter!(
         "cache_background_loads_total",
         "Loads that passed their soft timeout and finished in the background while callers got the kept value"
+    );
+    describe_counter!(
+        "cache_fleet_waits_total",
+        "get_or_load calls that waited for another instance's load of the key instead of loading"
+    );
+    describe_counter!(
+        "cache_fleet_wait_timeouts_total",
+        "Waits for another instance's load that ran out (holder dead or slow); the loader then ran here, not cached"
     );
     describe_counter!(
         "cache_invalidations_total",

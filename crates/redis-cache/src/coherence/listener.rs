@@ -12,6 +12,7 @@ use shared_types::Invalidation;
 use tracing::{debug, info, warn};
 
 use super::feed::{InvalidationEvent, InvalidationFeed};
+use super::lease_wait::LeaseWaits;
 use super::replay::{Cursor, Step};
 use super::stream::EntryId;
 use crate::l1::L1;
@@ -29,6 +30,7 @@ pub(crate) async fn run(
     tally: Arc<Tally>,
     own_origin: String,
     redis: Store,
+    waits: Arc<LeaseWaits>,
 ) {
     let mut subscribed_before = false;
     // Whether the feed is subscribed is read from its state, never inferred
@@ -54,6 +56,7 @@ pub(crate) async fn run(
             }
         };
         let Some(event) = event else { break };
+        waits.on_event(&event);
         match event {
             InvalidationEvent::Received(received) => {
                 // The channel said what to invalidate; the payload says who

@@ -13,7 +13,10 @@
 //! - applying remote changes to the L1 ([`listener`]), and on a gap (a
 //!   resubscribe, a lag, a message whose predecessor in the stream is not
 //!   the last one applied) replaying the stream from the last applied
-//!   entry, flushing only when the stream no longer holds it ([`replay`]).
+//!   entry, flushing only when the stream no longer holds it ([`replay`]);
+//! - waking `get_or_load` calls that wait for another instance's load of
+//!   their key when its announcement (or anything that may hide one)
+//!   arrives ([`lease_wait`]).
 //!
 //! - the wire format with its version ([`wire`]), reading a received
 //!   message ([`received`]), the feed of every invalidation ([`feed`]) and
@@ -27,6 +30,7 @@ mod announce;
 mod atomic_write;
 mod batch;
 mod feed;
+pub(crate) mod lease_wait;
 pub(crate) mod listener;
 mod publisher;
 mod received;

@@ -7,6 +7,7 @@ mod cluster;
 mod counters;
 mod fail_safe;
 mod feed;
+mod fleet;
 mod foreign;
 mod l1_bounds;
 mod lagged_feed;
