@@ -14,6 +14,11 @@ pub(crate) struct TempRedis {
 
 impl TempRedis {
     pub(crate) fn start() -> Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// [`start`](Self::start) with more `redis-server` arguments.
+    pub(crate) fn start_with(extra: &[&str]) -> Result<Self> {
         let port = free_port()?;
         let child = Command::new("redis-server")
             .args([
@@ -26,6 +31,7 @@ impl TempRedis {
                 "--appendonly",
                 "no",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

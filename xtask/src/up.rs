@@ -1,6 +1,7 @@
 //! `cargo xtask up`: the whole stack on a machine without Docker.
 //!
-//! Uses the Redis at `REDIS_URL` (or 127.0.0.1:6379) if one answers PING,
+//! Uses the Redis at `REDIS_URL` (or 127.0.0.1:6379) if one answers PING (after
+//! `AUTH` with the URL's credentials; a `rediss://` URL is not checked here),
 //! else starts `redis-server` from PATH on a free port; builds auth-broker
 //! and main-api (cargo's own progress shown) and starts them from the
 //! target directory `cargo metadata` names (so `CARGO_TARGET_DIR` is
@@ -145,8 +146,19 @@ pub(crate) fn start(check: bool, env: &[(&str, &str)]) -> Result<Running> {
             println!("using the Redis at {}", redact(&url));
             url
         }
+        Some(url) if url.starts_with("rediss://") => {
+            // No TLS client here: the services' readiness tells instead.
+            println!(
+                "using the Redis at {} (TLS: not checked here)",
+                redact(&url)
+            );
+            url
+        }
         Some(url) => {
-            return Err(format!("REDIS_URL={} does not answer PING", redact(&url)));
+            return Err(format!(
+                "REDIS_URL={} does not answer PING (or refuses its credentials)",
+                redact(&url)
+            ));
         }
         None if !check && redis_answers("redis://127.0.0.1:6379") => {
             println!("using the Redis at 127.0.0.1:6379");
@@ -326,21 +338,77 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// `host:port` of a `redis://host:port...` URL, if it answers PING.
+/// Whether the Redis of a `redis://[user:password@]host:port...` URL
+/// answers PING, after `AUTH` with the URL's credentials when it has them
+/// (percent-decoded, as Redis clients read them).
 fn redis_answers(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("redis://") else {
         return false;
     };
     let authority = rest.split(['/', '?']).next().unwrap_or("");
-    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let (credentials, host_port) = match authority.rsplit_once('@') {
+        Some((credentials, host_port)) => (Some(credentials), host_port),
+        None => (None, authority),
+    };
     let Ok(mut stream) = TcpStream::connect(host_port) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    if let Some(credentials) = credentials {
+        let auth = match credentials.split_once(':') {
+            Some(("", password)) => resp(&["AUTH", &percent_decoded(password)]),
+            Some((user, password)) => {
+                resp(&["AUTH", &percent_decoded(user), &percent_decoded(password)])
+            }
+            None => resp(&["AUTH", &percent_decoded(credentials)]),
+        };
+        let mut reply = [0u8; 5];
+        if stream.write_all(&auth).is_err()
+            || stream.read_exact(&mut reply).is_err()
+            || &reply != b"+OK\r\n"
+        {
+            return false;
+        }
+    }
     let mut reply = [0u8; 7];
     stream.write_all(b"PING\r\n").is_ok()
         && stream.read_exact(&mut reply).is_ok()
         && &reply == b"+PONG\r\n"
+}
+
+/// `parts` as one RESP command (binary-safe: a password may hold anything).
+fn resp(parts: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", parts.len()).into_bytes();
+    for part in parts {
+        out.extend_from_slice(format!("${}\r\n", part.len()).as_bytes());
+        out.extend_from_slice(part.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// `%XX` escapes decoded (anything malformed is kept as written).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A minimal HTTP/1.1 exchange: status and body, or `None` if nothing answers.
@@ -417,5 +485,22 @@ mod tests {
         assert!(text.contains("Bearer $INTERNAL_API_TOKEN"), "{text}");
         let text = walk_through_text("a:1", "b:2", shown_token(secret, false));
         assert!(text.contains(&format!("Bearer {secret}")), "{text}");
+    }
+
+    // A Redis that requires a password answers PING only after AUTH: a
+    // REDIS_URL carrying the right password is "answering", a wrong one
+    // is not (the operator is told, instead of a stack that cannot start).
+    #[test]
+    fn a_password_protected_redis_answers_with_the_urls_credentials() {
+        let server = TempRedis::start_with(&["--requirepass", "pa:ss w%rd"]).unwrap();
+        let port = server.port();
+        assert!(redis_answers(&format!(
+            "redis://:pa%3Ass%20w%25rd@127.0.0.1:{port}"
+        )));
+        assert!(redis_answers(&format!(
+            "redis://default:pa%3Ass%20w%25rd@127.0.0.1:{port}/0"
+        )));
+        assert!(!redis_answers(&format!("redis://:wrong@127.0.0.1:{port}")));
+        assert!(!redis_answers(&format!("redis://127.0.0.1:{port}")));
     }
 }
