@@ -61,6 +61,10 @@ pub enum ConnectionError {
     /// The manager was shut down.
     #[error("the connection manager is shut down")]
     Shutdown,
+    /// Called outside a tokio runtime, which the manager's background
+    /// tasks need.
+    #[error("no tokio runtime: the connection manager must be created within one")]
+    NoRuntime,
 }
 
 /// Which "no" a Redis error reply is, read once from its error code (the

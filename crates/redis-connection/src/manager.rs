@@ -59,7 +59,8 @@ impl RedisConnectionManager {
     /// - [`ConnectionError::Config`] / [`ConnectionError::Tls`] for a bad configuration;
     /// - [`ConnectionError::Auth`] at the first refusal of the credentials
     ///   (retrying would not help);
-    /// - [`ConnectionError::Unavailable`] once `max_attempts` attempts failed.
+    /// - [`ConnectionError::Unavailable`] once `max_attempts` attempts failed;
+    /// - [`ConnectionError::NoRuntime`] when not run by a tokio runtime.
     ///
     /// With `max_attempts == 0` it waits until Redis answers; a service that
     /// must start while Redis is down uses [`connect_lazy`](Self::connect_lazy).
@@ -77,9 +78,15 @@ impl RedisConnectionManager {
     /// for it, at most the command timeout.
     ///
     /// # Errors
-    /// Only configuration errors ([`ConnectionError::Config`],
-    /// [`ConnectionError::Tls`]). Must be called within a tokio runtime.
+    /// Configuration errors ([`ConnectionError::Config`],
+    /// [`ConnectionError::Tls`]), and [`ConnectionError::NoRuntime`] outside
+    /// a tokio runtime (the manager's background tasks run on it).
     pub fn connect_lazy(config: RedisConfig) -> Result<Self, ConnectionError> {
+        // fred spawns its connection tasks here and panics without a
+        // runtime: a typed error says so instead.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ConnectionError::NoRuntime);
+        }
         let builder = crate::fred_config::builder(&config)?;
         let pool = builder
             .build_pool(config.pool_size)

@@ -132,3 +132,16 @@ async fn lazy_connect_starts_while_redis_is_down() {
         .await
         .unwrap();
 }
+
+// connect_lazy spawns the manager's background tasks: outside a tokio
+// runtime it answers with a typed error instead of panicking.
+#[test]
+fn lazy_connect_outside_a_runtime_is_a_typed_error() {
+    let config = redis_connection::RedisConfig::centralized("127.0.0.1", 1);
+    let result = std::panic::catch_unwind(|| RedisConnectionManager::connect_lazy(config));
+    let error = result
+        .expect("no panic outside a runtime")
+        .expect_err("no manager without a runtime");
+    assert!(matches!(error, ConnectionError::NoRuntime), "{error:?}");
+    assert!(error.to_string().contains("tokio runtime"), "{error}");
+}
