@@ -1,0 +1,79 @@
+//! What the cache does when Redis's ACL refuses part of its work: a write
+//! whose announcement may not be published changes nothing.
+
+use redis_cache::{CacheService, Expiry};
+use redis_connection::RejectionKind;
+use test_support::RedisServer;
+use test_support::fixtures::{self, redis_config};
+
+use crate::shard_key;
+use crate::two_tier::TTL;
+
+/// The stream every announcement is appended to.
+const STREAM: &str = "coherence:invalidations";
+
+/// A two-tier instance on `redis` that authenticates as `user`.
+async fn as_user(redis: &RedisServer, user: &str, password: &str) -> CacheService {
+    let mut config = redis_config(redis);
+    config.username = Some(user.to_owned());
+    config.password = Some(password.to_owned().into());
+    fixtures::two_tier(config, fixtures::two_tier_config()).await
+}
+
+/// The raw JSON Redis holds under `key`, read behind the cache's back.
+fn raw(redis: &RedisServer, key: &str) -> Option<String> {
+    redis.cmd(&["GET", key]).as_string()
+}
+
+// A user whose ACL forbids PUBLISH: `set`, `delete` and `mset` are refused
+// as a whole with a typed no-permission error, every key keeps its old
+// value, and the invalidation stream gets no entry (a refused announcement
+// must not leave a written change nobody hears of).
+#[tokio::test]
+async fn a_write_whose_announcement_is_refused_changes_nothing() {
+    if !test_support::server_is_at_least(7, 0, "redis.acl_check_cmd in scripts") {
+        return;
+    }
+    let redis = RedisServer::builder()
+        .acl_user_with_rules("writer", "writer-pass", &["~*", "&*", "+@all", "-publish"])
+        .start()
+        .await;
+    let (key, other) = (shard_key("t", "k"), shard_key("t", "other"));
+    redis.cmd(&["SET", key.as_str(), r#""old""#]);
+    redis.cmd(&["SET", other.as_str(), r#""other""#]);
+    let cache = as_user(&redis, "writer", "writer-pass").await;
+
+    let refused = cache.set(&key, &"new", TTL).await.unwrap_err();
+    assert_eq!(raw(&redis, key.as_str()).as_deref(), Some(r#""old""#));
+    assert_eq!(redis.cmd(&["XLEN", STREAM]).as_int(), Some(0));
+    assert_eq!(
+        refused.rejection().map(|r| r.kind()),
+        Some(RejectionKind::NoPermission),
+        "{refused:?}"
+    );
+    let refused = cache.delete(&key).await.unwrap_err();
+    assert_eq!(
+        refused.rejection().map(|r| r.kind()),
+        Some(RejectionKind::NoPermission),
+        "{refused:?}"
+    );
+    let ttl = Expiry::After(TTL);
+    let refused = cache
+        .mset(&[(key.clone(), "new", ttl), (other.clone(), "new", ttl)])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.rejection().map(|r| r.kind()),
+        Some(RejectionKind::NoPermission),
+        "{refused:?}"
+    );
+
+    assert_eq!(raw(&redis, key.as_str()).as_deref(), Some(r#""old""#));
+    assert_eq!(raw(&redis, other.as_str()).as_deref(), Some(r#""other""#));
+    assert_eq!(redis.cmd(&["XLEN", STREAM]).as_int(), Some(0));
+    // Nor does this instance serve anything but what Redis holds.
+    assert_eq!(
+        cache.get::<String>(&key).await.unwrap().as_deref(),
+        Some("old")
+    );
+}
