@@ -77,3 +77,33 @@ async fn a_write_whose_announcement_is_refused_changes_nothing() {
         Some("old")
     );
 }
+
+// An ACL user that may not subscribe to the invalidation channels: the
+// two-tier cache does not start (a typed no-permission error) rather than
+// run with an L1 it could never trust.
+#[tokio::test]
+async fn a_cache_whose_invalidation_feed_is_refused_does_not_start() {
+    if !test_support::server_is_at_least(7, 0, "channel permissions in ACL rules") {
+        return;
+    }
+    let redis = RedisServer::builder()
+        .acl_user_with_rules("deaf", "deaf-pass", &["~*", "resetchannels", "+@all"])
+        .start()
+        .await;
+    let mut config = redis_config(&redis);
+    config.username = Some("deaf".to_owned());
+    config.password = Some("deaf-pass".to_owned().into());
+    let manager = redis_connection::RedisConnectionManager::connect(config)
+        .await
+        .unwrap();
+    let pubsub = redis_pubsub::PubSub::new(manager.clone()).await.unwrap();
+    let refused = CacheService::two_tier(manager, fixtures::two_tier_config(), pubsub)
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(
+        refused.rejection().map(|r| r.kind()),
+        Some(RejectionKind::NoPermission),
+        "{refused:?}"
+    );
+}

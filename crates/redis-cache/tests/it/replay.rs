@@ -304,28 +304,6 @@ async fn the_stream_drops_entries_older_than_the_window() {
     assert!(redis.cmd(&["XLEN", STREAM]).as_int().unwrap() >= 1);
 }
 
-/// How many times Redis's ACL refused `command` to `user` (its `ACL LOG`,
-/// which folds repeats of one refusal into a count).
-fn acl_refusals(redis: &RedisServer, user: &str, command: &str) -> i64 {
-    let test_support::Reply::Array(Some(entries)) = redis.cmd(&["ACL", "LOG"]) else {
-        return 0;
-    };
-    entries
-        .iter()
-        .map(test_support::Reply::as_strings)
-        .filter_map(|entry| {
-            let field = |name: &str| {
-                entry
-                    .chunks(2)
-                    .find(|kv| kv.len() == 2 && kv[0] == name)
-                    .map(|kv| kv[1].clone())
-            };
-            let ours = field("username")? == user && field("object")? == command;
-            ours.then(|| field("count")?.parse::<i64>().ok()).flatten()
-        })
-        .sum()
-}
-
 // The subscription comes back while the stream cannot be read (the ACL
 // denies XRANGE to A's user for a while): A does not flush its L1, reads
 // go to Redis meanwhile (never A's old copy of the key changed during the
@@ -364,7 +342,7 @@ async fn an_unreadable_stream_keeps_the_l1_untrusted_until_the_replay_succeeds()
     wait_for(
         "A's catch-up to be refused twice",
         Duration::from_secs(5),
-        || async { acl_refusals(&redis, "reader", "xrange") >= 2 },
+        || async { redis.acl_refusals("reader", "xrange") >= 2 },
     )
     .await;
     assert_eq!(
