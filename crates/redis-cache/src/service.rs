@@ -112,7 +112,10 @@ impl CacheService {
     /// Redis refuses to subscribe the invalidation channels (an ACL user
     /// without rights on `cache:invalidate:*`): such a cache could never
     /// trust its L1, so it does not start rather than start deaf. Redis
-    /// being down is no error: the feed is subscribed once it is back.
+    /// being down is no error: the feed is subscribed once it is back (and
+    /// if Redis refuses it then, that is logged at WARN and counted in
+    /// [`PubSubStats::refusals`](redis_pubsub::PubSubStats::refusals), the
+    /// L1 left untrusted).
     ///
     /// # Examples
     ///
