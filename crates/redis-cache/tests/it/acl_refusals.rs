@@ -107,3 +107,24 @@ async fn a_cache_whose_invalidation_feed_is_refused_does_not_start() {
         "{refused:?}"
     );
 }
+
+// A user whose ACL forbids the write itself (`SET`, run inside the write's
+// script): the same typed no-permission refusal (Redis 7.0 words it as a
+// plain `ERR`), and the key keeps its value.
+#[tokio::test]
+async fn a_write_the_acl_forbids_inside_its_script_is_a_typed_refusal() {
+    let redis = RedisServer::builder()
+        .acl_user_with_rules("reader", "reader-pass", &["~*", "&*", "+@all", "-set"])
+        .start()
+        .await;
+    let key = shard_key("t", "k");
+    redis.cmd(&["SETEX", key.as_str(), "600", r#""old""#]);
+    let cache = as_user(&redis, "reader", "reader-pass").await;
+    let refused = cache.set(&key, &"new", TTL).await.unwrap_err();
+    assert_eq!(
+        refused.rejection().map(|r| r.kind()),
+        Some(RejectionKind::NoPermission),
+        "{refused:?}"
+    );
+    assert_eq!(raw(&redis, key.as_str()).as_deref(), Some(r#""old""#));
+}
