@@ -92,6 +92,10 @@ impl From<redis_pubsub::PubSubError> for CacheError {
                 CacheError::Rejected(Rejection::new(RejectionKind::Other, reason))
             }
             PubSubError::Encode(message) => CacheError::Encode(message),
+            refused @ PubSubError::Refused { .. } => CacheError::Rejected(Rejection::new(
+                RejectionKind::NoPermission,
+                refused.to_string(),
+            )),
             // A variant added later: unavailability is the safe reading
             // (writes fail, reads degrade), and it keeps the message.
             other => CacheError::Unavailable(ConnectionError::Unavailable {

@@ -50,17 +50,19 @@ return n";
 /// [`MSET_LUA`] with announcements: `KEYS`: the keys, then the
 /// invalidation stream; `ARGV`: the values, the TTLs in milliseconds, the
 /// stream's max entries and window in ms, then (channel, payload) pairs to
-/// append and publish once the keys are written: the announcements of
-/// these keys, atomic with their writes.
+/// append and publish: the announcements of these keys, atomic with their
+/// writes. Announced before the keys are written, so that a refused
+/// announcement writes nothing (scripts do not roll back); subscribers
+/// still hear of the writes only after them, once the script has ended.
 const MSET_ANNOUNCED_LUA: &str = concat!(
     stream_fn!(),
     r"
 local n = #KEYS - 1
-for i = 1, n do
-  redis.call('SET', KEYS[i], ARGV[i], 'PX', ARGV[n + i])
-end
 for j = 2 * n + 3, #ARGV, 2 do
   announce(KEYS[n + 1], ARGV[2 * n + 1], tonumber(ARGV[2 * n + 2]), ARGV[j], ARGV[j + 1])
+end
+for i = 1, n do
+  redis.call('SET', KEYS[i], ARGV[i], 'PX', ARGV[n + i])
 end
 return n"
 );

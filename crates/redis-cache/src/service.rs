@@ -106,7 +106,16 @@ impl CacheService {
     /// until then reads go to Redis.
     ///
     /// # Errors
-    /// [`CacheError::Unavailable`] if the pub/sub service was shut down.
+    /// [`CacheError::Unavailable`] if the pub/sub service was shut down;
+    /// [`CacheError::Rejected`] of kind
+    /// [`NoPermission`](redis_connection::RejectionKind::NoPermission) when
+    /// Redis refuses to subscribe the invalidation channels (an ACL user
+    /// without rights on `cache:invalidate:*`): such a cache could never
+    /// trust its L1, so it does not start rather than start deaf. Redis
+    /// being down is no error: the feed is subscribed once it is back (and
+    /// if Redis refuses it then, that is logged at WARN and counted in
+    /// [`PubSubStats::refusals`](redis_pubsub::PubSubStats::refusals), the
+    /// L1 left untrusted).
     ///
     /// # Examples
     ///

@@ -142,8 +142,16 @@ impl Rejection {
     /// A server reply, classified by its code.
     fn from_reply(message: String, cause: &FredError) -> Self {
         let code = message.split_whitespace().next().unwrap_or("");
+        // Redis 7.0 and 7.1 refuse a command a script may not run (the
+        // user's ACL) with a plain `ERR`; 7.2 says `NOPERM`. Either way
+        // the request was fine and the user's rights are what to change.
+        let kind = if message.starts_with(SCRIPT_ACL_REFUSAL) {
+            RejectionKind::NoPermission
+        } else {
+            RejectionKind::from_code(code)
+        };
         Self {
-            kind: RejectionKind::from_code(code),
+            kind,
             message,
             cause: Some(cause.clone()),
         }
@@ -271,6 +279,10 @@ fn tls_reason(details: &str) -> &str {
 
 /// fred reports most server error replies as `Unknown` with the reply text.
 /// Replies that mean "not now" are unavailability; the rest are refusals.
+/// How Redis 7.0 and 7.1 begin an ACL refusal of a command inside a script
+/// (`... run this command`, `... access at least one of the keys`, ...).
+const SCRIPT_ACL_REFUSAL: &str = "ERR The user executing the script can't ";
+
 /// The error a command inside a Lua script replied with, when Redis 6
 /// wrapped it (`ERR Error running script (call to f_…): @user_script:1:
 /// @user_script: 1: -OOM command not allowed …`). Redis 7 replies with the
@@ -377,6 +389,25 @@ mod tests {
             assert!(kind.is_refusal_of_state(), "{message}: {kind:?}");
         }
         assert!(!RejectionKind::WrongType.is_refusal_of_state());
+    }
+
+    // Redis 7.0 and 7.1 report an ACL refusal inside a script as `ERR The
+    // user executing the script can't ...` (7.2 says `NOPERM`): it is the
+    // same refusal of state, not a bug of the command.
+    #[test]
+    fn a_scripts_acl_refusal_is_no_permission_on_every_redis_7() {
+        for message in [
+            "ERR The user executing the script can't run this command or subcommand script: e85e, on @user_script:37.",
+            "ERR The user executing the script can't access at least one of the keys mentioned in the command script: e85e, on @user_script:3.",
+            "NOPERM User w has no permissions to run the 'publish' command script: e85e, on @user_script:37.",
+        ] {
+            let kind = rejection(&classify(ErrorKind::Unknown, message)).0;
+            assert_eq!(kind, RejectionKind::NoPermission, "{message}");
+        }
+        assert_eq!(
+            rejection(&classify(ErrorKind::Unknown, "ERR The user said no")).0,
+            RejectionKind::Other
+        );
     }
 
     // A classified Redis error keeps fred's error as its source; so does the

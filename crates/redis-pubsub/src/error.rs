@@ -73,6 +73,17 @@ pub enum PubSubError {
     /// The pub/sub service was shut down.
     #[error("the pub/sub service is shut down")]
     Shutdown,
+    /// Redis refused the first attempt to subscribe `channel` (a channel
+    /// or a pattern): the ACL user has no rights on it. Nothing was kept,
+    /// and nothing is retried; subscribing again helps only once the
+    /// user's rights change. (A re-subscription refused later, after a
+    /// reconnect, is logged and counted instead: see
+    /// [`PubSubStats::refusals`](crate::PubSubStats::refusals).)
+    #[error("Redis refused to subscribe to {channel}: the ACL user has no rights on it")]
+    Refused {
+        /// The channel or pattern refused.
+        channel: String,
+    },
 }
 
 impl PubSubError {

@@ -166,7 +166,13 @@ impl PubSub {
     ///
     /// # Errors
     /// [`PubSubError::InvalidName`] for an empty name,
-    /// [`PubSubError::Shutdown`] after [`shutdown`](Self::shutdown).
+    /// [`PubSubError::Shutdown`] after [`shutdown`](Self::shutdown),
+    /// [`PubSubError::Refused`] when Redis answers the first attempt with a
+    /// refusal (the ACL user has no rights on the channel): nothing is kept.
+    /// A re-subscription refused later, after a reconnect, has no caller to
+    /// return to: it is logged once at WARN, counted in
+    /// [`PubSubStats::refusals`], and retried, its subscription unconfirmed
+    /// ([`Subscription::state`]) until the rights come back.
     ///
     /// # Examples
     ///
@@ -209,17 +215,40 @@ impl PubSub {
         }
         self.check_running()?;
         let shared = &self.inner.shared;
-        let (rx, active, state) = {
+        let (rx, active, state, fresh) = {
             let mut routes = shared.routes();
+            let routes = routes.of(kind);
+            let fresh = !routes.contains_key(name);
             let route = routes
-                .of(kind)
                 .entry(name.to_owned())
                 .or_insert_with(|| Route::new(shared.capacity));
-            (route.tx.subscribe(), route.active, route.state.clone())
+            (
+                route.tx.subscribe(),
+                route.active,
+                route.state.clone(),
+                fresh,
+            )
         };
         if !active {
             // Confirm now if we can; otherwise the pump does on (re)connect.
-            crate::pump::resync(shared).await;
+            let mut refused = crate::pump::resync(shared).await;
+            let ours = refused.iter().position(|(k, n)| *k == kind && n == name);
+            if let Some(at) = ours.filter(|_| fresh) {
+                // Refused at the first attempt: the caller's to handle. The
+                // route goes (the pump would retry it for ever, and a holder
+                // would wait for messages that never come).
+                refused.swap_remove(at);
+                crate::pump::report_refused(shared, &refused);
+                let mut routes = shared.routes();
+                let routes = routes.of(kind);
+                if routes.get(name).is_some_and(|route| !route.active) {
+                    routes.remove(name);
+                }
+                return Err(PubSubError::Refused {
+                    channel: name.to_owned(),
+                });
+            }
+            crate::pump::report_refused(shared, &refused);
         }
         Ok(Subscription::new(name.to_owned(), rx, active, state))
     }

@@ -9,6 +9,14 @@
 //! tick also re-subscribes anything still unconfirmed, covering events we
 //! may have missed.
 //!
+//! **Refusals.** Redis refuses a SUBSCRIBE naming a channel the ACL user
+//! has no rights on, the whole command. A route refused at its first
+//! subscription is dropped and its caller gets `PubSubError::Refused`; a
+//! re-subscription refused later (the user's rights changed) stays,
+//! unconfirmed, retried every tick, logged once and counted
+//! (`PubSubStats::refusals`). Either way the other routes are subscribed
+//! one by one, so that one forbidden channel does not silence the rest.
+//!
 //! **Clusters.** Subscriptions live on one node, which a failover or a
 //! resharding can move without an error: see `home.rs`.
 //!
@@ -114,7 +122,7 @@ pub(crate) async fn run(
                     if shared.home.moved(shared.client()) {
                         disconnected(&shared);
                     }
-                    resync(&shared).await;
+                    report_refused(&shared, &resync(&shared).await);
                 }
                 Ok(ConnectionEvent::Disconnected { .. } | ConnectionEvent::Unresponsive { .. } | ConnectionEvent::GaveUp { .. }) => {
                     disconnected(&shared);
@@ -123,7 +131,7 @@ pub(crate) async fn run(
                 // assume the worst and subscribe everything again.
                 Ok(ConnectionEvent::Missed { .. }) | Err(RecvError::Lagged(_)) => {
                     disconnected(&shared);
-                    resync(&shared).await;
+                    report_refused(&shared, &resync(&shared).await);
                 }
                 Err(RecvError::Closed) => break,
             },
@@ -133,7 +141,7 @@ pub(crate) async fn run(
                     if shared.home.moved(shared.client()) {
                         disconnected(&shared);
                     }
-                    resync(&shared).await;
+                    report_refused(&shared, &resync(&shared).await);
                     ticks = ticks.wrapping_add(1);
                     if ticks.is_multiple_of(HEARTBEAT_EVERY) {
                         let client = shared.client().clone();
@@ -165,12 +173,15 @@ fn disconnected(shared: &Shared) {
     }
 }
 
-/// Subscribes every route not yet confirmed.
-pub(crate) async fn resync(shared: &Shared) {
+/// Subscribes every route not yet confirmed; returns the routes the server
+/// refused (an ACL user without rights on them), for the caller to report:
+/// a first subscription's refusal is its caller's error (`PubSub::add`),
+/// a later one a WARN ([`report_refused`]).
+pub(crate) async fn resync(shared: &Shared) -> Vec<(Kind, String)> {
     let _serialised = shared.resync_lock.lock().await;
     let (channels, patterns) = shared.routes().inactive();
     if channels.is_empty() && patterns.is_empty() {
-        return;
+        return Vec::new();
     }
     let client = shared.client();
     let (old_channels, old_patterns) = {
@@ -185,36 +196,76 @@ pub(crate) async fn resync(shared: &Shared) {
         .leave_old(client, old_channels, old_patterns)
         .await;
     let mut restored = true;
-    if !channels.is_empty() {
-        match Box::pin(confirmed(client, client.subscribe(channels.clone()))).await {
-            Ok(()) => shared.routes().activate(Kind::Channel, &channels),
-            Err(error) => {
-                restored = false;
-                failed(shared, "channels", &error);
-            }
+    let mut refused = Vec::new();
+    for (kind, names) in [(Kind::Channel, channels), (Kind::Pattern, patterns)] {
+        if names.is_empty() {
+            continue;
         }
-    }
-    if !patterns.is_empty() {
-        match Box::pin(confirmed(client, client.psubscribe(patterns.clone()))).await {
-            Ok(()) => shared.routes().activate(Kind::Pattern, &patterns),
+        match subscribe_all(shared, kind, names).await {
+            Ok(denied) => refused.extend(denied.into_iter().map(|name| (kind, name))),
             Err(error) => {
                 restored = false;
-                failed(shared, "patterns", &error);
+                debug!(%error, "subscribing failed; will retry");
             }
         }
     }
     if restored {
-        shared.refused.store(false, Ordering::Relaxed);
+        // Where the confirmed routes now live, refused ones or not: a
+        // move of this home must still be noticed.
         shared.home.record(client);
+    }
+    if restored && refused.is_empty() {
+        shared.refused.store(false, Ordering::Relaxed);
         if shared.lost.swap(false, Ordering::AcqRel) {
             bump(&shared.counters.resubscriptions);
         }
-        debug!(
-            channels = channels.len(),
-            patterns = patterns.len(),
-            "subscriptions restored"
-        );
+        debug!("subscriptions restored");
     }
+    refused
+}
+
+/// Subscribes `names` of one kind and activates those the server
+/// confirms; returns those it refused. Redis refuses a whole SUBSCRIBE
+/// when the user may not have one of its channels, so after a refusal each
+/// name is tried on its own: one forbidden channel must not keep the
+/// permitted ones from being heard. `Err`: a failure that is not a
+/// refusal (the connection), for the next tick to retry.
+async fn subscribe_all(
+    shared: &Shared,
+    kind: Kind,
+    names: Vec<String>,
+) -> Result<Vec<String>, Error> {
+    match subscribe(shared, kind, names.clone()).await {
+        Ok(()) => return Ok(Vec::new()),
+        Err(error) if !is_refusal(&error) => return Err(error),
+        Err(_) if names.len() == 1 => return Ok(names),
+        Err(_) => {}
+    }
+    let mut refused = Vec::new();
+    for name in names {
+        match subscribe(shared, kind, vec![name.clone()]).await {
+            Ok(()) => {}
+            Err(error) if is_refusal(&error) => refused.push(name),
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(refused)
+}
+
+/// One SUBSCRIBE or PSUBSCRIBE of `names`, activated once confirmed.
+async fn subscribe(shared: &Shared, kind: Kind, names: Vec<String>) -> Result<(), Error> {
+    let client = shared.client();
+    let sent = match kind {
+        Kind::Channel => Box::pin(confirmed(client, client.subscribe(names.clone()))).await,
+        Kind::Pattern => Box::pin(confirmed(client, client.psubscribe(names.clone()))).await,
+    };
+    sent.map(|()| shared.routes().activate(kind, &names))
+}
+
+/// Whether the server refused for lack of rights (`NOPERM`), which no
+/// retry mends until an operator changes the user's ACL.
+fn is_refusal(error: &Error) -> bool {
+    error.details().contains("NOPERM")
 }
 
 /// The server's answer to a SUBSCRIBE or PSUBSCRIBE, `sending` it.
@@ -238,17 +289,21 @@ async fn confirmed(
     sent.and(answered)
 }
 
-/// Logs a failed (re)subscription: a refusal by the server once at WARN
-/// (it repeats every tick until the configuration changes), anything else
-/// at DEBUG (a connection problem, which the connection layer reports).
-fn failed(shared: &Shared, what: &str, error: &Error) {
-    if error.details().contains("NOPERM") {
-        if !shared.refused.swap(true, Ordering::Relaxed) {
-            warn!(%error, "Redis refused to subscribe the {what}; invalidations cannot be heard and nothing is trusted from them; will retry");
-        }
-    } else {
-        debug!(%error, "subscribing {what} failed; will retry");
+/// Reports re-subscriptions the server refused: once at WARN, and counted
+/// ([`crate::PubSubStats::refusals`]), until every route is confirmed again
+/// (they are retried every tick, and refused every tick until the user's
+/// ACL changes). The routes stay, unconfirmed: their holders read from
+/// their state that they hear nothing.
+pub(crate) fn report_refused(shared: &Shared, refused: &[(Kind, String)]) {
+    if refused.is_empty() || shared.refused.swap(true, Ordering::Relaxed) {
+        return;
     }
+    bump(&shared.counters.refusals);
+    let names: Vec<&str> = refused.iter().map(|(_, name)| name.as_str()).collect();
+    warn!(
+        refused = ?names,
+        "Redis refused to subscribe again (ACL: no rights on these channels); nothing is heard on them and nothing is trusted from them; will retry"
+    );
 }
 
 fn dispatch(shared: &Shared, message: Message, copies: &mut Option<PendingCopies>) {

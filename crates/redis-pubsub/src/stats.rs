@@ -8,6 +8,7 @@ pub(crate) struct Counters {
     pub(crate) received: AtomicU64,
     pub(crate) lagged: AtomicU64,
     pub(crate) resubscriptions: AtomicU64,
+    pub(crate) refusals: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -26,6 +27,7 @@ impl Counters {
             received: get(&self.received),
             lagged: get(&self.lagged),
             resubscriptions: get(&self.resubscriptions),
+            refusals: get(&self.refusals),
         }
     }
 }
@@ -45,4 +47,11 @@ pub struct PubSubStats {
     /// reconnect, a missed connection event, a moved cluster home): one a
     /// loss, however many routes; subscribing at start is not counted.
     pub resubscriptions: u64,
+    /// Times Redis refused to subscribe routes again (after a reconnect,
+    /// the user's ACL having changed): one a refused stretch, logged once
+    /// at WARN, until every route is confirmed again. The routes stay,
+    /// unconfirmed, and are retried. A refusal at a route's first
+    /// subscription is its caller's error ([`crate::PubSubError::Refused`])
+    /// and is not counted here.
+    pub refusals: u64,
 }

@@ -84,7 +84,10 @@ impl Platform {
     /// "Redis cannot answer" (503); the L1 still serves what it holds.
     ///
     /// # Errors
-    /// Configuration errors only.
+    /// Configuration errors, and [`StartError::Cache`] when Redis answers
+    /// that the ACL user may not subscribe to the invalidation channels
+    /// (`CacheError::Rejected` of kind `NoPermission`): an instance that
+    /// can never hear invalidations does not start.
     pub async fn start(redis: RedisConfig, cache: CacheConfig) -> Result<Self, StartError> {
         let manager = RedisConnectionManager::connect_lazy(redis)?;
         crate::command_metrics::export_over_otlp(manager.commands());

@@ -367,4 +367,28 @@ impl RedisServer {
             .as_int()
             .expect("DBSIZE is an integer")
     }
+
+    /// How many times the ACL refused `object` (a command, such as
+    /// `xrange`, or a channel or key) to `username`, read from `ACL LOG`,
+    /// which folds repeats of one refusal into a count: a way to see that
+    /// code under test tried, and was refused, without a hook in it.
+    pub fn acl_refusals(&self, username: &str, object: &str) -> i64 {
+        let Reply::Array(Some(entries)) = self.cmd(&["ACL", "LOG"]) else {
+            return 0;
+        };
+        entries
+            .iter()
+            .map(Reply::as_strings)
+            .filter_map(|entry| {
+                let field = |name: &str| {
+                    entry
+                        .chunks(2)
+                        .find(|kv| kv.len() == 2 && kv[0] == name)
+                        .map(|kv| kv[1].clone())
+                };
+                let ours = field("username")? == username && field("object")? == object;
+                ours.then(|| field("count")?.parse::<i64>().ok()).flatten()
+            })
+            .sum()
+    }
 }

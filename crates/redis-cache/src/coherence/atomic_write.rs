@@ -39,13 +39,18 @@ use crate::store::{Store, millis};
 /// or `unlink`), the channel, the payload, the TTL in ms, how long the
 /// index holds the key in ms, the value, the stream's max entries and
 /// window in ms. Answers the change's reply (1 for `set`). The
-/// announcement (append to the stream, `PUBLISH`) comes right after the
-/// change, before the index update: should the index key hold another
-/// type (a stray writer), the change is still announced.
+/// announcement (append to the stream, `PUBLISH`) comes first: scripts do
+/// not roll back, so an announcement Redis refuses (a user whose ACL
+/// forbids `PUBLISH`) must fail before the change, not after it, and a
+/// script's `PUBLISH` reaches subscribers only once the script has ended,
+/// so nobody hears of the change before it is visible. The index update
+/// comes last: should the index key hold another type (a stray writer),
+/// the change is still made and announced.
 const ANNOUNCED_LUA: &str = concat!(
     index_fn!(),
     stream_fn!(),
     r"
+announce(KEYS[2], ARGV[7], tonumber(ARGV[8]), ARGV[2], ARGV[3])
 local reply = 1
 if ARGV[1] == 'set' then
   redis.call('SET', KEYS[1], ARGV[6], 'PX', ARGV[4])
@@ -60,7 +65,6 @@ else
     reply = redis.call('UNLINK', KEYS[1])
   end
 end
-announce(KEYS[2], ARGV[7], tonumber(ARGV[8]), ARGV[2], ARGV[3])
 if #KEYS > 2 and ARGV[1] ~= 'unlink' then
   index(KEYS[3], {ARGV[5], KEYS[1]})
 end

@@ -8,9 +8,19 @@
 //! Whether the stream still holds the gap is read from entry ids alone:
 //! the first entry at or after our last one must be that entry itself, or
 //! name it as its predecessor (`p`). No clock is compared.
+//!
+//! A stream that cannot be read (a timeout, an ACL that denies `XRANGE`,
+//! a cluster whose stream slot has no primary during a failover) says
+//! nothing about what was missed, so it is no reason to flush: the catch-up
+//! waits and reads again, with a backoff, until the stream answers. The
+//! L1 stays untrusted all that time (reads go to Redis, as while the feed
+//! is down): the listener trusts it only once this returns, that is after
+//! a replay, or a flush when the stream no longer holds the gap.
+
+use std::time::Duration;
 
 use shared_types::Invalidation;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::received::kind_and_tenant;
 use super::stream::{Entry, EntryId};
@@ -20,6 +30,16 @@ use crate::store::Store;
 
 /// Entries read per `XRANGE`.
 const PAGE: u32 = 1000;
+
+/// The wait before reading the stream again after a failed read, doubled
+/// after each failure up to [`RETRY_MAX`].
+const RETRY_MIN: Duration = Duration::from_millis(100);
+
+/// The longest wait between two reads of a stream that does not answer: a
+/// read is one small script, so one every two seconds per instance costs
+/// Redis nothing worth counting, and the L1 is back in use at most this
+/// long after the stream answers again.
+const RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// The last stream entry this instance applied, and what it does with a
 /// message's place in the stream.
@@ -79,29 +99,50 @@ impl Cursor {
     }
 
     /// Applies to `l1` every entry after the last applied one; flushes it
-    /// when the stream no longer holds that entry or cannot be read.
-    /// Returns whether it replayed (`false`: flushed).
+    /// when the stream no longer holds that entry. While the stream cannot
+    /// be read it reads it again (backing off from [`RETRY_MIN`] to
+    /// [`RETRY_MAX`], the failure logged once) and does not return: the
+    /// caller keeps the L1 untrusted until then. Returns whether it
+    /// replayed (`false`: flushed).
     pub(crate) async fn catch_up(&mut self, store: &Store, l1: &L1, tally: &Tally) -> bool {
-        match self.replay(store, l1, tally).await {
-            Ok(Some(replayed)) => {
-                bump(&tally.l1_replays);
-                add(&tally.invalidations_replayed, replayed);
-                info!(replayed, "caught up from the invalidation stream; L1 kept");
-                true
-            }
-            Ok(None) => {
-                self.flush(store, l1, tally).await;
-                info!("the invalidation stream no longer holds the gap; L1 flushed");
-                false
-            }
-            Err(error) => {
-                self.flush(store, l1, tally).await;
-                if error.is_unavailable() {
-                    info!(%error, "could not read the invalidation stream; L1 flushed");
-                } else {
-                    warn!(%error, "could not read the invalidation stream; L1 flushed");
+        let mut delay = RETRY_MIN;
+        let mut failures: u32 = 0;
+        loop {
+            match self.replay(store, l1, tally).await {
+                Ok(Some(replayed)) => {
+                    bump(&tally.l1_replays);
+                    add(&tally.invalidations_replayed, replayed);
+                    if failures > 0 {
+                        info!(
+                            replayed,
+                            failures, "the invalidation stream answers again; caught up, L1 kept"
+                        );
+                    } else {
+                        info!(replayed, "caught up from the invalidation stream; L1 kept");
+                    }
+                    return true;
                 }
-                false
+                Ok(None) => {
+                    self.flush(store, l1, tally).await;
+                    info!("the invalidation stream no longer holds the gap; L1 flushed");
+                    return false;
+                }
+                Err(error) => {
+                    // Once per catch-up, not per attempt: a stream denied
+                    // by the ACL fails every attempt until an operator
+                    // acts. Redis being unavailable is the outage's WARN
+                    // (the connection layer's), not one more of ours.
+                    if failures > 0 {
+                        debug!(%error, failures, "the invalidation stream still cannot be read");
+                    } else if error.is_unavailable() {
+                        info!(%error, "could not read the invalidation stream; L1 kept but untrusted until it can be read");
+                    } else {
+                        warn!(%error, "could not read the invalidation stream; L1 kept but untrusted until it can be read");
+                    }
+                    failures = failures.saturating_add(1);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(RETRY_MAX);
+                }
             }
         }
     }

@@ -59,11 +59,22 @@ pub(crate) static INVALIDATION_STREAM: LazyLock<RedisKey> =
 ///   of the trim, and a clock that steps back (ids then stay on the last
 ///   millisecond) still trims every 64 entries. The count bound stays on
 ///   every `XADD` (`MAXLEN ~`, nearly free when nothing is trimmed).
+///
+/// A user whose ACL forbids the `PUBLISH` is refused before anything is
+/// written (`NOPERM`, Redis 7's `redis.acl_check_cmd`): scripts do not
+/// roll back, so a refusal at the `PUBLISH` itself would leave the stream
+/// entry, and the change of a script that announces first (see
+/// `atomic_write.rs`, `mset.rs`), in place with nobody told. Redis 6 has
+/// no such check: there a refused `PUBLISH` fails the script after the
+/// `XADD`, which replay then applies as an extra invalidation.
 macro_rules! stream_fn {
     () => {
         r#"
 local stream_last = nil
 local function announce(stream, maxlen, window, channel, payload)
+  if redis.acl_check_cmd and not redis.acl_check_cmd('PUBLISH', channel, payload) then
+    error({err = 'NOPERM this user may not publish the invalidation'})
+  end
   local prev = stream_last
   if not prev then
     local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)

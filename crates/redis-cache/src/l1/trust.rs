@@ -8,7 +8,9 @@
 //! are being lost. So every read also asks the feed's own state, which the
 //! pub/sub pump changes before it sends the event: a loss stops L1 reads at
 //! once, and a restoration does not resume them until the listener has
-//! replayed what it missed and trusted the new session.
+//! replayed what it missed and trusted the new session. A replay that
+//! cannot read the stream yet keeps retrying (`coherence/replay.rs`), and
+//! the session is trusted only once it returns: never on a failed read.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};

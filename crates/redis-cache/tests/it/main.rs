@@ -1,5 +1,6 @@
 //! Integration tests of redis-cache, against real redis-server processes.
 
+mod acl_refusals;
 mod announced;
 mod basics;
 mod bulk;

@@ -303,3 +303,83 @@ async fn the_stream_drops_entries_older_than_the_window() {
     .await;
     assert!(redis.cmd(&["XLEN", STREAM]).as_int().unwrap() >= 1);
 }
+
+// The subscription comes back while the stream cannot be read (the ACL
+// denies XRANGE to A's user for a while): A does not flush its L1, reads
+// go to Redis meanwhile (never A's old copy of the key changed during the
+// outage), the catch-up is retried, and once the stream answers A replays
+// what it missed and trusts its L1 again, its other entries kept.
+#[tokio::test]
+async fn an_unreadable_stream_keeps_the_l1_untrusted_until_the_replay_succeeds() {
+    let redis = RedisServer::builder()
+        .args([
+            "--user",
+            "reader",
+            "on",
+            ">reader-pass",
+            "~*",
+            "&*",
+            "+@all",
+        ])
+        .start()
+        .await;
+    let a = instance(&redis, |c| {
+        c.username = Some("reader".into());
+        c.password = Some("reader-pass".to_owned().into());
+        c.reconnect.base_delay = Duration::from_millis(400);
+        c.reconnect.max_delay = Duration::from_millis(400);
+    })
+    .await;
+    let b = instance(&redis, |_| {}).await;
+    let (changed, kept) = (shard_key("t", "changed"), shard_key("t", "kept"));
+    held(&a, &b, &changed, "old").await;
+    held(&a, &b, &kept, "kept").await;
+
+    redis.cmd(&["ACL", "SETUSER", "reader", "-xrange"]);
+    cut_subscribers(&redis, &a).await;
+    b.set(&changed, &"new", TTL).await.unwrap();
+    // Two refusals: the catch-up failed and was tried again.
+    wait_for(
+        "A's catch-up to be refused twice",
+        Duration::from_secs(5),
+        || async { redis.acl_refusals("reader", "xrange") >= 2 },
+    )
+    .await;
+    assert_eq!(
+        a.stats().l1_flushes,
+        0,
+        "a failed read is no reason to flush"
+    );
+    assert!(!a.l1_live(), "trusted before the replay succeeded");
+    let l2_hits = a.stats().l2_hits;
+    assert_eq!(
+        a.get::<String>(&changed).await.unwrap().as_deref(),
+        Some("new")
+    );
+    assert_eq!(
+        a.get::<String>(&kept).await.unwrap().as_deref(),
+        Some("kept")
+    );
+    assert_eq!(a.stats().l2_hits, l2_hits + 2, "both read from Redis");
+
+    redis.cmd(&["ACL", "SETUSER", "reader", "+xrange"]);
+    live_again(&a).await;
+    let hits = a.stats().l1_hits;
+    assert_eq!(
+        a.get::<String>(&kept).await.unwrap().as_deref(),
+        Some("kept")
+    );
+    assert_eq!(
+        a.stats().l1_hits,
+        hits + 1,
+        "the unchanged key kept in A's L1"
+    );
+    assert_eq!(
+        a.get::<String>(&changed).await.unwrap().as_deref(),
+        Some("new")
+    );
+    let stats = a.stats();
+    assert_eq!(stats.l1_flushes, 0, "{stats:?}");
+    assert!(stats.l1_replays >= 1, "{stats:?}");
+    assert!(stats.invalidations_replayed >= 1, "{stats:?}");
+}

@@ -506,12 +506,14 @@ async fn monitored(
     (seen, lines.join("\n"))
 }
 
-// A write and its announcement go together on one connection, the write
-// first: Redis always runs the SET, PEXPIRE or UNLINK of a key before the
-// PUBLISH that tells other instances to drop it, so none of them can refill
-// its L1 from the old value.
+// A write and its announcement go together in one script on one
+// connection, the announcement first: a refused PUBLISH then changes
+// nothing (acl_refusals.rs), and since a script's PUBLISH reaches
+// subscribers only once the script has ended, none of them can hear of the
+// change before it is visible and refill its L1 from the old value
+// (announced.rs reads the key on each announcement).
 #[tokio::test]
-async fn writes_run_before_their_announcement_on_one_connection() {
+async fn a_write_runs_in_one_script_right_after_its_announcement() {
     let redis = RedisServer::start().await;
     let (a, _b) = pair(&redis).await;
     // The scripts the writes use, loaded (see the next test for a reload).
@@ -537,7 +539,7 @@ async fn writes_run_before_their_announcement_on_one_connection() {
     let expected: Vec<(String, String)> = (0..rounds)
         .flat_map(|i| {
             [
-                "SET", "PUBLISH", "PEXPIRE", "PUBLISH", "UNLINK", "PUBLISH", "UNLINK", "PUBLISH",
+                "PUBLISH", "SET", "PUBLISH", "PEXPIRE", "PUBLISH", "UNLINK", "PUBLISH", "UNLINK",
             ]
             .map(|c| (c.to_owned(), format!("s{i}")))
         })
@@ -557,11 +559,11 @@ async fn writes_run_before_their_announcement_on_one_connection() {
 }
 
 // When Redis has forgotten a write's script (SCRIPT FLUSH, as after a
-// restart), the write runs only once the script is loaded again; its
-// announcement, in the same script, still follows it (see announced.rs for
-// what a subscriber reads on each announcement).
+// restart), the write runs only once the script is loaded again, still in
+// the script that announces it, right after the announcement (see
+// announced.rs for what a subscriber reads on each announcement).
 #[tokio::test]
-async fn a_write_whose_script_was_reloaded_is_announced_after_it() {
+async fn a_write_whose_script_was_reloaded_still_runs_with_its_announcement() {
     let redis = RedisServer::start().await;
     let (a, b) = pair(&redis).await;
     let key = shard_key("t", "reloaded");
@@ -585,7 +587,7 @@ async fn a_write_whose_script_was_reloaded_is_announced_after_it() {
         .iter()
         .rposition(|(c, s, _)| c == "PUBLISH" && s == "fresh");
     assert!(
-        last_set.is_some() && last_publish > last_set,
-        "the last announcement must follow the write; MONITOR saw:\n{lines}"
+        last_publish.is_some() && last_set == last_publish.map(|at| at + 1),
+        "the last write must run right after its announcement; MONITOR saw:\n{lines}"
     );
 }
