@@ -48,3 +48,39 @@ async fn an_l1_value_served_while_redis_is_down_is_flagged_stale() {
     let stats = cache.stats();
     assert_eq!((stats.stale_served, stats.l1_hits), (2, hits), "{stats:?}");
 }
+
+// A frozen Redis (SIGSTOP: connections open, nothing answers): once the
+// L1 is no longer trusted, the read times out and the L1's copy is served
+// flagged stale; after the thaw the answers are trusted again.
+#[tokio::test]
+async fn a_read_that_times_out_serves_the_l1_copy_flagged_stale() {
+    let redis = RedisServer::start().await;
+    let cache = instance(&redis, |_| {}).await;
+    let key = shard_key("t", "frozen");
+    cache.set(&key, &"cached", TTL).await.unwrap();
+
+    redis.pause();
+    let last = std::sync::Mutex::new(None);
+    wait_for(
+        "the read to be answered stale",
+        Duration::from_secs(10),
+        || async {
+            let answer = cache.get_with_tier::<String>(&key).await.unwrap();
+            let trusted = answer.as_ref().is_some_and(|(_, tier)| *tier == Tier::L1);
+            *last.lock().unwrap() = Some(answer);
+            !trusted
+        },
+    )
+    .await;
+    redis.resume();
+    let answer = last.into_inner().unwrap().unwrap();
+    assert_eq!(answer, Some(("cached".to_owned(), Tier::Stale)));
+    assert!(cache.stats().stale_served >= 1);
+    wait_for("Redis to answer again", Duration::from_secs(10), || async {
+        matches!(
+            cache.get_with_tier::<String>(&key).await,
+            Ok(Some((_, Tier::L1 | Tier::L2)))
+        )
+    })
+    .await;
+}
