@@ -81,7 +81,14 @@ async fn a_document_whose_node_hangs_is_served_stale_over_http() {
     })
     .await;
     let home = subscriber_nodes(&cluster)[0];
-    let broker = start_on("auth-broker", "AUTH_BROKER_ADDR", env(), EXTRA);
+    // The broker's timeout does not matter here: 1 s, so that a loaded CI
+    // box does not fail a session's creation.
+    let broker = start_on(
+        "auth-broker",
+        "AUTH_BROKER_ADDR",
+        env(),
+        &[("RUST_LOG", "info"), ("REDIS_COMMAND_TIMEOUT_MS", "1000")],
+    );
     let client = Client::new();
 
     // A session on another node than `home`, one on `home`.
@@ -107,20 +114,22 @@ async fn a_document_whose_node_hangs_is_served_stale_over_http() {
         let (client, url) = (client.clone(), url.clone());
         async move { send(&client, reqwest::Method::GET, url, &token, None).await }
     };
-    let (status, _, _) = send(
-        &client,
-        reqwest::Method::PUT,
-        url.clone(),
-        &token,
-        Some(doc(7)),
+    // Before the fault, a 300 ms read or write may time out on a loaded
+    // box (503): try again until the document is stored and in the L1.
+    wait_for("the document to be stored", Duration::from_secs(10), || {
+        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        async move {
+            let put = send(&client, reqwest::Method::PUT, url, &token, Some(doc(7))).await;
+            put.0 == StatusCode::NO_CONTENT
+        }
+    })
+    .await;
+    wait_for(
+        "main-api to serve from its L1",
+        Duration::from_secs(10),
+        || async { get(token.clone()).await == (StatusCode::OK, "hit-l1".to_owned(), doc(7)) },
     )
     .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, tier, body) = get(token.clone()).await;
-    assert_eq!(
-        (status, tier.as_str(), &body),
-        (StatusCode::OK, "hit-l1", &doc(7))
-    );
 
     cluster.pause_node(home);
     // Until main-api notices its subscription is gone its L1 is trusted
@@ -130,10 +139,13 @@ async fn a_document_whose_node_hangs_is_served_stale_over_http() {
         "the document to be served stale",
         Duration::from_secs(10),
         || async {
+            // A hit-l1 while the L1 is still trusted, and (on a loaded box)
+            // a session read timing out, are passed over; the stale answer
+            // comes before fred stops serving every slot (see below).
             let answer = get(token.clone()).await;
-            let trusted = answer.1 == "hit-l1";
+            let done = !matches!(answer.1.as_str(), "hit-l1" | "");
             *last.lock().unwrap() = Some(answer);
-            !trusted
+            done
         },
     )
     .await;
