@@ -1,5 +1,5 @@
-//! Reads: L1 (when trusted), then Redis, degrading to a miss when Redis is
-//! down.
+//! Reads: L1 (when trusted), then Redis; when Redis cannot answer, the
+//! L1's copy flagged stale (`Tier::Stale`), else a miss.
 
 use std::sync::Arc;
 
@@ -16,13 +16,41 @@ use crate::service::CacheService;
 use crate::stats::bump;
 use crate::store::Fetched;
 
-/// Which tier answered a read.
+/// Which tier answered a read, and whether the answer could be trusted.
+///
+/// Non-exhaustive: match with a wildcard arm, so that a tier added later
+/// (another kind of answer) does not break callers.
+///
+/// # Examples
+///
+/// ```
+/// use redis_cache::Tier;
+///
+/// // What main-api sends as `x-cache`.
+/// fn header(tier: Tier) -> &'static str {
+///     match tier {
+///         Tier::L1 => "hit-l1",
+///         Tier::L2 => "hit-l2",
+///         Tier::Stale => "stale",
+///         _ => "hit",
+///     }
+/// }
+/// assert_eq!(header(Tier::Stale), "stale");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Tier {
-    /// The in-process L1.
+    /// The in-process L1, trusted: its invalidation feed is live, so no
+    /// acknowledged change is missing from it.
     L1,
     /// Redis.
     L2,
+    /// The in-process L1 as a fallback: Redis could not answer (unavailable
+    /// or timed out) while the L1 was not trusted on its own (its feed was
+    /// down), so the value may miss a change made meanwhile. It is at most
+    /// the L1 TTL cap old, never a session's or an ACL decision's, and
+    /// counted in [`CacheStats::stale_served`](crate::CacheStats::stale_served).
+    Stale,
 }
 
 /// What a cached value must be to be read: decodable, and cloneable so the
@@ -38,8 +66,14 @@ impl CacheService {
     /// `None` when the key is missing, when the stored value does not decode
     /// as `T` (the key is then deleted and counted as a decode failure), and,
     /// in [`ReadMode::Degrade`], when Redis is unavailable and the L1 holds
-    /// nothing for the key. While Redis is unavailable a value still in the L1
-    /// is served, at most the L1 TTL cap old.
+    /// nothing for the key.
+    ///
+    /// **A stale value may be served.** While Redis cannot answer (down, or
+    /// the read timed out) a value still in the L1 is served although the L1
+    /// may have missed an invalidation: at most the L1 TTL cap old, never for
+    /// sessions or ACL decisions, and counted in
+    /// [`CacheStats::stale_served`](crate::CacheStats::stale_served).
+    /// [`get_with_tier`](Self::get_with_tier) says so ([`Tier::Stale`]).
     ///
     /// # Errors
     /// Only in [`ReadMode::Strict`]: the Redis error.
@@ -71,7 +105,9 @@ impl CacheService {
         Ok(self.get_through(key).await?.map(|(value, _)| value))
     }
 
-    /// [`get`](Self::get), also saying which tier answered.
+    /// [`get`](Self::get), also saying which tier answered: [`Tier::L1`] for
+    /// a trusted L1 hit, [`Tier::L2`] for Redis, [`Tier::Stale`] for a value
+    /// the L1 served because Redis could not answer (see [`Tier::Stale`]).
     ///
     /// # Errors
     /// As [`get`](Self::get).
@@ -89,6 +125,7 @@ impl CacheService {
     ///
     /// if let Some((name, tier)) = cache.get_with_tier::<String>(&key).await? {
     ///     let from_memory = tier == Tier::L1;
+    ///     let unconfirmed = tier == Tier::Stale; // Redis could not answer
     /// }
     /// # Ok(())
     /// # }
@@ -128,13 +165,19 @@ impl CacheService {
             Err(error) => self
                 .l1_fallback(key, l1, error)
                 .await
-                .map(|v| v.map(|v| (v, Tier::L1))),
+                .map(|v| v.map(|v| (v, Tier::Stale))),
         }
     }
 
     /// Reads many keys in one round trip (one per node on a cluster), in the
     /// caller's order; missing or undecodable values are `None`. Keys the L1
     /// holds are not fetched.
+    ///
+    /// Like [`get`](Self::get), when Redis cannot answer the L1's copies are
+    /// served (stale, counted in
+    /// [`CacheStats::stale_served`](crate::CacheStats::stale_served)); the
+    /// result does not say which values those are: read a key with
+    /// [`get_with_tier`](Self::get_with_tier) when that matters.
     ///
     /// # Errors
     /// Only in [`ReadMode::Strict`]: the Redis error.
@@ -238,7 +281,9 @@ impl CacheService {
         Ok(out)
     }
 
-    /// An L1 hit, if the L1 is trusted (or `stale_ok`: Redis is down).
+    /// An L1 hit, if the L1 is trusted; or, with `stale_ok` (Redis could
+    /// not answer), whatever it holds, counted as served stale rather than
+    /// as a hit: it was not checked against Redis nor kept by a live feed.
     pub(crate) fn l1_hit<T: CacheValue>(
         &self,
         l1: &L1,
@@ -250,7 +295,12 @@ impl CacheService {
         }
         match l1.get::<T>(key.as_str())? {
             Ok(value) => {
-                bump(&self.inner.tally.l1_hits);
+                let tally = &self.inner.tally;
+                bump(if stale_ok {
+                    &tally.stale_served
+                } else {
+                    &tally.l1_hits
+                });
                 Some(value)
             }
             Err(_) => {
@@ -276,7 +326,7 @@ impl CacheService {
         {
             debug!(
                 cache.family = key.family().name(),
-                "Redis unavailable; served from L1"
+                "Redis unavailable; served stale from L1"
             );
             return Ok(Some(value));
         }

@@ -102,7 +102,9 @@ impl Tally {
 /// A snapshot of a cache instance's counters since it was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CacheStats {
-    /// Reads answered by the in-process L1.
+    /// Reads answered by the in-process L1 while it was trusted (its
+    /// invalidation feed live). Its copies served because Redis could not
+    /// answer count in [`stale_served`](Self::stale_served) instead.
     pub l1_hits: u64,
     /// Reads answered by Redis.
     pub l2_hits: u64,
@@ -120,8 +122,12 @@ pub struct CacheStats {
     pub loads: u64,
     /// `get_or_load` callers that waited for another caller's load.
     pub coalesced_waits: u64,
-    /// `get_or_load_with` calls answered with a value past its expiry
-    /// because the loader failed or timed out (fail-safe).
+    /// Values served stale, in two cases: `get_or_load_with` calls
+    /// answered with a value past its expiry because the loader failed or
+    /// timed out (fail-safe); and plain reads (`get`, `mget`,
+    /// `get_with_tier` with [`Tier::Stale`](crate::Tier::Stale)) answered
+    /// from the L1 because Redis could not answer while the L1 was not
+    /// trusted. The latter are not counted as hits ([`hits`](Self::hits)).
     pub stale_served: u64,
     /// Eager refreshes started by this instance (it held the key's lease):
     /// background reloads of values read in the last part of their TTL.
@@ -204,7 +210,8 @@ impl CacheStats {
         self.l1_too_large = l1.too_large;
     }
 
-    /// Reads that found a value, in either tier.
+    /// Reads that found a value, in either tier (not counting values
+    /// served stale from the L1, see [`stale_served`](Self::stale_served)).
     ///
     /// # Examples
     ///

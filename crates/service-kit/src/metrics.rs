@@ -172,7 +172,7 @@ fn describe() {
     );
     describe_counter!(
         "cache_hits_total",
-        "Reads answered from the cache, by tier: l1 (in-process) or l2 (Redis)"
+        "Reads answered from the cache, by tier: l1 (in-process, trusted) or l2 (Redis); values served stale are in cache_stale_served_total"
     );
     describe_counter!(
         "cache_misses_total",
@@ -193,7 +193,7 @@ fn describe() {
     );
     describe_counter!(
         "cache_stale_served_total",
-        "get_or_load_with calls answered with a value past its expiry because the loader failed or timed out (fail-safe)"
+        "Values served stale: by get_or_load_with past their expiry because the loader failed or timed out (fail-safe), and by reads from the L1 because Redis could not answer (x-cache: stale)"
     );
     describe_counter!(
         "cache_refreshes_total",

@@ -1,6 +1,8 @@
 //! Tenant data: shard structured data and user profiles, any JSON, served
 //! through the two-tier cache with an `x-cache` header saying which tier
-//! answered (`hit-l1`, `hit-l2`, `miss`).
+//! answered (`hit-l1`, `hit-l2`, `miss`), or `stale`: the document's read
+//! failed (its Redis node down or slow) while the session's succeeded, and
+//! the instance's L1 copy was served without Redis confirming it.
 
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -60,7 +62,7 @@ impl ProfilePath {
     ),
     responses(
         (status = 200, description = "The stored document, byte for byte", body = serde_json::Value,
-            headers(("x-cache" = String, description = "Which tier answered: `hit-l1` or `hit-l2`"))),
+            headers(("x-cache" = String, description = "Which tier answered: `hit-l1` or `hit-l2`; or `stale`: Redis could not answer for the document (its node down or slow) and this instance's copy was served, at most `CACHE_L1_TTL_SECS` old"))),
         (status = 404, description = "Nothing stored", body = ErrorBody,
             headers(("x-cache" = String, description = "`miss`"))),
         (status = 400, description = "An id in the path breaks the id rules", body = ErrorBody),
@@ -153,7 +155,7 @@ pub(crate) async fn delete_shard(
     ),
     responses(
         (status = 200, description = "The stored document, byte for byte", body = serde_json::Value,
-            headers(("x-cache" = String, description = "Which tier answered: `hit-l1` or `hit-l2`"))),
+            headers(("x-cache" = String, description = "Which tier answered: `hit-l1` or `hit-l2`; or `stale`: Redis could not answer for the document (its node down or slow) and this instance's copy was served, at most `CACHE_L1_TTL_SECS` old"))),
         (status = 404, description = "Nothing stored", body = ErrorBody,
             headers(("x-cache" = String, description = "`miss`"))),
         (status = 400, description = "An id in the path breaks the id rules", body = ErrorBody),
@@ -239,7 +241,9 @@ pub(crate) async fn delete_profile(
     remove(&state, &path.key(&auth)?).await
 }
 
-/// 200 with the stored document, or 404; `x-cache` either way.
+/// 200 with the stored document, or 404; `x-cache` either way. Sessions
+/// are never served stale (see `service-kit`'s authentication): a request
+/// whose session Redis cannot read fails before it gets here.
 async fn read(state: &AppState, key: &RedisKey) -> Result<Response, ApiError> {
     let found = state
         .platform
@@ -256,6 +260,10 @@ async fn read(state: &AppState, key: &RedisKey) -> Result<Response, ApiError> {
     let hit = match tier {
         Tier::L1 => "hit-l1",
         Tier::L2 => "hit-l2",
+        Tier::Stale => "stale",
+        // A tier added later: say it was served from the cache without
+        // claiming which tier, rather than fail the request.
+        _ => "hit",
     };
     let headers = [
         (

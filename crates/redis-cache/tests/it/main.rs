@@ -22,6 +22,7 @@ mod purge;
 mod purge_jobs;
 mod refresh;
 mod replay;
+mod stale_reads;
 mod stream_failover;
 mod ttl;
 mod two_tier;

@@ -21,6 +21,7 @@ mod partition;
 mod procs;
 mod prometheus;
 mod server;
+mod stale;
 
 use std::collections::HashMap;
 use std::time::Duration;
