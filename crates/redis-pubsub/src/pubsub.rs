@@ -98,6 +98,8 @@ impl PubSub {
             home: Home::default(),
             lost: AtomicBool::new(false),
             refused: AtomicBool::new(false),
+            beating: AtomicBool::new(false),
+            heartbeat_timeout: (manager.config().command_timeout * 2).max(Duration::from_secs(1)),
         });
         let pump = tokio::spawn(crate::pump::run(shared.clone(), messages, events));
         info!(pubsub.instance = %shared.instance_id, "pub/sub started");

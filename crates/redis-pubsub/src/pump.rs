@@ -35,6 +35,7 @@ use redis_connection::ConnectionEvent;
 use redis_connection::fred::clients::SubscriberClient;
 use redis_connection::fred::error::Error;
 use redis_connection::fred::interfaces::{ClientLike, PubsubInterface};
+use redis_connection::fred::types::config::Options;
 use redis_connection::fred::types::{Message, MessageKind};
 use shared_types::glob_match;
 use tokio::sync::broadcast;
@@ -66,6 +67,13 @@ pub(crate) struct Shared {
     /// The server refused a subscription and that was logged; cleared once
     /// every route is confirmed, so a new refusal is logged again.
     pub(crate) refused: AtomicBool,
+    /// A heartbeat is in flight (at most one at a time).
+    pub(crate) beating: AtomicBool,
+    /// How long a heartbeat may wait for its answer: twice the command
+    /// timeout, at least a second, so that a busy machine is not taken for
+    /// a hung peer (a false alarm costs a resubscription and an L1 that
+    /// distrusts itself until then).
+    pub(crate) heartbeat_timeout: Duration,
 }
 
 impl Shared {
@@ -86,8 +94,7 @@ const RESYNC_EVERY: Duration = Duration::from_millis(250);
 
 /// A subscribed connection is silent when nobody publishes, so a peer that
 /// vanished without a TCP reset (a dropped flow, a hung server) would go
-/// unnoticed: fred only detects unresponsive connections by unanswered
-/// commands. A PING now and then gives it one to wait for.
+/// unnoticed. A PING now and then asks it to answer (see [`heartbeat`]).
 const HEARTBEAT_EVERY: u32 = 4; // ticks: about once a second
 
 /// Copies of a `pmessage` still to be skipped.
@@ -143,20 +150,45 @@ pub(crate) async fn run(
                     }
                     report_refused(&shared, &resync(&shared).await);
                     ticks = ticks.wrapping_add(1);
-                    if ticks.is_multiple_of(HEARTBEAT_EVERY) {
-                        let client = shared.client().clone();
-                        // Fire and forget: a PING that gets no answer makes
-                        // fred replace the connection; the pump stays free.
-                        tokio::spawn(async move {
-                            let _: Result<(), _> =
-                                client.with_options(&Home::options(&client)).ping(None).await;
-                        });
+                    if ticks.is_multiple_of(HEARTBEAT_EVERY)
+                        && !shared.beating.swap(true, Ordering::AcqRel)
+                    {
+                        // Its own task: the pump stays free while it waits.
+                        tokio::spawn(heartbeat(shared.clone()));
                     }
                 }
             }
         }
     }
     debug!("pub/sub pump stopped");
+}
+
+/// One PING home, bounded by [`Shared::heartbeat_timeout`]. Unanswered while the
+/// connection claims to be up, the subscriptions are treated as lost (their
+/// holders hear `Disconnected` at once, so an L1 stops trusting them) and
+/// the connection is replaced.
+///
+/// fred's own check is not enough: it closes a connection only when a
+/// command has waited twice the command timeout *since the last write*, and
+/// each heartbeat is a write, so with a command timeout above half the
+/// heartbeat period a hung peer was never noticed (FRED-NOTES.md).
+async fn heartbeat(shared: Arc<Shared>) {
+    let client = shared.client();
+    let options = Options {
+        timeout: Some(shared.heartbeat_timeout),
+        ..Home::options(client)
+    };
+    let answered: Result<(), _> = client.with_options(&options).ping(None).await;
+    if let Err(error) = answered
+        && shared.subscriber_connected()
+    {
+        warn!(%error, "pub/sub connection did not answer its heartbeat; replacing it");
+        disconnected(&shared);
+        if let Err(error) = client.force_reconnection().await {
+            debug!(%error, "pub/sub reconnection after a missed heartbeat failed; fred retries");
+        }
+    }
+    shared.beating.store(false, Ordering::Release);
 }
 
 fn disconnected(shared: &Shared) {

@@ -167,6 +167,33 @@ async fn hung_subscriber_node_is_noticed() {
     assert_eq!(next_message(&mut sub).await.2, "1");
 }
 
+// The same with a command timeout above half a second, which fred's own
+// unresponsive check missed (see reconnects.rs): other nodes keep taking
+// writes and broadcasting their messages, which the hung node never passes on.
+#[tokio::test]
+async fn hung_subscriber_node_is_noticed_with_a_long_command_timeout() {
+    let mut cluster = RedisCluster::start(3, 0).await;
+    let mut config = test_support::fixtures::cluster_config(&cluster)
+        .with_command_timeout(Duration::from_millis(1_500));
+    config.pool_size = 1;
+    let manager = RedisConnectionManager::connect(config).await.unwrap();
+    let pubsub = PubSub::new(manager).await.unwrap();
+    let mut sub = pubsub.subscribe("quiet").await.unwrap();
+    until_subscribed(&mut sub).await;
+    let home = only(&subscriber_nodes(&cluster));
+    cluster.pause_node(home);
+    let disconnected = tokio::time::timeout(Duration::from_secs(8), async {
+        while sub.recv().await != Some(PubSubEvent::Disconnected) {}
+    })
+    .await;
+    cluster.resume_node(home);
+    assert!(
+        disconnected.is_ok(),
+        "a hung subscriber node went unnoticed"
+    );
+    until_subscribed(&mut sub).await;
+}
+
 /// Moves the empty hash slot `slot` from the primary on `from` to the one on
 /// `to`, as a resharding does, and waits until every node agrees.
 async fn move_slot(cluster: &RedisCluster, slot: u16, from: u16, to: u16) {

@@ -136,6 +136,30 @@ async fn hung_server_is_noticed() {
     assert_eq!(next_message(&mut sub).await.2, "1");
 }
 
+// fred notices a hung connection only when a command waited twice the
+// command timeout since the last write; a heartbeat written every second
+// resets that clock, so with a command timeout above half a second it never
+// fired. The heartbeat's own answer (or its timeout) decides instead.
+#[tokio::test]
+async fn hung_server_is_noticed_with_a_long_command_timeout() {
+    let redis = RedisServer::start().await;
+    let config = redis_config(&redis).with_command_timeout(Duration::from_millis(1_500));
+    let manager = RedisConnectionManager::connect(config).await.unwrap();
+    let pubsub = PubSub::new(manager).await.unwrap();
+    let mut sub = pubsub.subscribe("quiet").await.unwrap();
+    until_subscribed(&mut sub).await;
+    redis.pause();
+    let disconnected = tokio::time::timeout(Duration::from_secs(8), async {
+        while sub.recv().await != Some(PubSubEvent::Disconnected) {}
+    })
+    .await;
+    redis.resume();
+    assert!(disconnected.is_ok(), "a hung server went unnoticed");
+    until_subscribed(&mut sub).await;
+    pubsub.publish("quiet", &1).await.unwrap();
+    assert_eq!(next_message(&mut sub).await.2, "1");
+}
+
 // One CLIENT KILL is one resubscription: subscribing at start is not
 // counted as one, and each subscription hears exactly one Disconnected and
 // one Subscribed before the next message.
