@@ -9,8 +9,10 @@ use std::sync::Arc;
 use redis_pubsub::PubSubError;
 use shared_types::{Invalidation, RedisKey};
 
+use super::announcer::Announced;
 use super::atomic_write::{Announcement, KeyChange};
 use super::publisher::InvalidationPublisher;
+use crate::coalesce::Stopped;
 use crate::config::Retention;
 use crate::error::CacheError;
 use crate::mset::SCRIPT_CHUNK;
@@ -21,7 +23,9 @@ use crate::store::Store;
 impl CacheService {
     /// Runs `change` of `key` and publishes `invalidation` (if any) with
     /// it: one script, so Redis makes the change visible and publishes in
-    /// one step, and the caller waits one round trip. Returns the change's
+    /// one step, and the caller waits one round trip (on a single server
+    /// the script carries the changes other callers make meanwhile too:
+    /// `announcer.rs`). Returns the change's
     /// outcome and the announcement's. When the script fails (or the
     /// caller's future is dropped before its outcome) the change may or may
     /// not have happened: the invalidation is then published on its own,
@@ -53,10 +57,27 @@ impl CacheService {
             payload,
             retention: self.inner.config.invalidation_retention,
         };
-        match store
-            .change_announced(&client, key, change, announcement)
-            .await
-        {
+        let changed = match &self.inner.announcer {
+            // Sent with whatever other changes are queued meanwhile
+            // (`announcer.rs`); the direct way if the coalescer stopped.
+            Some(announcer) => match announcer
+                .call(Announced::new(key, change.clone(), &announcement))
+                .await
+            {
+                Ok(changed) => changed,
+                Err(Stopped) => {
+                    store
+                        .change_announced(&client, key, change, announcement)
+                        .await
+                }
+            },
+            None => {
+                store
+                    .change_announced(&client, key, change, announcement)
+                    .await
+            }
+        };
+        match changed {
             Ok(reply) => {
                 pending.disarm();
                 publisher.record_published();
