@@ -357,3 +357,49 @@ async fn concurrent_invalidations_fail_as_unavailable_while_redis_is_down() {
     )
     .await;
 }
+
+// Callers that stop waiting once their changes are queued do not withdraw
+// them: the batch still runs (every key is deleted), and every
+// announcement still reaches its channel (from the batch, and again from
+// each caller's pending announcement, sent from a task of its own).
+#[tokio::test]
+async fn callers_that_stop_waiting_still_have_their_changes_made_and_announced() {
+    let redis = RedisServer::start().await;
+    let cache = instance(&redis, |_| {}).await;
+    let keys = keys("gone");
+    for key in &keys {
+        redis.cmd(&["SET", key.as_str(), "1"]);
+    }
+    let heard = subscribe(&redis);
+    let invalidations: Vec<Invalidation> = keys
+        .iter()
+        .map(|key| Invalidation::for_key(key).unwrap())
+        .collect();
+    let mut calls: Vec<_> = invalidations
+        .iter()
+        .map(|invalidation| Box::pin(cache.invalidate(invalidation)))
+        .collect();
+    for call in &mut calls {
+        // Polled once: queued for the coalescer, none sent yet.
+        assert!(futures::poll!(call).is_pending());
+    }
+    drop(calls);
+    wait_for(
+        "the batch to delete every key",
+        Duration::from_secs(5),
+        || async { existing(&redis, &keys) == 0 },
+    )
+    .await;
+    let wanted: Vec<String> = keys.iter().map(channel_of).collect();
+    wait_for(
+        "every key's announcement",
+        Duration::from_secs(5),
+        || async {
+            let heard = heard.lock().unwrap();
+            wanted
+                .iter()
+                .all(|channel| heard.iter().any(|(c, _)| c == channel))
+        },
+    )
+    .await;
+}
