@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use redis_connection::ConnectionError;
 use redis_pubsub::PubSubError;
 use shared_types::{Invalidation, RedisKey};
 
@@ -19,6 +20,21 @@ use crate::mset::SCRIPT_CHUNK;
 use crate::service::CacheService;
 use crate::stats::{Tally, add, bump};
 use crate::store::Store;
+
+/// `call`'s reply, or a timeout after `timeout`: a change queued behind a
+/// batch in flight would otherwise wait for it and then for its own, twice
+/// the command timeout that bounds a lone change's script. A change that
+/// timed out here may still be sent (as a command that timed out may still
+/// run); its announcement then goes out the fallback way too.
+async fn bounded(
+    timeout: std::time::Duration,
+    call: impl Future<Output = Result<Result<u64, CacheError>, Stopped>>,
+) -> Result<Result<u64, CacheError>, Stopped> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(reply) => reply,
+        Err(_) => Ok(Err(ConnectionError::Timeout(timeout).into())),
+    }
+}
 
 impl CacheService {
     /// Runs `change` of `key` and publishes `invalidation` (if any) with
@@ -60,9 +76,11 @@ impl CacheService {
         let changed = match &self.inner.announcer {
             // Sent with whatever other changes are queued meanwhile
             // (`announcer.rs`); the direct way if the coalescer stopped.
-            Some(announcer) => match announcer
-                .call(Announced::new(key, change.clone(), &announcement))
-                .await
+            Some(announcer) => match bounded(
+                store.manager().command_timeout(),
+                announcer.call(Announced::new(key, change.clone(), &announcement)),
+            )
+            .await
             {
                 Ok(changed) => changed,
                 Err(Stopped) => {

@@ -5,7 +5,7 @@
 //! fallback way.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis_cache::{CacheError, CacheService};
 use redis_connection::RejectionKind;
@@ -402,4 +402,51 @@ async fn callers_that_stop_waiting_still_have_their_changes_made_and_announced()
         },
     )
     .await;
+}
+
+// A change queued behind batches in flight on a frozen server (SIGSTOP:
+// nothing answers) fails as unavailable within its own command timeout
+// plus its fallback announcement's (which also times out), as a lone
+// change does; not after the batch ahead of it as well (three timeouts).
+#[tokio::test]
+async fn a_change_queued_behind_batches_in_flight_waits_no_longer_than_a_lone_change() {
+    let redis = RedisServer::start().await;
+    let timeout = Duration::from_secs(2);
+    let cache = instance(&redis, |config| config.command_timeout = timeout).await;
+    let keys = keys("frozen");
+    let invalidations: Vec<Invalidation> = keys
+        .iter()
+        .map(|key| Invalidation::for_key(key).unwrap())
+        .collect();
+    redis.pause();
+    let start = Instant::now();
+    // Two batches in flight (the most the announcer sends at once), then
+    // the last change, queued behind them.
+    let mut ahead: Vec<_> = invalidations[..2]
+        .iter()
+        .map(|invalidation| Box::pin(cache.invalidate(invalidation)))
+        .collect();
+    for call in &mut ahead {
+        assert!(futures::poll!(call).is_pending());
+        // The driver takes it alone into a batch of its own.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let last = cache.invalidate(&invalidations[2]);
+    let (ahead, (last, took)) = futures::join!(futures::future::join_all(ahead), async {
+        let failed = last.await;
+        (failed, start.elapsed())
+    });
+    redis.resume();
+    for reply in ahead.iter().chain([&last]) {
+        assert!(
+            reply.as_ref().is_err_and(CacheError::is_unavailable),
+            "{reply:?}"
+        );
+    }
+    assert!(
+        took < timeout * 3,
+        "the queued change failed only after {took:?}"
+    );
 }
