@@ -25,6 +25,8 @@
 
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use bytes::Bytes;
 use redis_connection::ConnectionError;
 use redis_connection::fred::types::scripts::Script;
@@ -109,6 +111,10 @@ pub(crate) struct Announced {
     pub(crate) change: KeyChange,
     pub(crate) channel: String,
     pub(crate) payload: Bytes,
+    /// The caller's span: the batch's script is traced under its first
+    /// caller's (a lone change's script stays a span of its request, as
+    /// before coalescing; a span cannot have many parents).
+    pub(crate) span: tracing::Span,
 }
 
 /// Sends batches of [`Announced`] changes as one script each.
@@ -142,6 +148,7 @@ impl Announced {
             change,
             channel: announcement.channel.clone(),
             payload: announcement.payload.clone(),
+            span: tracing::Span::current(),
         }
     }
 }
@@ -179,6 +186,7 @@ impl Store {
             change,
             channel,
             payload,
+            ..
         } in &changes
         {
             let ttl = change.ttl();
@@ -210,8 +218,12 @@ impl Store {
             indexed.push(index);
         }
         let client = self.client().clone();
+        let parent = changes
+            .first()
+            .map_or_else(tracing::Span::none, |first| first.span.clone());
         let replies = match self
             .run_script_on::<Vec<Value>>(&client, &BATCH, keys, args)
+            .instrument(parent)
             .await
         {
             Ok(replies) if replies.len() == n => replies,
