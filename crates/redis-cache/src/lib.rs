@@ -56,8 +56,6 @@
 //! # }
 //! ```
 
-// Not yet used outside its tests: the batched paths land next.
-#[allow(dead_code)]
 mod coalesce;
 mod codec;
 mod coherence;

@@ -9,7 +9,7 @@ use redis_pubsub::PubSub;
 use tokio::task::JoinHandle;
 
 use crate::coherence::lease_wait::LeaseWaits;
-use crate::coherence::{FeedCounters, InvalidationPublisher, Invalidations};
+use crate::coherence::{Announcer, FeedCounters, InvalidationPublisher, Invalidations};
 use crate::config::CacheConfig;
 use crate::error::CacheError;
 use crate::flight::SingleFlight;
@@ -53,6 +53,9 @@ pub(crate) struct Inner {
     /// Publishes this cache's invalidations under an origin of its own, so
     /// that two caches sharing one `PubSub` still see each other's.
     pub(crate) publisher: Option<InvalidationPublisher>,
+    /// Sends concurrent announced changes of single keys together (with a
+    /// publisher on a single server; `coherence/announcer.rs`).
+    pub(crate) announcer: Option<Announcer>,
     /// What the invalidation feed (read by the listener task) counted.
     feed: Option<Arc<FeedCounters>>,
     pub(crate) flights: SingleFlight,
@@ -173,9 +176,13 @@ impl CacheService {
             None => (None, None, None),
         };
         let (listener, lease_waits) = listener.unzip();
+        let store = Store::new(manager);
+        let announcer = publisher
+            .as_ref()
+            .and_then(|_| crate::coherence::announcer(&store, config.invalidation_retention));
         Self {
             inner: Arc::new(Inner {
-                store: Store::new(manager),
+                store,
                 config,
                 tally,
                 read_errors: LogThrottle::new(FAILURE_LOG_PERIOD),
@@ -183,6 +190,7 @@ impl CacheService {
                 l1,
                 bus,
                 publisher,
+                announcer,
                 feed,
                 flights: SingleFlight::default(),
                 lease_waits,

@@ -6,11 +6,14 @@
 
 use std::sync::Arc;
 
+use redis_connection::ConnectionError;
 use redis_pubsub::PubSubError;
 use shared_types::{Invalidation, RedisKey};
 
+use super::announcer::Announced;
 use super::atomic_write::{Announcement, KeyChange};
 use super::publisher::InvalidationPublisher;
+use crate::coalesce::Stopped;
 use crate::config::Retention;
 use crate::error::CacheError;
 use crate::mset::SCRIPT_CHUNK;
@@ -18,10 +21,27 @@ use crate::service::CacheService;
 use crate::stats::{Tally, add, bump};
 use crate::store::Store;
 
+/// `call`'s reply, or a timeout after `timeout`: a change queued behind a
+/// batch in flight would otherwise wait for it and then for its own, twice
+/// the command timeout that bounds a lone change's script. A change that
+/// timed out here may still be sent (as a command that timed out may still
+/// run); its announcement then goes out the fallback way too.
+async fn bounded(
+    timeout: std::time::Duration,
+    call: impl Future<Output = Result<Result<u64, CacheError>, Stopped>>,
+) -> Result<Result<u64, CacheError>, Stopped> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(reply) => reply,
+        Err(_) => Ok(Err(ConnectionError::Timeout(timeout).into())),
+    }
+}
+
 impl CacheService {
     /// Runs `change` of `key` and publishes `invalidation` (if any) with
     /// it: one script, so Redis makes the change visible and publishes in
-    /// one step, and the caller waits one round trip. Returns the change's
+    /// one step, and the caller waits one round trip (on a single server
+    /// the script carries the changes other callers make meanwhile too:
+    /// `announcer.rs`). Returns the change's
     /// outcome and the announcement's. When the script fails (or the
     /// caller's future is dropped before its outcome) the change may or may
     /// not have happened: the invalidation is then published on its own,
@@ -53,10 +73,29 @@ impl CacheService {
             payload,
             retention: self.inner.config.invalidation_retention,
         };
-        match store
-            .change_announced(&client, key, change, announcement)
+        let changed = match &self.inner.announcer {
+            // Sent with whatever other changes are queued meanwhile
+            // (`announcer.rs`); the direct way if the coalescer stopped.
+            Some(announcer) => match bounded(
+                store.manager().command_timeout(),
+                announcer.call(Announced::new(key, change.clone(), &announcement)),
+            )
             .await
-        {
+            {
+                Ok(changed) => changed,
+                Err(Stopped) => {
+                    store
+                        .change_announced(&client, key, change, announcement)
+                        .await
+                }
+            },
+            None => {
+                store
+                    .change_announced(&client, key, change, announcement)
+                    .await
+            }
+        };
+        match changed {
             Ok(reply) => {
                 pending.disarm();
                 publisher.record_published();

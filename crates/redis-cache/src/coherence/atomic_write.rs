@@ -87,14 +87,14 @@ pub(crate) enum KeyChange {
 
 impl KeyChange {
     /// The TTL the change gives the key, for the tenant index.
-    fn ttl(&self) -> Option<Duration> {
+    pub(super) fn ttl(&self) -> Option<Duration> {
         match self {
             Self::Set { ttl, .. } | Self::Expire { ttl } => Some(*ttl),
             Self::Unlink => None,
         }
     }
 
-    fn op(&self) -> &'static str {
+    pub(super) fn op(&self) -> &'static str {
         match self {
             Self::Set { .. } => "set",
             Self::Expire { .. } => "pexpire",

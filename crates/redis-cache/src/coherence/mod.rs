@@ -7,7 +7,8 @@
 //!   a change of one key, on a single server and on a cluster;
 //!   [`batch`]: an `mset`'s, in its scripts on a single server;
 //!   [`announce`]: after the change's reply where no script can hold both,
-//!   and whatever the outcome);
+//!   and whatever the outcome; [`announcer`]: concurrent changes of single
+//!   keys on a single server, one script a batch);
 //! - the invalidation stream every announcement is appended to, in the
 //!   script that publishes it ([`stream`]);
 //! - applying remote changes to the L1 ([`listener`]), and on a gap (a
@@ -27,6 +28,7 @@
 //! they guard).
 
 mod announce;
+mod announcer;
 mod atomic_write;
 mod batch;
 mod feed;
@@ -38,6 +40,7 @@ mod replay;
 mod stream;
 pub(crate) mod wire;
 
+pub(crate) use announcer::{Announcer, announcer};
 pub(crate) use atomic_write::KeyChange;
 pub(crate) use batch::Messages;
 pub(crate) use feed::FeedCounters;
