@@ -56,8 +56,7 @@
 //! # }
 //! ```
 
-// Not yet used outside its tests: the batched paths land next.
-#[allow(dead_code)]
+mod batched;
 mod coalesce;
 mod codec;
 mod coherence;
