@@ -4,6 +4,7 @@ mod announced;
 mod basics;
 mod bulk;
 mod cluster;
+mod coalesced;
 mod counters;
 mod fail_safe;
 mod feed;
