@@ -16,11 +16,12 @@
 //!   (`index.rs`); a key given twice in one batch keeps the later value
 //!   (the script writes in queue order).
 //!
-//! A call that finds nothing in flight leaves at once, alone, as the very
-//! command it was before coalescing (`GET`, `GET`+`PTTL`, `SET PX` or the
-//! SET+index script): an idle service sends what it always sent and pays
-//! one task hop. A cluster keeps one command per key (a batch's keys would
-//! span slots and nodes).
+//! A call that finds nothing in flight is sent at once from its caller's
+//! own task, alone, as the very command it was before coalescing (`GET`,
+//! `GET`+`PTTL`, `SET PX` or the SET+index script; `Coalescer::call_or_run`):
+//! an idle service sends what it always sent, without a task hop, while
+//! what arrives meanwhile queues behind it. A cluster keeps one command per
+//! key (a batch's keys would span slots and nodes).
 //!
 //! **`MGET` and wrongly typed keys.** `MGET` answers nil for a key holding
 //! another type, where `GET` refuses it (and the cache then deletes it as
@@ -108,7 +109,7 @@ impl Batched {
         &self,
         key: &str,
     ) -> Result<Result<Option<Bytes>, CacheError>, Stopped> {
-        self.gets.call(Read::new(key)).await
+        self.gets.call_or_run(Read::new(key)).await
     }
 
     /// `GET` and `PTTL` of `key`, in the next batch.
@@ -119,7 +120,7 @@ impl Batched {
         &self,
         key: &str,
     ) -> Result<Result<Option<Fetched>, CacheError>, Stopped> {
-        self.fetches.call(Read::new(key)).await
+        self.fetches.call_or_run(Read::new(key)).await
     }
 
     /// `SET key value PX ttl`, indexed as needed, in the next batch.
@@ -139,7 +140,7 @@ impl Batched {
             ttl,
             since: Instant::now(),
         };
-        self.sets.call(write).await
+        self.sets.call_or_run(write).await
     }
 }
 
