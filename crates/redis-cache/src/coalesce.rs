@@ -31,7 +31,7 @@
 //! be), which is why `call` does not do it.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -78,10 +78,15 @@ pub(crate) struct Coalescer<B: Batch> {
 
 /// How many batches are in flight, driver's and callers' own together
 /// (see [`Coalescer::call_or_run`]), and a wake-up for the driver when a
-/// caller's own ends (the driver may be waiting for that place).
+/// caller's own ends while the driver waits for a place.
 #[derive(Debug, Default)]
 struct Busy {
     batches: AtomicUsize,
+    /// The driver found no place (set before it counts `batches`, so a
+    /// caller ending its batch after that count sees it, and wakes it).
+    /// Waking the driver after every caller's own batch instead cost an
+    /// idle service a task wake-up per call.
+    blocked: AtomicBool,
     freed: Notify,
 }
 
@@ -90,8 +95,10 @@ struct Alone<'a>(&'a Busy);
 
 impl Drop for Alone<'_> {
     fn drop(&mut self) {
-        self.0.batches.fetch_sub(1, Ordering::AcqRel);
-        self.0.freed.notify_one();
+        self.0.batches.fetch_sub(1, Ordering::SeqCst);
+        if self.0.blocked.load(Ordering::SeqCst) {
+            self.0.freed.notify_one();
+        }
     }
 }
 
@@ -128,7 +135,7 @@ impl<B: Batch> Coalescer<B> {
         let claimed = self
             .busy
             .batches
-            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok();
         if !claimed {
             return self.call(request).await;
@@ -183,13 +190,18 @@ async fn drive<B: Batch>(
         }
         // Callers' own batches count too (a caller may have claimed the
         // last place an instant before this batch: then one more is in
-        // flight for as long as the caller's runs).
-        let room = busy.batches.load(Ordering::Acquire) < limits.max_in_flight;
+        // flight for as long as the caller's runs). `blocked` first: see
+        // `Busy`.
+        busy.blocked.store(true, Ordering::SeqCst);
+        let room = busy.batches.load(Ordering::SeqCst) < limits.max_in_flight;
+        if room {
+            busy.blocked.store(false, Ordering::SeqCst);
+        }
         tokio::select! {
             // Answers first: a finished batch frees a place for the next.
             biased;
             Some(()) = in_flight.next(), if !in_flight.is_empty() => {
-                busy.batches.fetch_sub(1, Ordering::AcqRel);
+                busy.batches.fetch_sub(1, Ordering::SeqCst);
             }
             job = requests.recv(), if open && room => {
                 let Some(first) = job else {
@@ -204,11 +216,11 @@ async fn drive<B: Batch>(
                         Err(_) => break,
                     }
                 }
-                busy.batches.fetch_add(1, Ordering::AcqRel);
+                busy.batches.fetch_add(1, Ordering::SeqCst);
                 in_flight.push(send(batch.clone(), jobs));
             }
             // A caller's own batch ended: there may be room now.
-            () = busy.freed.notified(), if open => {}
+            () = busy.freed.notified(), if open && !room => {}
             else => break,
         }
     }
