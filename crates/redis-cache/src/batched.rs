@@ -62,11 +62,12 @@ use crate::coalesce::{Batch, Coalescer, Limits, Stopped};
 use crate::error::CacheError;
 use crate::store::{Fetched, Store};
 
-/// How large and how many batches each kind sends. Measured with workload
-/// 1 (64 tasks; BENCHMARKS.md, issue 15 item 2): two batches in flight
-/// keep the connection busy while the callers of the other decode their
-/// replies; a cap far above the callers a service has at once only bounds
-/// the rare crowd.
+/// How large and how many batches each kind sends. Workload 1 (64 tasks;
+/// BENCHMARKS.md, issue 15 item 2) could not tell 128 with 1, 2 or 4 in
+/// flight, or 32 with 2, apart from its noise; two in flight let one
+/// batch's callers decode while the next is sent, and 128 is above the
+/// callers measured and under the 250 keys of an `mset` script (a script
+/// holds the server while it runs).
 pub(crate) const LIMITS: Limits = Limits {
     max_batch: 128,
     max_in_flight: 2,

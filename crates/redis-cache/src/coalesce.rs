@@ -25,8 +25,8 @@
 //! request that finds nothing in flight runs in its caller's own task, as
 //! a batch of one that counts as in flight meanwhile (so what arrives
 //! behind it still queues and leaves together). The hop to the driver and
-//! back cost a lone `get` about 40 % of its throughput (BENCHMARKS.md,
-//! issue 15 item 2). Such a request is the caller's own future: dropped
+//! back cost a lone `get` a quarter to a third of its throughput
+//! (BENCHMARKS.md, issue 15 item 2). Such a request is the caller's own future: dropped
 //! before it is sent, it is not sent (as a command of its own would not
 //! be), which is why `call` does not do it.
 
