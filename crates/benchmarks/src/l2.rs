@@ -7,12 +7,22 @@
 //! would. Targets: at least 1.0x both. Beside them, for information, raw
 //! fred moving the same bytes untyped through the cache's own connection
 //! (the cost of the cache itself: decoding, statistics, spans, error
-//! mapping), and `redis-benchmark` against the same server.
+//! mapping), the cache against typed fred with **one** task (what the
+//! coalescer's extra task hop costs when nothing queues), and
+//! `redis-benchmark` against the same server.
 //!
-//! Every side sends the same command: the cache writes `SET key value PX
-//! ttl` (with the tenant key index: see `redis-cache/src/index.rs`), so the
-//! others write `SET ... PX` too. Sides alternate phase by phase, and the
-//! order rotates by round, so drift on a shared machine hits all alike.
+//! The sides do not send the same commands. The baselines send one command
+//! per call, as a user writes them by hand (`GET`; `SET key value PX ttl`).
+//! The cache coalesces concurrent calls (`redis-cache/src/batched.rs`): what
+//! queues while a batch is in flight leaves as one `MGET`, or one script
+//! that writes every key of the batch with its TTL (indexing those the
+//! tenant key index does not cover yet: see `redis-cache/src/index.rs`); a
+//! call that finds nothing in flight is sent alone as the same `GET` or
+//! `SET ... PX` as the baselines'. So at 64 tasks the comparison is of
+//! designs (batching against per-call commands), and the one-task row shows
+//! what that design costs a caller alone. Sides alternate phase by phase,
+//! and the order rotates by round, so drift on a shared machine hits all
+//! alike.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +75,9 @@ enum Side {
 
 const SIDES: [Side; 4] = [Side::Cache, Side::Fred, Side::RedisRs, Side::Untyped];
 
+/// The sides of the one-task comparison.
+const SOLO: [Side; 2] = [Side::Cache, Side::Fred];
+
 pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
     let server = RedisServer::start().await;
     let manager = connect(&server).await?;
@@ -95,13 +108,13 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
     for (op, name) in [(Op::Get, "get"), (Op::Set, "set")] {
         // Warm every path (connections, allocator, branch predictors).
         for side in SIDES {
-            phase(&ctx, op, side, window / 4).await?;
+            phase(&ctx, op, side, TASKS, window / 4).await?;
         }
         let mut phases: Vec<Phase> = SIDES.iter().map(|_| Phase::default()).collect();
         for round in 0..rounds {
             for i in 0..SIDES.len() {
                 let slot = (i + round) % SIDES.len();
-                let measured = phase(&ctx, op, SIDES[slot], window).await?;
+                let measured = phase(&ctx, op, SIDES[slot], TASKS, window).await?;
                 phases[slot].absorb(&measured);
             }
         }
@@ -159,6 +172,7 @@ pub(crate) async fn run(mode: Mode) -> Result<Vec<Row>, String> {
                 show(untyped.cpu_per_op()),
             )),
         );
+        rows.push(solo(&ctx, op, name, rounds, window).await?);
     }
     rows.extend(redis_benchmark(&server, mode).await?);
     Ok(rows)
@@ -180,9 +194,51 @@ async fn fred_default_pool(server: &RedisServer) -> Result<Pool, String> {
     Ok(pool)
 }
 
-async fn phase(ctx: &Arc<Ctx>, op: Op, side: Side, window: Duration) -> Result<Phase, String> {
+/// The cache against typed fred with one task: no batch ever forms, so
+/// this is the cost of the coalescer's task hop (information).
+async fn solo(
+    ctx: &Arc<Ctx>,
+    op: Op,
+    name: &str,
+    rounds: usize,
+    window: Duration,
+) -> Result<Row, String> {
+    let mut phases: Vec<Phase> = SOLO.iter().map(|_| Phase::default()).collect();
+    for round in 0..rounds {
+        for i in 0..SOLO.len() {
+            let slot = (i + round) % SOLO.len();
+            let measured = phase(ctx, op, SOLO[slot], 1, window).await?;
+            phases[slot].absorb(&measured);
+        }
+    }
+    let [ours, fred] = [0, 1].map(|i| phases[i].clone());
+    Ok(Row::new(
+        &format!("l2.{name}.one_task"),
+        &format!("1. L2 `{name}`, cache vs typed raw fred (default configuration), 1 task"),
+        Figure::rate(ours.rate()),
+    )
+    .baseline(Figure::rate(fred.rate()), ours.rate() / fred.rate())
+    .target("information", Status::Info)
+    .note(format!(
+        "latency ours p50 {} p99 {}, theirs p50 {} p99 {}; process CPU per op ours {} theirs {}",
+        show(ours.latencies.p50()),
+        show(ours.latencies.p99()),
+        show(fred.latencies.p50()),
+        show(fred.latencies.p99()),
+        show(ours.cpu_per_op()),
+        show(fred.cpu_per_op()),
+    )))
+}
+
+async fn phase(
+    ctx: &Arc<Ctx>,
+    op: Op,
+    side: Side,
+    tasks: u64,
+    window: Duration,
+) -> Result<Phase, String> {
     let ctx = ctx.clone();
-    saturate(TASKS, window, move |seq| {
+    saturate(tasks, window, move |seq| {
         let ctx = ctx.clone();
         async move { one(&ctx, op, side, seq).await }
     })

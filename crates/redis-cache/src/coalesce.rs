@@ -20,12 +20,22 @@
 //! for its reply), so its length is bounded by the caller's own
 //! concurrency. A caller that stops waiting does not withdraw its request:
 //! like a command fred has queued, it is sent, and its reply dropped.
+//!
+//! [`Coalescer::call_or_run`] spares an idle service even the task hop: a
+//! request that finds nothing in flight runs in its caller's own task, as
+//! a batch of one that counts as in flight meanwhile (so what arrives
+//! behind it still queues and leaves together). The hop to the driver and
+//! back cost a lone `get` a quarter to a third of its throughput
+//! (BENCHMARKS.md, issue 15 item 2). Such a request is the caller's own future: dropped
+//! before it is sent, it is not sent (as a command of its own would not
+//! be), which is why `call` does not do it.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// One kind of request a [`Coalescer`] sends in batches.
 pub(crate) trait Batch: Send + Sync + 'static {
@@ -61,6 +71,35 @@ pub(crate) struct Coalescer<B: Batch> {
     batch: Arc<B>,
     limits: Limits,
     queue: OnceLock<mpsc::UnboundedSender<Job<B>>>,
+    /// Batches in flight, the driver's and callers' own, shared with the
+    /// driver.
+    busy: Arc<Busy>,
+}
+
+/// How many batches are in flight, driver's and callers' own together
+/// (see [`Coalescer::call_or_run`]), and a wake-up for the driver when a
+/// caller's own ends while the driver waits for a place.
+#[derive(Debug, Default)]
+struct Busy {
+    batches: AtomicUsize,
+    /// The driver found no place (set before it counts `batches`, so a
+    /// caller ending its batch after that count sees it, and wakes it).
+    /// Waking the driver after every caller's own batch instead cost an
+    /// idle service a task wake-up per call.
+    blocked: AtomicBool,
+    freed: Notify,
+}
+
+/// A caller's own batch of one, in flight until dropped.
+struct Alone<'a>(&'a Busy);
+
+impl Drop for Alone<'_> {
+    fn drop(&mut self) {
+        self.0.batches.fetch_sub(1, Ordering::SeqCst);
+        if self.0.blocked.load(Ordering::SeqCst) {
+            self.0.freed.notify_one();
+        }
+    }
 }
 
 impl<B: Batch> std::fmt::Debug for Coalescer<B> {
@@ -81,7 +120,34 @@ impl<B: Batch> Coalescer<B> {
                 max_in_flight: limits.max_in_flight.max(1),
             },
             queue: OnceLock::new(),
+            busy: Arc::default(),
         }
+    }
+
+    /// [`call`](Self::call), except that a request finding no batch in
+    /// flight runs at once in the caller's task, as a batch of one (see the
+    /// module's documentation): dropping the returned future may then
+    /// withdraw it.
+    ///
+    /// # Errors
+    /// [`Stopped`]: the request may not have been sent.
+    pub(crate) async fn call_or_run(&self, request: B::Request) -> Result<B::Reply, Stopped> {
+        let claimed = self
+            .busy
+            .batches
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if !claimed {
+            return self.call(request).await;
+        }
+        let _alone = Alone(&self.busy);
+        // Boxed: a batch's future (a whole command path) nested in every
+        // caller's would grow them all, and deepen the layouts the compiler
+        // computes past its limit in the services.
+        Box::pin(self.batch.run(vec![request]))
+            .await
+            .pop()
+            .ok_or(Stopped)
     }
 
     /// Queues `request` and waits for its reply.
@@ -97,7 +163,12 @@ impl<B: Batch> Coalescer<B> {
     fn queue(&self) -> &mpsc::UnboundedSender<Job<B>> {
         self.queue.get_or_init(|| {
             let (queue, requests) = mpsc::unbounded_channel();
-            tokio::spawn(drive(self.batch.clone(), self.limits, requests));
+            tokio::spawn(drive(
+                self.batch.clone(),
+                self.limits,
+                self.busy.clone(),
+                requests,
+            ));
             queue
         })
     }
@@ -108,16 +179,31 @@ impl<B: Batch> Coalescer<B> {
 async fn drive<B: Batch>(
     batch: Arc<B>,
     limits: Limits,
+    busy: Arc<Busy>,
     mut requests: mpsc::UnboundedReceiver<Job<B>>,
 ) {
     let mut in_flight = FuturesUnordered::new();
     let mut open = true;
     loop {
+        if !open && in_flight.is_empty() {
+            break;
+        }
+        // Callers' own batches count too (a caller may have claimed the
+        // last place an instant before this batch: then one more is in
+        // flight for as long as the caller's runs). `blocked` first: see
+        // `Busy`.
+        busy.blocked.store(true, Ordering::SeqCst);
+        let room = busy.batches.load(Ordering::SeqCst) < limits.max_in_flight;
+        if room {
+            busy.blocked.store(false, Ordering::SeqCst);
+        }
         tokio::select! {
             // Answers first: a finished batch frees a place for the next.
             biased;
-            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
-            job = requests.recv(), if open && in_flight.len() < limits.max_in_flight => {
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => {
+                busy.batches.fetch_sub(1, Ordering::SeqCst);
+            }
+            job = requests.recv(), if open && room => {
                 let Some(first) = job else {
                     open = false;
                     continue;
@@ -130,8 +216,11 @@ async fn drive<B: Batch>(
                         Err(_) => break,
                     }
                 }
+                busy.batches.fetch_add(1, Ordering::SeqCst);
                 in_flight.push(send(batch.clone(), jobs));
             }
+            // A caller's own batch ended: there may be room now.
+            () = busy.freed.notified(), if open && !room => {}
             else => break,
         }
     }
@@ -274,6 +363,60 @@ mod tests {
         assert_eq!(kept.await, Ok(6));
         // The abandoned request was still sent (it cannot be withdrawn).
         assert_eq!(batches(&c)[1], vec![2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_request_finding_nothing_in_flight_runs_in_its_callers_task() {
+        let c = doubler(Limits {
+            max_batch: 64,
+            max_in_flight: 1,
+        });
+        c.batch.gate.add_permits(1);
+        assert_eq!(c.call_or_run(21).await, Ok(42));
+        assert_eq!(batches(&c), vec![vec![21]]);
+        assert!(c.queue.get().is_none(), "no driver was started");
+    }
+
+    #[tokio::test]
+    async fn requests_behind_a_callers_own_run_queue_and_leave_together() {
+        let c = doubler(Limits {
+            max_batch: 64,
+            max_in_flight: 1,
+        });
+        let mut first = Box::pin(c.call_or_run(1));
+        // Runs in this task: its batch has started (and waits at the gate).
+        assert!(futures::poll!(&mut first).is_pending());
+        assert_eq!(batches(&c), vec![vec![1]]);
+        let mut rest: Vec<_> = (2..=5).map(|n| Box::pin(c.call_or_run(n))).collect();
+        for call in &mut rest {
+            assert!(futures::poll!(call).is_pending());
+        }
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(batches(&c).len(), 1, "nothing leaves beside it");
+        c.batch.gate.add_permits(2);
+        assert_eq!(first.await, Ok(2));
+        for (n, call) in (2..=5).zip(rest) {
+            assert_eq!(call.await, Ok(n * 2));
+        }
+        assert_eq!(batches(&c), vec![vec![1], vec![2, 3, 4, 5]]);
+    }
+
+    #[tokio::test]
+    async fn a_callers_own_run_dropped_midway_frees_its_place_for_the_queue() {
+        let c = doubler(Limits {
+            max_batch: 64,
+            max_in_flight: 1,
+        });
+        let mut first = Box::pin(c.call_or_run(1));
+        assert!(futures::poll!(&mut first).is_pending());
+        let mut second = Box::pin(c.call_or_run(2));
+        assert!(futures::poll!(&mut second).is_pending());
+        drop(first);
+        c.batch.gate.add_permits(1);
+        assert_eq!(second.await, Ok(4));
+        assert_eq!(batches(&c), vec![vec![1], vec![2]]);
     }
 
     #[tokio::test]

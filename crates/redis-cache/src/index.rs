@@ -108,8 +108,54 @@ const PEXPIRE_LUA: &str = concat!(
     "return existed\n"
 );
 
+/// Many `SET key value PX ttl`, each key indexed in its tenant's index
+/// when it needs it: one command for a coalesced batch of `set`s on a
+/// single server (`batched.rs`). `KEYS`: the `n` keys, then the indexes;
+/// `ARGV[1]`: `n`; then per key its value, then per key its TTL in ms,
+/// then per key the number of its index among the indexes (0: not
+/// indexed), then per key how long the index holds it in ms. The `SET`s
+/// run in the order given, so a key given twice keeps its later value.
+const SET_MANY_LUA: &str = concat!(
+    index_fn!(),
+    r"
+local n = tonumber(ARGV[1])
+local members = {}
+for i = 1, n do
+  redis.call('SET', KEYS[i], ARGV[1 + i], 'PX', ARGV[1 + n + i])
+  local j = tonumber(ARGV[1 + 2 * n + i])
+  if j > 0 then
+    local list = members[j]
+    if list == nil then
+      list = {}
+      members[j] = list
+    end
+    list[#list + 1] = ARGV[1 + 3 * n + i]
+    list[#list + 1] = KEYS[i]
+  end
+end
+for j, list in pairs(members) do
+  index(KEYS[n + j], list)
+end
+return n
+"
+);
+
+/// [`SET_MANY_LUA`] for a batch none of whose keys needs an index update
+/// (rewrites of hot keys, the common case): `KEYS`: the keys; `ARGV`: the
+/// values, then the TTLs in ms. Fewer arguments, and no per-key branching
+/// in Lua, which runs on the server's one thread.
+const SET_EACH_LUA: &str = r"
+local n = #KEYS
+for i = 1, n do
+  redis.call('SET', KEYS[i], ARGV[i], 'PX', ARGV[n + i])
+end
+return n
+";
+
 static INDEX: LazyLock<Script> = LazyLock::new(|| Script::from_lua(INDEX_LUA));
+static SET_EACH: LazyLock<Script> = LazyLock::new(|| Script::from_lua(SET_EACH_LUA));
 static SET: LazyLock<Script> = LazyLock::new(|| Script::from_lua(SET_LUA));
+static SET_MANY: LazyLock<Script> = LazyLock::new(|| Script::from_lua(SET_MANY_LUA));
 static PEXPIRE: LazyLock<Script> = LazyLock::new(|| Script::from_lua(PEXPIRE_LUA));
 
 /// How long the index holds a key written with `ttl`: half as long again,
@@ -239,11 +285,18 @@ impl Store {
         }
     }
 
-    /// `SET key value PX ttl` through `client`, indexed for cached data
-    /// unless the index already covers the key: on a single server one
-    /// script does both; on a cluster the index update (another slot) is
-    /// queued first on the same client. Unannounced: a change other
-    /// instances must hear of goes through `coherence/atomic_write.rs`.
+    /// `SET key value PX ttl`, indexed for cached data unless the index
+    /// already covers the key: on a single server one script does both; on
+    /// a cluster the index update (another slot) is queued first on
+    /// `client`. Unannounced: a change other instances must hear of goes
+    /// through `coherence/atomic_write.rs`.
+    ///
+    /// On a single server, concurrent calls are sent together as one
+    /// script ([`set_many_indexed`](Self::set_many_indexed), see
+    /// `batched.rs`) on the store's current connection, not necessarily
+    /// `client`'s: nothing sent after it on a single server relies on
+    /// sharing its connection (only the cluster path queues an index
+    /// update before it, and an announcement after it, on `client`).
     pub(crate) async fn set_indexed_on(
         &self,
         client: &Client,
@@ -251,8 +304,29 @@ impl Store {
         value: Bytes,
         ttl: Duration,
     ) -> Result<(), CacheError> {
+        if let Some(batched) = self.batched()
+            && let Ok(written) = batched.set(key, value.clone(), ttl).await
+        {
+            return written;
+        }
+        self.set_indexed_with(client, &fail_fast(), key, value, ttl)
+            .await
+    }
+
+    /// One [`set_indexed_on`](Self::set_indexed_on), never coalesced, sent
+    /// with `options`.
+    pub(crate) async fn set_indexed_with(
+        &self,
+        client: &Client,
+        options: &Options,
+        key: &RedisKey,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
         if !self.needs_index(key, ttl) {
-            return self.set_on(client, key.as_str(), value, ttl).await;
+            return self
+                .set_with(client, options, key.as_str(), value, ttl)
+                .await;
         }
         let receipt = self.receipt();
         let index = RedisKey::tenant_index_of(key);
@@ -261,8 +335,8 @@ impl Store {
             // join! polls (and fred queues) the index update first. Boxed: a
             // script call's future (with its reload path) is several KB.
             let (indexed, written) = futures::join!(
-                Box::pin(self.index_on(client, &index, &members)),
-                self.set_on(client, key.as_str(), value, ttl)
+                Box::pin(self.index_with(client, options, &index, &members)),
+                self.set_with(client, options, key.as_str(), value, ttl)
             );
             written.and(indexed)?;
         } else {
@@ -272,9 +346,83 @@ impl Store {
                 Value::Integer(millis(held(ttl)).max(1)),
             ];
             let keys = vec![Key::from(key.as_str()), Key::from(index.as_str())];
-            self.run_script_on::<i64>(client, &SET, keys, args).await?;
+            self.run_script_with::<i64>(client, options, &SET, keys, args)
+                .await?;
         }
         self.confirm(key, ttl, &receipt);
+        Ok(())
+    }
+
+    /// `SET key value PX ttl` of every entry, in order (a key given twice
+    /// keeps its later value), each indexed as
+    /// [`set_indexed_on`](Self::set_indexed_on) indexes it, in one script
+    /// call through `client` with `options`: a single server only (the
+    /// keys span slots). One outcome for all; counted as one command per
+    /// entry in the latency histogram.
+    pub(crate) async fn set_many_indexed(
+        &self,
+        client: &Client,
+        options: &Options,
+        entries: &[(RedisKey, Bytes, Duration)],
+    ) -> Result<(), CacheError> {
+        let n = entries.len();
+        // Taken before anything is sent: the memo's deadlines are lower
+        // bounds (see `index_memo.rs`).
+        let receipt = self.receipt();
+        let indexed: Vec<bool> = entries
+            .iter()
+            .map(|(key, _, ttl)| self.needs_index(key, *ttl))
+            .collect();
+        let mut keys: Vec<Key> = Vec::with_capacity(n + 1);
+        keys.extend(entries.iter().map(|(key, _, _)| Key::from(key.as_str())));
+        let values = entries
+            .iter()
+            .map(|(_, value, _)| Value::Bytes(value.clone()));
+        let ttls = entries
+            .iter()
+            .map(|(_, _, ttl)| Value::Integer(millis(*ttl).max(1)));
+        if !indexed.contains(&true) {
+            let mut args: Vec<Value> = Vec::with_capacity(2 * n);
+            args.extend(values);
+            args.extend(ttls);
+            return self
+                .run_script_n::<i64>(client, options, &SET_EACH, keys, args, n)
+                .await
+                .map(drop);
+        }
+        let mut args: Vec<Value> = Vec::with_capacity(4 * n + 1);
+        args.push(Value::Integer(i64::try_from(n).unwrap_or(i64::MAX)));
+        args.extend(values);
+        args.extend(ttls);
+        // Each indexed key's tenant index, numbered in order of first use.
+        let mut indexes: Vec<RedisKey> = Vec::new();
+        for ((key, _, _), &needed) in entries.iter().zip(&indexed) {
+            let number = if needed {
+                let index = RedisKey::tenant_index_of(key);
+                let at = match indexes.iter().position(|known| *known == index) {
+                    Some(at) => at,
+                    None => {
+                        indexes.push(index);
+                        indexes.len() - 1
+                    }
+                };
+                i64::try_from(at + 1).unwrap_or(i64::MAX)
+            } else {
+                0
+            };
+            args.push(Value::Integer(number));
+        }
+        args.extend(entries.iter().zip(&indexed).map(|((_, _, ttl), &needed)| {
+            Value::Integer(if needed { millis(held(*ttl)).max(1) } else { 0 })
+        }));
+        keys.extend(indexes.iter().map(|index| Key::from(index.as_str())));
+        self.run_script_n::<i64>(client, options, &SET_MANY, keys, args, n)
+            .await?;
+        for ((key, _, ttl), needed) in entries.iter().zip(indexed) {
+            if needed {
+                self.confirm(key, *ttl, &receipt);
+            }
+        }
         Ok(())
     }
 

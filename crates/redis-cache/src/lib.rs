@@ -56,6 +56,7 @@
 //! # }
 //! ```
 
+mod batched;
 mod coalesce;
 mod codec;
 mod coherence;

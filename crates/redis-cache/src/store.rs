@@ -28,6 +28,7 @@ use redis_connection::{
     ConnectionError, RedisConnectionManager, RedisOp, Rejection, RejectionKind,
 };
 
+use crate::batched::Batched;
 use crate::error::CacheError;
 use crate::index_memo::IndexMemo;
 
@@ -44,14 +45,31 @@ pub(crate) struct Store {
     manager: RedisConnectionManager,
     /// Which keys the tenant index is known to hold (see `index_memo.rs`).
     memo: Arc<IndexMemo>,
+    /// Where concurrent single-key `get`s and `set`s are sent together
+    /// (`batched.rs`). `None` in the store the batches themselves use: a
+    /// batch must not queue behind itself, and a store holding its own
+    /// drivers would keep them (and the connections) alive for ever.
+    batched: Option<Arc<Batched>>,
 }
 
 impl Store {
     pub(crate) fn new(manager: RedisConnectionManager) -> Self {
-        Self {
+        let plain = Self {
             manager,
             memo: Arc::new(IndexMemo::new()),
+            batched: None,
+        };
+        Self {
+            batched: Some(Arc::new(Batched::new(plain.clone()))),
+            ..plain
         }
+    }
+
+    /// The coalescers of single-key commands, on a single server only: on
+    /// a cluster a batch's keys would span slots and nodes, so each key
+    /// keeps its own command there.
+    pub(crate) fn batched(&self) -> Option<&Batched> {
+        self.batched.as_deref().filter(|_| !self.is_cluster())
     }
 
     pub(crate) fn memo(&self) -> &IndexMemo {
@@ -103,22 +121,54 @@ impl Store {
         self.manager.client()
     }
 
+    /// `GET` of `key`; concurrent calls on a single server are sent
+    /// together as one `MGET` (see `batched.rs`).
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
-        self.timed(RedisOp::GET, self.fast().get(key))
+        if let Some(batched) = self.batched()
+            && let Ok(read) = batched.get(key).await
+        {
+            return read;
+        }
+        self.get_with(&fail_fast(), Key::from(key)).await
+    }
+
+    /// One `GET` of `key`, sent with `options`.
+    pub(crate) async fn get_with(
+        &self,
+        options: &Options,
+        key: Key,
+    ) -> Result<Option<Bytes>, CacheError> {
+        let client = self.client().with_options(options);
+        self.timed(RedisOp::GET, client.get(key))
             .await
             .map_err(|e| self.error(&e))
     }
 
     /// `GET` and `PTTL` of `key` in one round trip: the value and how long
     /// Redis keeps it (`None`: no expiry), for filling the L1 without
-    /// outliving Redis.
+    /// outliving Redis. Concurrent calls on a single server are sent
+    /// together as one call of the GET+PTTL script (see `batched.rs`).
     pub(crate) async fn get_with_ttl(&self, key: &str) -> Result<Option<Fetched>, CacheError> {
+        if let Some(batched) = self.batched()
+            && let Ok(read) = batched.get_with_ttl(key).await
+        {
+            return read;
+        }
+        self.get_with_ttl_with(&fail_fast(), Key::from(key)).await
+    }
+
+    /// One `GET` and one `PTTL` of `key`, sent with `options`.
+    pub(crate) async fn get_with_ttl_with(
+        &self,
+        options: &Options,
+        key: Key,
+    ) -> Result<Option<Fetched>, CacheError> {
         // Two commands sent together through one client, not a fred
         // pipeline, which would flush the socket after each (see mset.rs):
         // one write instead of two on the hottest L2 path.
-        let client = self.client().with_options(&fail_fast());
+        let client = self.client().with_options(options);
         let (value, ttl) = futures::join!(
-            self.timed(RedisOp::GET, client.get::<Value, _>(key)),
+            self.timed(RedisOp::GET, client.get::<Value, _>(key.clone())),
             self.timed(RedisOp::PTTL, client.pttl::<Value, _>(key))
         );
         self.fetched(value, ttl)
@@ -148,26 +198,49 @@ impl Store {
                 .collect()
         };
         let client = self.client();
+        let options = fail_fast();
         let calls = groups.iter().map(|group| {
             let names: Vec<Key> = group.iter().map(|&i| Key::from(keys[i])).collect();
-            self.run_script_on::<Vec<Value>>(client, &MGET_TTL, names, Vec::new())
+            self.fetch_scripted(client, &options, names, 1)
         });
         let replies = futures::future::join_all(calls).await;
         let mut out: Vec<Result<Option<Fetched>, CacheError>> =
             (0..keys.len()).map(|_| Ok(None)).collect();
         for (group, reply) in groups.iter().zip(replies) {
-            let reply = reply?;
-            // Pairs of (value or error, PTTL), in the group's order.
-            let mut pairs = reply.into_iter();
-            for &i in group {
-                let (Some(value), Some(ttl)) = (pairs.next(), pairs.next()) else {
-                    return Err(CacheError::Rejected(Rejection::new(
-                        RejectionKind::Other,
-                        "a short reply to the GET+PTTL script",
-                    )));
-                };
-                out[i] = fetched_from_script(value, &ttl);
+            for (&i, fetched) in group.iter().zip(reply?) {
+                out[i] = fetched;
             }
+        }
+        Ok(out)
+    }
+
+    /// One call of the GET+PTTL script for `keys` (all in one slot) through
+    /// `client` with `options`, counted as `n` commands in the latency
+    /// histogram; one entry per key, in order. The outer error is Redis
+    /// being unavailable; an inner one is a refusal for that key alone
+    /// (`WRONGTYPE`).
+    pub(crate) async fn fetch_scripted(
+        &self,
+        client: &Client,
+        options: &Options,
+        keys: Vec<Key>,
+        n: usize,
+    ) -> Result<Vec<Result<Option<Fetched>, CacheError>>, CacheError> {
+        let count = keys.len();
+        let reply: Vec<Value> = self
+            .run_script_n(client, options, &MGET_TTL, keys, Vec::new(), n)
+            .await?;
+        if reply.len() != 2 * count {
+            return Err(CacheError::Rejected(Rejection::new(
+                RejectionKind::Other,
+                "a short reply to the GET+PTTL script",
+            )));
+        }
+        // Pairs of (value or error, PTTL), in the keys' order.
+        let mut pairs = reply.into_iter();
+        let mut out = Vec::with_capacity(count);
+        while let (Some(value), Some(ttl)) = (pairs.next(), pairs.next()) {
+            out.push(fetched_from_script(value, &ttl));
         }
         Ok(out)
     }
@@ -256,10 +329,27 @@ impl Store {
         keys: Vec<Key>,
         args: Vec<Value>,
     ) -> Result<R, CacheError> {
+        self.run_script_n(client, options, script, keys, args, 1)
+            .await
+    }
+
+    /// [`run_script_with`](Self::run_script_with) for a script that does
+    /// the work of `n` single-key commands (a coalesced batch, see
+    /// `batched.rs`): counted `n` times in the latency histogram, as `n`
+    /// commands sent together are.
+    pub(crate) async fn run_script_n<R: FromValue>(
+        &self,
+        client: &Client,
+        options: &Options,
+        script: &Script,
+        keys: Vec<Key>,
+        args: Vec<Value>,
+        n: usize,
+    ) -> Result<R, CacheError> {
         let fast = client.with_options(options);
         let first = evalsha::<R>(&fast, script, keys.clone(), args.clone());
         match self
-            .timed(RedisOp::EVALSHA, first)
+            .timed_n(RedisOp::EVALSHA, n, first)
             .await
             .map_err(|e| self.error(&e))
         {
@@ -271,7 +361,7 @@ impl Store {
                     .await
                     .map_err(|e| self.error(&e))?;
                 let again = evalsha(&fast, script, keys, args);
-                self.timed(RedisOp::EVALSHA, again)
+                self.timed_n(RedisOp::EVALSHA, n, again)
                     .await
                     .map_err(|e| self.error(&e))
             }
@@ -361,17 +451,18 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// `SET key value PX ttl` through `client`, failing fast while
-    /// disconnected (for a write sent on the same connection as its index
-    /// update and its announcement: see `write.rs`).
-    pub(crate) async fn set_on(
+    /// `SET key value PX ttl` through `client` with `options` (for a write
+    /// sent on the same connection as its index update and its
+    /// announcement: see `write.rs`).
+    pub(crate) async fn set_with(
         &self,
         client: &Client,
+        options: &Options,
         key: &str,
         value: Bytes,
         ttl: Duration,
     ) -> Result<(), CacheError> {
-        let fast = client.with_options(&fail_fast());
+        let fast = client.with_options(options);
         self.timed(
             RedisOp::SET,
             fast.set::<(), _, _>(key, value, Some(px(ttl)), None, false),

@@ -6,6 +6,7 @@ mod basics;
 mod bulk;
 mod cluster;
 mod coalesced;
+mod coalesced_gets_sets;
 mod counters;
 mod fail_safe;
 mod feed;
