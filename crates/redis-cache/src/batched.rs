@@ -210,8 +210,10 @@ fn timed_out(store: &Store) -> CacheError {
 }
 
 /// Answers the requests that already waited a whole command timeout with
-/// the timeout error, and sends the rest with `send` under their deadline;
-/// one reply per request, in order.
+/// the timeout error, and sends the rest with `send` under their deadline
+/// (and the options of a command timed out at it; when it has passed
+/// before sending, every request gets the timeout error); one reply per
+/// request, in order.
 async fn within_timeout<R, T, F, Fut>(
     store: &Store,
     requests: Vec<R>,
@@ -219,7 +221,7 @@ async fn within_timeout<R, T, F, Fut>(
 ) -> Vec<Result<T, CacheError>>
 where
     R: Asked,
-    F: FnOnce(Vec<R>, Deadline) -> Fut,
+    F: FnOnce(Vec<R>, Deadline, Options) -> Fut,
     Fut: Future<Output = Vec<Result<T, CacheError>>>,
 {
     let timeout = store.manager().command_timeout();
@@ -231,6 +233,12 @@ where
             .map(Asked::since)
             .min()
             .map_or(Deadline(now + timeout), |since| Deadline(since + timeout))
+    };
+    let send = |requests: Vec<R>, deadline: Deadline| async move {
+        match deadline.options() {
+            Some(options) => send(requests, deadline, options).await,
+            None => requests.iter().map(|_| Err(timed_out(store))).collect(),
+        }
     };
     if !requests.iter().any(late) {
         let deadline = oldest(&requests);
@@ -270,11 +278,8 @@ impl Batch for Gets {
 
     async fn run(&self, requests: Vec<Read>) -> Vec<Self::Reply> {
         let store = &self.store;
-        within_timeout(store, requests, |requests, deadline| async move {
+        within_timeout(store, requests, |requests, deadline, options| async move {
             let n = requests.len();
-            let Some(options) = deadline.options() else {
-                return (0..n).map(|_| Err(timed_out(store))).collect();
-            };
             if let [read] = requests.as_slice() {
                 return vec![store.get_with(&options, read.key.clone()).await];
             }
@@ -345,11 +350,8 @@ impl Batch for Fetches {
 
     async fn run(&self, requests: Vec<Read>) -> Vec<Self::Reply> {
         let store = &self.store;
-        within_timeout(store, requests, |requests, deadline| async move {
+        within_timeout(store, requests, |requests, _, options| async move {
             let n = requests.len();
-            let Some(options) = deadline.options() else {
-                return (0..n).map(|_| Err(timed_out(store))).collect();
-            };
             if let [read] = requests.as_slice() {
                 return vec![store.get_with_ttl_with(&options, read.key.clone()).await];
             }
@@ -377,11 +379,8 @@ impl Batch for Sets {
 
     async fn run(&self, requests: Vec<Write>) -> Vec<Self::Reply> {
         let store = &self.store;
-        within_timeout(store, requests, |requests, deadline| async move {
+        within_timeout(store, requests, |requests, _, options| async move {
             let n = requests.len();
-            let Some(options) = deadline.options() else {
-                return (0..n).map(|_| Err(timed_out(store))).collect();
-            };
             let client = store.client();
             if let [write] = requests.as_slice() {
                 let written = store
