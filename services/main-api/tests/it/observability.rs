@@ -119,22 +119,40 @@ async fn shed_timed_out_and_refused_requests_are_counted() {
     let client = Client::new();
     let token = new_session(&client, &broker, "alice").await;
     let addr = api.url().trim_start_matches("http://").to_owned();
-    // A slow upload takes the only slot.
-    let mut slow = stalled(
-        &addr,
-        &format!(
-            "PUT {SHARD} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"a\":"
-        ),
-    );
-    wait_for(
-        "a request to be shed while the upload holds the slot",
-        Duration::from_secs(10),
-        || async {
-            let shed = client.get(format!("{}{SHARD}", api.url())).send().await;
-            shed.unwrap().status() == StatusCode::SERVICE_UNAVAILABLE
-        },
-    )
-    .await;
+    // A slow upload takes the only slot. A GET that reaches the server
+    // before the upload's request is read takes the slot first, and the
+    // upload is then the one shed: start another upload whenever the last
+    // one was answered, until a GET is shed while an upload holds the slot.
+    let upload = || {
+        stalled(
+            &addr,
+            &format!(
+                "PUT {SHARD} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"a\":"
+            ),
+        )
+    };
+    let answered = |stream: &std::net::TcpStream| {
+        stream.set_nonblocking(true).unwrap();
+        let answered =
+            !matches!(stream.peek(&mut [0u8; 1]), Err(e) if e.kind() == ErrorKind::WouldBlock);
+        stream.set_nonblocking(false).unwrap();
+        answered
+    };
+    let mut slow = upload();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let shed = client.get(format!("{}{SHARD}", api.url())).send().await;
+        if shed.unwrap().status() == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no request was shed while an upload held the slot"
+        );
+        if answered(&slow) {
+            slow = upload();
+        }
+    }
     // The upload is answered 503 `timeout` once its budget is spent.
     slow.set_read_timeout(Some(Duration::from_millis(20)))
         .unwrap();
