@@ -245,8 +245,19 @@ async fn phase(
     .await
 }
 
+/// The key index of call `seq` (`task * 10^9 + call`, see `saturate`):
+/// each task walks the keys in order from its own offset, the tasks spread
+/// evenly over them. Walking them all from key 0 in step (as `seq % KEYS`
+/// did) made the 64 tasks ask for the same few keys at once, so a
+/// coalesced batch repeated keys, which flatters a side that sends a
+/// repeated key once.
+fn key_of(seq: u64) -> u64 {
+    let (task, call) = (seq / 1_000_000_000, seq % 1_000_000_000);
+    (call + task * (KEYS / TASKS)) % KEYS
+}
+
 async fn one(ctx: &Ctx, op: Op, side: Side, seq: u64) -> Result<(), String> {
-    let key = &ctx.keys[usize::try_from(seq % KEYS).unwrap_or(0)];
+    let key = &ctx.keys[usize::try_from(key_of(seq)).unwrap_or(0)];
     let ttl = i64::try_from(TTL.as_millis()).unwrap_or(i64::MAX);
     let decode = |bytes: &[u8]| {
         serde_json::from_slice::<Doc>(bytes)
@@ -412,6 +423,19 @@ fn parse_csv(csv: &str) -> Vec<CsvLine> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tasks_start_spread_over_the_keys_and_walk_them_in_order() {
+        let at = |task: u64, call: u64| key_of(task * 1_000_000_000 + call);
+        let starts: std::collections::HashSet<u64> = (0..TASKS).map(|t| at(t, 0)).collect();
+        assert_eq!(
+            starts.len(),
+            usize::try_from(TASKS).unwrap(),
+            "every task starts elsewhere"
+        );
+        assert_eq!(at(3, 1), at(3, 0) + 1);
+        assert!((0..5 * KEYS).all(|call| at(TASKS - 1, call) < KEYS));
+    }
 
     // redis-benchmark 7.0's CSV is read by column position.
     #[test]

@@ -11,10 +11,13 @@
 //! - Redis-only `get`s as one `MGET`;
 //! - two-tier `get`s (`GET`+`PTTL`) as one call of the GET+PTTL script
 //!   (`store.rs`), which refuses a wrongly typed key alone (`WRONGTYPE`);
-//! - unannounced `set`s as one script that writes every key with its own
-//!   TTL and indexes those the tenant index does not cover yet
-//!   (`index.rs`); a key given twice in one batch keeps the later value
-//!   (the script writes in queue order).
+//! - unannounced `set`s of keys the tenant index does not cover yet
+//!   (`index.rs`) as one script that writes every key with its own TTL and
+//!   indexes it; a key given twice in one batch keeps the later value (the
+//!   script writes in queue order). A rewrite of a key the index covers
+//!   (the common case) is not coalesced: it is one `SET`, and sending many
+//!   `SET`s from one task cost more than it saved, while running them from
+//!   a script cost Redis about twice as much (BENCHMARKS.md, issue 15).
 //!
 //! A call that finds nothing in flight is sent at once from its caller's
 //! own task, alone, as the very command it was before coalescing (`GET`,

@@ -140,20 +140,7 @@ return n
 "
 );
 
-/// [`SET_MANY_LUA`] for a batch none of whose keys needs an index update
-/// (rewrites of hot keys, the common case): `KEYS`: the keys; `ARGV`: the
-/// values, then the TTLs in ms. Fewer arguments, and no per-key branching
-/// in Lua, which runs on the server's one thread.
-const SET_EACH_LUA: &str = r"
-local n = #KEYS
-for i = 1, n do
-  redis.call('SET', KEYS[i], ARGV[i], 'PX', ARGV[n + i])
-end
-return n
-";
-
 static INDEX: LazyLock<Script> = LazyLock::new(|| Script::from_lua(INDEX_LUA));
-static SET_EACH: LazyLock<Script> = LazyLock::new(|| Script::from_lua(SET_EACH_LUA));
 static SET: LazyLock<Script> = LazyLock::new(|| Script::from_lua(SET_LUA));
 static SET_MANY: LazyLock<Script> = LazyLock::new(|| Script::from_lua(SET_MANY_LUA));
 static PEXPIRE: LazyLock<Script> = LazyLock::new(|| Script::from_lua(PEXPIRE_LUA));
@@ -291,8 +278,9 @@ impl Store {
     /// `client`. Unannounced: a change other instances must hear of goes
     /// through `coherence/atomic_write.rs`.
     ///
-    /// On a single server, concurrent calls are sent together as one
-    /// script ([`set_many_indexed`](Self::set_many_indexed), see
+    /// On a single server, concurrent calls whose keys need an index update
+    /// are sent together as one script
+    /// ([`set_many_indexed`](Self::set_many_indexed), see
     /// `batched.rs`) on the store's current connection, not necessarily
     /// `client`'s: nothing sent after it on a single server relies on
     /// sharing its connection (only the cluster path queues an index
@@ -304,7 +292,14 @@ impl Store {
         value: Bytes,
         ttl: Duration,
     ) -> Result<(), CacheError> {
-        if let Some(batched) = self.batched()
+        // Only a write that must update the index is coalesced (into one
+        // SET+index script for the batch). A rewrite the index already
+        // covers is a plain `SET` sent from the caller's own task: sent
+        // through the coalescer as one `SET` per key, it cost more client
+        // CPU than it saved (a driver task hop and reply fan-out per key,
+        // nothing shared), and run from a script it cost Redis twice a
+        // native `SET` (BENCHMARKS.md, issue 15).
+        if let Some(batched) = self.batched().filter(|_| self.needs_index(key, ttl))
             && let Ok(written) = batched.set(key, value.clone(), ttl).await
         {
             return written;
@@ -381,15 +376,6 @@ impl Store {
         let ttls = entries
             .iter()
             .map(|(_, _, ttl)| Value::Integer(millis(*ttl).max(1)));
-        if !indexed.contains(&true) {
-            let mut args: Vec<Value> = Vec::with_capacity(2 * n);
-            args.extend(values);
-            args.extend(ttls);
-            return self
-                .run_script_n::<i64>(client, options, &SET_EACH, keys, args, n)
-                .await
-                .map(drop);
-        }
         let mut args: Vec<Value> = Vec::with_capacity(4 * n + 1);
         args.push(Value::Integer(i64::try_from(n).unwrap_or(i64::MAX)));
         args.extend(values);
