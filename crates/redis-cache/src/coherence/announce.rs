@@ -45,8 +45,8 @@ impl CacheService {
     /// outcome and the announcement's. When the script fails (or the
     /// caller's future is dropped before its outcome) the change may or may
     /// not have happened: the invalidation is then published on its own,
-    /// after the outcome (from a task of its own if the future was
-    /// dropped).
+    /// after the outcome, from a task of its own (the announcement's
+    /// outcome is then `Ok`: the caller has the change's error to return).
     pub(crate) async fn change_key(
         &self,
         key: &RedisKey,
@@ -102,7 +102,16 @@ impl CacheService {
                 bump(&self.inner.tally.invalidations_sent);
                 (Ok(reply), Ok(()))
             }
-            Err(error) => (Err(error), pending.send_all().await),
+            // The change failed, so its caller returns that error and never
+            // reads the announcement's outcome: the announcement (the change
+            // may still have happened) goes out from a task of its own
+            // (`PendingAnnouncements`'s drop) instead of making the caller
+            // wait for it too, which on a frozen server was a second
+            // command timeout (lib.rs: nothing waits longer than one).
+            Err(error) => {
+                drop(pending);
+                (Err(error), Ok(()))
+            }
         }
     }
 
