@@ -299,7 +299,12 @@ impl Store {
         // CPU than it saved (a driver task hop and reply fan-out per key,
         // nothing shared), and run from a script it cost Redis twice a
         // native `SET` (BENCHMARKS.md, issue 15).
-        if let Some(batched) = self.batched().filter(|_| self.needs_index(key, ttl))
+        if !self.needs_index(key, ttl) {
+            return self
+                .set_with(client, &fail_fast(), key.as_str(), value, ttl)
+                .await;
+        }
+        if let Some(batched) = self.batched()
             && let Ok(written) = batched.set(key, value.clone(), ttl).await
         {
             return written;

@@ -78,19 +78,9 @@ impl CacheService {
             value: bytes.clone(),
             ttl,
         };
-        let (written, announced) = match announcement {
-            // Nothing to announce (a Redis-only cache): the write alone,
-            // without building the joint future (several KB, copied into
-            // its box on every call: measured in `perf` for issue 15).
-            None => {
-                let store = &self.inner.store;
-                (store.change_on(store.client(), key, write).await, Ok(()))
-            }
-            // Boxed: the joint future is several times the size of a plain
-            // SET's, and moving it whole into `set`'s own would cost more
-            // than the box.
-            Some(_) => Box::pin(self.change_key(key, write, announcement)).await,
-        };
+        // Boxed: the joint future is several times the size of a plain
+        // SET's, and moving it whole on every poll costs more than the box.
+        let (written, announced) = Box::pin(self.change_key(key, write, announcement)).await;
         self.write_result(written, 1)?;
         if let Some(change) = change {
             change.succeeded_with(bytes, ttl);
