@@ -102,16 +102,7 @@ impl CacheService {
                 bump(&self.inner.tally.invalidations_sent);
                 (Ok(reply), Ok(()))
             }
-            // The change failed, so its caller returns that error and never
-            // reads the announcement's outcome: the announcement (the change
-            // may still have happened) goes out from a task of its own
-            // (`PendingAnnouncements`'s drop) instead of making the caller
-            // wait for it too, which on a frozen server was a second
-            // command timeout (lib.rs: nothing waits longer than one).
-            Err(error) => {
-                drop(pending);
-                (Err(error), Ok(()))
-            }
+            Err(error) => pending.after_failure(error),
         }
     }
 
@@ -165,6 +156,20 @@ impl PendingAnnouncements {
         )
         .await;
         outcome.inspect_err(|_| bump(&self.tally.errors))
+    }
+
+    /// The change failed with `error`: its caller returns that error and
+    /// never reads the announcement's outcome, so the invalidations (the
+    /// change may still have happened) go out from a task of their own, as
+    /// on a drop, instead of making the caller wait for them too, which on
+    /// a frozen server was a second command timeout (lib.rs: nothing waits
+    /// longer than one). The change's error, and `Ok` for the announcement.
+    pub(crate) fn after_failure<T>(
+        self,
+        error: CacheError,
+    ) -> (Result<T, CacheError>, Result<(), CacheError>) {
+        drop(self);
+        (Err(error), Ok(()))
     }
 
     /// The change was announced with it (atomically): nothing to send.

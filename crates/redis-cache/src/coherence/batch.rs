@@ -93,7 +93,7 @@ impl CacheService {
                 add(&self.inner.tally.invalidations_sent, sent);
                 (Ok(()), Ok(()))
             }
-            Err(error) => (Err(error), pending.send_all().await),
+            Err(error) => pending.after_failure(error),
         }
     }
 

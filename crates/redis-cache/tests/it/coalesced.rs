@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis_cache::{CacheError, CacheService};
+use redis_cache::{CacheError, CacheService, Expiry};
 use redis_connection::RejectionKind;
 use shared_types::{Invalidation, RedisKey};
 use test_support::{RedisServer, Reply, wait_for};
@@ -410,19 +410,41 @@ async fn callers_that_stop_waiting_still_have_their_changes_made_and_announced()
 // unavailable within about one command timeout (lib.rs: nothing waits
 // longer), not its script's timeout and then its fallback announcement's;
 // the announcement still goes out, from a task of its own, once the server
-// answers again.
+// answers again. Single-key changes and `mset` alike.
 #[tokio::test]
 async fn a_lone_change_on_a_frozen_server_fails_within_one_command_timeout() {
+    fails_within_one_timeout_and_is_announced(|cache, key| async move {
+        let invalidation = Invalidation::for_key(&key).unwrap();
+        cache.invalidate(&invalidation).await.map(drop)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_mset_on_a_frozen_server_fails_within_one_command_timeout() {
+    fails_within_one_timeout_and_is_announced(|cache, key| async move {
+        cache.mset(&[(key, 2, Expiry::from(TTL))]).await
+    })
+    .await;
+}
+
+/// Runs `change` of one key on a frozen two-tier instance (2 s command
+/// timeout) and checks it fails as unavailable within 1.5 timeouts and is
+/// announced once the server is resumed.
+async fn fails_within_one_timeout_and_is_announced<F, Fut>(change: F)
+where
+    F: FnOnce(CacheService, RedisKey) -> Fut,
+    Fut: Future<Output = Result<(), CacheError>>,
+{
     let redis = RedisServer::start().await;
     let timeout = Duration::from_secs(2);
     let cache = instance(&redis, |config| config.command_timeout = timeout).await;
     let key = shard_key("t", "lone");
     redis.cmd(&["SET", key.as_str(), "1"]);
     let heard = subscribe(&redis);
-    let invalidation = Invalidation::for_key(&key).unwrap();
     redis.pause();
     let start = Instant::now();
-    let failed = cache.invalidate(&invalidation).await;
+    let failed = change(cache, key).await;
     let took = start.elapsed();
     redis.resume();
     assert!(
