@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use shared_types::{Invalidation, KeyPattern, RedisKey, Scope, TenantId};
-use tracing::instrument;
+use tracing::{Instrument, instrument};
 
 use crate::codec;
 use crate::coherence::KeyChange;
@@ -63,17 +63,46 @@ impl CacheService {
     /// # Ok(())
     /// # }
     /// ```
-    #[instrument(level = "debug", name = "cache.set", skip_all, fields(cache.family = key.family().name()))]
     pub async fn set<T: Serialize + ?Sized>(
         &self,
         key: &RedisKey,
         value: &T,
         expiry: impl Into<Expiry>,
     ) -> Result<(), CacheError> {
+        // `#[instrument]` builds the body's future first and then moves it
+        // (several KB: a fred command's) into its wrapper or its await;
+        // built in the await itself it is built in place. Instrumented
+        // only while the span is enabled (boxed then, so that the future
+        // stays one size).
+        let span = tracing::debug_span!("cache.set", cache.family = key.family().name());
+        if span.is_disabled() {
+            self.set_traced(key, value, expiry.into()).await
+        } else {
+            Box::pin(self.set_traced(key, value, expiry.into()).instrument(span)).await
+        }
+    }
+
+    /// [`set`](Self::set) inside its span.
+    async fn set_traced<T: Serialize + ?Sized>(
+        &self,
+        key: &RedisKey,
+        value: &T,
+        expiry: Expiry,
+    ) -> Result<(), CacheError> {
         let bytes = codec::encode(value, self.inner.config.max_value_bytes)?;
-        let ttl = expiry.into().resolve();
+        let ttl = expiry.resolve();
         let change = self.l1_for(key).map(|l1| l1.begin(key));
         let announcement = self.announcement_for(key);
+        if change.is_none() && announcement.is_none() {
+            // Nothing to announce and no L1 copy (a Redis-only cache): the
+            // write alone, awaited in place. `change_key` would send the
+            // same write, but through a boxed future several KB large
+            // (allocated, copied and freed per call: BENCHMARKS.md,
+            // issue 15).
+            let store = &self.inner.store;
+            let written = store.set_indexed_on(store.client(), key, bytes, ttl).await;
+            return self.write_result(written, 1);
+        }
         let write = KeyChange::Set {
             value: bytes.clone(),
             ttl,
@@ -463,7 +492,10 @@ impl CacheService {
     /// What a change of `key` announces: nothing on a Redis-only cache, or
     /// for families no other instance holds.
     fn announcement_for(&self, key: &RedisKey) -> Option<Invalidation> {
-        self.inner.bus.as_ref().and(Invalidation::for_key(key))
+        self.inner
+            .bus
+            .as_ref()
+            .and_then(|_| Invalidation::for_key(key))
     }
 
     fn write_result<T>(&self, result: Result<T, CacheError>, n: u64) -> Result<T, CacheError> {

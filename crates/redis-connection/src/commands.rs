@@ -326,6 +326,55 @@ impl CommandStats {
             .instrument(span)
             .inspect(move |_| self.observe(op.family, start.elapsed(), n))
     }
+
+    /// [`timed`](Self::timed) for a command its caller awaits itself:
+    /// the span and the clock start here, and
+    /// [`CommandTimer::finish`] records the latency once the reply is in
+    /// (a timer dropped unfinished, its caller having given up, records
+    /// nothing). For the hottest paths: wrapping a fred future (several KB)
+    /// moves it into the wrapper and the wrapper into its awaiting frame,
+    /// where a fred call awaited directly is built in place. The span is
+    /// the same as `timed`'s, with the same parent; it is not entered while
+    /// fred runs (fred emits no spans of its own), so it carries the
+    /// command's start and end but no busy time.
+    pub fn start(&self, op: RedisOp, n: u64) -> CommandTimer<'_> {
+        CommandTimer {
+            stats: self,
+            family: op.family,
+            n,
+            span: tracing::debug_span!(
+                target: "redis",
+                "redis",
+                otel.name = op.name,
+                otel.kind = "client",
+                db.system.name = "redis",
+                db.operation.name = op.name,
+            ),
+            start: Instant::now(),
+        }
+    }
+}
+
+/// One command (or `n` sent together) being timed: see
+/// [`CommandStats::start`].
+#[derive(Debug)]
+#[must_use = "a timer records nothing until it is finished"]
+pub struct CommandTimer<'a> {
+    stats: &'a CommandStats,
+    family: CommandFamily,
+    n: u64,
+    /// Closed when the timer is finished or dropped.
+    span: tracing::Span,
+    start: Instant,
+}
+
+impl CommandTimer<'_> {
+    /// Records the command's latency (its reply, or its error, is in).
+    pub fn finish(self) {
+        self.stats
+            .observe(self.family, self.start.elapsed(), self.n);
+        drop(self.span);
+    }
 }
 
 #[cfg(test)]

@@ -57,7 +57,8 @@ mod tls;
 mod url;
 
 pub use commands::{
-    COMMAND_LATENCY_BUCKETS, CommandFamily, CommandObserver, CommandStats, FamilySnapshot, RedisOp,
+    COMMAND_LATENCY_BUCKETS, CommandFamily, CommandObserver, CommandStats, CommandTimer,
+    FamilySnapshot, RedisOp,
 };
 pub use config::{ReconnectConfig, RedisConfig, TlsOptions, Topology};
 pub use env::ENV_VARS;
