@@ -17,6 +17,7 @@
 //! | `REDIS_RECONNECT_BASE_DELAY_MS` | `50` | first backoff delay |
 //! | `REDIS_RECONNECT_MAX_DELAY_MS` | `500` | backoff cap |
 //! | `REDIS_HEALTH_DEGRADED_MS` | `100` | PING latency above which health is `degraded` |
+//! | `REDIS_TCP_NODELAY` | `false` | `TCP_NODELAY` on every connection (see [`RedisConfig::tcp_nodelay`]) |
 //!
 //! An empty value counts as unset (as compose files often write `VAR=`).
 
@@ -29,7 +30,7 @@ use crate::config::{RedisConfig, TlsOptions};
 use crate::reader::{ConfigError, Env};
 
 /// Every variable [`RedisConfig::from_env`] reads.
-pub const ENV_VARS: [&str; 15] = [
+pub const ENV_VARS: [&str; 16] = [
     "REDIS_URL",
     "REDIS_HOST",
     "REDIS_PORT",
@@ -45,6 +46,7 @@ pub const ENV_VARS: [&str; 15] = [
     "REDIS_RECONNECT_BASE_DELAY_MS",
     "REDIS_RECONNECT_MAX_DELAY_MS",
     "REDIS_HEALTH_DEGRADED_MS",
+    "REDIS_TCP_NODELAY",
 ];
 
 impl RedisConfig {
@@ -129,6 +131,7 @@ impl RedisConfig {
             "REDIS_HEALTH_DEGRADED_MS",
             config.health_degraded_threshold,
         )?;
+        config.tcp_nodelay = env.flag("REDIS_TCP_NODELAY", config.tcp_nodelay)?;
         config.validate()?;
         Ok(config)
     }

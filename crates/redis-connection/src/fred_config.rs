@@ -63,8 +63,10 @@ pub(crate) fn builder(config: &RedisConfig) -> Result<Builder, ConnectionError> 
             conn.internal_command_timeout = config.connect_timeout;
             conn.max_command_buffer_len = config.max_queued_commands;
             conn.unresponsive = unresponsive(config.command_timeout);
+            // Unset unless asked for: the OS default (Nagle on), as fred's
+            // and redis-rs's defaults (see `RedisConfig::tcp_nodelay`).
             conn.tcp = TcpConfig {
-                nodelay: Some(true),
+                nodelay: config.tcp_nodelay.then_some(true),
                 ..TcpConfig::default()
             };
         })
@@ -98,4 +100,18 @@ fn unresponsive(command_timeout: Duration) -> UnresponsiveConfig {
 
 fn millis_u32(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // TCP_NODELAY is left to the OS unless the configuration asks for it.
+    #[test]
+    fn nodelay_only_when_asked_for() {
+        let default = builder(&RedisConfig::default()).unwrap();
+        assert_eq!(default.get_connection_config().tcp.nodelay, None);
+        let asked = builder(&RedisConfig::default().with_tcp_nodelay(true)).unwrap();
+        assert_eq!(asked.get_connection_config().tcp.nodelay, Some(true));
+    }
 }

@@ -51,6 +51,7 @@ fn every_variable_parsed() {
         ("REDIS_RECONNECT_BASE_DELAY_MS", "20"),
         ("REDIS_RECONNECT_MAX_DELAY_MS", "900"),
         ("REDIS_HEALTH_DEGRADED_MS", "40"),
+        ("REDIS_TCP_NODELAY", "true"),
     ])
     .unwrap();
     assert_eq!(
@@ -74,6 +75,8 @@ fn every_variable_parsed() {
     assert_eq!(c.reconnect.base_delay, Duration::from_millis(20));
     assert_eq!(c.reconnect.max_delay, Duration::from_millis(900));
     assert_eq!(c.health_degraded_threshold, Duration::from_millis(40));
+    assert!(c.tcp_nodelay);
+    assert!(!from(&[]).unwrap().tcp_nodelay, "off unless asked for");
 
     let c = from(&[
         ("REDIS_URL", "redis-cluster://a:7000?node=b:7001"),
@@ -105,6 +108,7 @@ fn every_bad_value_names_its_variable() {
         ("REDIS_RECONNECT_BASE_DELAY_MS", "0"),
         ("REDIS_RECONNECT_MAX_DELAY_MS", "1.5"),
         ("REDIS_HEALTH_DEGRADED_MS", "0"),
+        ("REDIS_TCP_NODELAY", "sometimes"),
     ];
     for (variable, value) in cases {
         let err = from(&[(variable, value)]).unwrap_err();
