@@ -288,10 +288,13 @@ impl Batch for Gets {
             }
             let keys: Vec<Key> = requests.into_iter().map(|r| r.key).collect();
             let client = store.client().with_options(&options);
-            let values: Vec<Option<Bytes>> = match store
-                .timed_n(RedisOp::MGET, n, client.mget(keys.clone()))
-                .await
-            {
+            let timer = store
+                .manager()
+                .commands()
+                .start(RedisOp::MGET, u64::try_from(n).unwrap_or(u64::MAX));
+            let read = client.mget(keys.clone()).await;
+            timer.finish();
+            let values: Vec<Option<Bytes>> = match read {
                 Ok(values) => values,
                 Err(error) => {
                     let error = store.error(&error);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use redis_connection::RejectionKind;
 use serde::de::DeserializeOwned;
 use shared_types::RedisKey;
-use tracing::{debug, instrument, warn};
+use tracing::{Instrument, debug, instrument, warn};
 
 use crate::codec::{self, DecodeFailure};
 use crate::config::ReadMode;
@@ -102,7 +102,7 @@ impl CacheService {
         {
             return Ok(Some(value));
         }
-        Ok(self.get_through(key).await?.map(|(value, _)| value))
+        Ok(self.get_traced(key).await?.map(|(value, _)| value))
     }
 
     /// [`get`](Self::get), also saying which tier answered: [`Tier::L1`] for
@@ -139,11 +139,25 @@ impl CacheService {
         {
             return Ok(Some((value, Tier::L1)));
         }
-        self.get_through(key).await
+        self.get_traced(key).await
+    }
+
+    /// [`get_through`](Self::get_through) in a `cache.get` span, built in
+    /// place while the span is disabled (see `set`: `#[instrument]` moves
+    /// the body's future, several KB, into its wrapper or its await).
+    async fn get_traced<T: CacheValue>(
+        &self,
+        key: &RedisKey,
+    ) -> Result<Option<(T, Tier)>, CacheError> {
+        let span = tracing::debug_span!("cache.get", cache.family = key.family().name());
+        if span.is_disabled() {
+            self.get_through(key).await
+        } else {
+            Box::pin(self.get_through(key).instrument(span)).await
+        }
     }
 
     /// A read past the L1 (its hit check was made): Redis, filling the L1.
-    #[instrument(level = "debug", name = "cache.get", skip_all, fields(cache.family = key.family().name()))]
     async fn get_through<T: CacheValue>(
         &self,
         key: &RedisKey,

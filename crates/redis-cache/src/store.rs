@@ -139,9 +139,11 @@ impl Store {
         key: Key,
     ) -> Result<Option<Bytes>, CacheError> {
         let client = self.client().with_options(options);
-        self.timed(RedisOp::GET, client.get(key))
-            .await
-            .map_err(|e| self.error(&e))
+        // Awaited in place, as `set_with` (see `CommandStats::start`).
+        let timer = self.manager.commands().start(RedisOp::GET, 1);
+        let read = client.get(key).await;
+        timer.finish();
+        read.map_err(|e| self.error(&e))
     }
 
     /// `GET` and `PTTL` of `key` in one round trip: the value and how long
