@@ -313,17 +313,9 @@ impl CommandStats {
         n: u64,
         command: F,
     ) -> impl Future<Output = F::Output> {
-        let span = tracing::debug_span!(
-            target: "redis",
-            "redis",
-            otel.name = op.name,
-            otel.kind = "client",
-            db.system.name = "redis",
-            db.operation.name = op.name,
-        );
         let start = Instant::now();
         command
-            .instrument(span)
+            .instrument(command_span(op))
             .inspect(move |_| self.observe(op.family, start.elapsed(), n))
     }
 
@@ -342,17 +334,22 @@ impl CommandStats {
             stats: self,
             family: op.family,
             n,
-            span: tracing::debug_span!(
-                target: "redis",
-                "redis",
-                otel.name = op.name,
-                otel.kind = "client",
-                db.system.name = "redis",
-                db.operation.name = op.name,
-            ),
+            span: command_span(op),
             start: Instant::now(),
         }
     }
+}
+
+/// The span of one command of `op` (see [`CommandStats::timed`]).
+fn command_span(op: RedisOp) -> tracing::Span {
+    tracing::debug_span!(
+        target: "redis",
+        "redis",
+        otel.name = op.name,
+        otel.kind = "client",
+        db.system.name = "redis",
+        db.operation.name = op.name,
+    )
 }
 
 /// One command (or `n` sent together) being timed: see
@@ -429,6 +426,28 @@ mod tests {
             [(CommandFamily::Publish, Duration::from_micros(300), 2)]
         );
         assert_eq!(stats.snapshot()[0].count, 1, "the histogram still counts");
+    }
+
+    // A finished timer records its commands once, in its op's family; one
+    // dropped unfinished (its caller gave up) records nothing.
+    #[test]
+    fn a_timer_records_when_finished_and_only_then() {
+        let stats = CommandStats::default();
+        let seen = Arc::new(Seen::default());
+        stats.forward_to(seen.clone());
+        drop(stats.start(RedisOp::SET, 1));
+        assert!(seen.0.lock().unwrap().is_empty());
+        let timer = stats.start(RedisOp::MGET, 3);
+        std::thread::sleep(Duration::from_millis(2));
+        timer.finish();
+        let seen = seen.0.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        let (family, elapsed, n) = seen[0];
+        assert_eq!((family, n), (CommandFamily::Get, 3));
+        assert!(elapsed >= Duration::from_millis(2), "{elapsed:?}");
+        let get = &stats.snapshot()[0];
+        assert_eq!((get.family, get.count), (CommandFamily::Get, 3));
+        assert_eq!(stats.snapshot()[1].count, 0, "the dropped SET");
     }
 
     // Threads record into copies of their own; a snapshot sums them all.
