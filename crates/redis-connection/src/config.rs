@@ -190,9 +190,10 @@ pub struct RedisConfig {
     /// packet at once. Off by default (as in fred and redis-rs): the kernel
     /// then holds a small write while an earlier small one is unanswered and
     /// sends them together, so Redis reads many commands per wake-up. That
-    /// is worth 1.4x `SET` throughput under concurrent load (BENCHMARKS.md,
-    /// issue 15), and costs a command sent right behind another up to one
-    /// round trip. Turn it on for a latency-bound service far from Redis.
+    /// was worth 1.2x to 1.5x `SET` throughput under concurrent load
+    /// (BENCHMARKS.md, issue 15), and costs a command sent right behind
+    /// another up to one round trip. Turn it on for a latency-bound service
+    /// far from Redis.
     pub tcp_nodelay: bool,
 }
 
