@@ -85,6 +85,7 @@ mod service;
 mod stats;
 mod store;
 mod throttle;
+mod traced;
 mod write;
 mod write_back;
 

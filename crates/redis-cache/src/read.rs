@@ -6,7 +6,7 @@ use std::sync::Arc;
 use redis_connection::RejectionKind;
 use serde::de::DeserializeOwned;
 use shared_types::RedisKey;
-use tracing::{Instrument, debug, instrument, warn};
+use tracing::{debug, instrument, warn};
 
 use crate::codec::{self, DecodeFailure};
 use crate::config::ReadMode;
@@ -15,6 +15,7 @@ use crate::l1::{Epoch, L1};
 use crate::service::CacheService;
 use crate::stats::bump;
 use crate::store::Fetched;
+use crate::traced::in_span;
 
 /// Which tier answered a read, and whether the answer could be trusted.
 ///
@@ -142,19 +143,14 @@ impl CacheService {
         self.get_traced(key).await
     }
 
-    /// [`get_through`](Self::get_through) in a `cache.get` span, built in
-    /// place while the span is disabled (see `set`: `#[instrument]` moves
-    /// the body's future, several KB, into its wrapper or its await).
+    /// [`get_through`](Self::get_through) in a `cache.get` span (not
+    /// `#[instrument]`: see `traced.rs`).
     async fn get_traced<T: CacheValue>(
         &self,
         key: &RedisKey,
     ) -> Result<Option<(T, Tier)>, CacheError> {
         let span = tracing::debug_span!("cache.get", cache.family = key.family().name());
-        if span.is_disabled() {
-            self.get_through(key).await
-        } else {
-            Box::pin(self.get_through(key).instrument(span)).await
-        }
+        in_span(span, || self.get_through(key)).await
     }
 
     /// A read past the L1 (its hit check was made): Redis, filling the L1.

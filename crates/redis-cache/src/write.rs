@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use shared_types::{Invalidation, KeyPattern, RedisKey, Scope, TenantId};
-use tracing::{Instrument, instrument};
+use tracing::instrument;
 
 use crate::codec;
 use crate::coherence::KeyChange;
@@ -32,6 +32,7 @@ use crate::expiry::{Expiry, KeyTtl};
 use crate::l1::OwnChange;
 use crate::service::CacheService;
 use crate::stats::add;
+use crate::traced::in_span;
 
 impl CacheService {
     /// Writes `value` under `key`, with a TTL from `expiry` (a
@@ -69,17 +70,10 @@ impl CacheService {
         value: &T,
         expiry: impl Into<Expiry>,
     ) -> Result<(), CacheError> {
-        // `#[instrument]` builds the body's future first and then moves it
-        // (several KB: a fred command's) into its wrapper or its await;
-        // built in the await itself it is built in place. Instrumented
-        // only while the span is enabled (boxed then, so that the future
-        // stays one size).
+        // Not `#[instrument]`: see `traced.rs`.
         let span = tracing::debug_span!("cache.set", cache.family = key.family().name());
-        if span.is_disabled() {
-            self.set_traced(key, value, expiry.into()).await
-        } else {
-            Box::pin(self.set_traced(key, value, expiry.into()).instrument(span)).await
-        }
+        let expiry = expiry.into();
+        in_span(span, || self.set_traced(key, value, expiry)).await
     }
 
     /// [`set`](Self::set) inside its span.
@@ -92,26 +86,14 @@ impl CacheService {
         let bytes = codec::encode(value, self.inner.config.max_value_bytes)?;
         let ttl = expiry.resolve();
         let change = self.l1_for(key).map(|l1| l1.begin(key));
+        // A copy for the L1 only when there is one (a clone of these bytes
+        // allocates).
+        let kept = change.as_ref().map(|_| bytes.clone());
+        let write = KeyChange::Set { value: bytes, ttl };
         let announcement = self.announcement_for(key);
-        if change.is_none() && announcement.is_none() {
-            // Nothing to announce and no L1 copy (a Redis-only cache): the
-            // write alone, awaited in place. `change_key` would send the
-            // same write, but through a boxed future several KB large
-            // (allocated, copied and freed per call: BENCHMARKS.md,
-            // issue 15).
-            let store = &self.inner.store;
-            let written = store.set_indexed_on(store.client(), key, bytes, ttl).await;
-            return self.write_result(written, 1);
-        }
-        let write = KeyChange::Set {
-            value: bytes.clone(),
-            ttl,
-        };
-        // Boxed: the joint future is several times the size of a plain
-        // SET's, and moving it whole on every poll costs more than the box.
-        let (written, announced) = Box::pin(self.change_key(key, write, announcement)).await;
+        let (written, announced) = self.change_key(key, write, announcement).await;
         self.write_result(written, 1)?;
-        if let Some(change) = change {
+        if let (Some(change), Some(bytes)) = (change, kept) {
             change.succeeded_with(bytes, ttl);
         }
         announced

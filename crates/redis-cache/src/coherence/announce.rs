@@ -54,11 +54,29 @@ impl CacheService {
         invalidation: Option<Invalidation>,
     ) -> (Result<u64, CacheError>, Result<(), CacheError>) {
         let store = &self.inner.store;
-        let client = store.client().clone();
         let Some((publisher, invalidation)) = self.inner.publisher.as_ref().zip(invalidation)
         else {
-            return (store.change_on(&client, key, change).await, Ok(()));
+            // Nothing to announce (a Redis-only cache, or a family no other
+            // instance holds): the change alone, awaited in place.
+            return (store.change_on(store.client(), key, change).await, Ok(()));
         };
+        // Boxed: the announced path's future (the script, its fallbacks)
+        // is several times a plain command's, and every caller's future
+        // would otherwise carry it, and build and move it, on every call,
+        // announced or not (BENCHMARKS.md, issue 15).
+        Box::pin(self.change_announced(key, change, publisher, invalidation)).await
+    }
+
+    /// [`change_key`](Self::change_key) with something to announce.
+    async fn change_announced(
+        &self,
+        key: &RedisKey,
+        change: KeyChange,
+        publisher: &InvalidationPublisher,
+        invalidation: Invalidation,
+    ) -> (Result<u64, CacheError>, Result<(), CacheError>) {
+        let store = &self.inner.store;
+        let client = store.client().clone();
         let (channel, payload) = match publisher.encode(&invalidation) {
             Ok(message) => message,
             Err(error) => {
