@@ -23,10 +23,14 @@
 //! (`CACHE_PURGE_MODE=scan` finds them).
 //!
 //! **Layout.** A fixed table of slots, each the 64-bit hash of a key and a
-//! deadline in milliseconds. A slot is published hash-last (zero while it is
+//! deadline in milliseconds. The hash is keyed at random per process
+//! (SipHash, as `HashMap`'s): with a public one (FNV-1a, once) a tenant
+//! could pick two key names of equal hash in under a minute, and the
+//! second key, taken as indexed, would escape the tenant's purges. A slot is published hash-last (zero while it is
 //! written): a reader accepts a deadline only between two reads of the same
 //! hash, so a torn slot is never taken for another key's.
 
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -34,6 +38,8 @@ use std::time::{Duration, Instant};
 const SLOTS: usize = 32 * 1024;
 
 pub(crate) struct IndexMemo {
+    /// The secret key of the slots' hash.
+    seed: RandomState,
     hashes: Box<[AtomicU64]>,
     deadlines: Box<[AtomicU64]>,
     /// The connection epoch the slots belong to.
@@ -47,23 +53,21 @@ impl std::fmt::Debug for IndexMemo {
     }
 }
 
-/// FNV-1a, never 0 (0 marks a slot being written).
-fn hash(key: &str) -> u64 {
-    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    h.max(1)
-}
-
 impl IndexMemo {
     pub(crate) fn new() -> Self {
         let zeros = || (0..SLOTS).map(|_| AtomicU64::new(0)).collect();
         Self {
+            seed: RandomState::new(),
             hashes: zeros(),
             deadlines: zeros(),
             epoch: AtomicU64::new(0),
             born: Instant::now(),
         }
+    }
+
+    /// `key`'s keyed hash, never 0 (0 marks a slot being written).
+    fn hash(&self, key: &str) -> u64 {
+        self.seed.hash_one(key).max(1)
     }
 
     fn now_ms(&self) -> u64 {
@@ -90,7 +94,7 @@ impl IndexMemo {
     /// Whether the index is known to hold `key` for at least `ttl` from now.
     pub(crate) fn covers(&self, key: &str, ttl: Duration, epoch: u64) -> bool {
         self.check_epoch(epoch);
-        let h = hash(key);
+        let h = self.hash(key);
         let i = Self::slot(h);
         if self.hashes[i].load(Ordering::Acquire) != h {
             return false;
@@ -115,7 +119,7 @@ impl IndexMemo {
         let start = u64::try_from(since.saturating_duration_since(self.born).as_millis())
             .unwrap_or(u64::MAX);
         let deadline = start.saturating_add(u64::try_from(held.as_millis()).unwrap_or(u64::MAX));
-        let h = hash(key);
+        let h = self.hash(key);
         let i = Self::slot(h);
         self.hashes[i].store(0, Ordering::Release);
         self.deadlines[i].store(deadline, Ordering::Release);
@@ -140,6 +144,21 @@ mod tests {
         assert!(memo.covers("k", 2 * MIN, 0));
         assert!(!memo.covers("k", 4 * MIN, 0));
         assert!(!memo.covers("other", MIN, 0));
+    }
+
+    // Keys a caller picked so that a public hash (FNV-1a) gives them the
+    // same 64 bits are still told apart: the slots are keyed by a hash
+    // seeded at random per memo.
+    #[test]
+    fn chosen_colliding_names_are_told_apart() {
+        let memo = IndexMemo::new();
+        memo.record(
+            "tenant:t:shard:isKnY0eIswg:structured",
+            Instant::now(),
+            3 * MIN,
+            0,
+        );
+        assert!(!memo.covers("tenant:t:shard:jvZMhUjd4Xk:structured", MIN, 0));
     }
 
     // A new connection epoch forgets everything, and a record made across
