@@ -16,8 +16,14 @@
 //! entry read since it was last considered goes round once more, so hot
 //! entries stay and one-off fills leave first.
 //!
-//! **Locking.** Reads take one shard's read lock and touch two atomics
-//! (`referenced`, and nothing else shared). Every change (insert, removal,
+//! **Lookups.** A key is hashed once per operation, with SipHash keyed at
+//! random per L1 (as `HashMap`'s: a tenant cannot pick key names that
+//! collide, to slow other tenants' lookups); the hash picks the shard and
+//! finds the slot in the shard's table. A read clones what it needs under
+//! the shard's read lock rather than the entry's `Arc`.
+//!
+//! **Locking.** Reads take one shard's read lock and touch one atomic
+//! (`referenced`, written only when it changes). Every change (insert, removal,
 //! eviction, sweep) holds the ledger mutex, then the shard's write lock:
 //! that order is the only one, and it makes the accounting exact (an entry
 //! is subtracted exactly once, by whoever detaches it under the mutex).
@@ -26,11 +32,16 @@
 
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry as Slot;
+
+use super::clock::Moment;
 
 /// Bookkeeping bytes of one entry beyond its key and value: the `Entry`
 /// itself, its `Arc`, the map slot and the ring slot (measured sizes rounded
@@ -44,10 +55,12 @@ const SHARDS: usize = 64;
 /// it was read as (so hits skip JSON decoding).
 pub(crate) struct Entry {
     key: Box<str>,
+    /// The key's hash (see [`Entries::hash`]), kept for the table's growth.
+    hash: u64,
     tenant: Arc<str>,
     pub(crate) bytes: Bytes,
     pub(crate) typed: OnceLock<Box<dyn Any + Send + Sync>>,
-    expires_at: Instant,
+    expires_at: Moment,
     weight: usize,
     /// Read since the eviction hand last passed (second chance).
     referenced: AtomicBool,
@@ -56,7 +69,7 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    fn is_expired(&self, now: Instant) -> bool {
+    fn is_expired(&self, now: Moment) -> bool {
         self.expires_at <= now
     }
 }
@@ -141,9 +154,11 @@ struct Ledger {
     entries: usize,
 }
 
-type Shard = RwLock<HashMap<Box<str>, Arc<Entry>>>;
+type Shard = RwLock<HashTable<Arc<Entry>>>;
 
 pub(crate) struct Entries {
+    /// The secret key of [`Entries::hash`].
+    seed: RandomState,
     shards: Box<[Shard]>,
     ledger: Mutex<Ledger>,
     limits: Limits,
@@ -159,16 +174,10 @@ impl std::fmt::Debug for Entries {
     }
 }
 
-/// The shard of `key` (FNV-1a).
-pub(crate) fn hash(key: &str) -> u64 {
-    key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
 impl Entries {
     pub(crate) fn new(limits: Limits) -> Self {
         Self {
+            seed: RandomState::new(),
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             ledger: Mutex::default(),
             limits,
@@ -176,26 +185,43 @@ impl Entries {
         }
     }
 
-    fn shard(&self, key: &str) -> &Shard {
+    /// `key`'s hash: the shard, the slot in its table, and (in `L1`) the
+    /// epoch stripe all derive from it.
+    pub(crate) fn hash(&self, key: &str) -> u64 {
+        self.seed.hash_one(key)
+    }
+
+    fn shard(&self, hash: u64) -> &Shard {
+        // Bits the table does not use: it indexes by the low bits (below 32
+        // for any table that fits in memory) and tags slots with the top 7.
         // The modulus is below SHARDS, which fits usize.
-        &self.shards[usize::try_from(hash(key) % SHARDS as u64).unwrap_or(0)]
+        &self.shards[usize::try_from((hash >> 32) % SHARDS as u64).unwrap_or(0)]
     }
 
     fn ledger(&self) -> MutexGuard<'_, Ledger> {
         self.ledger.lock().expect("L1 ledger")
     }
 
-    /// The live entry for `key`, marked as read.
-    pub(crate) fn get(&self, key: &str) -> Option<Arc<Entry>> {
-        let entry = self.shard(key).read().expect("L1 shard").get(key)?.clone();
-        if entry.is_expired(Instant::now()) {
+    /// What `read` makes of the live entry for `key`, marked as read;
+    /// `read` runs under the shard's read lock (writers of the shard wait).
+    pub(crate) fn read<R>(&self, key: &str, read: impl FnOnce(&Entry) -> R) -> Option<R> {
+        let hash = self.hash(key);
+        let shard = self.shard(hash).read().expect("L1 shard");
+        let entry = shard.find(hash, |e| *e.key == *key)?;
+        if entry.is_expired(Moment::now()) {
             return None;
         }
         // Only write when it changes: a hot entry's cache line stays shared.
         if !entry.referenced.load(Ordering::Relaxed) {
             entry.referenced.store(true, Ordering::Relaxed);
         }
-        Some(entry)
+        Some(read(entry))
+    }
+
+    /// Whether a live entry for `key` is held (and marks it as read).
+    #[cfg(test)]
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        self.read(key, |_| ()).is_some()
     }
 
     /// Holds `bytes` (and its decoded copy, if given) under `key` for `ttl`,
@@ -225,21 +251,29 @@ impl Entries {
             Some((name, _)) => name.clone(),
             None => Arc::from(tenant),
         };
+        let hash = self.hash(key);
         let entry = Arc::new(Entry {
             key: key.into(),
+            hash,
             tenant: tenant.clone(),
             bytes,
             typed: slot,
-            expires_at: Instant::now() + ttl,
+            expires_at: Moment::now().after(ttl),
             weight,
             referenced: AtomicBool::new(false),
             removed: AtomicBool::new(false),
         });
-        let replaced = self
-            .shard(key)
-            .write()
-            .expect("L1 shard")
-            .insert(key.into(), entry.clone());
+        let replaced = match self.shard(hash).write().expect("L1 shard").entry(
+            hash,
+            |e| *e.key == *key,
+            |e| e.hash,
+        ) {
+            Slot::Occupied(mut held) => Some(std::mem::replace(held.get_mut(), entry.clone())),
+            Slot::Vacant(slot) => {
+                slot.insert(entry.clone());
+                None
+            }
+        };
         if let Some(old) = replaced {
             detach(&mut ledger, &old);
         }
@@ -258,7 +292,7 @@ impl Entries {
     /// Evicts until `tenant` is within its share and the whole is within
     /// its bounds.
     fn enforce(&self, ledger: &mut Ledger, tenant: &Arc<str>) {
-        let now = Instant::now();
+        let now = Moment::now();
         // At 100 % a tenant's bound is the whole's: count it as size.
         let shared = self.limits.tenant_share_percent < 100;
         while shared
@@ -289,13 +323,7 @@ impl Entries {
     /// Evicts one entry of `tenant`: the oldest not read since the hand last
     /// passed (an expired one counts as expired, whatever `cause`). `false`
     /// when the tenant has nothing left to evict.
-    fn evict_one(
-        &self,
-        ledger: &mut Ledger,
-        tenant: &Arc<str>,
-        cause: Cause,
-        now: Instant,
-    ) -> bool {
+    fn evict_one(&self, ledger: &mut Ledger, tenant: &Arc<str>, cause: Cause, now: Moment) -> bool {
         let victim = {
             let Some(holdings) = ledger.tenants.get_mut(tenant) else {
                 return false;
@@ -336,12 +364,9 @@ impl Entries {
     /// Removes `entry` from its shard (if it is still the one mapped) and
     /// from the accounting.
     fn unmap(&self, ledger: &mut Ledger, entry: &Arc<Entry>) {
-        let mut shard = self.shard(&entry.key).write().expect("L1 shard");
-        if shard
-            .get(&entry.key)
-            .is_some_and(|held| Arc::ptr_eq(held, entry))
-        {
-            shard.remove(&entry.key);
+        let mut shard = self.shard(entry.hash).write().expect("L1 shard");
+        if let Ok(held) = shard.find_entry(entry.hash, |held| Arc::ptr_eq(held, entry)) {
+            held.remove();
         }
         drop(shard);
         detach(ledger, entry);
@@ -350,10 +375,13 @@ impl Entries {
     /// Removes `key`; `true` if it was held.
     pub(crate) fn remove(&self, key: &str, cause: Cause) -> bool {
         let mut ledger = self.ledger();
-        let removed = self.shard(key).write().expect("L1 shard").remove(key);
-        let Some(entry) = removed else {
+        let hash = self.hash(key);
+        let mut shard = self.shard(hash).write().expect("L1 shard");
+        let Ok(held) = shard.find_entry(hash, |e| *e.key == *key) else {
             return false;
         };
+        let entry = held.remove().0;
+        drop(shard);
         detach(&mut ledger, &entry);
         self.counts.evicted(cause, 1);
         self.publish(&ledger);
@@ -365,13 +393,13 @@ impl Entries {
         let mut ledger = self.ledger();
         let mut n = 0;
         for shard in &self.shards {
-            let mut shard = shard.write().expect("L1 shard");
-            let doomed: Vec<Box<str>> = shard.keys().filter(|k| matches(k)).cloned().collect();
-            for key in doomed {
-                if let Some(entry) = shard.remove(&key) {
-                    detach(&mut ledger, &entry);
-                    n += 1;
-                }
+            for entry in shard
+                .write()
+                .expect("L1 shard")
+                .extract_if(|e| matches(&e.key))
+            {
+                detach(&mut ledger, &entry);
+                n += 1;
             }
         }
         self.counts.evicted(Cause::Invalidation, n);
@@ -383,7 +411,7 @@ impl Entries {
         let mut ledger = self.ledger();
         let mut n = 0;
         for shard in &self.shards {
-            for (_, entry) in shard.write().expect("L1 shard").drain() {
+            for entry in shard.write().expect("L1 shard").drain() {
                 entry.removed.store(true, Ordering::Relaxed);
                 n += 1;
             }
@@ -399,7 +427,7 @@ impl Entries {
     /// close to its earliest expiry; what this misses is evicted (and
     /// counted) when the ring's hand reaches it.
     pub(crate) fn sweep(&self) {
-        let now = Instant::now();
+        let now = Moment::now();
         let mut ledger = self.ledger();
         let names: Vec<Arc<str>> = ledger.tenants.keys().cloned().collect();
         for name in names {
@@ -526,7 +554,7 @@ mod tests {
             entries.counts.bytes.load(Ordering::Relaxed),
             n * weight("k999", 1_000) as u64
         );
-        assert!(entries.get("k999").is_some(), "the newest entry is held");
+        assert!(entries.contains("k999"), "the newest entry is held");
         assert!(entries.counts.evicted_size.load(Ordering::Relaxed) > 900);
     }
 
@@ -536,7 +564,7 @@ mod tests {
         let entries = Entries::new(limits(10_000_000, 100));
         assert!(entries.insert("k", "t", value(10), None, TTL));
         assert!(!entries.insert("k", "t", value(64 * 1024 + 1), None, TTL));
-        assert!(entries.get("k").is_none());
+        assert!(!entries.contains("k"));
         assert_eq!(entries.counts.too_large.load(Ordering::Relaxed), 1);
         assert_eq!(entries.counts.bytes.load(Ordering::Relaxed), 0);
     }
@@ -552,7 +580,7 @@ mod tests {
             entries.insert(&format!("loud{i}"), "loud", value(1_000), None, TTL);
         }
         for i in 0..50 {
-            assert!(entries.get(&format!("quiet{i}")).is_some(), "quiet{i} kept");
+            assert!(entries.contains(&format!("quiet{i}")), "quiet{i} kept");
         }
         let (loud_bytes, _) = entries.tenant_usage("loud");
         assert!(loud_bytes <= 250_000, "{loud_bytes}");
@@ -574,7 +602,7 @@ mod tests {
         entries.insert("a4", "a", value(100), None, TTL);
         assert_eq!(entries.tenant_usage("a").1, 5);
         assert_eq!(entries.tenant_usage("b").1, 5);
-        assert!(entries.get("b0").is_none(), "b's oldest went");
+        assert!(!entries.contains("b0"), "b's oldest went");
     }
 
     // An entry read since the hand last passed gets a second chance.
@@ -584,10 +612,10 @@ mod tests {
         for i in 0..3 {
             entries.insert(&format!("k{i}"), "t", value(100), None, TTL);
         }
-        assert!(entries.get("k0").is_some());
+        assert!(entries.contains("k0"));
         entries.insert("k3", "t", value(100), None, TTL);
-        assert!(entries.get("k0").is_some(), "read, so kept");
-        assert!(entries.get("k1").is_none(), "oldest unread, so evicted");
+        assert!(entries.contains("k0"), "read, so kept");
+        assert!(!entries.contains("k1"), "oldest unread, so evicted");
     }
 
     // Replacing, removing and clearing keep the accounting exact.
@@ -616,12 +644,12 @@ mod tests {
         let entries = Entries::new(limits(10_000_000, 100));
         entries.insert("short", "t", value(10), None, Duration::ZERO);
         entries.insert("long", "u", value(10), None, TTL);
-        assert!(entries.get("short").is_none());
+        assert!(!entries.contains("short"));
         entries.sweep();
         assert_eq!(entries.tenant_usage("t"), (0, 0));
         assert_eq!(entries.tenants(), 1, "the empty tenant is forgotten");
         assert_eq!(entries.counts.expired.load(Ordering::Relaxed), 1);
-        assert!(entries.get("long").is_some());
+        assert!(entries.contains("long"));
     }
 
     // Rings of tenants that only replace their entries do not grow forever.

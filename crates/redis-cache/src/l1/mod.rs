@@ -43,6 +43,7 @@
 //! invalidations for it, which Redis delivers only after running the change
 //! (they are sent behind it; see `write.rs`).
 
+mod clock;
 mod entries;
 mod trust;
 
@@ -67,12 +68,6 @@ const STRIPES: usize = 256;
 pub(crate) struct Epoch {
     global: u64,
     stripe: u64,
-}
-
-/// The stripe of `key`.
-fn stripe(key: &str) -> usize {
-    // The modulus is below STRIPES, which fits usize.
-    usize::try_from(entries::hash(key) % STRIPES as u64).unwrap_or(0)
 }
 
 /// What the L1 holds and has evicted, for statistics.
@@ -159,15 +154,22 @@ impl L1 {
 
     /// The epoch of `key` to record before a Redis read whose result may
     /// fill L1.
+    /// The stripe of `key` (from the keyed hash the storage uses: a tenant
+    /// cannot aim its own changes at another tenant's stripes).
+    fn stripe(&self, key: &str) -> usize {
+        // The modulus is below STRIPES, which fits usize.
+        usize::try_from(self.entries.hash(key) % STRIPES as u64).unwrap_or(0)
+    }
+
     pub(crate) fn epoch(&self, key: &str) -> Epoch {
         Epoch {
             global: self.global.load(Ordering::Acquire),
-            stripe: self.stripes[stripe(key)].load(Ordering::Acquire),
+            stripe: self.stripes[self.stripe(key)].load(Ordering::Acquire),
         }
     }
 
     fn bump(&self, key: &str) {
-        self.stripes[stripe(key)].fetch_add(1, Ordering::AcqRel);
+        self.stripes[self.stripe(key)].fetch_add(1, Ordering::AcqRel);
     }
 
     fn bump_all(&self) {
@@ -180,7 +182,7 @@ impl L1 {
 
     /// Whether an own change of unknown outcome may still land on `key`.
     fn is_unsettled(&self, key: &str) -> bool {
-        let until = self.unsettled[stripe(key)]
+        let until = self.unsettled[self.stripe(key)]
             .load(Ordering::Acquire)
             .max(self.unsettled_all.load(Ordering::Acquire));
         until != 0 && self.now_ms() < until
@@ -210,13 +212,14 @@ impl L1 {
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        let entry = self.entries.get(key)?;
-        if let Some(value) = entry.typed.get().and_then(|any| any.downcast_ref::<T>()) {
-            return Some(Ok(value.clone()));
-        }
-        Some(codec::decode::<T>(&entry.bytes).inspect(|value| {
-            let _ = entry.typed.set(Box::new(value.clone()));
-        }))
+        self.entries.read(key, |entry| {
+            if let Some(value) = entry.typed.get().and_then(|any| any.downcast_ref::<T>()) {
+                return Ok(value.clone());
+            }
+            codec::decode::<T>(&entry.bytes).inspect(|value| {
+                let _ = entry.typed.set(Box::new(value.clone()));
+            })
+        })
     }
 
     /// The TTL an entry gets: the cap, or less if Redis expires it sooner.
@@ -409,7 +412,7 @@ impl OwnChange<'_> {
                 l1.bump(key.as_str());
                 l1.entries.remove(key.as_str(), Cause::Invalidation);
                 if !self.settled {
-                    l1.unsettle(&l1.unsettled[stripe(key.as_str())]);
+                    l1.unsettle(&l1.unsettled[l1.stripe(key.as_str())]);
                 }
             }
             Target::Pattern(pattern) => {
@@ -571,7 +574,7 @@ mod tests {
         assert!(l1.applies_own(&Scope::Key(k.clone())));
         let other = (0..)
             .map(|i| key(&format!("other{i}")))
-            .find(|o| stripe(o.as_str()) != stripe(k.as_str()))
+            .find(|o| l1.stripe(o.as_str()) != l1.stripe(k.as_str()))
             .unwrap();
         assert!(fill(&l1, &other, "1", l1.epoch(other.as_str())));
     }
@@ -596,7 +599,7 @@ mod tests {
         let (l1, k) = (l1(), key("k"));
         let other = (0..)
             .map(|i| format!("other-{i}"))
-            .find(|o| stripe(o) != stripe(k.as_str()))
+            .find(|o| l1.stripe(o) != l1.stripe(k.as_str()))
             .unwrap();
         let seen = l1.epoch(k.as_str());
         l1.invalidate_key(&other);
