@@ -23,7 +23,7 @@
 //! (`CACHE_PURGE_MODE=scan` finds them).
 //!
 //! **Layout.** A fixed table of slots, each the 64-bit hash of a key and a
-//! deadline in milliseconds. The hash is keyed at random per process
+//! deadline in milliseconds. The hash is keyed at random per memo
 //! (SipHash, as `HashMap`'s): with a public one (FNV-1a, once) a tenant
 //! could pick two key names of equal hash in under a minute, and the
 //! second key, taken as indexed, would escape the tenant's purges. A slot is published hash-last (zero while it is

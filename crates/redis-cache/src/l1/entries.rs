@@ -17,13 +17,14 @@
 //! entries stay and one-off fills leave first.
 //!
 //! **Lookups.** A key is hashed once per operation, with SipHash keyed at
-//! random per L1 (as `HashMap`'s: a tenant cannot pick key names that
-//! collide, to slow other tenants' lookups); the hash picks the shard and
-//! finds the slot in the shard's table. A read clones what it needs under
-//! the shard's read lock rather than the entry's `Arc`.
+//! random per L1 instance (as `HashMap`'s: a tenant cannot pick key names
+//! that collide, to slow other tenants' lookups); the hash picks the shard
+//! and finds the slot in the shard's table. A hit clones its decoded value
+//! under the shard's read lock rather than taking the entry's `Arc`; the
+//! rare read that must decode takes the `Arc` and decodes after the lock.
 //!
-//! **Locking.** Reads take one shard's read lock and touch one atomic
-//! (`referenced`, written only when it changes). Every change (insert, removal,
+//! **Locking.** Reads take one shard's read lock and touch the entry's
+//! `referenced` flag (written only when it changes). Every change (insert, removal,
 //! eviction, sweep) holds the ledger mutex, then the shard's write lock:
 //! that order is the only one, and it makes the accounting exact (an entry
 //! is subtracted exactly once, by whoever detaches it under the mutex).
@@ -55,7 +56,8 @@ const SHARDS: usize = 64;
 /// it was read as (so hits skip JSON decoding).
 pub(crate) struct Entry {
     key: Box<str>,
-    /// The key's hash (see [`Entries::hash`]), kept for the table's growth.
+    /// The key's hash (see [`Entries::hash`]): its shard, and its slot when
+    /// the table grows.
     hash: u64,
     tenant: Arc<str>,
     pub(crate) bytes: Bytes,
@@ -203,8 +205,9 @@ impl Entries {
     }
 
     /// What `read` makes of the live entry for `key`, marked as read;
-    /// `read` runs under the shard's read lock (writers of the shard wait).
-    pub(crate) fn read<R>(&self, key: &str, read: impl FnOnce(&Entry) -> R) -> Option<R> {
+    /// `read` runs under the shard's read lock (writers of the shard wait
+    /// for it: keep it short, a clone at most).
+    pub(crate) fn read<R>(&self, key: &str, read: impl FnOnce(&Arc<Entry>) -> R) -> Option<R> {
         let hash = self.hash(key);
         let shard = self.shard(hash).read().expect("L1 shard");
         let entry = shard.find(hash, |e| *e.key == *key)?;

@@ -48,8 +48,8 @@ mod entries;
 mod trust;
 
 use std::any::Any;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -152,8 +152,6 @@ impl L1 {
         self.trust.set(live);
     }
 
-    /// The epoch of `key` to record before a Redis read whose result may
-    /// fill L1.
     /// The stripe of `key` (from the keyed hash the storage uses: a tenant
     /// cannot aim its own changes at another tenant's stripes).
     fn stripe(&self, key: &str) -> usize {
@@ -161,6 +159,8 @@ impl L1 {
         usize::try_from(self.entries.hash(key) % STRIPES as u64).unwrap_or(0)
     }
 
+    /// The epoch of `key` to record before a Redis read whose result may
+    /// fill L1.
     pub(crate) fn epoch(&self, key: &str) -> Epoch {
         Epoch {
             global: self.global.load(Ordering::Acquire),
@@ -212,14 +212,21 @@ impl L1 {
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        self.entries.read(key, |entry| {
-            if let Some(value) = entry.typed.get().and_then(|any| any.downcast_ref::<T>()) {
-                return Ok(value.clone());
+        // Only the clone of an already decoded value runs under the shard's
+        // read lock; decoding (up to `max_value_bytes` of JSON, on every hit
+        // of a key read as two types) runs after it, so that writers of the
+        // shard, and everything queued behind them, never wait for it.
+        let held = self.entries.read(key, |entry| {
+            match entry.typed.get().and_then(|any| any.downcast_ref::<T>()) {
+                Some(value) => Ok(value.clone()),
+                None => Err(Arc::clone(entry)),
             }
+        })?;
+        Some(held.or_else(|entry| {
             codec::decode::<T>(&entry.bytes).inspect(|value| {
                 let _ = entry.typed.set(Box::new(value.clone()));
             })
-        })
+        }))
     }
 
     /// The TTL an entry gets: the cap, or less if Redis expires it sooner.
@@ -464,6 +471,22 @@ mod tests {
 
     fn held(l1: &L1, key: &RedisKey) -> Option<u32> {
         l1.get::<u32>(key.as_str()).map(Result::unwrap)
+    }
+
+    // A key read as two types: the first type's decoded copy is kept, the
+    // second is decoded from the JSON on each read (outside the shard's
+    // lock), and a type the JSON does not fit is a decode failure.
+    #[test]
+    fn a_key_read_as_two_types_serves_both() {
+        let (l1, k) = (l1(), key("k"));
+        assert!(fill(&l1, &k, "7", l1.epoch(k.as_str())));
+        assert_eq!(held(&l1, &k), Some(7));
+        for _ in 0..2 {
+            let other = l1.get::<f64>(k.as_str()).map(Result::unwrap);
+            assert_eq!(other, Some(7.0));
+        }
+        assert_eq!(held(&l1, &k), Some(7));
+        assert!(matches!(l1.get::<String>(k.as_str()), Some(Err(_))));
     }
 
     // A fill that raced an invalidation is refused: no resurrection.
