@@ -81,8 +81,10 @@ pub(crate) async fn health(state: State<Platform>) -> Response {
     )
 )]
 pub(crate) async fn metrics(State(platform): State<Platform>) -> Response {
-    let body = platform
-        .metrics
-        .render(&platform.cache.stats(), &platform.manager);
+    let body = platform.metrics.render(
+        &platform.cache.stats(),
+        &platform.pubsub.stats(),
+        &platform.manager,
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -23,6 +23,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use opentelemetry::trace::FutureExt as _;
 use redis_cache::CacheStats;
 use redis_connection::RedisConnectionManager;
+use redis_pubsub::PubSubStats;
 use tracing::info;
 
 use crate::metrics_bridge::Fanout;
@@ -81,21 +82,32 @@ impl Metrics {
         with_local_recorder(&*self.recorder, f);
     }
 
-    /// The Prometheus text exposition, with the cache statistics and the
-    /// Redis gauges brought up to date first, and the Redis command latency
-    /// histogram (`redis_command_duration_seconds{family}`) at the end.
-    pub fn render(&self, cache: &CacheStats, redis: &RedisConnectionManager) -> String {
-        self.refresh(cache, redis);
+    /// The Prometheus text exposition, with the cache and pub/sub
+    /// statistics and the Redis gauges brought up to date first, and the
+    /// Redis command latency histogram (`redis_command_duration_seconds{family}`)
+    /// at the end.
+    pub fn render(
+        &self,
+        cache: &CacheStats,
+        pubsub: &PubSubStats,
+        redis: &RedisConnectionManager,
+    ) -> String {
+        self.refresh(cache, pubsub, redis);
         self.handle.run_upkeep();
         let mut text = self.handle.render();
         text.push_str(&crate::command_metrics::render(redis.commands()));
         text
     }
 
-    /// Brings the metrics read from elsewhere (the cache statistics, the
-    /// Redis gauges, the dropped spans) up to date: at each scrape, and
-    /// once per OTLP export interval (see `platform.rs`).
-    pub(crate) fn refresh(&self, cache: &CacheStats, redis: &RedisConnectionManager) {
+    /// Brings the metrics read from elsewhere (the cache and pub/sub
+    /// statistics, the Redis gauges, the dropped spans) up to date: at each
+    /// scrape, and once per OTLP export interval (see `platform.rs`).
+    pub(crate) fn refresh(
+        &self,
+        cache: &CacheStats,
+        pubsub: &PubSubStats,
+        redis: &RedisConnectionManager,
+    ) {
         let redis_up = redis.is_connected();
         let (connected, configured) = redis.pool_connections();
         self.record(|| {
@@ -148,6 +160,8 @@ impl Metrics {
                 gauge!("cache_invalidation_delay_seconds")
                     .set(u64_gauge(cache.last_invalidation_delay_ms) / 1000.0);
             }
+            counter!("pubsub_resubscriptions_total").absolute(pubsub.resubscriptions);
+            counter!("pubsub_refusals_total").absolute(pubsub.refusals);
             counter!("otel_spans_dropped_total").absolute(crate::otel::dropped_spans());
             gauge!("redis_up").set(flag(redis_up));
             gauge!("redis_pool_connections", "state" => "connected")
@@ -270,6 +284,14 @@ fn describe() {
         "cache_invalidation_delay_seconds",
         Unit::Seconds,
         "Publish-to-apply delay of the last applied invalidation of another instance (absent before the first)"
+    );
+    describe_counter!(
+        "pubsub_resubscriptions_total",
+        "Times the pub/sub subscriptions (the invalidation feed's among them) were restored after a reconnection or a missed connection event"
+    );
+    describe_counter!(
+        "pubsub_refusals_total",
+        "Times Redis refused to subscribe routes again after a reconnection (the ACL user lost channel rights): the invalidation feed stays down, reads go to Redis, until it is allowed again"
     );
     describe_counter!(
         "otel_spans_dropped_total",

@@ -43,10 +43,11 @@ pub struct Platform {
     _refresher: Option<Arc<Refresher>>,
 }
 
-/// A task that brings the metrics read from elsewhere (cache statistics,
-/// Redis gauges) up to date once per OTLP export interval: nothing scrapes
-/// `/metrics` for the OTLP export, so without it those series would only
-/// move when Prometheus happened to scrape. Aborted on drop.
+/// A task that brings the metrics read from elsewhere (cache and pub/sub
+/// statistics, Redis gauges) up to date once per OTLP export interval:
+/// nothing scrapes `/metrics` for the OTLP export, so without it those
+/// series would only move when Prometheus happened to scrape. Aborted on
+/// drop.
 #[derive(Debug)]
 struct Refresher(tokio::task::AbortHandle);
 
@@ -60,16 +61,22 @@ impl Refresher {
     fn start(
         metrics: &Metrics,
         cache: &CacheService,
+        pubsub: &PubSub,
         manager: &RedisConnectionManager,
     ) -> Option<Self> {
         let (_, interval) = crate::otel_metrics::exporting()?;
-        let (metrics, cache, manager) = (metrics.clone(), cache.clone(), manager.clone());
+        let (metrics, cache, pubsub, manager) = (
+            metrics.clone(),
+            cache.clone(),
+            pubsub.clone(),
+            manager.clone(),
+        );
         let mut ticks = tokio::time::interval(*interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let task = tokio::spawn(async move {
             loop {
                 ticks.tick().await;
-                metrics.refresh(&cache.stats(), &manager);
+                metrics.refresh(&cache.stats(), &pubsub.stats(), &manager);
             }
         });
         Some(Self(task.abort_handle()))
@@ -95,7 +102,7 @@ impl Platform {
         let config = cache.with_read_mode(ReadMode::Strict);
         let cache = CacheService::two_tier(manager.clone(), config, pubsub.clone()).await?;
         let metrics = Metrics::new();
-        let refresher = Refresher::start(&metrics, &cache, &manager).map(Arc::new);
+        let refresher = Refresher::start(&metrics, &cache, &pubsub, &manager).map(Arc::new);
         Ok(Self {
             manager,
             pubsub,

@@ -246,6 +246,48 @@ async fn health_and_metrics() {
     let _ = &app.platform;
 }
 
+// The pub/sub counters reach /metrics: none at start; one resubscription
+// once Redis restarted and the invalidation feed came back.
+#[tokio::test]
+async fn pubsub_resubscriptions_and_refusals_are_on_metrics() {
+    let mut app = TestApp::start(&[]).await;
+    let metrics = async |app: &TestApp| {
+        test_support::http::call(&app.router, Method::GET, "/metrics", None, None)
+            .await
+            .text
+    };
+    wait_for("the invalidation feed", Duration::from_secs(5), || async {
+        app.platform.cache.stats().invalidation_feed_live
+    })
+    .await;
+    let before = metrics(&app).await;
+    for line in ["pubsub_resubscriptions_total 0", "pubsub_refusals_total 0"] {
+        assert!(
+            before.lines().any(|l| l == line),
+            "{line} missing:\n{before}"
+        );
+    }
+
+    app.redis.restart().await;
+    wait_for(
+        "a resubscription on /metrics",
+        Duration::from_secs(10),
+        || async {
+            metrics(&app)
+                .await
+                .lines()
+                .any(|l| l == "pubsub_resubscriptions_total 1")
+        },
+    )
+    .await;
+    assert!(
+        metrics(&app)
+            .await
+            .lines()
+            .any(|l| l == "pubsub_refusals_total 0")
+    );
+}
+
 // 300 rounds of a session creation racing a revoke-all of the same user:
 // afterwards each created session is either live and in the user's set
 // (revoke-all ran first and did not count it) or revoked and counted, never
