@@ -26,9 +26,11 @@
 //! deadline in milliseconds. The hash is keyed at random per memo
 //! (SipHash, as `HashMap`'s): with a public one (FNV-1a, once) a tenant
 //! could pick two key names of equal hash in under a minute, and the
-//! second key, taken as indexed, would escape the tenant's purges. A slot is published hash-last (zero while it is
-//! written): a reader accepts a deadline only between two reads of the same
-//! hash, so a torn slot is never taken for another key's.
+//! second key, taken as indexed, would escape the tenant's purges.
+//!
+//! A slot is published hash-last (zero while it is written): a reader
+//! accepts a deadline only between two reads of the same hash, so a torn
+//! slot is never taken for another key's.
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -24,12 +24,12 @@
 //! rare read that must decode takes the `Arc` and decodes after the lock.
 //!
 //! **Locking.** Reads take one shard's read lock and touch the entry's
-//! `referenced` flag (written only when it changes). Every change (insert, removal,
-//! eviction, sweep) holds the ledger mutex, then the shard's write lock:
-//! that order is the only one, and it makes the accounting exact (an entry
-//! is subtracted exactly once, by whoever detaches it under the mutex).
-//! Rings hold `Weak` references, so an entry removed from the map frees its
-//! bytes at once even before its ring slot is reclaimed.
+//! `referenced` flag (written only when it changes). Every change (insert,
+//! removal, eviction, sweep) holds the ledger mutex, then the shard's write
+//! lock: that order is the only one, and it makes the accounting exact (an
+//! entry is subtracted exactly once, by whoever detaches it under the
+//! mutex). Rings hold `Weak` references, so an entry removed from the map
+//! frees its bytes at once even before its ring slot is reclaimed.
 
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
