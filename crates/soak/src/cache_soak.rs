@@ -286,7 +286,11 @@ fn report(
     tables.push(crate::summary::ops_table(
         &OPS,
         &totals.ops,
-        cache_load::STUCK_LIMIT,
+        &format!(
+            "{} ms, get_or_load {} ms",
+            cache_load::STUCK_LIMIT.as_millis(),
+            cache_load::stuck_limit(0).as_millis()
+        ),
     ));
     tables.push(crate::summary::reads_table(
         &totals.reads,

@@ -252,7 +252,11 @@ pub(crate) async fn run(options: &Options) -> Result<PartReport, String> {
         }
     };
     let mut tables = vec![overview(&totals, elapsed, options)];
-    tables.push(summary::ops_table(&ROUTES, &totals.ops, STUCK_LIMIT));
+    tables.push(summary::ops_table(
+        &ROUTES,
+        &totals.ops,
+        &format!("{} ms", STUCK_LIMIT.as_millis()),
+    ));
     tables.push(summary::reads_table(
         &totals.reads,
         GRACE,

@@ -12,11 +12,8 @@ use crate::report::{Table, Violations};
 use crate::stats::{OpStats, ReadStats, ms};
 
 /// Operations: count, errors by kind, latency, stuck.
-pub(crate) fn ops_table(names: &[&str], ops: &[OpStats], stuck_limit: Duration) -> Table {
-    let title = format!(
-        "Operations (stuck: slower than {} ms)",
-        stuck_limit.as_millis()
-    );
+pub(crate) fn ops_table(names: &[&str], ops: &[OpStats], stuck_limit: &str) -> Table {
+    let title = format!("Operations (stuck: slower than {stuck_limit})");
     let mut table = Table::new(
         &title,
         &[
